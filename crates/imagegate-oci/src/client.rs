@@ -1,0 +1,776 @@
+//! A distribution v2 registry client built on `reqwest`.
+//!
+//! Written here rather than taken from `oci-client` because verification must cost as
+//! few round trips as possible (no `/v2/` ping, auth negotiated on the first `401` and
+//! cached per registry and scope, `HEAD` to resolve tags) and every answer must be
+//! size-limited and digest-checked before anything else looks at it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256, Sha512};
+
+use crate::challenge::{Challenge, parse_challenge};
+use crate::credentials::{Credential, DockerConfig};
+use crate::error::{RegistryError, Result};
+use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, FetchedManifest};
+use crate::reference::Reference;
+
+/// A token answer larger than this is refused.
+const MAX_TOKEN_RESPONSE_BYTES: u64 = 256 * 1024;
+/// Tokens without `expires_in` are valid for 60 s (distribution's default).
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// A cached token is dropped this long before it expires.
+const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+/// Redirects followed for one request (blob downloads redirect to storage once).
+const MAX_REDIRECTS: usize = 5;
+
+/// Limits and deadlines of a [`RegistryClient`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Deadline of one HTTP exchange, body included.
+    pub request_timeout: Duration,
+    /// Deadline of establishing one connection.
+    pub connect_timeout: Duration,
+    /// Largest manifest accepted.
+    pub max_manifest_bytes: u64,
+    /// Largest blob accepted by [`RegistryClient::get_blob`] callers that use the default.
+    pub max_blob_bytes: u64,
+    /// Retries after `429` or `5xx` answers.
+    pub max_retries: u32,
+    /// Longest wait between retries; a longer `Retry-After` fails at once.
+    pub max_backoff: Duration,
+    /// Registries (host or host:port) that may be reached over plain HTTP although
+    /// they are not on loopback.
+    pub insecure_registries: Vec<String>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_blob_bytes: 4 * 1024 * 1024,
+            max_retries: 3,
+            max_backoff: Duration::from_secs(2),
+            insecure_registries: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Https,
+    Http,
+}
+
+impl Scheme {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Authorization {
+    Basic(String),
+    Bearer { header: String, expires: Instant },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Scheme that worked for each registry host.
+    schemes: HashMap<String, Scheme>,
+    /// Authorization header per (registry, scope).
+    authorizations: HashMap<(String, String), Authorization>,
+    /// Credentials looked up per registry (helpers are slow to run).
+    credentials: HashMap<String, Option<Credential>>,
+}
+
+/// A registry client shared by every verification: it reuses connections, tokens and
+/// the scheme each registry speaks.
+#[derive(Debug)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    options: ClientOptions,
+    docker_config: DockerConfig,
+    state: Mutex<State>,
+    requests: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl RegistryClient {
+    /// A client with the given credentials and limits.
+    pub fn new(docker_config: DockerConfig, options: ClientOptions) -> Result<RegistryClient> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("imagegate/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| RegistryError::Unreachable {
+                registry: "(client set-up)".into(),
+                reason: error_chain(&e),
+            })?;
+        Ok(RegistryClient {
+            http,
+            options,
+            docker_config,
+            state: Mutex::new(State::default()),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The limits in force.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// How many HTTP requests this client has sent (registry and token service).
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The digest `image` names: its own digest if it has one (no request), else the
+    /// digest the registry reports for the tag (one `HEAD`). For a multi-platform
+    /// image this is the index digest: no platform is ever chosen.
+    pub async fn resolve_digest(&self, image: &Reference) -> Result<String> {
+        if let Some(digest) = image.digest() {
+            return Ok(digest.to_owned());
+        }
+        let path = format!("manifests/{}", image.reference_for_api());
+        let response = self
+            .send(image, Method::HEAD, &path, &ACCEPTED_MANIFEST_TYPES)
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Err(RegistryError::ManifestUnknown {
+                reference: image.to_string(),
+            }),
+            s if s.is_success() => {
+                let header = response
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|d| is_valid_digest(d))
+                    .map(str::to_owned);
+                match header {
+                    Some(digest) => Ok(digest),
+                    // Some registries omit the header on HEAD: hash the manifest instead.
+                    None => self
+                        .get_manifest(image)
+                        .await?
+                        .map(|m| m.digest)
+                        .ok_or_else(|| RegistryError::ManifestUnknown {
+                            reference: image.to_string(),
+                        }),
+                }
+            }
+            s => Err(self.unexpected(image, s, "HEAD", &path)),
+        }
+    }
+
+    /// The manifest `image` names (by digest if it has one, else by tag), or `None` when
+    /// the registry does not have it. The bytes are size-limited and digest-checked.
+    pub async fn get_manifest(&self, image: &Reference) -> Result<Option<FetchedManifest>> {
+        let path = format!("manifests/{}", image.reference_for_api());
+        let response = self
+            .send(image, Method::GET, &path, &ACCEPTED_MANIFEST_TYPES)
+            .await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(self.unexpected(image, status, "GET", &path));
+        }
+        let header_digest = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned());
+        let bytes = self
+            .read_limited(
+                image.registry(),
+                response,
+                self.options.max_manifest_bytes,
+                "manifest",
+            )
+            .await?;
+        let expected = image.digest().map(str::to_owned).or(header_digest);
+        let digest = match &expected {
+            Some(expected) => {
+                let actual =
+                    digest_of(expected, &bytes).ok_or_else(|| RegistryError::Malformed {
+                        registry: image.registry().to_owned(),
+                        reason: format!("unsupported digest {expected}"),
+                    })?;
+                if &actual != expected {
+                    return Err(RegistryError::DigestMismatch {
+                        registry: image.registry().to_owned(),
+                        what: format!("manifest {image}"),
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            None => sha256_digest(&bytes),
+        };
+        let media_type = content_type
+            .filter(|t| ACCEPTED_MANIFEST_TYPES.contains(&t.as_str()))
+            .or_else(|| declared_media_type(&bytes))
+            .unwrap_or_default();
+        Ok(Some(FetchedManifest {
+            media_type,
+            digest,
+            bytes,
+        }))
+    }
+
+    /// The blob `descriptor` names, from the repository of `repository`; at most `limit`
+    /// bytes, and exactly the size and digest the descriptor gives.
+    pub async fn get_blob(
+        &self,
+        repository: &Reference,
+        descriptor: &Descriptor,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        let registry = repository.registry();
+        if !is_valid_digest(&descriptor.digest) {
+            return Err(RegistryError::Malformed {
+                registry: registry.to_owned(),
+                reason: format!(
+                    "descriptor digest {:?} is not a sha256/sha512 digest",
+                    descriptor.digest
+                ),
+            });
+        }
+        let what = format!("blob {}", descriptor.digest);
+        if descriptor.size > limit {
+            return Err(RegistryError::TooLarge {
+                registry: registry.to_owned(),
+                what,
+                limit,
+            });
+        }
+        let path = format!("blobs/{}", descriptor.digest);
+        let response = self.send(repository, Method::GET, &path, &[]).await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(RegistryError::BlobUnknown {
+                registry: registry.to_owned(),
+                repository: repository.repository().to_owned(),
+                digest: descriptor.digest.clone(),
+            });
+        }
+        if !status.is_success() {
+            return Err(self.unexpected(repository, status, "GET", &path));
+        }
+        let bytes = self.read_limited(registry, response, limit, &what).await?;
+        if bytes.len() as u64 != descriptor.size {
+            return Err(RegistryError::SizeMismatch {
+                registry: registry.to_owned(),
+                digest: descriptor.digest.clone(),
+                expected: descriptor.size,
+                actual: bytes.len() as u64,
+            });
+        }
+        let actual = digest_of(&descriptor.digest, &bytes).unwrap_or_default();
+        if actual != descriptor.digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: registry.to_owned(),
+                what,
+                expected: descriptor.digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Sends one request for `/v2/<repository>/<path>`, negotiating scheme and
+    /// authorization, and retrying `429`/`5xx` with bounded backoff.
+    async fn send(
+        &self,
+        image: &Reference,
+        method: Method,
+        path: &str,
+        accept: &[&str],
+    ) -> Result<Response> {
+        let registry = image.registry();
+        let host = image.api_host();
+        let scope = format!("repository:{}:pull", image.repository());
+        let plain_http_allowed = image.is_loopback()
+            || self
+                .options
+                .insecure_registries
+                .iter()
+                .any(|r| r == registry || r == host);
+        let mut authenticated = false;
+        let mut attempts = 0u32;
+        loop {
+            let known_scheme = self.lock().schemes.get(host).copied();
+            let scheme = known_scheme.unwrap_or(Scheme::Https);
+            let url = format!(
+                "{}://{host}/v2/{}/{path}",
+                scheme.as_str(),
+                image.repository()
+            );
+            let mut request = self.http.request(method.clone(), &url);
+            if !accept.is_empty() {
+                request = request.header(ACCEPT, accept.join(", "));
+            }
+            if let Some(authorization) = self.cached_authorization(registry, &scope) {
+                request = request.header(AUTHORIZATION, authorization);
+            }
+            attempts += 1;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(e) if known_scheme.is_none() && e.is_connect() => {
+                    // Docker's rule: HTTPS first; plain HTTP only where allowed.
+                    if plain_http_allowed {
+                        tracing::debug!(registry, "HTTPS refused, using plain HTTP");
+                        self.lock().schemes.insert(host.to_owned(), Scheme::Http);
+                        attempts -= 1;
+                        continue;
+                    }
+                    return Err(RegistryError::InsecureRefused {
+                        registry: registry.to_owned(),
+                        reason: error_chain(&e),
+                    });
+                }
+                Err(e) => return Err(self.transport_error(registry, &e)),
+            };
+            if known_scheme.is_none() {
+                self.lock().schemes.insert(host.to_owned(), scheme);
+            }
+            let status = response.status();
+            tracing::debug!(registry, %method, path, status = status.as_u16(), "registry request");
+            if status == StatusCode::UNAUTHORIZED && !authenticated {
+                authenticated = true;
+                self.authenticate(image, &scope, response.headers()).await?;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                let hint = match self.credential(registry).await? {
+                    Some(_) => "",
+                    None => " (no credentials configured)",
+                };
+                return Err(RegistryError::Unauthorized {
+                    registry: registry.to_owned(),
+                    repository: image.repository().to_owned(),
+                    hint,
+                });
+            }
+            if is_retryable(status) {
+                if attempts > self.options.max_retries {
+                    return Err(RegistryError::RetriesExhausted {
+                        registry: registry.to_owned(),
+                        status: status.as_u16(),
+                        attempts,
+                    });
+                }
+                let wait = match retry_after(response.headers()) {
+                    Some(wait) if wait > self.options.max_backoff => {
+                        return Err(RegistryError::RateLimited {
+                            registry: registry.to_owned(),
+                            retry_after: wait,
+                        });
+                    }
+                    Some(wait) => wait,
+                    None => backoff(attempts, self.options.max_backoff),
+                };
+                tracing::debug!(registry, status = status.as_u16(), ?wait, "retrying");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain maps; a panic elsewhere cannot leave them inconsistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached_authorization(&self, registry: &str, scope: &str) -> Option<String> {
+        let mut state = self.lock();
+        let key = (registry.to_owned(), scope.to_owned());
+        match state.authorizations.get(&key) {
+            Some(Authorization::Basic(header)) => Some(header.clone()),
+            Some(Authorization::Bearer { header, expires }) if *expires > Instant::now() => {
+                Some(header.clone())
+            }
+            Some(Authorization::Bearer { .. }) => {
+                state.authorizations.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn credential(&self, registry: &str) -> Result<Option<Credential>> {
+        if let Some(found) = self.lock().credentials.get(registry) {
+            return Ok(found.clone());
+        }
+        let found = self.docker_config.credential_for(registry).await?;
+        self.lock()
+            .credentials
+            .insert(registry.to_owned(), found.clone());
+        Ok(found)
+    }
+
+    /// Answers a `401`: Basic credentials, or a token from the realm.
+    async fn authenticate(
+        &self,
+        image: &Reference,
+        scope: &str,
+        headers: &HeaderMap,
+    ) -> Result<()> {
+        let registry = image.registry();
+        let challenge = headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(parse_challenge)
+            .next();
+        let credential = self.credential(registry).await?;
+        let unauthorized = |hint| RegistryError::Unauthorized {
+            registry: registry.to_owned(),
+            repository: image.repository().to_owned(),
+            hint,
+        };
+        let authorization = match challenge {
+            Some(Challenge::Basic) => match &credential {
+                Some(Credential::UserPassword { username, password }) => {
+                    Authorization::Basic(basic_header(username, password))
+                }
+                Some(Credential::IdentityToken(_)) => return Err(unauthorized("")),
+                None => return Err(unauthorized(" (no credentials configured)")),
+            },
+            Some(Challenge::Bearer { realm, service, .. }) => {
+                self.fetch_token(
+                    image,
+                    &realm,
+                    service.as_deref(),
+                    scope,
+                    credential.as_ref(),
+                )
+                .await?
+            }
+            None => {
+                return Err(RegistryError::Malformed {
+                    registry: registry.to_owned(),
+                    reason: "401 without a usable WWW-Authenticate challenge".into(),
+                });
+            }
+        };
+        self.lock()
+            .authorizations
+            .insert((registry.to_owned(), scope.to_owned()), authorization);
+        Ok(())
+    }
+
+    async fn fetch_token(
+        &self,
+        image: &Reference,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credential: Option<&Credential>,
+    ) -> Result<Authorization> {
+        let registry = image.registry();
+        let realm_url = url::Url::parse(realm).map_err(|e| RegistryError::Malformed {
+            registry: registry.to_owned(),
+            reason: format!("token realm {realm:?}: {e}"),
+        })?;
+        let realm_shown = format!(
+            "{}://{}{}",
+            realm_url.scheme(),
+            realm_url.host_str().unwrap_or_default(),
+            realm_url.path()
+        );
+        let token_error = |reason: String| RegistryError::TokenService {
+            registry: registry.to_owned(),
+            realm: realm_shown.clone(),
+            reason,
+        };
+        let realm_is_plain = realm_url.scheme() != "https";
+        let realm_host_allowed = realm_url.host_str().is_some_and(|h| {
+            h == "localhost" || h.starts_with("127.") || h == "[::1]" || h == "::1"
+        }) || self.options.insecure_registries.iter().any(|r| {
+            realm_url
+                .host_str()
+                .is_some_and(|h| r.split(':').next() == Some(h))
+        });
+        if realm_is_plain && !realm_host_allowed {
+            return Err(token_error(
+                "refusing to send credentials to a token service over plain HTTP".into(),
+            ));
+        }
+        let mut query: Vec<(&str, &str)> = vec![("scope", scope)];
+        if let Some(service) = service {
+            query.push(("service", service));
+        }
+        let mut token_url = realm_url.clone();
+        token_url.query_pairs_mut().extend_pairs(&query);
+        let request = match credential {
+            Some(Credential::IdentityToken(refresh)) => {
+                let mut form = query.clone();
+                form.extend([
+                    ("grant_type", "refresh_token"),
+                    ("client_id", "imagegate"),
+                    ("refresh_token", refresh.as_str()),
+                ]);
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish();
+                self.http
+                    .post(realm_url)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            Some(Credential::UserPassword { username, password }) => self
+                .http
+                .get(token_url)
+                .header(AUTHORIZATION, basic_header(username, password)),
+            None => self.http.get(token_url),
+        };
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| token_error(error_chain(&e)))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RegistryError::Unauthorized {
+                registry: registry.to_owned(),
+                repository: image.repository().to_owned(),
+                hint: if credential.is_none() {
+                    " (no credentials configured)"
+                } else {
+                    ""
+                },
+            });
+        }
+        if !status.is_success() {
+            return Err(token_error(format!("answered {}", status.as_u16())));
+        }
+        let bytes = self
+            .read_limited(
+                registry,
+                response,
+                MAX_TOKEN_RESPONSE_BYTES,
+                "token response",
+            )
+            .await?;
+        let answer: TokenAnswer = serde_json::from_slice(&bytes)
+            .map_err(|e| token_error(format!("answer is not a token document: {e}")))?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| token_error("answer has no token".into()))?;
+        let lifetime = answer
+            .expires_in
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+            .saturating_sub(TOKEN_EXPIRY_MARGIN);
+        Ok(Authorization::Bearer {
+            header: format!("Bearer {token}"),
+            expires: Instant::now() + lifetime,
+        })
+    }
+
+    async fn read_limited(
+        &self,
+        registry: &str,
+        mut response: Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        let too_large = || RegistryError::TooLarge {
+            registry: registry.to_owned(),
+            what: what.to_owned(),
+            limit,
+        };
+        if response.content_length().is_some_and(|len| len > limit) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(registry, &e))?
+        {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    fn transport_error(&self, registry: &str, error: &reqwest::Error) -> RegistryError {
+        if error.is_timeout() {
+            RegistryError::Timeout {
+                registry: registry.to_owned(),
+                after: self.options.request_timeout,
+            }
+        } else if error.is_redirect() {
+            RegistryError::TooManyRedirects {
+                registry: registry.to_owned(),
+            }
+        } else if error.is_connect() {
+            RegistryError::Unreachable {
+                registry: registry.to_owned(),
+                reason: error_chain(error),
+            }
+        } else {
+            RegistryError::Transfer {
+                registry: registry.to_owned(),
+                reason: error_chain(error),
+            }
+        }
+    }
+
+    fn unexpected(
+        &self,
+        image: &Reference,
+        status: StatusCode,
+        method: &str,
+        path: &str,
+    ) -> RegistryError {
+        RegistryError::UnexpectedStatus {
+            registry: image.registry().to_owned(),
+            status: status.as_u16(),
+            method: method.to_owned(),
+            path: format!("/v2/{}/{path}", image.repository()),
+        }
+    }
+}
+
+fn basic_header(username: &str, password: &str) -> String {
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    format!("Basic {encoded}")
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn backoff(attempt: u32, cap: Duration) -> Duration {
+    let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(10));
+    base.min(cap)
+}
+
+/// The error and its causes, without the URL (which is in the message already) — and
+/// never a header, so never a secret.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// `sha256:<64 hex>` or `sha512:<128 hex>`, lowercase.
+pub fn is_valid_digest(digest: &str) -> bool {
+    let hex_ok = |hex: &str, len: usize| {
+        hex.len() == len
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    match digest.split_once(':') {
+        Some(("sha256", hex)) => hex_ok(hex, 64),
+        Some(("sha512", hex)) => hex_ok(hex, 128),
+        _ => false,
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The digest of `bytes` with the algorithm of `like`; `None` for unknown algorithms.
+fn digest_of(like: &str, bytes: &[u8]) -> Option<String> {
+    match like.split_once(':')?.0 {
+        "sha256" => Some(sha256_digest(bytes)),
+        "sha512" => Some(format!("sha512:{}", hex::encode(Sha512::digest(bytes)))),
+        _ => None,
+    }
+}
+
+fn declared_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MediaTypeOnly {
+        media_type: Option<String>,
+    }
+    serde_json::from_slice::<MediaTypeOnly>(bytes)
+        .ok()?
+        .media_type
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests() {
+        assert!(is_valid_digest(&sha256_digest(b"x")));
+        assert!(!is_valid_digest("sha256:ABC"));
+        assert!(!is_valid_digest("sha256:../../etc"));
+        assert!(!is_valid_digest("md5:00"));
+        assert_eq!(
+            digest_of("sha512:00", b"").as_deref().map(|d| d.len()),
+            Some(7 + 128)
+        );
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let cap = Duration::from_secs(2);
+        assert_eq!(backoff(1, cap), Duration::from_millis(200));
+        assert_eq!(backoff(30, cap), cap);
+    }
+}

@@ -1,0 +1,395 @@
+//! Registry credentials from a docker `config.json`.
+//!
+//! Supports what `docker login` writes: `auths` entries (`auth` = base64 of
+//! `user:password`, or `username`/`password`, or `identitytoken`), per-registry
+//! `credHelpers` and a default `credsStore` (both run `docker-credential-<name> get`).
+//! Secrets are held in [`Credential`], whose `Debug` output never shows them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt as _;
+
+/// The key docker uses for Docker Hub in `config.json`.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+/// A credential helper that has not answered by then is treated as failed.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `config.json` larger than this is refused.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A secret used to authenticate to one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// User name and password (sent as Basic, or exchanged for a bearer token).
+    UserPassword {
+        /// The user name.
+        username: String,
+        /// The password or personal access token.
+        password: String,
+    },
+    /// An OAuth2 refresh token (`identitytoken` in `config.json`).
+    IdentityToken(String),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::UserPassword { username, .. } => f
+                .debug_struct("UserPassword")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
+        }
+    }
+}
+
+/// Why credentials could not be read. Never contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The config file could not be read.
+    #[error("cannot read docker config {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The config file is not valid JSON of the expected shape.
+    #[error("malformed docker config {path}: {reason}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An `auths` entry has an `auth` field that is not base64 of `user:password`.
+    #[error(
+        "malformed docker config {path}: the auth entry for {registry} is not base64 of user:password"
+    )]
+    MalformedAuth {
+        /// The file.
+        path: PathBuf,
+        /// The registry whose entry is wrong.
+        registry: String,
+    },
+    /// A credential helper failed or answered something unreadable.
+    #[error("credential helper docker-credential-{helper} failed for {registry}: {reason}")]
+    Helper {
+        /// Helper name (`docker-credential-<name>`).
+        helper: String,
+        /// The registry asked for.
+        registry: String,
+        /// Why (exit status or parse error, never the output).
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigFile {
+    #[serde(default)]
+    auths: BTreeMap<String, AuthEntry>,
+    #[serde(default)]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default)]
+    creds_store: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HelperAnswer {
+    username: String,
+    secret: String,
+}
+
+/// Where credentials come from: a parsed docker `config.json`, or nothing.
+#[derive(Debug, Default)]
+pub struct DockerConfig {
+    path: PathBuf,
+    file: ConfigFile,
+}
+
+impl DockerConfig {
+    /// No credentials at all: every registry is accessed anonymously.
+    pub fn anonymous() -> DockerConfig {
+        DockerConfig::default()
+    }
+
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<DockerConfig, CredentialsError> {
+        let unreadable = |reason: String| CredentialsError::Unreadable {
+            path: path.to_owned(),
+            reason,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| unreadable(e.to_string()))?
+            .len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(unreadable(format!("larger than {MAX_CONFIG_BYTES} bytes")));
+        }
+        let text = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
+        DockerConfig::parse(path, &text)
+    }
+
+    /// Parses the contents of a `config.json` (`path` is only used in messages).
+    pub fn parse(path: &Path, text: &[u8]) -> Result<DockerConfig, CredentialsError> {
+        let file = serde_json::from_slice(text).map_err(|e| CredentialsError::Malformed {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(DockerConfig {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// The config docker itself would use: `$DOCKER_CONFIG/config.json`, else
+    /// `$HOME/.docker/config.json`; anonymous when neither exists.
+    pub fn from_environment() -> Result<DockerConfig, CredentialsError> {
+        let dir = std::env::var_os("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+        match dir.map(|d| d.join("config.json")) {
+            Some(path) if path.exists() => DockerConfig::load(&path),
+            _ => Ok(DockerConfig::anonymous()),
+        }
+    }
+
+    /// The credential for `registry` (as written in image references, e.g. `docker.io`,
+    /// `ghcr.io`, `127.0.0.1:5000`), or `None` for anonymous access.
+    pub async fn credential_for(
+        &self,
+        registry: &str,
+    ) -> Result<Option<Credential>, CredentialsError> {
+        if let Some(helper) = self.file.cred_helpers.get(registry) {
+            return run_helper(helper, &helper_server_name(registry)).await;
+        }
+        if let Some(entry) = self.auth_entry(registry)
+            && let Some(credential) = self.entry_credential(registry, entry)?
+        {
+            return Ok(Some(credential));
+        }
+        match &self.file.creds_store {
+            Some(store) if !store.is_empty() => {
+                run_helper(store, &helper_server_name(registry)).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The `auths` entry for a registry, accepting the spellings docker writes
+    /// (`host`, `https://host`, `https://host/v1/`, Docker Hub's legacy key).
+    fn auth_entry(&self, registry: &str) -> Option<&AuthEntry> {
+        let wanted = if registry == "docker.io" {
+            "index.docker.io"
+        } else {
+            registry
+        };
+        self.file.auths.iter().find_map(|(key, entry)| {
+            let host = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            let host = if host == "registry-1.docker.io" || host == "docker.io" {
+                "index.docker.io"
+            } else {
+                host
+            };
+            (host == wanted).then_some(entry)
+        })
+    }
+
+    fn entry_credential(
+        &self,
+        registry: &str,
+        entry: &AuthEntry,
+    ) -> Result<Option<Credential>, CredentialsError> {
+        if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Some(Credential::IdentityToken(token.to_owned())));
+        }
+        if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+            let malformed = || CredentialsError::MalformedAuth {
+                path: self.path.clone(),
+                registry: registry.to_owned(),
+            };
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .map_err(|_| malformed())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+            let (username, password) = decoded.split_once(':').ok_or_else(malformed)?;
+            return Ok(Some(Credential::UserPassword {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            }));
+        }
+        match (&entry.username, &entry.password) {
+            (Some(username), Some(password)) if !username.is_empty() => {
+                Ok(Some(Credential::UserPassword {
+                    username: username.clone(),
+                    password: password.clone(),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Credential helpers know Docker Hub by its legacy URL.
+fn helper_server_name(registry: &str) -> String {
+    if registry == "docker.io" {
+        DOCKER_HUB_KEY.to_owned()
+    } else {
+        registry.to_owned()
+    }
+}
+
+async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, CredentialsError> {
+    let failed = |reason: String| CredentialsError::Helper {
+        helper: helper.to_owned(),
+        registry: server.to_owned(),
+        reason,
+    };
+    if helper.is_empty()
+        || !helper
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(failed("invalid helper name".to_owned()));
+    }
+    let mut child = tokio::process::Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(server.as_bytes())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| failed(format!("no answer within {HELPER_TIMEOUT:?}")))?
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        // Helpers exit non-zero with "credentials not found" when they know nothing.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if stdout.contains("credentials not found") {
+            return Ok(None);
+        }
+        return Err(failed(format!("exited with {}", output.status)));
+    }
+    let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
+        .map_err(|_| failed("answer is not {\"Username\",\"Secret\"} JSON".to_owned()))?;
+    if answer.username == "<token>" {
+        Ok(Some(Credential::IdentityToken(answer.secret)))
+    } else {
+        Ok(Some(Credential::UserPassword {
+            username: answer.username,
+            password: answer.secret,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> DockerConfig {
+        DockerConfig::parse(Path::new("config.json"), text.as_bytes()).unwrap()
+    }
+
+    fn user_password(username: &str, password: &str) -> Option<Credential> {
+        Some(Credential::UserPassword {
+            username: username.into(),
+            password: password.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn auth_field_is_base64_user_colon_password() {
+        // "alice:s3cr:et" — the password may itself contain a colon.
+        let c = config(r#"{"auths":{"127.0.0.1:5000":{"auth":"YWxpY2U6czNjcjpldA=="}}}"#);
+        assert_eq!(
+            c.credential_for("127.0.0.1:5000").await.unwrap(),
+            user_password("alice", "s3cr:et")
+        );
+        assert_eq!(c.credential_for("other:5000").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn docker_hub_legacy_key_and_url_spellings() {
+        let c = config(
+            r#"{"auths":{"https://index.docker.io/v1/":{"username":"bob","password":"pw"},
+                        "https://ghcr.io":{"identitytoken":"refresh"}}}"#,
+        );
+        assert_eq!(
+            c.credential_for("docker.io").await.unwrap(),
+            user_password("bob", "pw")
+        );
+        assert_eq!(
+            c.credential_for("ghcr.io").await.unwrap(),
+            Some(Credential::IdentityToken("refresh".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_auth_is_an_error_without_the_secret() {
+        let c = config(r#"{"auths":{"reg.example":{"auth":"hunter2-secret!!"}}}"#);
+        let err = c.credential_for("reg.example").await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("reg.example"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn missing_helper_binary_is_a_clear_error() {
+        let c = config(r#"{"credHelpers":{"reg.example":"imagegate-no-such-helper"}}"#);
+        let err = c.credential_for("reg.example").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("docker-credential-imagegate-no-such-helper"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_an_error() {
+        assert!(matches!(
+            DockerConfig::parse(Path::new("c.json"), b"{\"auths\": [}"),
+            Err(CredentialsError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let c = Credential::UserPassword {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Credential::IdentityToken("tok".into())).contains("tok\""));
+    }
+}

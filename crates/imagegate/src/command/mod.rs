@@ -1,0 +1,28 @@
+//! One module per subcommand, each `run(args) -> ExitCode`.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+mod verify;
+
+/// Everything verified / admitted.
+pub const EXIT_OK: u8 = 0;
+/// A verification failed or a policy denied.
+pub const EXIT_FAILED: u8 = 1;
+/// Usage, configuration or input error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> ExitCode {
+    let code = match cli.command {
+        Command::Verify(args) => verify::run(args).await,
+    };
+    match code {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
