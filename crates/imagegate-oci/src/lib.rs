@@ -4,15 +4,22 @@
 //! blobs with limits, deadlines and digest checks, and authenticates like docker.
 #![deny(missing_docs)]
 
+#[cfg(feature = "client")]
 pub mod challenge;
+#[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "client")]
 pub mod credentials;
+#[cfg(feature = "client")]
 pub mod error;
 pub mod manifest;
 pub mod reference;
 
+#[cfg(feature = "client")]
 pub use client::{ClientOptions, RegistryClient, is_valid_digest, sha256_digest};
+#[cfg(feature = "client")]
 pub use credentials::{Credential, CredentialsError, DockerConfig};
+#[cfg(feature = "client")]
 pub use error::{RegistryError, Result};
 pub use manifest::{Descriptor, FetchedManifest, ImageIndex, ImageManifest};
 pub use reference::{Reference, ReferenceError};
