@@ -2,9 +2,10 @@
 //! and the decisions that follow.
 #![deny(missing_docs)]
 
+pub mod flight;
 pub mod verify;
 
 pub use verify::{
-    SignatureCheck, VerifiedAttestations, VerifiedEnvelope, VerifiedSignatures, Verifier,
-    VerifyError,
+    Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedAttestations, VerifiedEnvelope,
+    VerifiedSignatures, Verifier, VerifyError, check_attestations, check_signatures,
 };

@@ -1,7 +1,10 @@
-//! Fetching and verifying the cosign signatures and attestations of one image.
+//! Fetching the cosign evidence of one image and verifying it.
 //!
-//! The registry work per tagged image is: resolve the tag (`HEAD`), fetch the
-//! `sha256-<hex>.sig` (or `.att`) manifest, fetch the payload blobs concurrently.
+//! Fetching and checking are separate: the evidence of an image (its `.sig` or `.att`
+//! layers) is fetched once, however many policies, rules and attestors check it, and
+//! concurrent fetches of the same evidence are coalesced. For a tagged image the
+//! registry work is: resolve the tag (`HEAD`), fetch the `sha256-<hex>.sig` manifest,
+//! fetch its payload blobs concurrently.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +15,8 @@ use imagegate_sigstore::{
     Attestation, PublicKey, SimpleSigning, attestation_tag, cosign, predicate_type_matches,
     signature_tag, verify_attestation, verify_simple_signing,
 };
+
+use crate::flight::SingleFlight;
 
 /// At most this many layers of one signature manifest are looked at; cosign appends one
 /// per signing, so a larger number means something is wrong.
@@ -59,6 +64,47 @@ pub struct VerifiedEnvelope {
     pub envelope: serde_json::Value,
 }
 
+/// One layer of a `.sig` or `.att` manifest with its blob (size- and digest-checked).
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The layer descriptor (annotations carry cosign's signature, certificate, bundle).
+    pub descriptor: Descriptor,
+    /// The blob: a simple-signing payload or a DSSE envelope.
+    pub blob: Vec<u8>,
+}
+
+/// What a `.sig` or `.att` tag held for one digest; empty when the tag does not exist.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// The layers of the expected media type.
+    pub layers: Vec<Layer>,
+}
+
+/// The two kinds of cosign evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EvidenceKind {
+    /// `.sig`: simple-signing payloads.
+    Signatures,
+    /// `.att`: DSSE envelopes.
+    Attestations,
+}
+
+impl EvidenceKind {
+    fn tag(self, digest: &str) -> Result<String, imagegate_sigstore::TagError> {
+        match self {
+            EvidenceKind::Signatures => signature_tag(digest),
+            EvidenceKind::Attestations => attestation_tag(digest),
+        }
+    }
+
+    fn media_type(self) -> &'static str {
+        match self {
+            EvidenceKind::Signatures => cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+            EvidenceKind::Attestations => cosign::DSSE_MEDIA_TYPE,
+        }
+    }
+}
+
 /// Why an image did not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -88,30 +134,97 @@ pub enum VerifyError {
     /// The registry could not be asked.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A failure shared by every caller of a coalesced fetch.
+    #[error(transparent)]
+    Shared(Arc<VerifyError>),
 }
 
 impl VerifyError {
-    /// Whether the failure was about the evidence (not about reaching it).
-    pub fn is_verification_failure(&self) -> bool {
-        !matches!(self, VerifyError::Registry(_))
+    /// The underlying error of a shared one.
+    pub fn cause(&self) -> &VerifyError {
+        match self {
+            VerifyError::Shared(inner) => inner.cause(),
+            other => other,
+        }
+    }
+
+    /// Whether the failure was about reaching the evidence (registry unreachable,
+    /// unauthorized, malformed answers) rather than about the evidence itself.
+    pub fn is_registry_failure(&self) -> bool {
+        matches!(self.cause(), VerifyError::Registry(_))
     }
 }
 
-/// Fetches and verifies signatures through a shared registry client.
+type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
+
+/// Fetches and verifies signatures through a shared registry client, coalescing
+/// identical concurrent fetches.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     client: Arc<RegistryClient>,
+    digests: Arc<SingleFlight<String, Flight<String>>>,
+    evidence: Arc<SingleFlight<(String, EvidenceKind, String), Flight<Evidence>>>,
 }
 
 impl Verifier {
     /// A verifier using `client` for every fetch.
     pub fn new(client: Arc<RegistryClient>) -> Verifier {
-        Verifier { client }
+        Verifier {
+            client,
+            digests: Arc::default(),
+            evidence: Arc::default(),
+        }
     }
 
     /// The registry client.
     pub fn client(&self) -> &Arc<RegistryClient> {
         &self.client
+    }
+
+    /// The digest `image` names (its own, or the tag's, resolved once for concurrent
+    /// callers).
+    pub async fn resolve(&self, image: &Reference) -> Result<String, VerifyError> {
+        if let Some(digest) = image.digest() {
+            return Ok(digest.to_owned());
+        }
+        let client = self.client.clone();
+        let owned = image.clone();
+        let work = async move {
+            client
+                .resolve_digest(&owned)
+                .await
+                .map(Arc::new)
+                .map_err(|e| Arc::new(VerifyError::Registry(e)))
+        };
+        self.digests
+            .run(image.to_string(), work)
+            .await
+            .map(|d| d.as_ref().clone())
+            .map_err(VerifyError::Shared)
+    }
+
+    /// The `.sig` or `.att` layers for `digest`, from `repository` (the image's own
+    /// repository unless a signature repository is configured).
+    pub async fn evidence(
+        &self,
+        repository: &Reference,
+        kind: EvidenceKind,
+        digest: &str,
+    ) -> Result<Arc<Evidence>, VerifyError> {
+        let client = self.client.clone();
+        let repository = repository.clone();
+        let key = (repository.name(), kind, digest.to_owned());
+        let digest = digest.to_owned();
+        let work = async move {
+            fetch_evidence(&client, &repository, kind, &digest)
+                .await
+                .map(Arc::new)
+                .map_err(Arc::new)
+        };
+        self.evidence
+            .run(key, work)
+            .await
+            .map_err(VerifyError::Shared)
     }
 
     /// Resolves `image` and verifies its cosign signatures (`.sig` tag).
@@ -120,61 +233,17 @@ impl Verifier {
         image: &Reference,
         check: &SignatureCheck,
     ) -> Result<VerifiedSignatures, VerifyError> {
-        let digest = self.client.resolve_digest(image).await?;
-        let signatures = self.signatures_for_digest(image, &digest, check).await?;
+        let digest = self.resolve(image).await?;
+        let repository = check.signature_repository.as_ref().unwrap_or(image);
+        let evidence = self
+            .evidence(repository, EvidenceKind::Signatures, &digest)
+            .await?;
+        let signatures = check_signatures(&evidence, &digest, check)?;
         Ok(VerifiedSignatures {
             image: image.with_digest(&digest),
             digest,
             signatures,
         })
-    }
-
-    /// Verifies the signatures of `image` at a digest already resolved.
-    pub async fn signatures_for_digest(
-        &self,
-        image: &Reference,
-        digest: &str,
-        check: &SignatureCheck,
-    ) -> Result<Vec<SimpleSigning>, VerifyError> {
-        let tag = signature_tag(digest).map_err(|e| VerifyError::InvalidSignature {
-            reason: e.to_string(),
-        })?;
-        let layers = self
-            .fetch_layers(
-                image,
-                check,
-                &tag,
-                cosign::SIMPLE_SIGNING_MEDIA_TYPE,
-                |_| true,
-            )
-            .await?;
-        if layers.is_empty() {
-            return Err(VerifyError::NoSignatures);
-        }
-        let mut valid = Vec::new();
-        let mut reasons = Vec::new();
-        for (descriptor, payload) in layers {
-            let Some(signature) = descriptor.annotation(cosign::SIGNATURE_ANNOTATION) else {
-                reasons.push("signature layer has no signature annotation".to_owned());
-                continue;
-            };
-            match verify_simple_signing(
-                &payload,
-                signature,
-                &check.keys,
-                digest,
-                &check.annotations,
-            ) {
-                Ok(signing) => valid.push(signing),
-                Err(e) => reasons.push(e.to_string()),
-            }
-        }
-        if valid.is_empty() {
-            return Err(VerifyError::InvalidSignature {
-                reason: summarise(reasons),
-            });
-        }
-        Ok(valid)
     }
 
     /// Resolves `image` and verifies its attestations (`.att` tag) of `predicate_type`
@@ -185,127 +254,162 @@ impl Verifier {
         check: &SignatureCheck,
         predicate_type: &str,
     ) -> Result<VerifiedAttestations, VerifyError> {
-        let digest = self.client.resolve_digest(image).await?;
-        let attestations = self
-            .attestations_for_digest(image, &digest, check, predicate_type)
+        let digest = self.resolve(image).await?;
+        let repository = check.signature_repository.as_ref().unwrap_or(image);
+        let evidence = self
+            .evidence(repository, EvidenceKind::Attestations, &digest)
             .await?;
+        let attestations = check_attestations(&evidence, &digest, &check.keys, predicate_type)?;
         Ok(VerifiedAttestations {
             image: image.with_digest(&digest),
             digest,
             attestations,
         })
     }
+}
 
-    /// Verifies the attestations of `image` at a digest already resolved.
-    pub async fn attestations_for_digest(
-        &self,
-        image: &Reference,
-        digest: &str,
-        check: &SignatureCheck,
-        predicate_type: &str,
-    ) -> Result<Vec<VerifiedEnvelope>, VerifyError> {
-        let tag = attestation_tag(digest).map_err(|e| VerifyError::InvalidSignature {
-            reason: e.to_string(),
-        })?;
-        // cosign records the predicate type in an (unsigned) layer annotation: use it
-        // only to skip downloads, never to accept.
-        let worth_fetching = |descriptor: &Descriptor| {
-            descriptor
+/// The signatures of `evidence` that satisfy `check` for `digest`.
+pub fn check_signatures(
+    evidence: &Evidence,
+    digest: &str,
+    check: &SignatureCheck,
+) -> Result<Vec<SimpleSigning>, VerifyError> {
+    if evidence.layers.is_empty() {
+        return Err(VerifyError::NoSignatures);
+    }
+    let mut valid = Vec::new();
+    let mut reasons = Vec::new();
+    for layer in &evidence.layers {
+        let Some(signature) = layer.descriptor.annotation(cosign::SIGNATURE_ANNOTATION) else {
+            reasons.push("signature layer has no signature annotation".to_owned());
+            continue;
+        };
+        match verify_simple_signing(
+            &layer.blob,
+            signature,
+            &check.keys,
+            digest,
+            &check.annotations,
+        ) {
+            Ok(signing) => valid.push(signing),
+            Err(e) => reasons.push(e.to_string()),
+        }
+    }
+    if valid.is_empty() {
+        return Err(VerifyError::InvalidSignature {
+            reason: summarise(reasons),
+        });
+    }
+    Ok(valid)
+}
+
+/// The attestations of `evidence` of `predicate_type` signed by one of `keys` for
+/// `digest`.
+pub fn check_attestations(
+    evidence: &Evidence,
+    digest: &str,
+    keys: &[PublicKey],
+    predicate_type: &str,
+) -> Result<Vec<VerifiedEnvelope>, VerifyError> {
+    // cosign records the predicate type in an (unsigned) layer annotation: it only
+    // spares signature checks, it never makes an attestation acceptable.
+    let candidates: Vec<&Layer> = evidence
+        .layers
+        .iter()
+        .filter(|layer| {
+            layer
+                .descriptor
                 .annotation("predicateType")
                 .is_none_or(|declared| predicate_type_matches(predicate_type, declared))
-        };
-        let layers = self
-            .fetch_layers(image, check, &tag, cosign::DSSE_MEDIA_TYPE, worth_fetching)
-            .await?;
-        if layers.is_empty() {
-            return Err(VerifyError::NoMatchingAttestations {
-                reason: format!("no attestations of predicate type {predicate_type} found"),
-            });
-        }
-        let mut matching = Vec::new();
-        let mut other_types = Vec::new();
-        let mut reasons = Vec::new();
-        for (_, envelope) in layers {
-            match verify_attestation(&envelope, &check.keys, Some(digest)) {
-                Ok(attestation)
-                    if predicate_type_matches(predicate_type, &attestation.predicate_type) =>
-                {
-                    let envelope =
-                        serde_json::from_slice(&envelope).unwrap_or(serde_json::Value::Null);
-                    matching.push(VerifiedEnvelope {
-                        attestation,
-                        envelope,
-                    });
-                }
-                Ok(attestation) => other_types.push(attestation.predicate_type),
-                Err(e) => reasons.push(e.to_string()),
-            }
-        }
-        if !matching.is_empty() {
-            return Ok(matching);
-        }
-        if other_types.is_empty() {
-            return Err(VerifyError::InvalidSignature {
-                reason: summarise(reasons),
-            });
-        }
-        other_types.sort();
-        other_types.dedup();
-        Err(VerifyError::NoMatchingAttestations {
-            reason: format!(
-                "verified attestations have predicate types {} but not {predicate_type}",
-                other_types.join(", ")
-            ),
         })
+        .collect();
+    if candidates.is_empty() {
+        return Err(VerifyError::NoMatchingAttestations {
+            reason: format!("no attestations of predicate type {predicate_type} found"),
+        });
     }
-
-    /// The layers of `media_type` in the manifest at `tag` (in the signature repository
-    /// when one is set), with their blobs fetched concurrently.
-    async fn fetch_layers(
-        &self,
-        image: &Reference,
-        check: &SignatureCheck,
-        tag: &str,
-        media_type: &str,
-        worth_fetching: impl Fn(&Descriptor) -> bool,
-    ) -> Result<Vec<(Descriptor, Vec<u8>)>, VerifyError> {
-        let repository = check.signature_repository.as_ref().unwrap_or(image);
-        let signature_ref =
-            repository
-                .with_tag(tag)
-                .map_err(|e| VerifyError::MalformedSignatureManifest {
-                    reference: format!("{}:{tag}", repository.name()),
-                    reason: e.to_string(),
-                })?;
-        let Some(fetched) = self.client.get_manifest(&signature_ref).await? else {
-            return Ok(Vec::new());
-        };
-        let manifest =
-            fetched
-                .image_manifest()
-                .map_err(|e| VerifyError::MalformedSignatureManifest {
-                    reference: signature_ref.to_string(),
-                    reason: e.to_string(),
-                })?;
-        let candidates: Vec<Descriptor> = manifest
-            .layers
-            .into_iter()
-            .filter(|layer| layer.media_type == media_type && worth_fetching(layer))
-            .take(MAX_SIGNATURE_LAYERS)
-            .collect();
-        let limit = self.client.options().max_blob_bytes;
-        let blobs = join_all(
-            candidates
-                .iter()
-                .map(|layer| self.client.get_blob(&signature_ref, layer, limit)),
-        )
-        .await;
-        let mut layers = Vec::with_capacity(candidates.len());
-        for (layer, blob) in candidates.into_iter().zip(blobs) {
-            layers.push((layer, blob?));
+    let mut matching = Vec::new();
+    let mut other_types = Vec::new();
+    let mut reasons = Vec::new();
+    for layer in candidates {
+        match verify_attestation(&layer.blob, keys, Some(digest)) {
+            Ok(attestation)
+                if predicate_type_matches(predicate_type, &attestation.predicate_type) =>
+            {
+                let envelope =
+                    serde_json::from_slice(&layer.blob).unwrap_or(serde_json::Value::Null);
+                matching.push(VerifiedEnvelope {
+                    attestation,
+                    envelope,
+                });
+            }
+            Ok(attestation) => other_types.push(attestation.predicate_type),
+            Err(e) => reasons.push(e.to_string()),
         }
-        Ok(layers)
     }
+    if !matching.is_empty() {
+        return Ok(matching);
+    }
+    if other_types.is_empty() {
+        return Err(VerifyError::InvalidSignature {
+            reason: summarise(reasons),
+        });
+    }
+    other_types.sort();
+    other_types.dedup();
+    Err(VerifyError::NoMatchingAttestations {
+        reason: format!(
+            "verified attestations have predicate types {} but not {predicate_type}",
+            other_types.join(", ")
+        ),
+    })
+}
+
+/// The layers of `kind` in the manifest at the evidence tag of `digest` in
+/// `repository`, with their blobs fetched concurrently.
+async fn fetch_evidence(
+    client: &RegistryClient,
+    repository: &Reference,
+    kind: EvidenceKind,
+    digest: &str,
+) -> Result<Evidence, VerifyError> {
+    let malformed = |reference: String, reason: String| VerifyError::MalformedSignatureManifest {
+        reference,
+        reason,
+    };
+    let tag = kind
+        .tag(digest)
+        .map_err(|e| malformed(repository.name(), e.to_string()))?;
+    let evidence_ref = repository
+        .with_tag(&tag)
+        .map_err(|e| malformed(format!("{}:{tag}", repository.name()), e.to_string()))?;
+    let Some(fetched) = client.get_manifest(&evidence_ref).await? else {
+        return Ok(Evidence::default());
+    };
+    let manifest = fetched
+        .image_manifest()
+        .map_err(|e| malformed(evidence_ref.to_string(), e.to_string()))?;
+    let candidates: Vec<Descriptor> = manifest
+        .layers
+        .into_iter()
+        .filter(|layer| layer.media_type == kind.media_type())
+        .take(MAX_SIGNATURE_LAYERS)
+        .collect();
+    let limit = client.options().max_blob_bytes;
+    let blobs = join_all(
+        candidates
+            .iter()
+            .map(|layer| client.get_blob(&evidence_ref, layer, limit)),
+    )
+    .await;
+    let mut layers = Vec::with_capacity(candidates.len());
+    for (descriptor, blob) in candidates.into_iter().zip(blobs) {
+        layers.push(Layer {
+            descriptor,
+            blob: blob?,
+        });
+    }
+    Ok(Evidence { layers })
 }
 
 /// Distinct reasons, in order, joined for one message.
