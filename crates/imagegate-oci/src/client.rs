@@ -30,6 +30,9 @@ const MAX_TOKEN_RESPONSE_BYTES: u64 = 256 * 1024;
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// A cached token is dropped this long before it expires.
 const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+/// A token is cached at most this long, whatever `expires_in` says (an absurd value
+/// must not overflow the clock).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Redirects followed for one request (blob downloads redirect to storage once).
 const MAX_REDIRECTS: usize = 5;
 
@@ -332,10 +335,22 @@ impl RegistryClient {
                 .iter()
                 .any(|r| r == registry || r == host);
         let mut authenticated = false;
+        // The authorization just negotiated, used for the next attempt even if it is
+        // already stale by the cache's margin (e.g. `expires_in` of a few seconds).
+        let mut fresh_authorization: Option<String> = None;
+        // HTTPS was refused by a registry allowed to speak plain HTTP: try that. The
+        // scheme is only remembered once a registry answered with it.
+        let mut plain_http = false;
+        // A request on a pooled connection the server had just closed is resent once.
+        let mut resent = false;
         let mut attempts = 0u32;
         loop {
             let known_scheme = self.lock().schemes.get(host).copied();
-            let scheme = known_scheme.unwrap_or(Scheme::Https);
+            let scheme = match known_scheme {
+                Some(scheme) => scheme,
+                None if plain_http => Scheme::Http,
+                None => Scheme::Https,
+            };
             let url = format!(
                 "{}://{host}/v2/{}/{path}",
                 scheme.as_str(),
@@ -345,25 +360,42 @@ impl RegistryClient {
             if !accept.is_empty() {
                 request = request.header(ACCEPT, accept.join(", "));
             }
-            if let Some(authorization) = self.cached_authorization(registry, &scope) {
+            if let Some(authorization) = fresh_authorization
+                .take()
+                .or_else(|| self.cached_authorization(registry, &scope))
+            {
                 request = request.header(AUTHORIZATION, authorization);
             }
             attempts += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(e) if known_scheme.is_none() && e.is_connect() => {
+                Err(e) if known_scheme.is_none() && scheme == Scheme::Https && e.is_connect() => {
                     // Docker's rule: HTTPS first; plain HTTP only where allowed.
                     if plain_http_allowed {
-                        tracing::debug!(registry, "HTTPS refused, using plain HTTP");
-                        self.lock().schemes.insert(host.to_owned(), Scheme::Http);
+                        tracing::debug!(registry, "HTTPS refused, trying plain HTTP");
+                        plain_http = true;
                         attempts -= 1;
                         continue;
+                    }
+                    // No connection at all is a network problem, not a registry that
+                    // does not speak HTTPS.
+                    if e.is_timeout() || e.is_dns() || is_tcp_connect_failure(&e) {
+                        return Err(self.transport_error(registry, &e));
                     }
                     return Err(RegistryError::InsecureRefused {
                         registry: registry.to_owned(),
                         reason: error_chain(&e),
                     });
+                }
+                // Every request here is a GET or HEAD, so resending is safe; a pooled
+                // connection closed by the server (idle timeout, restart) is not an
+                // answer from the registry.
+                Err(e) if !resent && !e.is_connect() && !e.is_timeout() && !e.is_redirect() => {
+                    tracing::debug!(registry, error = %error_chain(&e), "resending once");
+                    resent = true;
+                    attempts -= 1;
+                    continue;
                 }
                 Err(e) => return Err(self.transport_error(registry, &e)),
             };
@@ -374,7 +406,8 @@ impl RegistryClient {
             tracing::debug!(registry, %method, path, status = status.as_u16(), "registry request");
             if status == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
-                self.authenticate(image, &scope, response.headers()).await?;
+                fresh_authorization =
+                    Some(self.authenticate(image, &scope, response.headers()).await?);
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -448,13 +481,14 @@ impl RegistryClient {
         Ok(found)
     }
 
-    /// Answers a `401`: Basic credentials, or a token from the realm.
+    /// Answers a `401`: Basic credentials, or a token from the realm. Returns the
+    /// `Authorization` header value (also cached).
     async fn authenticate(
         &self,
         image: &Reference,
         scope: &str,
         headers: &HeaderMap,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let registry = image.registry();
         let challenge = headers
             .get_all(WWW_AUTHENTICATE)
@@ -493,10 +527,13 @@ impl RegistryClient {
                 });
             }
         };
+        let header = match &authorization {
+            Authorization::Basic(header) | Authorization::Bearer { header, .. } => header.clone(),
+        };
         self.lock()
             .authorizations
             .insert((registry.to_owned(), scope.to_owned()), authorization);
-        Ok(())
+        Ok(header)
     }
 
     async fn fetch_token(
@@ -513,9 +550,13 @@ impl RegistryClient {
             reason: format!("token realm {realm:?}: {e}"),
         })?;
         let realm_shown = format!(
-            "{}://{}{}",
+            "{}://{}{}{}",
             realm_url.scheme(),
             realm_url.host_str().unwrap_or_default(),
+            realm_url
+                .port()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default(),
             realm_url.path()
         );
         let token_error = |reason: String| RegistryError::TokenService {
@@ -524,13 +565,19 @@ impl RegistryClient {
             reason,
         };
         let realm_is_plain = realm_url.scheme() != "https";
-        let realm_host_allowed = realm_url.host_str().is_some_and(|h| {
-            h == "localhost" || h.starts_with("127.") || h == "[::1]" || h == "::1"
-        }) || self.options.insecure_registries.iter().any(|r| {
-            realm_url
-                .host_str()
-                .is_some_and(|h| r.split(':').next() == Some(h))
-        });
+        // Loopback by address, not by spelling: `127.evil.example` is a remote host.
+        let realm_is_loopback = match realm_url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        let realm_host_allowed = realm_is_loopback
+            || self.options.insecure_registries.iter().any(|r| {
+                realm_url
+                    .host_str()
+                    .is_some_and(|h| r.split(':').next() == Some(h))
+            });
         if realm_is_plain && !realm_host_allowed {
             return Err(token_error(
                 "refusing to send credentials to a token service over plain HTTP".into(),
@@ -603,6 +650,7 @@ impl RegistryClient {
             .expires_in
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TOKEN_LIFETIME)
+            .min(MAX_TOKEN_LIFETIME)
             .saturating_sub(TOKEN_EXPIRY_MARGIN);
         Ok(Authorization::Bearer {
             header: format!("Bearer {token}"),
@@ -696,6 +744,30 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 fn backoff(attempt: u32, cap: Duration) -> Duration {
     let base = Duration::from_millis(100).saturating_mul(1 << attempt.min(10));
     base.min(cap)
+}
+
+/// Whether `error` failed before any TLS byte was exchanged: the TCP connection itself
+/// could not be made (refused, no route, timed out).
+fn is_tcp_connect_failure(error: &reqwest::Error) -> bool {
+    use std::io::ErrorKind;
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::NetworkDown
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::TimedOut
+            )
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error and its causes, without the URL (which is in the message already) — and

@@ -1,0 +1,71 @@
+//! Tests of the registry client (`imagegate_oci::client`).
+//!
+//! - `registry`: everything a real registry can show, against the CNCF distribution
+//!   registry (`docker-registry`) started by `imagegate-testkit`.
+//! - `misbehaving`: the failure modes a real registry cannot produce, against the tiny
+//!   HTTP/1.1 server in `stub` (see its module comment for why it exists).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
+
+use std::net::{IpAddr, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
+
+#[path = "client/misbehaving.rs"]
+mod misbehaving;
+#[path = "client/registry.rs"]
+mod registry;
+#[path = "client/stub.rs"]
+mod stub;
+
+/// Options for tests: short deadlines so a broken test fails fast, not in minutes.
+fn options() -> ClientOptions {
+    ClientOptions {
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+        max_backoff: Duration::from_secs(2),
+        ..ClientOptions::default()
+    }
+}
+
+fn anonymous_client() -> RegistryClient {
+    RegistryClient::new(DockerConfig::anonymous(), options()).unwrap()
+}
+
+fn client_with(config: DockerConfig, options: ClientOptions) -> RegistryClient {
+    RegistryClient::new(config, options).unwrap()
+}
+
+/// `host/rest` parsed, e.g. `reference("127.0.0.1:5000", "app:v1")`.
+fn reference(host: &str, rest: &str) -> Reference {
+    Reference::parse(&format!("{host}/{rest}")).unwrap()
+}
+
+/// A docker `config.json` as `docker login host` writes it, written by the test kit and
+/// parsed from its bytes.
+fn docker_config(dir: &Path, host: &str, user: &str, password: &str) -> DockerConfig {
+    let path = imagegate_testkit::write_docker_config(dir, host, user, password);
+    let bytes = std::fs::read(&path).unwrap();
+    DockerConfig::parse(&path, &bytes).unwrap()
+}
+
+/// This machine's address on the interface that routes outwards (not loopback), for the
+/// "plain HTTP only on loopback" rules. `None` on a machine with no such interface: the
+/// tests that need one then say so on stderr and pass without checking.
+fn non_loopback_ip() -> Option<IpAddr> {
+    // `connect` on UDP only picks the route and source address; nothing is sent.
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Asserts `text` mentions every one of `needles`.
+#[track_caller]
+fn assert_mentions(text: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{text:?} should mention {needle:?}");
+    }
+}
