@@ -8,20 +8,30 @@
 //! - [`dsse`]: `.att` layers (DSSE envelopes with in-toto statements), predicate types.
 //! - [`rekor`]: the Rekor bundle annotation (SET) and its entry.
 //! - [`certificate`]: Fulcio signing certificates: chain to trusted roots, identities.
+//! - [`trust`]: Sigstore trusted roots (embedded public-good root, `trusted_root.json`).
+//! - [`identity`]: keyless signer identities and the requirements policies put on them.
+//! - [`bundle`]: Sigstore bundles v0.1–v0.3 (cosign v3), verified with sigstore-verify.
 //! - [`error`]: the crate-wide [`Error`] and [`Result`].
 #![deny(missing_docs)]
 
+pub mod bundle;
 pub mod certificate;
 pub mod cosign;
 pub mod dsse;
 pub mod error;
+pub mod identity;
 pub mod keys;
 pub mod rekor;
 pub mod simple_signing;
+pub mod trust;
 
 mod encoding;
 mod pem;
 
+pub use bundle::{
+    Artifact, BundleError, BundleRequirement, Signer, VerifiedBundle, VerifyOptions, verify_bundle,
+    verify_bundle_with,
+};
 pub use certificate::{CertificateError, VerifiedCertificate, verify_certificate_chain};
 pub use cosign::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, DSSE_MEDIA_TYPE,
@@ -32,8 +42,12 @@ pub use dsse::{
     predicate_type_matches, verify_attestation,
 };
 pub use error::{Error, Result};
+pub use identity::{
+    CiClaims, GitHubWorkflow, IdentityError, IdentityRequirement, Matcher, SignerIdentity,
+};
 pub use keys::{HashAlgorithm, KeyAlgorithm, KeyError, PublicKey, SignatureError};
 pub use rekor::{
     RekorBundle, RekorEntry, RekorError, RekorKey, RekorPayload, verify_entry_matches, verify_set,
 };
 pub use simple_signing::{SimpleSigning, SimpleSigningError, verify_simple_signing};
+pub use trust::{TrustError, TrustedRoot};

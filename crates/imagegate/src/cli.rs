@@ -18,6 +18,81 @@ pub struct Cli {
 pub enum Command {
     /// Verify cosign signatures (or attestations with --type) of images in a registry.
     Verify(VerifyArgs),
+    /// Run the admission webhook (HTTPS: POST /mutate, /validate; metrics and health).
+    Serve(ServeArgs),
+    /// Verify a Sigstore bundle for a file or digest (sigstore-conformance CLI protocol).
+    VerifyBundle(VerifyBundleArgs),
+    /// Apply Kyverno verifyImages policies to resource files (no cluster needed).
+    Apply(ApplyArgs),
+    /// Run Kyverno CLI test folders (kyverno-test.yaml).
+    Test(TestArgs),
+    /// Answer one AdmissionReview from stdin as the webhook would.
+    Review(ReviewArgs),
+}
+
+/// Output format of `apply`.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Results as lines, mutated resources as YAML documents.
+    #[default]
+    Yaml,
+    /// One JSON document with results, summary and mutated resources.
+    Json,
+}
+
+/// `imagegate apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Policy files or directories (repeatable).
+    #[arg(long, short = 'p', required = true, value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    /// Resource files (repeatable; multi-document YAML or JSON).
+    #[arg(long, short = 'r', required = true, value_name = "FILE")]
+    pub resource: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+    /// Print a wgpolicyk8s ClusterPolicyReport instead.
+    #[arg(long)]
+    pub policy_report: bool,
+    /// Registry access.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `imagegate test`.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Folders holding kyverno-test.yaml files (searched recursively), or test files.
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Registry access.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Admission phase of `review`.
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum ReviewPhase {
+    /// The mutating webhook: verify, pin digests.
+    #[default]
+    Mutate,
+    /// The validating webhook: re-check digests and required verification.
+    Validate,
+}
+
+/// `imagegate review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// Policy files or directories (repeatable).
+    #[arg(long, short = 'p', required = true, value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    /// Which webhook phase to answer for.
+    #[arg(long, value_enum, default_value_t = ReviewPhase::Mutate)]
+    pub phase: ReviewPhase,
+    /// Registry access.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// How to reach registries; shared by every command that fetches.
@@ -61,4 +136,100 @@ pub struct VerifyArgs {
     /// Images to verify (tag or digest references).
     #[arg(required = true, value_name = "IMAGE")]
     pub images: Vec<String>,
+}
+
+/// `imagegate verify-bundle`: the sigstore-conformance CLI protocol, offline.
+///
+/// `--bundle F --certificate-identity ID --certificate-oidc-issuer URL [--trusted-root F] FILE_OR_DIGEST`
+/// or `--bundle F --key KEY [--trusted-root F] FILE_OR_DIGEST`.
+#[derive(Debug, Args)]
+pub struct VerifyBundleArgs {
+    /// Sigstore bundle (JSON, v0.1 to v0.3).
+    #[arg(long, value_name = "FILE")]
+    pub bundle: PathBuf,
+    /// Signer identity the Fulcio certificate must carry (a SAN, exact match).
+    #[arg(long, value_name = "ID", requires = "certificate_oidc_issuer")]
+    pub certificate_identity: Option<String>,
+    /// OIDC issuer the Fulcio certificate must carry (exact match).
+    #[arg(long, value_name = "URL", requires = "certificate_identity")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Public key (PEM) of a managed-key bundle, instead of an identity.
+    #[arg(
+        long,
+        value_name = "KEY",
+        conflicts_with_all = ["certificate_identity", "certificate_oidc_issuer"],
+        required_unless_present_all = ["certificate_identity", "certificate_oidc_issuer"]
+    )]
+    pub key: Option<PathBuf>,
+    /// Sigstore trusted_root.json; default: the embedded public-good root.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// The signed artifact: a file, or its digest as sha256:<hex>.
+    #[arg(value_name = "FILE_OR_DIGEST")]
+    pub artifact: String,
+}
+
+/// `imagegate serve`: the admission webhook.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Policy files or directories (repeatable; reloaded when they change). Default:
+    /// ./policies if it exists, else the bundled example policies.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub policies: Vec<PathBuf>,
+    /// Address of the HTTPS webhook listener (use 0.0.0.0:8443 in a cluster).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    pub listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM), reloaded when it changes. Default: a self-signed
+    /// certificate generated at start-up.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1), reloaded when it changes.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where the CA bundle of the self-signed certificate is written.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "imagegate-ca.pem",
+        conflicts_with = "tls_cert"
+    )]
+    pub ca_bundle_out: PathBuf,
+    /// Extra DNS name or IP address for the self-signed certificate (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub tls_san: Vec<String>,
+    /// Service name used in the self-signed certificate (NAME.NAMESPACE.svc).
+    #[arg(long, value_name = "NAME", default_value = "imagegate")]
+    pub service_name: String,
+    /// Service namespace used in the self-signed certificate.
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "POD_NAMESPACE",
+        default_value = "imagegate"
+    )]
+    pub service_namespace: String,
+    /// Address of the plain-HTTP listener for /metrics, /healthz and /readyz.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9090")]
+    pub metrics_listen: std::net::SocketAddr,
+    /// How often policy and certificate files are checked for changes, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub reload_interval: f64,
+    /// How long in-flight requests may take to finish after SIGTERM, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+    /// Log format (stderr).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "json")]
+    pub log_format: LogFormat,
+    /// Registry access.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Format of the log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
 }

@@ -7,7 +7,10 @@ use clap::Parser as _;
 
 mod cli;
 mod command;
+mod engine;
 mod registry;
+mod resources;
+mod serve;
 
 fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
@@ -22,7 +25,9 @@ fn main() -> ExitCode {
             };
         }
     };
-    init_logging();
+    // The one crypto provider of every TLS connection (server and registry clients).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    init_logging(&cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -37,12 +42,26 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; `IMAGEGATE_LOG` (e.g. `debug`, `imagegate_oci=trace`) sets the level.
-fn init_logging() {
+/// `serve` logs at `info` by default, as JSON unless `--log-format text`.
+fn init_logging(command: &cli::Command) {
+    let (default_level, json) = match command {
+        cli::Command::Serve(args) => ("info", args.log_format == cli::LogFormat::Json),
+        _ => ("warn", false),
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("IMAGEGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
 }

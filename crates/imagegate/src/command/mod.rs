@@ -4,7 +4,12 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+mod apply;
+mod review;
+mod serve;
+mod test;
 mod verify;
+mod verify_bundle;
 
 /// Everything verified / admitted.
 pub const EXIT_OK: u8 = 0;
@@ -17,6 +22,11 @@ pub const EXIT_USAGE: u8 = 2;
 pub async fn run(cli: Cli) -> ExitCode {
     let code = match cli.command {
         Command::Verify(args) => verify::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
+        Command::Apply(args) => apply::run(args).await,
+        Command::Test(args) => test::run(args).await,
+        Command::Review(args) => review::run(args).await,
+        Command::VerifyBundle(args) => verify_bundle::run(args).await,
     };
     match code {
         Ok(code) => ExitCode::from(code),

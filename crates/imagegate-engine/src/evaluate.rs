@@ -1,0 +1,585 @@
+//! Evaluating a resource against loaded policies: which rules apply, which images they
+//! cover, verifying every distinct image concurrently, and the decisions and patches
+//! that follow.
+//!
+//! Admission runs in two phases, as in Kyverno: the mutating phase verifies and pins
+//! digests (patches), the validating phase re-checks `verifyDigest` and `required` on
+//! the patched object from imagegate's own knowledge — never from the
+//! `kyverno.io/verify-images` annotation, which a client can forge.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::join_all;
+use imagegate_oci::Reference;
+use imagegate_policy::autogen::expand_rules;
+use imagegate_policy::conditions::{self, Context};
+use imagegate_policy::images::{ImageRef, extract_images};
+use imagegate_policy::matching::{MatchContext, rule_matches};
+use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification, Policy, Rule};
+use imagegate_policy::pattern::image_matches;
+use imagegate_sigstore::RekorKey;
+use serde_json::{Value, json};
+
+use crate::attestors::{ImageSubject, verify_attestations, verify_attestors};
+use crate::patch::{apply_patches, pin_digest_patch, verified_images_patch};
+use crate::response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
+use crate::verify::Verifier;
+
+/// The annotation Kyverno writes with the images it verified.
+pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
+
+/// Which admission phase is evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Verify images, pin digests, write the annotation (mutating webhook).
+    Mutate,
+    /// Re-check `verifyDigest`, `required` and `validate.deny` (validating webhook).
+    Validate,
+}
+
+/// Policies ready for evaluation: autogen rules expanded once, at load time.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    entries: Vec<(Policy, Vec<Rule>)>,
+}
+
+impl PolicySet {
+    /// Prepares loaded (normalised, validated) policies.
+    pub fn new(policies: Vec<Policy>) -> PolicySet {
+        let entries = policies
+            .into_iter()
+            .map(|policy| {
+                let rules = expand_rules(&policy);
+                (policy, rules)
+            })
+            .collect();
+        PolicySet { entries }
+    }
+
+    /// The policies.
+    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
+        self.entries.iter().map(|(p, _)| p)
+    }
+
+    /// The rules of each policy as applied (autogen included).
+    pub fn rules(&self) -> impl Iterator<Item = (&Policy, &[Rule])> {
+        self.entries.iter().map(|(p, r)| (p, r.as_slice()))
+    }
+
+    /// Number of policies.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no policy is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The largest `webhookTimeoutSeconds` (or `webhookConfiguration.timeoutSeconds`)
+    /// of the policies, if any sets one.
+    pub fn webhook_timeout_seconds(&self) -> Option<u32> {
+        self.policies()
+            .filter_map(|p| {
+                p.spec
+                    .webhook_configuration
+                    .as_ref()
+                    .and_then(|w| w.timeout_seconds)
+                    .or(p.spec.webhook_timeout_seconds)
+            })
+            .filter_map(|s| u32::try_from(s).ok())
+            .max()
+    }
+}
+
+/// The request being evaluated.
+#[derive(Debug, Clone)]
+pub struct AdmissionInput {
+    /// The object (for a controller, its pod templates are evaluated too).
+    pub resource: Value,
+    /// Operation, namespace labels, user.
+    pub match_context: MatchContext,
+    /// The `request` variable (`request.object`, `request.operation`, …).
+    pub request: Value,
+}
+
+impl AdmissionInput {
+    /// An input for a resource created outside admission (CLI `apply`/`test`).
+    pub fn for_resource(resource: Value, match_context: MatchContext) -> AdmissionInput {
+        let operation = format!("{:?}", match_context.operation).to_ascii_uppercase();
+        let request = json!({
+            "operation": operation,
+            "object": resource.clone(),
+            "namespace": resource.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
+            "name": resource.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
+            "kind": {"kind": resource.get("kind").cloned().unwrap_or(Value::Null)},
+            "userInfo": match_context.user_info.clone().unwrap_or(Value::Null),
+        });
+        AdmissionInput {
+            resource,
+            match_context,
+            request,
+        }
+    }
+}
+
+/// Settings of the engine.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// Rekor keys trusted for `keys` attestors that do not set `rekor.ignoreTlog`.
+    pub rekor_keys: Vec<RekorKey>,
+}
+
+/// Evaluates resources against policies with a shared verifier.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    verifier: Verifier,
+    options: EngineOptions,
+}
+
+/// One image to check under one verifyImages entry of one rule.
+struct ImageTask<'a> {
+    rule_key: (usize, usize),
+    verification: &'a ImageVerification,
+    image: &'a ImageRef,
+}
+
+/// What checking one image under one verifyImages entry concluded.
+#[derive(Debug, Clone)]
+struct ImageOutcome {
+    status: RuleStatus,
+    message: String,
+    /// The verified digest, for pinning.
+    digest: Option<String>,
+    /// Whether signatures or attestations were actually verified.
+    verified: bool,
+}
+
+impl Engine {
+    /// An engine fetching through `verifier`.
+    pub fn new(verifier: Verifier, options: EngineOptions) -> Engine {
+        Engine { verifier, options }
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Both phases as the API server runs them: mutate, apply the patch, validate the
+    /// patched object. Per rule the worse result wins; patches are the mutate phase's.
+    pub async fn evaluate_both(
+        &self,
+        policies: &PolicySet,
+        input: &AdmissionInput,
+    ) -> EngineResponse {
+        let mut response = self.evaluate(policies, input, Phase::Mutate).await;
+        let mut patched_input = input.clone();
+        patched_input.resource = response.patched.clone();
+        let validated = self
+            .evaluate(policies, &patched_input, Phase::Validate)
+            .await;
+        response.merge_phase(validated);
+        response
+    }
+
+    /// Evaluates one phase.
+    pub async fn evaluate(
+        &self,
+        policies: &PolicySet,
+        input: &AdmissionInput,
+        phase: Phase,
+    ) -> EngineResponse {
+        let resource = &input.resource;
+        let base_context = Context::new(json!({ "request": input.request }));
+        let mut responses: Vec<PolicyResponse> = Vec::new();
+        let mut rule_slots: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut extracted: Vec<Vec<ImageRef>> = Vec::new();
+        let mut pending: Vec<((usize, usize), usize, usize, usize)> = Vec::new();
+
+        for (p, (policy, rules)) in policies.entries.iter().enumerate() {
+            let mut policy_response = PolicyResponse {
+                policy: policy.name().to_owned(),
+                namespace: policy
+                    .namespace()
+                    .map(str::to_owned)
+                    .filter(|_| !policy.is_cluster_policy()),
+                failure_policy: failure_policy(policy),
+                rules: Vec::new(),
+            };
+            for (r, rule) in rules.iter().enumerate() {
+                if rule.verify_images.is_empty()
+                    || !rule_matches(rule, policy, resource, &input.match_context)
+                {
+                    continue;
+                }
+                let action = rule_failure_action(rule);
+                let rule_response = |status, message: String| RuleResponse {
+                    name: rule.name.clone(),
+                    rule_type: "ImageVerify",
+                    status,
+                    message,
+                    failure_action: action,
+                };
+                if let Some(preconditions) = &rule.preconditions {
+                    match conditions::evaluate_preconditions(preconditions, &base_context) {
+                        Ok(result) if result.passed => {}
+                        Ok(_) => {
+                            policy_response.rules.push(rule_response(
+                                RuleStatus::Skip,
+                                "preconditions not met".into(),
+                            ));
+                            continue;
+                        }
+                        Err(e) => {
+                            policy_response.rules.push(rule_response(
+                                RuleStatus::Error,
+                                format!("failed to evaluate preconditions: {e}"),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+                let images = match extract_images(resource, rule.image_extractors.as_ref()) {
+                    Ok(images) => images,
+                    Err(e) => {
+                        policy_response
+                            .rules
+                            .push(rule_response(RuleStatus::Error, e.to_string()));
+                        continue;
+                    }
+                };
+                let image_index = extracted.len();
+                let mut any = false;
+                for (v, verification) in rule.verify_images.iter().enumerate() {
+                    for (i, image) in images.iter().enumerate() {
+                        if image_matches(&verification.image_references, &image.info)
+                            && !image_matches(&verification.skip_image_references, &image.info)
+                        {
+                            pending.push(((p, r), v, image_index, i));
+                            any = true;
+                        }
+                    }
+                }
+                extracted.push(images);
+                if !any {
+                    let patterns = rule
+                        .verify_images
+                        .iter()
+                        .flat_map(|v| v.image_references.iter().cloned())
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    if phase == Phase::Mutate {
+                        policy_response.rules.push(rule_response(
+                            RuleStatus::Skip,
+                            format!("skip run verification as image in resource not found in imageRefs '{patterns}'"),
+                        ));
+                    }
+                    continue;
+                }
+                rule_slots.insert((p, r), policy_response.rules.len());
+                policy_response
+                    .rules
+                    .push(rule_response(RuleStatus::Pass, String::new()));
+            }
+            responses.push(policy_response);
+        }
+
+        let tasks: Vec<ImageTask<'_>> = pending
+            .iter()
+            .map(|&((p, r), v, image_index, i)| ImageTask {
+                rule_key: (p, r),
+                verification: &policies.entries[p].1[r].verify_images[v],
+                image: &extracted[image_index][i],
+            })
+            .collect();
+        let images_variable = images_variable(&extracted);
+        let outcomes = join_all(
+            tasks
+                .iter()
+                .map(|task| self.check(task, phase, &base_context, &images_variable)),
+        )
+        .await;
+
+        // Assemble per rule, in task order (containers in resource order).
+        let mut per_rule: BTreeMap<(usize, usize), Vec<(&ImageTask<'_>, ImageOutcome)>> =
+            BTreeMap::new();
+        for (task, outcome) in tasks.iter().zip(outcomes) {
+            if let Some(outcome) = outcome {
+                per_rule
+                    .entry(task.rule_key)
+                    .or_default()
+                    .push((task, outcome));
+            }
+        }
+        let mut patches = Vec::new();
+        let mut verified_images: BTreeMap<String, String> = BTreeMap::new();
+        let mut silent: Vec<(usize, usize)> = Vec::new();
+        for (&(p, r), slot) in &rule_slots {
+            let rule_response = &mut responses[p].rules[*slot];
+            let Some(outcomes) = per_rule.get(&(p, r)) else {
+                // Nothing to check in this phase: the rule says nothing.
+                silent.push((p, *slot));
+                continue;
+            };
+            let worst = outcomes
+                .iter()
+                .map(|(_, o)| o)
+                .filter(|o| o.status != RuleStatus::Pass)
+                .max_by_key(|o| o.status);
+            match worst {
+                Some(outcome) => {
+                    rule_response.status = outcome.status;
+                    rule_response.message = outcome.message.clone();
+                }
+                None => {
+                    let mut messages: Vec<&str> =
+                        outcomes.iter().map(|(_, o)| o.message.as_str()).collect();
+                    messages.dedup();
+                    rule_response.status = RuleStatus::Pass;
+                    rule_response.message = messages.join("; ");
+                }
+            }
+            if phase == Phase::Mutate {
+                for (task, outcome) in outcomes {
+                    let Some(digest) = outcome
+                        .digest
+                        .as_deref()
+                        .filter(|_| outcome.status == RuleStatus::Pass)
+                    else {
+                        continue;
+                    };
+                    if outcome.verified {
+                        verified_images.insert(pinned_reference(task.image, digest), "pass".into());
+                    }
+                    if task.verification.mutate_digest && task.image.info.digest.is_none() {
+                        patches.push(pin_digest_patch(
+                            &task.image.pointer,
+                            &pinned_reference(task.image, digest),
+                        ));
+                    }
+                }
+            }
+        }
+        silent.sort_unstable();
+        for &(p, slot) in silent.iter().rev() {
+            responses[p].rules.remove(slot);
+        }
+        responses.retain(|p| !p.rules.is_empty());
+        patches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+        patches.dedup();
+        if phase == Phase::Mutate && !verified_images.is_empty() {
+            patches.push(verified_images_patch(resource, &verified_images));
+        }
+        let patched = match apply_patches(resource, &patches) {
+            Ok(patched) => patched,
+            Err(e) => {
+                tracing::error!(error = %e, "generated patch does not apply");
+                resource.clone()
+            }
+        };
+        EngineResponse {
+            resource: ResourceId::of(resource),
+            policies: responses,
+            patches,
+            patched,
+        }
+    }
+
+    /// Checks one image under one verifyImages entry; `None` when the phase has
+    /// nothing to check for it.
+    async fn check(
+        &self,
+        task: &ImageTask<'_>,
+        phase: Phase,
+        base: &Context,
+        images: &Value,
+    ) -> Option<ImageOutcome> {
+        let verification = task.verification;
+        let display = task.image.info.reference.clone();
+        let needs_verification =
+            !verification.attestors.is_empty() || !verification.attestations.is_empty();
+        match phase {
+            Phase::Mutate => {
+                if !needs_verification {
+                    return None;
+                }
+                Some(self.verify_image(task, base, images).await)
+            }
+            Phase::Validate => {
+                if verification.verify_digest && task.image.info.digest.is_none() {
+                    return Some(ImageOutcome::fail(format!("missing digest for {display}")));
+                }
+                if verification.required && needs_verification {
+                    let outcome = self.verify_image(task, base, images).await;
+                    if outcome.status != RuleStatus::Pass {
+                        return Some(outcome);
+                    }
+                }
+                if let Some(deny) = verification.validate.as_ref().and_then(|v| v.deny.as_ref()) {
+                    let context = image_context(base, task.image, images);
+                    let denied =
+                        match conditions::evaluate_preconditions(&deny.conditions, &context) {
+                            Ok(result) => result.passed,
+                            Err(e) => {
+                                return Some(ImageOutcome {
+                                    status: RuleStatus::Error,
+                                    message: format!(
+                                        "failed to evaluate validate.deny for {display}: {e}"
+                                    ),
+                                    digest: None,
+                                    verified: false,
+                                });
+                            }
+                        };
+                    if denied {
+                        let message = verification
+                            .validate
+                            .as_ref()
+                            .and_then(|v| v.message.clone())
+                            .unwrap_or_else(|| format!("image {display} denied by validate.deny"));
+                        return Some(ImageOutcome::fail(message));
+                    }
+                }
+                Some(ImageOutcome {
+                    status: RuleStatus::Pass,
+                    message: "image verified".into(),
+                    digest: task.image.info.digest.clone(),
+                    verified: false,
+                })
+            }
+        }
+    }
+
+    /// Resolves, then verifies attestors and attestations of one image.
+    async fn verify_image(
+        &self,
+        task: &ImageTask<'_>,
+        base: &Context,
+        images: &Value,
+    ) -> ImageOutcome {
+        let display = task.image.info.reference.clone();
+        let reference = match Reference::parse(&task.image.text) {
+            Ok(reference) => reference,
+            Err(e) => return ImageOutcome::error(format!("failed to verify image {display}: {e}")),
+        };
+        let digest = match self.verifier.resolve(&reference).await {
+            Ok(digest) => digest,
+            Err(e) => {
+                let outcome = format!("failed to verify image {display}: {e}");
+                return if e.is_registry_failure() {
+                    ImageOutcome::error(outcome)
+                } else {
+                    ImageOutcome::fail(outcome)
+                };
+            }
+        };
+        let subject = ImageSubject {
+            image: &reference,
+            digest: &digest,
+            verification: task.verification,
+            rekor_keys: &self.options.rekor_keys,
+        };
+        let failed = |failure: crate::attestors::AttestorFailure| {
+            let message = format!("failed to verify image {display}: {}", failure.message);
+            if failure.registry_error {
+                ImageOutcome::error(message)
+            } else {
+                ImageOutcome::fail(message)
+            }
+        };
+        if let Err(failure) = verify_attestors(&self.verifier, &subject).await {
+            return failed(failure);
+        }
+        let context = image_context(base, task.image, images);
+        if let Err(failure) =
+            verify_attestations(&self.verifier, &subject, &display, &context).await
+        {
+            return failed(failure);
+        }
+        let what = if task.verification.attestors.is_empty() {
+            "attestations"
+        } else {
+            "signatures"
+        };
+        ImageOutcome {
+            status: RuleStatus::Pass,
+            message: format!("verified image {what} for {display}"),
+            digest: Some(digest),
+            verified: true,
+        }
+    }
+}
+
+impl ImageOutcome {
+    fn fail(message: String) -> ImageOutcome {
+        ImageOutcome {
+            status: RuleStatus::Fail,
+            message,
+            digest: None,
+            verified: false,
+        }
+    }
+
+    fn error(message: String) -> ImageOutcome {
+        ImageOutcome {
+            status: RuleStatus::Error,
+            message,
+            digest: None,
+            verified: false,
+        }
+    }
+}
+
+/// `REG/REPO:TAG@sha256:…` — the image as written, normalised, pinned to the digest
+/// that was verified.
+fn pinned_reference(image: &ImageRef, digest: &str) -> String {
+    match Reference::parse(&image.text) {
+        Ok(reference) => reference.with_digest(digest).to_string(),
+        Err(_) => format!("{}@{digest}", image.text),
+    }
+}
+
+fn failure_policy(policy: &Policy) -> FailurePolicy {
+    policy
+        .spec
+        .webhook_configuration
+        .as_ref()
+        .and_then(|w| w.failure_policy)
+        .or(policy.spec.failure_policy)
+        .unwrap_or(FailurePolicy::Fail)
+}
+
+/// A rule blocks when any of its verifyImages entries is Enforce.
+fn rule_failure_action(rule: &Rule) -> FailureAction {
+    if rule
+        .verify_images
+        .iter()
+        .any(|v| v.failure_action() == FailureAction::Enforce)
+    {
+        FailureAction::Enforce
+    } else {
+        FailureAction::Audit
+    }
+}
+
+/// The `images` variable: `{containers: {name: info}, initContainers: …}`.
+fn images_variable(extracted: &[Vec<ImageRef>]) -> Value {
+    let mut images = serde_json::Map::new();
+    for image in extracted.iter().flatten() {
+        let group = images
+            .entry(image.kind.variable_group().to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(group) = group {
+            group.insert(image.container.clone(), image.info.to_value());
+        }
+    }
+    Value::Object(images)
+}
+
+fn image_context(base: &Context, image: &ImageRef, images: &Value) -> Context {
+    let mut extra = serde_json::Map::new();
+    extra.insert("image".into(), image.info.to_value());
+    extra.insert("images".into(), images.clone());
+    base.with_entries(extra)
+}

@@ -1,0 +1,378 @@
+//! Results per policy and rule, and the texts Kyverno users know: the denial message
+//! (`resource Pod/default/x was blocked due to the following policies …`) and warnings.
+
+use std::collections::BTreeMap;
+
+use imagegate_policy::model::{FailureAction, FailurePolicy};
+use serde::Serialize;
+
+/// Outcome of one rule for one resource (Kyverno's rule statuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleStatus {
+    /// The rule did not apply (no matching image, preconditions not met).
+    Skip,
+    /// Every matching image satisfied the rule.
+    Pass,
+    /// A check failed but the failure only warns.
+    Warn,
+    /// A check failed.
+    Fail,
+    /// The rule could not be evaluated (registry unreachable, bad configuration).
+    Error,
+}
+
+impl RuleStatus {
+    /// The lowercase name used in reports and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleStatus::Skip => "skip",
+            RuleStatus::Pass => "pass",
+            RuleStatus::Warn => "warn",
+            RuleStatus::Fail => "fail",
+            RuleStatus::Error => "error",
+        }
+    }
+
+    /// Severity order used when two phases report on one rule: the worse one wins.
+    fn severity(self) -> u8 {
+        match self {
+            RuleStatus::Skip => 0,
+            RuleStatus::Pass => 1,
+            RuleStatus::Warn => 2,
+            RuleStatus::Error => 3,
+            RuleStatus::Fail => 4,
+        }
+    }
+}
+
+/// The result of one rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleResponse {
+    /// Rule name (autogen rules carry Kyverno's `autogen-` prefixes).
+    pub name: String,
+    /// Always `ImageVerify` here.
+    pub rule_type: &'static str,
+    /// Outcome.
+    pub status: RuleStatus,
+    /// Kyverno's message for the outcome.
+    pub message: String,
+    /// Whether a failure blocks (Enforce) or is only reported (Audit).
+    #[serde(skip)]
+    pub failure_action: FailureAction,
+}
+
+impl RuleResponse {
+    /// Keeps the worse of two results for the same rule (mutate then validate phase).
+    pub fn merge(&mut self, other: RuleResponse) {
+        if other.status.severity() > self.status.severity() {
+            *self = other;
+        }
+    }
+}
+
+/// The results of one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyResponse {
+    /// Policy name.
+    pub policy: String,
+    /// Namespace of a namespaced `Policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// What to do when the policy cannot be evaluated (`failurePolicy`).
+    #[serde(skip)]
+    pub failure_policy: FailurePolicy,
+    /// Results of the rules that applied.
+    pub rules: Vec<RuleResponse>,
+}
+
+/// The resource a response is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceId {
+    /// `apiVersion`.
+    pub api_version: String,
+    /// `kind`.
+    pub kind: String,
+    /// `metadata.namespace`, empty for cluster-scoped resources.
+    pub namespace: String,
+    /// `metadata.name` (or `generateName` when the name is not set yet).
+    pub name: String,
+}
+
+impl ResourceId {
+    /// Reads the identity of a Kubernetes object.
+    pub fn of(resource: &serde_json::Value) -> ResourceId {
+        let text = |pointer: &str| {
+            resource
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut name = text("/metadata/name");
+        if name.is_empty() {
+            name = text("/metadata/generateName");
+        }
+        ResourceId {
+            api_version: text("/apiVersion"),
+            kind: text("/kind"),
+            namespace: text("/metadata/namespace"),
+            name,
+        }
+    }
+
+    /// `Kind/namespace/name`, or `Kind/name` for cluster-scoped resources.
+    pub fn display(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{}/{}", self.kind, self.name)
+        } else {
+            format!("{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Everything the engine decided about one resource.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EngineResponse {
+    /// The resource evaluated.
+    pub resource: ResourceId,
+    /// Results per policy that had at least one applicable rule.
+    pub policies: Vec<PolicyResponse>,
+    /// JSON patch operations (RFC 6902) to apply to the resource.
+    pub patches: Vec<serde_json::Value>,
+    /// The resource with the patches applied.
+    pub patched: serde_json::Value,
+}
+
+impl EngineResponse {
+    /// Whether admission must be denied: an Enforce rule failed, or a rule could not
+    /// be evaluated under `failurePolicy: Fail`.
+    pub fn blocked(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.rules.iter().any(|r| blocks(p, r)))
+    }
+
+    /// Kyverno's denial text, when [`EngineResponse::blocked`].
+    pub fn denial_message(&self) -> Option<String> {
+        let mut failures: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+        for policy in &self.policies {
+            if !policy.rules.iter().any(|r| blocks(policy, r)) {
+                continue;
+            }
+            let rules = failures.entry(policy.policy.as_str()).or_default();
+            for rule in &policy.rules {
+                if rule.status != RuleStatus::Pass && rule.status != RuleStatus::Skip {
+                    rules.insert(rule.name.as_str(), rule.message.as_str());
+                }
+            }
+        }
+        if failures.is_empty() {
+            return None;
+        }
+        let mut text = format!(
+            "\n\nresource {} was blocked due to the following policies\n\n",
+            self.resource.display()
+        );
+        for (policy, rules) in failures {
+            text.push_str(&yaml_scalar(policy));
+            text.push_str(":\n");
+            for (rule, message) in rules {
+                text.push_str("  ");
+                text.push_str(&yaml_scalar(rule));
+                text.push_str(": ");
+                text.push_str(&yaml_scalar(message));
+                text.push('\n');
+            }
+        }
+        Some(text)
+    }
+
+    /// Warnings for the API server: failures that do not block (Audit, or errors under
+    /// `failurePolicy: Ignore`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for policy in &self.policies {
+            for rule in &policy.rules {
+                if matches!(
+                    rule.status,
+                    RuleStatus::Fail | RuleStatus::Error | RuleStatus::Warn
+                ) && !blocks(policy, rule)
+                {
+                    warnings.push(format!(
+                        "policy {}.{}: {}",
+                        policy.policy, rule.name, rule.message
+                    ));
+                }
+            }
+        }
+        warnings
+    }
+
+    /// The response of one rule, if it applied.
+    pub fn rule(&self, policy: &str, rule: &str) -> Option<&RuleResponse> {
+        self.policies
+            .iter()
+            .filter(|p| p.policy == policy)
+            .flat_map(|p| &p.rules)
+            .find(|r| r.name == rule)
+    }
+
+    /// Folds the validate-phase response into this mutate-phase one: per rule, the
+    /// worse result wins; patches stay those of the mutate phase.
+    pub fn merge_phase(&mut self, other: EngineResponse) {
+        for policy in other.policies {
+            match self
+                .policies
+                .iter_mut()
+                .find(|p| p.policy == policy.policy && p.namespace == policy.namespace)
+            {
+                Some(mine) => {
+                    for rule in policy.rules {
+                        match mine.rules.iter_mut().find(|r| r.name == rule.name) {
+                            Some(existing) => existing.merge(rule),
+                            None => mine.rules.push(rule),
+                        }
+                    }
+                }
+                None => self.policies.push(policy),
+            }
+        }
+    }
+}
+
+fn blocks(policy: &PolicyResponse, rule: &RuleResponse) -> bool {
+    match rule.status {
+        RuleStatus::Fail => rule.failure_action == FailureAction::Enforce,
+        RuleStatus::Error => {
+            rule.failure_action == FailureAction::Enforce
+                || policy.failure_policy == FailurePolicy::Fail
+        }
+        _ => false,
+    }
+}
+
+/// A string as go-yaml writes it: plain when unambiguous, else single-quoted, else
+/// double-quoted (Kyverno marshals its denial map with sigs.k8s.io/yaml).
+pub fn yaml_scalar(text: &str) -> String {
+    if is_plain_safe(text) {
+        return text.to_owned();
+    }
+    if !text.chars().any(|c| c.is_control()) {
+        return format!("'{}'", text.replace('\'', "''"));
+    }
+    serde_json::to_string(text).unwrap_or_default()
+}
+
+fn is_plain_safe(text: &str) -> bool {
+    const INDICATORS: &[char] = &[
+        '-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@',
+        '`',
+    ];
+    const RESERVED: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~", "",
+    ];
+    let Some(first) = text.chars().next() else {
+        return false;
+    };
+    if INDICATORS.contains(&first)
+        || first.is_whitespace()
+        || text.ends_with(char::is_whitespace)
+        || text.ends_with(':')
+        || text.contains(": ")
+        || text.contains(" #")
+        || text.chars().any(|c| c.is_control())
+        || RESERVED.contains(&text.to_ascii_lowercase().as_str())
+        || text.parse::<f64>().is_ok()
+    {
+        return false;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: RuleStatus, action: FailureAction) -> EngineResponse {
+        EngineResponse {
+            resource: ResourceId {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: "default".into(),
+                name: "unsigned".into(),
+            },
+            policies: vec![PolicyResponse {
+                policy: "check-image".into(),
+                namespace: None,
+                failure_policy: FailurePolicy::Fail,
+                rules: vec![RuleResponse {
+                    name: "verify".into(),
+                    rule_type: "ImageVerify",
+                    status,
+                    message: "failed to verify image ghcr.io/a/b:v1: .attestors[0].entries[0].keys: no signatures found".into(),
+                    failure_action: action,
+                }],
+            }],
+            ..EngineResponse::default()
+        }
+    }
+
+    #[test]
+    fn enforce_failure_is_denied_with_kyvernos_text() {
+        let r = response(RuleStatus::Fail, FailureAction::Enforce);
+        assert!(r.blocked());
+        assert_eq!(
+            r.denial_message().unwrap(),
+            "\n\nresource Pod/default/unsigned was blocked due to the following policies\n\ncheck-image:\n  verify: 'failed to verify image ghcr.io/a/b:v1: .attestors[0].entries[0].keys: no signatures found'\n"
+        );
+        assert!(r.warnings().is_empty());
+    }
+
+    #[test]
+    fn audit_failure_warns_and_admits() {
+        let r = response(RuleStatus::Fail, FailureAction::Audit);
+        assert!(!r.blocked());
+        assert_eq!(r.denial_message(), None);
+        assert_eq!(r.warnings().len(), 1);
+    }
+
+    #[test]
+    fn errors_follow_the_failure_policy() {
+        let mut r = response(RuleStatus::Error, FailureAction::Audit);
+        assert!(r.blocked());
+        r.policies[0].failure_policy = FailurePolicy::Ignore;
+        assert!(!r.blocked());
+        assert_eq!(r.warnings().len(), 1);
+    }
+
+    #[test]
+    fn yaml_scalars() {
+        for (text, expected) in [
+            ("plain", "plain"),
+            ("a: b", "'a: b'"),
+            ("it's: x", "'it''s: x'"),
+            ("true", "'true'"),
+            ("123", "'123'"),
+            ("-dash", "'-dash'"),
+            ("line\nbreak", "\"line\\nbreak\""),
+            ("", "''"),
+        ] {
+            assert_eq!(yaml_scalar(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn merge_keeps_the_worse_result() {
+        let mut a = response(RuleStatus::Pass, FailureAction::Audit);
+        a.merge_phase(response(RuleStatus::Fail, FailureAction::Audit));
+        assert_eq!(a.policies[0].rules[0].status, RuleStatus::Fail);
+        let mut b = response(RuleStatus::Fail, FailureAction::Audit);
+        b.merge_phase(response(RuleStatus::Pass, FailureAction::Audit));
+        assert_eq!(b.policies[0].rules[0].status, RuleStatus::Fail);
+    }
+}

@@ -1,0 +1,256 @@
+//! `imagegate test`: runs Kyverno CLI test folders (`kyverno-test.yaml`,
+//! `cli.kyverno.io/v1alpha1` `Test`) and compares every expected result.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use imagegate_engine::{AdmissionInput, EngineResponse, RuleStatus};
+use imagegate_policy::matching::MatchContext;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{EXIT_FAILED, EXIT_OK};
+use crate::cli::TestArgs;
+
+/// The test file name Kyverno looks for.
+const TEST_FILE: &str = "kyverno-test.yaml";
+/// Folders deeper than this are not searched.
+const MAX_DEPTH: usize = 16;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TestFile {
+    #[serde(default)]
+    policies: Vec<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    results: Vec<ExpectedResult>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExpectedResult {
+    policy: String,
+    rule: String,
+    #[serde(default)]
+    resources: Vec<String>,
+    /// Older test files name one resource.
+    #[serde(default)]
+    resource: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    /// `pass`, `fail`, `skip`, `warn`, `error` (older files: `status`).
+    #[serde(default, alias = "status")]
+    result: String,
+    #[serde(default)]
+    patched_resource: Option<String>,
+}
+
+/// One checked expectation.
+struct Row {
+    policy: String,
+    rule: String,
+    resource: String,
+    expected: String,
+    actual: String,
+    reason: String,
+}
+
+/// Runs every test file found under the folders.
+pub async fn run(args: TestArgs) -> anyhow::Result<u8> {
+    let mut files = Vec::new();
+    for dir in &args.dirs {
+        find_test_files(dir, 0, &mut files)?;
+    }
+    if files.is_empty() {
+        bail!(
+            "no {TEST_FILE} found under {}",
+            args.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    files.sort();
+    let engine = crate::engine::build(&args.registry)?;
+    let mut out = std::io::stdout().lock();
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in &files {
+        writeln!(out, "\nLoading test {}", file.display())?;
+        let rows = match run_file(&engine, file).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                writeln!(out, "  error: {e:#}")?;
+                failed += 1;
+                continue;
+            }
+        };
+        writeln!(
+            out,
+            "{:<4} {:<28} {:<28} {:<36} {:<8} REASON",
+            "ID", "POLICY", "RULE", "RESOURCE", "RESULT"
+        )?;
+        for (i, row) in rows.iter().enumerate() {
+            let ok = row.expected == row.actual && row.reason.is_empty();
+            let verdict = if ok { "Pass" } else { "Fail" };
+            let reason = if ok {
+                "Ok".to_owned()
+            } else if row.reason.is_empty() {
+                format!("Want {}, got {}", row.expected, row.actual)
+            } else {
+                row.reason.clone()
+            };
+            writeln!(
+                out,
+                "{:<4} {:<28} {:<28} {:<36} {:<8} {reason}",
+                i + 1,
+                row.policy,
+                row.rule,
+                row.resource,
+                verdict
+            )?;
+            if ok {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    writeln!(out, "\n{passed} passed, {failed} failed")?;
+    Ok(if failed == 0 { EXIT_OK } else { EXIT_FAILED })
+}
+
+fn find_test_files(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if dir.is_file() {
+        found.push(dir.to_owned());
+        return Ok(());
+    }
+    if depth > MAX_DEPTH {
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            find_test_files(&path, depth + 1, found)?;
+        } else if path.file_name().is_some_and(|n| n == TEST_FILE) {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
+async fn run_file(engine: &imagegate_engine::Engine, file: &Path) -> anyhow::Result<Vec<Row>> {
+    let base = file.parent().unwrap_or(Path::new("."));
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let test: TestFile =
+        serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| base.join(p)).collect();
+    let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| base.join(p)).collect();
+    let policies = crate::resources::load_policies(&policy_paths)?;
+    let resources = crate::resources::load_resources(&resource_paths)?;
+
+    let responses: Vec<EngineResponse> =
+        futures::future::join_all(resources.iter().map(|resource| {
+            let input = AdmissionInput::for_resource(resource.clone(), MatchContext::default());
+            let policies = &policies;
+            async move { engine.evaluate_both(policies, &input).await }
+        }))
+        .await;
+    let index: HashMap<(String, String, String), usize> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let id = imagegate_engine::ResourceId::of(r);
+            ((id.kind, id.namespace, id.name), i)
+        })
+        .collect();
+
+    let mut rows = Vec::new();
+    for expected in &test.results {
+        let names: Vec<&String> = expected
+            .resources
+            .iter()
+            .chain(expected.resource.as_ref())
+            .collect();
+        let (policy_namespace, policy_name) = match expected.policy.split_once('/') {
+            Some((ns, name)) => (Some(ns), name),
+            None => (None, expected.policy.as_str()),
+        };
+        for name in names {
+            let (namespace, name) = match name.split_once('/') {
+                Some((ns, n)) => (ns.to_owned(), n.to_owned()),
+                None => (expected.namespace.clone().unwrap_or_default(), name.clone()),
+            };
+            let kind = expected.kind.clone().unwrap_or_default();
+            let found = index
+                .iter()
+                .find(|((k, ns, n), _)| {
+                    (kind.is_empty() || *k == kind)
+                        && *n == name
+                        && (namespace.is_empty() || *ns == namespace)
+                })
+                .map(|(_, i)| *i);
+            let resource_label = if namespace.is_empty() {
+                format!("{kind}/{name}")
+            } else {
+                format!("{kind}/{namespace}/{name}")
+            };
+            let mut row = Row {
+                policy: expected.policy.clone(),
+                rule: expected.rule.clone(),
+                resource: resource_label,
+                expected: expected.result.to_ascii_lowercase(),
+                actual: String::new(),
+                reason: String::new(),
+            };
+            let Some(i) = found else {
+                row.reason = "Not found: no such resource in the test's resources".into();
+                rows.push(row);
+                continue;
+            };
+            let response = &responses[i];
+            let rule = response
+                .policies
+                .iter()
+                .filter(|p| {
+                    p.policy == policy_name
+                        && (policy_namespace.is_none()
+                            || p.namespace.as_deref() == policy_namespace)
+                })
+                .flat_map(|p| &p.rules)
+                .find(|r| r.name == expected.rule);
+            row.actual = rule
+                .map_or(RuleStatus::Skip, |r| r.status)
+                .as_str()
+                .to_owned();
+            if let Some(patched_file) = &expected.patched_resource {
+                match patched_matches(&base.join(patched_file), &response.patched) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        row.reason = format!("Patched resource differs from {patched_file}")
+                    }
+                    Err(e) => row.reason = format!("{e:#}"),
+                }
+            }
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+fn patched_matches(file: &Path, patched: &Value) -> anyhow::Result<bool> {
+    let documents = crate::resources::read_documents(file)?;
+    let id = imagegate_engine::ResourceId::of(patched);
+    Ok(documents
+        .iter()
+        .any(|d| imagegate_engine::ResourceId::of(d) == id && d == patched))
+}

@@ -1,0 +1,71 @@
+//! Reading Kubernetes resources and policies from files for the offline commands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use imagegate_engine::PolicySet;
+use imagegate_policy::load::load_policy_files;
+use serde_json::Value;
+
+/// Resource files larger than this are refused.
+const MAX_RESOURCE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Loads, validates and prepares the policies of `paths` (files or directories).
+pub fn load_policies(paths: &[PathBuf]) -> anyhow::Result<PolicySet> {
+    let loaded = load_policy_files(paths)?;
+    for skipped in &loaded.skipped {
+        tracing::info!("{skipped}");
+    }
+    if loaded.policies.is_empty() {
+        bail!(
+            "no ClusterPolicy or Policy found in {}",
+            paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(PolicySet::new(loaded.policies))
+}
+
+/// Every Kubernetes object of the YAML/JSON files `paths`; `kind: List` items are
+/// unpacked; empty documents are ignored.
+pub fn load_resources(paths: &[PathBuf]) -> anyhow::Result<Vec<Value>> {
+    let mut resources = Vec::new();
+    for path in paths {
+        resources.extend(read_documents(path)?);
+    }
+    Ok(resources)
+}
+
+/// The documents of one YAML (multi-document) or JSON file.
+pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    if size > MAX_RESOURCE_FILE_BYTES {
+        bail!(
+            "{}: larger than {MAX_RESOURCE_FILE_BYTES} bytes",
+            path.display()
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let documents: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut objects = Vec::new();
+    for document in documents {
+        match document {
+            Value::Null => {}
+            Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
+                if let Some(Value::Array(items)) = map.get("items") {
+                    objects.extend(items.iter().filter(|i| i.is_object()).cloned());
+                }
+            }
+            Value::Object(_) => objects.push(document),
+            other => bail!("{}: a document is not an object: {other}", path.display()),
+        }
+    }
+    Ok(objects)
+}

@@ -1,0 +1,241 @@
+//! Prometheus metrics of the webhook, with Kyverno's names and labels where Kyverno has
+//! them, so existing dashboards and alerts keep working.
+//!
+//! Everything is registered in one `prometheus_client::registry::Registry` built in
+//! `serve::run`; other parts (the engine's cache and registry metrics) register theirs
+//! in the same registry before the server starts.
+
+use std::time::Duration;
+
+use imagegate_engine::EngineResponse;
+use imagegate_policy::model::FailureAction;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Kyverno's `rule_type` for verifyImages rules.
+const RULE_TYPE: &str = "imageVerify";
+/// Kyverno's `rule_execution_cause` for admission.
+const EXECUTION_CAUSE: &str = "admission_request";
+
+/// Labels of `kyverno_admission_requests_total` and
+/// `kyverno_admission_review_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabels {
+    /// `Pod`, `Deployment`, …
+    pub resource_kind: String,
+    /// Namespace of the object (empty for cluster-scoped).
+    pub resource_namespace: String,
+    /// `CREATE`, `UPDATE`, …
+    pub resource_request_operation: String,
+    /// `true` or `false`.
+    pub request_allowed: String,
+}
+
+/// Labels of `kyverno_policy_results_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyResultLabels {
+    policy_validation_mode: String,
+    policy_type: String,
+    policy_background_mode: String,
+    policy_name: String,
+    policy_namespace: String,
+    resource_kind: String,
+    resource_namespace: String,
+    resource_request_operation: String,
+    rule_name: String,
+    rule_result: String,
+    rule_type: String,
+    rule_execution_cause: String,
+}
+
+/// Labels of `kyverno_policy_execution_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyDurationLabels {
+    policy_validation_mode: String,
+    policy_type: String,
+    policy_background_mode: String,
+    policy_name: String,
+    policy_namespace: String,
+    resource_request_operation: String,
+    rule_name: String,
+    rule_result: String,
+    rule_type: String,
+    rule_execution_cause: String,
+}
+
+/// Labels of `imagegate_admission_deadline_exceeded_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeadlineLabels {
+    /// `Fail` (denied) or `Ignore` (admitted with a warning).
+    failure_policy: String,
+}
+
+/// Labels of `imagegate_policy_reloads_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    /// `success` or `failure`.
+    result: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // Kyverno's buckets (seconds), from 5 ms to 30 s.
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0,
+    ])
+}
+
+/// The webhook's metrics.
+pub struct Metrics {
+    admission_requests: Family<AdmissionLabels, Counter>,
+    admission_duration: HistogramFamily<AdmissionLabels>,
+    policy_results: Family<PolicyResultLabels, Counter>,
+    policy_duration: HistogramFamily<PolicyDurationLabels>,
+    deadline_exceeded: Family<DeadlineLabels, Counter>,
+    policy_reloads: Family<ReloadLabels, Counter>,
+    policies: Gauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Metrics {
+        let metrics = Metrics {
+            admission_requests: Family::default(),
+            admission_duration: Family::new_with_constructor(duration_histogram),
+            policy_results: Family::default(),
+            policy_duration: Family::new_with_constructor(duration_histogram),
+            deadline_exceeded: Family::default(),
+            policy_reloads: Family::default(),
+            policies: Gauge::default(),
+        };
+        registry.register(
+            "kyverno_admission_requests",
+            "Admission requests answered by the webhook",
+            metrics.admission_requests.clone(),
+        );
+        registry.register(
+            "kyverno_admission_review_duration_seconds",
+            "Time to answer one admission review",
+            metrics.admission_duration.clone(),
+        );
+        registry.register(
+            "kyverno_policy_results",
+            "Rule results of admission reviews",
+            metrics.policy_results.clone(),
+        );
+        registry.register(
+            "kyverno_policy_execution_duration_seconds",
+            "Time to evaluate the rules of one admission review (rules run concurrently)",
+            metrics.policy_duration.clone(),
+        );
+        registry.register(
+            "imagegate_admission_deadline_exceeded",
+            "Admission reviews not finished before the webhook deadline",
+            metrics.deadline_exceeded.clone(),
+        );
+        registry.register(
+            "imagegate_policy_reloads",
+            "Reloads of changed policy files",
+            metrics.policy_reloads.clone(),
+        );
+        registry.register(
+            "imagegate_policies",
+            "Policies loaded",
+            metrics.policies.clone(),
+        );
+        metrics
+    }
+
+    /// One answered admission review.
+    pub fn admission(&self, labels: AdmissionLabels, elapsed: Duration) {
+        self.admission_requests.get_or_create(&labels).inc();
+        self.admission_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The rule results of one evaluation that took `elapsed`.
+    pub fn policy_results(&self, response: &EngineResponse, operation: &str, elapsed: Duration) {
+        for policy in &response.policies {
+            let (policy_type, policy_namespace) = match &policy.namespace {
+                Some(ns) => ("namespaced", ns.clone()),
+                None => ("cluster", String::new()),
+            };
+            for rule in &policy.rules {
+                let mode = match rule.failure_action {
+                    FailureAction::Enforce => "enforce",
+                    FailureAction::Audit => "audit",
+                };
+                self.policy_results
+                    .get_or_create(&PolicyResultLabels {
+                        policy_validation_mode: mode.into(),
+                        policy_type: policy_type.into(),
+                        policy_background_mode: "false".into(),
+                        policy_name: policy.policy.clone(),
+                        policy_namespace: policy_namespace.clone(),
+                        resource_kind: response.resource.kind.clone(),
+                        resource_namespace: response.resource.namespace.clone(),
+                        resource_request_operation: operation.to_ascii_lowercase(),
+                        rule_name: rule.name.clone(),
+                        rule_result: rule.status.as_str().into(),
+                        rule_type: RULE_TYPE.into(),
+                        rule_execution_cause: EXECUTION_CAUSE.into(),
+                    })
+                    .inc();
+                self.policy_duration
+                    .get_or_create(&PolicyDurationLabels {
+                        policy_validation_mode: mode.into(),
+                        policy_type: policy_type.into(),
+                        policy_background_mode: "false".into(),
+                        policy_name: policy.policy.clone(),
+                        policy_namespace: policy_namespace.clone(),
+                        resource_request_operation: operation.to_ascii_lowercase(),
+                        rule_name: rule.name.clone(),
+                        rule_result: rule.status.as_str().into(),
+                        rule_type: RULE_TYPE.into(),
+                        rule_execution_cause: EXECUTION_CAUSE.into(),
+                    })
+                    .observe(elapsed.as_secs_f64());
+            }
+        }
+    }
+
+    /// A review cut off by its deadline; `denied` under failurePolicy Fail.
+    pub fn deadline_exceeded(&self, denied: bool) {
+        let failure_policy = if denied { "Fail" } else { "Ignore" };
+        self.deadline_exceeded
+            .get_or_create(&DeadlineLabels {
+                failure_policy: failure_policy.into(),
+            })
+            .inc();
+    }
+
+    /// A reload of changed policy files.
+    pub fn policy_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.policy_reloads
+            .get_or_create(&ReloadLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// The number of policies now loaded.
+    pub fn policies_loaded(&self, count: usize) {
+        self.policies.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+}
+
+/// The registry in the Prometheus text format (OpenMetrics 1.0).
+pub fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::error!(error = %e, "cannot encode the metrics");
+    }
+    text
+}

@@ -1,0 +1,180 @@
+//! Where the webhook's policies come from and the current set, swapped atomically on
+//! reload: a request takes a snapshot (`Arc<PolicySet>`) when it starts and keeps it to
+//! its end, so a reload never changes the rules under a request nor drops one.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use arc_swap::ArcSwap;
+use imagegate_engine::PolicySet;
+use imagegate_policy::load::load_documents;
+
+use super::State;
+use super::reload::Fingerprint;
+
+/// The example policies compiled into the binary, used when neither `--policies` nor
+/// `./policies` exists (`policies/` at the repository root).
+const BUNDLED: &[(&str, &str)] = &[
+    (
+        "verify-signature.yaml",
+        include_str!("../../../../policies/verify-signature.yaml"),
+    ),
+    (
+        "verify-provenance.yaml",
+        include_str!("../../../../policies/verify-provenance.yaml"),
+    ),
+    (
+        "audit-signature.yaml",
+        include_str!("../../../../policies/audit-signature.yaml"),
+    ),
+];
+
+/// The directory used when `--policies` is not given and it exists.
+const DEFAULT_DIR: &str = "policies";
+
+/// Where policies are read from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    /// Files and directories (their `*.yaml`, `*.yml`, `*.json`), watched for changes.
+    Files(Vec<PathBuf>),
+    /// The example policies compiled into the binary (never change).
+    Bundled,
+}
+
+impl PolicySource {
+    /// `--policies` paths, else `./policies` if it is a directory, else the bundled set.
+    pub fn from_args(paths: &[PathBuf]) -> anyhow::Result<PolicySource> {
+        if !paths.is_empty() {
+            for path in paths {
+                if !path.exists() {
+                    bail!("--policies {}: no such file or directory", path.display());
+                }
+            }
+            return Ok(PolicySource::Files(paths.to_vec()));
+        }
+        if Path::new(DEFAULT_DIR).is_dir() {
+            return Ok(PolicySource::Files(vec![PathBuf::from(DEFAULT_DIR)]));
+        }
+        Ok(PolicySource::Bundled)
+    }
+
+    /// Loads and validates every policy of the source.
+    pub fn load(&self) -> anyhow::Result<PolicySet> {
+        match self {
+            PolicySource::Files(paths) => crate::resources::load_policies(paths),
+            PolicySource::Bundled => {
+                let mut policies = Vec::new();
+                for (name, text) in BUNDLED {
+                    let source = format!("bundled:{name}");
+                    policies.extend(
+                        load_documents(text, &source)
+                            .with_context(|| source.clone())?
+                            .policies,
+                    );
+                }
+                Ok(PolicySet::new(policies))
+            }
+        }
+    }
+
+    /// What the source currently holds on disk (`None` for the bundled set).
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        match self {
+            PolicySource::Files(paths) => Some(Fingerprint::of_policy_paths(paths)),
+            PolicySource::Bundled => None,
+        }
+    }
+}
+
+impl fmt::Display for PolicySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicySource::Files(paths) => {
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                write!(f, "{}", names.join(", "))
+            }
+            PolicySource::Bundled => write!(f, "the bundled example policies"),
+        }
+    }
+}
+
+/// The current policy set.
+pub struct PolicyStore {
+    current: ArcSwap<PolicySet>,
+}
+
+impl PolicyStore {
+    /// A store holding `initial`.
+    pub fn new(initial: PolicySet) -> PolicyStore {
+        PolicyStore {
+            current: ArcSwap::from_pointee(initial),
+        }
+    }
+
+    /// The set a request evaluates against (kept by the request to its end).
+    pub fn snapshot(&self) -> Arc<PolicySet> {
+        self.current.load_full()
+    }
+
+    /// Replaces the set; requests already running keep their snapshot.
+    fn replace(&self, policies: PolicySet) {
+        self.current.store(Arc::new(policies));
+    }
+}
+
+/// Polls the source every `interval` and swaps in the new set when its files changed
+/// and load; a set that does not load is logged (once per change) and the previous one
+/// stays.
+pub async fn watch(source: PolicySource, state: Arc<State>, interval: Duration) {
+    let fingerprint_of = |source: &PolicySource| {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || source.fingerprint())
+    };
+    let Ok(Some(mut seen)) = fingerprint_of(&source).await else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(interval).await;
+        let Ok(Some(now)) = fingerprint_of(&source).await else {
+            continue;
+        };
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let loading = source.clone();
+        match tokio::task::spawn_blocking(move || loading.load()).await {
+            Ok(Ok(policies)) => {
+                tracing::info!(policies = policies.len(), source = %source, "policies reloaded");
+                state.metrics.policies_loaded(policies.len());
+                state.metrics.policy_reload(true);
+                state.policies.replace(policies);
+            }
+            Ok(Err(e)) => {
+                tracing::error!(
+                    source = %source,
+                    error = format!("{e:#}"),
+                    "changed policies do not load; keeping the previous policies"
+                );
+                state.metrics.policy_reload(false);
+            }
+            Err(e) => tracing::error!(error = %e, "policy reload task failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_policies_load() {
+        let set = PolicySource::Bundled
+            .load()
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(set.len(), BUNDLED.len());
+    }
+}
