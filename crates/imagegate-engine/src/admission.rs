@@ -129,7 +129,19 @@ impl AdmissionRequest {
     /// The engine input for this request; `None` when there is no object to check
     /// (DELETE, CONNECT).
     pub fn input(&self) -> Option<AdmissionInput> {
-        let object = self.object.clone().filter(|o| o.is_object())?;
+        let mut object = self.object.clone().filter(|o| o.is_object())?;
+        // The request names the namespace; the object may not (older API servers,
+        // `kubectl run`). Matching (`namespaces`, a namespaced `Policy`) and the denial
+        // text (`Pod/default/x`) need it, as in Kyverno.
+        if let Some(namespace) = self.namespace.as_deref().filter(|ns| !ns.is_empty())
+            && let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut)
+            && metadata
+                .get("namespace")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            metadata.insert("namespace".into(), Value::String(namespace.to_owned()));
+        }
         let operation = match self.operation.to_ascii_uppercase().as_str() {
             "CREATE" => Operation::Create,
             "UPDATE" => Operation::Update,
@@ -228,4 +240,30 @@ pub async fn review(
         }
     };
     review.answer(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_namespace_fills_an_object_without_one() {
+        let request = |object: Value| AdmissionRequest {
+            uid: "u".into(),
+            operation: "CREATE".into(),
+            namespace: Some("default".into()),
+            object: Some(object),
+            ..AdmissionRequest::default()
+        };
+        let input = request(json!({"kind": "Pod", "metadata": {"name": "p"}}))
+            .input()
+            .unwrap();
+        assert_eq!(input.resource["metadata"]["namespace"], "default");
+        assert_eq!(input.request["object"]["metadata"]["namespace"], "default");
+        let input =
+            request(json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "other"}}))
+                .input()
+                .unwrap();
+        assert_eq!(input.resource["metadata"]["namespace"], "other");
+    }
 }

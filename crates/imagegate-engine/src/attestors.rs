@@ -8,9 +8,16 @@ use futures::FutureExt as _;
 use futures::future::{BoxFuture, join_all};
 use imagegate_oci::Reference;
 use imagegate_policy::conditions::{self, Context};
-use imagegate_policy::model::{AttestationCheck, Attestor, AttestorSet, ImageVerification};
-use imagegate_sigstore::{HashAlgorithm, PublicKey, RekorBundle, RekorKey, cosign};
+use imagegate_policy::model::{
+    AttestationCheck, Attestor, AttestorSet, ImageVerification, KeylessAttestor, VerificationType,
+};
+use imagegate_sigstore::{
+    Attestation, BundleRequirement, GitHubWorkflow, HashAlgorithm, IdentityRequirement, Matcher,
+    PublicKey, RekorBundle, RekorKey, TrustedRoot, VerifyOptions, cosign,
+};
 
+use crate::bundles::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
+use crate::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
 use crate::verify::{
     EvidenceKind, SignatureCheck, Verifier, VerifyError, check_attestations, check_signatures,
 };
@@ -48,8 +55,26 @@ pub struct ImageSubject<'a> {
     pub digest: &'a str,
     /// The verifyImages entry.
     pub verification: &'a ImageVerification,
-    /// Trusted Rekor keys for entries that do not ignore the transparency log.
+    /// Rekor keys trusted for entries that do not ignore the transparency log, in
+    /// addition to the trusted root's.
     pub rekor_keys: &'a [RekorKey],
+    /// The configured Sigstore trusted root; `None`: the embedded public-good root.
+    pub trusted_root: Option<&'a TrustedRoot>,
+}
+
+impl ImageSubject<'_> {
+    /// The trusted root in force.
+    fn trust(&self) -> Option<&TrustedRoot> {
+        crate::trust::effective(self.trusted_root)
+    }
+
+    /// Whether signatures and attestations are Sigstore bundles found as OCI 1.1
+    /// referrers (`type: SigstoreBundle` or `cosignOCI11: true`) rather than
+    /// `.sig`/`.att` tags.
+    fn uses_bundles(&self) -> bool {
+        self.verification.verification_type() == VerificationType::SigstoreBundle
+            || self.verification.cosign_oci11 == Some(true)
+    }
 }
 
 /// Verifies every attestor set of the entry (all sets must be satisfied).
@@ -115,50 +140,18 @@ async fn verify_attestation_set(
     let mut errors = Vec::new();
     for (k, entry) in entries.iter().enumerate() {
         let entry_path = format!("{path}.entries[{k}]");
-        let Some(keys_attestor) = entry.keys.as_ref() else {
-            errors.push(AttestorFailure::config(
-                &entry_path,
-                "only keys attestors are supported for attestations so far",
-            ));
-            continue;
-        };
-        let keys = match parse_keys(
-            keys_attestor.public_keys.as_deref(),
-            keys_attestor.signature_algorithm.as_deref(),
-        ) {
-            Ok(keys) => keys,
-            Err(message) => {
-                errors.push(AttestorFailure::config(
-                    &format!("{entry_path}.keys"),
-                    message,
-                ));
-                continue;
-            }
-        };
-        let repository = match repository_for(subject, entry) {
-            Ok(r) => r,
-            Err(failure) => return Err(failure),
-        };
-        let evidence = match verifier
-            .evidence(&repository, EvidenceKind::Attestations, subject.digest)
-            .await
-        {
-            Ok(evidence) => evidence,
-            Err(e) => {
-                errors.push(AttestorFailure::at(&format!("{entry_path}.keys"), &e));
-                continue;
-            }
-        };
-        let statements = match check_attestations(&evidence, subject.digest, &keys, predicate_type)
-        {
-            Ok(statements) => statements,
-            Err(e) => {
-                errors.push(AttestorFailure::at(&format!("{entry_path}.keys"), &e));
-                continue;
-            }
-        };
+        let (kind_path, statements) =
+            match attestation_statements(verifier, subject, entry, predicate_type, &entry_path)
+                .await
+            {
+                Ok(found) => found,
+                Err(failure) => {
+                    errors.push(failure);
+                    continue;
+                }
+            };
         for statement in &statements {
-            let predicate = statement.attestation.predicate.clone();
+            let predicate = statement.predicate.clone();
             let scoped = match predicate {
                 serde_json::Value::Object(map) => context.with_entries(map),
                 _ => context.clone(),
@@ -167,7 +160,7 @@ async fn verify_attestation_set(
                 Ok(result) if result.passed => {}
                 Ok(result) => {
                     return Err(AttestorFailure::config(
-                        &format!("{entry_path}.keys"),
+                        &kind_path,
                         format!(
                             "attestation checks failed for {image_display} and predicate {predicate_type}: {}",
                             result.message.unwrap_or_default()
@@ -176,7 +169,7 @@ async fn verify_attestation_set(
                 }
                 Err(e) => {
                     return Err(AttestorFailure::config(
-                        &format!("{entry_path}.keys"),
+                        &kind_path,
                         format!("failed to check attestations: {e}"),
                     ));
                 }
@@ -252,10 +245,18 @@ async fn verify_entry(
     entry: &Attestor,
     path: &str,
 ) -> Result<(), AttestorFailure> {
+    if let Some(keyless) = entry.keyless.as_ref() {
+        return verify_keyless_entry(
+            verifier,
+            subject,
+            entry,
+            keyless,
+            &format!("{path}.keyless"),
+        )
+        .await;
+    }
     let Some(keys_attestor) = entry.keys.as_ref() else {
-        let kind = if entry.keyless.is_some() {
-            "keyless"
-        } else if entry.certificates.is_some() {
+        let kind = if entry.certificates.is_some() {
             "certificates"
         } else {
             "attestor"
@@ -273,6 +274,22 @@ async fn verify_entry(
     let keys = parse_keys(keys_attestor.public_keys.as_deref(), algorithm)
         .map_err(|message| AttestorFailure::config(&path, message))?;
     let repository = repository_for(subject, entry)?;
+    if subject.uses_bundles() {
+        let check = BundleCheck {
+            requirements: keys.into_iter().map(BundleRequirement::Key).collect(),
+            options: VerifyOptions {
+                ignore_tlog: keys_attestor.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+                ignore_sct: true,
+            },
+        };
+        let evidence = verifier
+            .evidence(&repository, EvidenceKind::Bundles, subject.digest)
+            .await
+            .map_err(|e| AttestorFailure::at(&path, &e))?;
+        check_bundle_signatures(&evidence, subject.digest, &check, subject.trust())
+            .map_err(|e| AttestorFailure::at(&path, &e))?;
+        return Ok(());
+    }
     let evidence = verifier
         .evidence(&repository, EvidenceKind::Signatures, subject.digest)
         .await
@@ -316,7 +333,10 @@ fn check_transparency_log(
                 .collect::<Vec<_>>();
             &custom_keys
         }
-        None => subject.rekor_keys,
+        None => {
+            custom_keys = crate::trust::rekor_keys(subject.trust(), subject.rekor_keys, None);
+            &custom_keys
+        }
     };
     if rekor_keys.is_empty() {
         return Err("no Rekor public key to verify the transparency log entry with; set rekor.pubkey, or rekor.ignoreTlog: true for signatures made without the log".into());
@@ -373,6 +393,229 @@ fn check_transparency_log(
             reasons.join("; ")
         }
     ))
+}
+
+/// One keyless entry: legacy `.sig` layers with certificates, or Sigstore bundles.
+async fn verify_keyless_entry(
+    verifier: &Verifier,
+    subject: &ImageSubject<'_>,
+    entry: &Attestor,
+    keyless: &KeylessAttestor,
+    path: &str,
+) -> Result<(), AttestorFailure> {
+    let repository = repository_for(subject, entry)?;
+    if subject.uses_bundles() {
+        let check = bundle_identity_check(keyless).map_err(|m| AttestorFailure::config(path, m))?;
+        let evidence = verifier
+            .evidence(&repository, EvidenceKind::Bundles, subject.digest)
+            .await
+            .map_err(|e| AttestorFailure::at(path, &e))?;
+        check_bundle_signatures(&evidence, subject.digest, &check, subject.trust())
+            .map_err(|e| AttestorFailure::at(path, &e))?;
+        return Ok(());
+    }
+    let check = keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(path, m))?;
+    let evidence = verifier
+        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .await
+        .map_err(|e| AttestorFailure::at(path, &e))?;
+    check_keyless_signatures(&evidence, subject.digest, &check, subject.trust())
+        .map_err(|e| AttestorFailure::at(path, &e))?;
+    Ok(())
+}
+
+/// The statements of `predicate_type` that `entry` made about the image, with the
+/// attestor's policy path (`….entries[0].keys`).
+async fn attestation_statements(
+    verifier: &Verifier,
+    subject: &ImageSubject<'_>,
+    entry: &Attestor,
+    predicate_type: &str,
+    entry_path: &str,
+) -> Result<(String, Vec<Attestation>), AttestorFailure> {
+    let repository = repository_for(subject, entry)?;
+    let bundles = subject.uses_bundles();
+    let kind = if bundles {
+        EvidenceKind::Bundles
+    } else {
+        EvidenceKind::Attestations
+    };
+    let fetch = |path: String| async move {
+        verifier
+            .evidence(&repository, kind, subject.digest)
+            .await
+            .map_err(|e| AttestorFailure::at(&path, &e))
+            .map(|evidence| (path, evidence))
+    };
+    let envelopes = if let Some(keys_attestor) = entry.keys.as_ref() {
+        let path = format!("{entry_path}.keys");
+        let keys = parse_keys(
+            keys_attestor.public_keys.as_deref(),
+            keys_attestor.signature_algorithm.as_deref(),
+        )
+        .map_err(|m| AttestorFailure::config(&path, m))?;
+        let (path, evidence) = fetch(path).await?;
+        let found = if bundles {
+            let check = BundleCheck {
+                requirements: keys.into_iter().map(BundleRequirement::Key).collect(),
+                options: VerifyOptions {
+                    ignore_tlog: keys_attestor.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+                    ignore_sct: true,
+                },
+            };
+            check_bundle_attestations(
+                &evidence,
+                subject.digest,
+                &check,
+                subject.trust(),
+                predicate_type,
+            )
+        } else {
+            check_attestations(&evidence, subject.digest, &keys, predicate_type)
+        };
+        (
+            path.clone(),
+            found.map_err(|e| AttestorFailure::at(&path, &e))?,
+        )
+    } else if let Some(keyless) = entry.keyless.as_ref() {
+        let path = format!("{entry_path}.keyless");
+        let found = if bundles {
+            let check =
+                bundle_identity_check(keyless).map_err(|m| AttestorFailure::config(&path, m))?;
+            let (_, evidence) = fetch(path.clone()).await?;
+            check_bundle_attestations(
+                &evidence,
+                subject.digest,
+                &check,
+                subject.trust(),
+                predicate_type,
+            )
+            .map_err(|e| AttestorFailure::at(&path, &e))?
+        } else {
+            let check =
+                keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(&path, m))?;
+            let (_, evidence) = fetch(path.clone()).await?;
+            check_keyless_attestations(
+                &evidence,
+                subject.digest,
+                &check,
+                subject.trust(),
+                predicate_type,
+            )
+            .map_err(|e| AttestorFailure::at(&path, &e))?
+        };
+        (path, found)
+    } else {
+        return Err(AttestorFailure::config(
+            entry_path,
+            "only keys and keyless attestors are supported for attestations",
+        ));
+    };
+    let (path, envelopes) = envelopes;
+    Ok((path, envelopes.into_iter().map(|e| e.attestation).collect()))
+}
+
+/// Kyverno `keyless{subject, subjectRegExp, issuer, issuerRegExp, additionalExtensions}`
+/// as cosign checks it: an absent (or empty) subject or issuer accepts any value.
+pub fn identity_requirement(keyless: &KeylessAttestor) -> Result<IdentityRequirement, String> {
+    let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+    let matcher = |exact: &Option<String>, regex: &Option<String>, field: &'static str| match (
+        given(exact),
+        given(regex),
+    ) {
+        (Some(value), _) => Ok(Matcher::Exact(value)),
+        (None, Some(pattern)) => Matcher::regex(field, &pattern).map_err(|e| e.to_string()),
+        (None, None) => Ok(Matcher::Any),
+    };
+    let mut github = GitHubWorkflow::default();
+    for (name, value) in keyless.additional_extensions.iter().flatten() {
+        let slot = match name.as_str() {
+            "githubWorkflowTrigger" => &mut github.trigger,
+            "githubWorkflowSha" => &mut github.sha,
+            "githubWorkflowName" => &mut github.name,
+            "githubWorkflowRepository" => &mut github.repository,
+            "githubWorkflowRef" => &mut github.git_ref,
+            other => return Err(format!("additionalExtensions: unknown extension {other:?}")),
+        };
+        *slot = Some(value.clone());
+    }
+    Ok(IdentityRequirement {
+        subject: matcher(&keyless.subject, &keyless.subject_reg_exp, "subject")?,
+        issuer: matcher(&keyless.issuer, &keyless.issuer_reg_exp, "issuer")?,
+        github,
+    })
+}
+
+/// The legacy `.sig`/`.att` check of a keyless attestor.
+fn keyless_check(keyless: &KeylessAttestor, entry: &Attestor) -> Result<KeylessCheck, String> {
+    unsupported_ctlog(keyless)?;
+    let rekor_keys = match keyless.rekor.as_ref().and_then(|r| r.pubkey.as_deref()) {
+        Some(pem) if !pem.trim().is_empty() => PublicKey::from_pem(pem)
+            .map_err(|e| format!("rekor.pubkey: {e}"))?
+            .into_iter()
+            .map(RekorKey::new)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(KeylessCheck {
+        identity: identity_requirement(keyless)?,
+        roots_pem: keyless.roots.clone().filter(|r| !r.trim().is_empty()),
+        rekor_keys,
+        ignore_tlog: keyless.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+        ignore_sct: keyless.ctlog.as_ref().is_some_and(|c| c.ignore_sct),
+        annotations: entry.annotations.clone(),
+    })
+}
+
+/// The bundle check of a keyless attestor. Bundles are verified against the trusted
+/// root as a whole, so per-policy roots and log keys cannot be mixed in.
+fn bundle_identity_check(keyless: &KeylessAttestor) -> Result<BundleCheck, String> {
+    unsupported_ctlog(keyless)?;
+    if keyless
+        .roots
+        .as_deref()
+        .is_some_and(|r| !r.trim().is_empty())
+    {
+        return Err("keyless.roots cannot be used with Sigstore bundles; give a trusted root with these CAs (--trusted-root)".into());
+    }
+    if keyless
+        .rekor
+        .as_ref()
+        .and_then(|r| r.pubkey.as_deref())
+        .is_some_and(|k| !k.trim().is_empty())
+    {
+        return Err("rekor.pubkey cannot be used with Sigstore bundles; give a trusted root with this log (--trusted-root)".into());
+    }
+    Ok(BundleCheck {
+        requirements: vec![BundleRequirement::Identity(identity_requirement(keyless)?)],
+        options: VerifyOptions {
+            ignore_tlog: keyless.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+            ignore_sct: keyless.ctlog.as_ref().is_some_and(|c| c.ignore_sct),
+        },
+    })
+}
+
+/// Custom CT log keys and TSA chains are not wired in yet: refuse rather than verify
+/// with other trust than the policy asks for.
+fn unsupported_ctlog(keyless: &KeylessAttestor) -> Result<(), String> {
+    let Some(ctlog) = keyless.ctlog.as_ref() else {
+        return Ok(());
+    };
+    if ctlog
+        .pubkey
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty())
+    {
+        return Err("ctlog.pubkey is not supported yet; give a trusted root with this CT log (--trusted-root)".into());
+    }
+    if ctlog
+        .tsa_cert_chain
+        .as_deref()
+        .is_some_and(|k| !k.trim().is_empty())
+    {
+        return Err("ctlog.tsaCertChain is not supported yet; give a trusted root with this timestamp authority (--trusted-root)".into());
+    }
+    Ok(())
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

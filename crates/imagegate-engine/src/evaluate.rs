@@ -21,6 +21,8 @@ use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{ImageSubject, verify_attestations, verify_attestors};
+use crate::cache::{CacheOptions, TtlCache, key_of};
+use crate::metrics::EngineMetrics;
 use crate::patch::{apply_patches, pin_digest_patch, verified_images_patch};
 use crate::response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
 use crate::verify::Verifier;
@@ -41,19 +43,35 @@ pub enum Phase {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     entries: Vec<(Policy, Vec<Rule>)>,
+    /// Per policy, rule and verifyImages entry: the verdict-cache identity of the entry
+    /// (a hash of its whole content), or `None` when its conditions read the request
+    /// and so its verdict cannot be reused for another request.
+    verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
 }
 
 impl PolicySet {
     /// Prepares loaded (normalised, validated) policies.
     pub fn new(policies: Vec<Policy>) -> PolicySet {
-        let entries = policies
+        let entries: Vec<(Policy, Vec<Rule>)> = policies
             .into_iter()
             .map(|policy| {
                 let rules = expand_rules(&policy);
                 (policy, rules)
             })
             .collect();
-        PolicySet { entries }
+        let verdict_keys = entries
+            .iter()
+            .map(|(_, rules)| {
+                rules
+                    .iter()
+                    .map(|rule| rule.verify_images.iter().map(verdict_key).collect())
+                    .collect()
+            })
+            .collect();
+        PolicySet {
+            entries,
+            verdict_keys,
+        }
     }
 
     /// The policies.
@@ -92,6 +110,16 @@ impl PolicySet {
     }
 }
 
+/// The cache identity of a verifyImages entry: its whole content, so that a changed
+/// policy never reuses an old verdict. `None` when conditions read `request`.
+fn verdict_key(verification: &ImageVerification) -> Option<u64> {
+    if !verification.use_cache {
+        return None;
+    }
+    let text = serde_json::to_string(verification).ok()?;
+    (!text.contains("request.")).then(|| key_of(&text))
+}
+
 /// The request being evaluated.
 #[derive(Debug, Clone)]
 pub struct AdmissionInput {
@@ -126,8 +154,16 @@ impl AdmissionInput {
 /// Settings of the engine.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
-    /// Rekor keys trusted for `keys` attestors that do not set `rekor.ignoreTlog`.
+    /// Rekor keys trusted for `keys` attestors that do not set `rekor.ignoreTlog`, in
+    /// addition to the trusted root's.
     pub rekor_keys: Vec<RekorKey>,
+    /// Sigstore trusted root (Fulcio CAs, Rekor and CT log keys, TSAs); `None`: the
+    /// embedded public-good root (CLI `--trusted-root`).
+    pub trusted_root: Option<imagegate_sigstore::TrustedRoot>,
+    /// Verdict caches (the tag → digest cache belongs to the [`Verifier`]).
+    pub caches: CacheOptions,
+    /// Where cache and verification metrics go.
+    pub metrics: EngineMetrics,
 }
 
 /// Evaluates resources against policies with a shared verifier.
@@ -135,12 +171,15 @@ pub struct EngineOptions {
 pub struct Engine {
     verifier: Verifier,
     options: EngineOptions,
+    verdicts: TtlCache<ImageOutcome>,
+    failures: TtlCache<ImageOutcome>,
 }
 
 /// One image to check under one verifyImages entry of one rule.
 struct ImageTask<'a> {
     rule_key: (usize, usize),
     verification: &'a ImageVerification,
+    verdict_key: Option<u64>,
     image: &'a ImageRef,
 }
 
@@ -158,7 +197,37 @@ struct ImageOutcome {
 impl Engine {
     /// An engine fetching through `verifier`.
     pub fn new(verifier: Verifier, options: EngineOptions) -> Engine {
-        Engine { verifier, options }
+        let caches = &options.caches;
+        let verdicts = TtlCache::new(
+            "verdict",
+            caches.verdict_ttl,
+            caches.verdict_capacity,
+            options.metrics.clone(),
+        );
+        let failures = TtlCache::new(
+            "negative",
+            caches.negative_ttl,
+            caches.verdict_capacity,
+            options.metrics.clone(),
+        );
+        Engine {
+            verifier,
+            options,
+            verdicts,
+            failures,
+        }
+    }
+
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &EngineMetrics {
+        &self.options.metrics
+    }
+
+    /// Verdicts currently cached (positive and negative).
+    pub async fn cached_verdicts(&self) -> u64 {
+        self.verdicts.sync().await;
+        self.failures.sync().await;
+        self.verdicts.len() + self.failures.len()
     }
 
     /// The verifier.
@@ -290,6 +359,7 @@ impl Engine {
             .map(|&((p, r), v, image_index, i)| ImageTask {
                 rule_key: (p, r),
                 verification: &policies.entries[p].1[r].verify_images[v],
+                verdict_key: policies.verdict_keys[p][r][v],
                 image: &extracted[image_index][i],
             })
             .collect();
@@ -451,7 +521,7 @@ impl Engine {
         }
     }
 
-    /// Resolves, then verifies attestors and attestations of one image.
+    /// Resolves the image, then reuses a cached verdict for its digest or verifies.
     async fn verify_image(
         &self,
         task: &ImageTask<'_>,
@@ -474,11 +544,48 @@ impl Engine {
                 };
             }
         };
+        let Some(entry_key) = task.verdict_key else {
+            return self
+                .verify_digest(task, &reference, &digest, base, images)
+                .await;
+        };
+        let key = key_of(&(entry_key, &digest, &display, reference.name()));
+        if let Some(verdict) = self.verdicts.get(key).await {
+            return verdict;
+        }
+        if let Some(verdict) = self.failures.get(key).await {
+            return verdict;
+        }
+        let started = std::time::Instant::now();
+        let outcome = self
+            .verify_digest(task, &reference, &digest, base, images)
+            .await;
+        self.options.metrics.verification_took(started.elapsed());
+        match outcome.status {
+            RuleStatus::Pass => self.verdicts.insert(key, outcome.clone()).await,
+            RuleStatus::Fail => self.failures.insert(key, outcome.clone()).await,
+            // Registry errors are not remembered: the next request tries again.
+            _ => {}
+        }
+        outcome
+    }
+
+    /// Verifies attestors and attestations of one image at `digest`.
+    async fn verify_digest(
+        &self,
+        task: &ImageTask<'_>,
+        reference: &Reference,
+        digest: &str,
+        base: &Context,
+        images: &Value,
+    ) -> ImageOutcome {
+        let display = task.image.info.reference.clone();
         let subject = ImageSubject {
-            image: &reference,
-            digest: &digest,
+            image: reference,
+            digest,
             verification: task.verification,
             rekor_keys: &self.options.rekor_keys,
+            trusted_root: self.options.trusted_root.as_ref(),
         };
         let failed = |failure: crate::attestors::AttestorFailure| {
             let message = format!("failed to verify image {display}: {}", failure.message);
@@ -505,7 +612,7 @@ impl Engine {
         ImageOutcome {
             status: RuleStatus::Pass,
             message: format!("verified image {what} for {display}"),
-            digest: Some(digest),
+            digest: Some(digest.to_owned()),
             verified: true,
         }
     }

@@ -245,13 +245,13 @@ impl EngineResponse {
     }
 }
 
+/// Kyverno's `BlockRequest`: a failure blocks under Enforce; an error (the rule could
+/// not be evaluated, e.g. the registry is unreachable) blocks under `failurePolicy:
+/// Fail`, whatever the failure action, and only warns under `Ignore`.
 fn blocks(policy: &PolicyResponse, rule: &RuleResponse) -> bool {
     match rule.status {
         RuleStatus::Fail => rule.failure_action == FailureAction::Enforce,
-        RuleStatus::Error => {
-            rule.failure_action == FailureAction::Enforce
-                || policy.failure_policy == FailurePolicy::Fail
-        }
+        RuleStatus::Error => policy.failure_policy == FailurePolicy::Fail,
         _ => false,
     }
 }
@@ -343,11 +343,14 @@ mod tests {
 
     #[test]
     fn errors_follow_the_failure_policy() {
-        let mut r = response(RuleStatus::Error, FailureAction::Audit);
-        assert!(r.blocked());
-        r.policies[0].failure_policy = FailurePolicy::Ignore;
-        assert!(!r.blocked());
-        assert_eq!(r.warnings().len(), 1);
+        for action in [FailureAction::Audit, FailureAction::Enforce] {
+            let mut r = response(RuleStatus::Error, action);
+            assert!(r.blocked(), "{action:?}");
+            r.policies[0].failure_policy = FailurePolicy::Ignore;
+            assert!(!r.blocked(), "{action:?}");
+            assert_eq!(r.denial_message(), None, "{action:?}");
+            assert_eq!(r.warnings().len(), 1, "{action:?}");
+        }
     }
 
     #[test]

@@ -16,7 +16,9 @@ use imagegate_sigstore::{
     signature_tag, verify_attestation, verify_simple_signing,
 };
 
+use crate::cache::{TtlCache, key_of};
 use crate::flight::SingleFlight;
+use crate::metrics::EngineMetrics;
 
 /// At most this many layers of one signature manifest are looked at; cosign appends one
 /// per signing, so a larger number means something is wrong.
@@ -87,6 +89,9 @@ pub enum EvidenceKind {
     Signatures,
     /// `.att`: DSSE envelopes.
     Attestations,
+    /// Sigstore bundles referring to the image (OCI 1.1 referrers or the
+    /// `sha256-<hex>` fallback tag); see [`crate::bundles`].
+    Bundles,
 }
 
 impl EvidenceKind {
@@ -94,6 +99,10 @@ impl EvidenceKind {
         match self {
             EvidenceKind::Signatures => signature_tag(digest),
             EvidenceKind::Attestations => attestation_tag(digest),
+            // The referrers fallback tag, `sha256-<hex>` (no suffix).
+            EvidenceKind::Bundles => {
+                signature_tag(digest).map(|t| t.trim_end_matches(".sig").to_owned())
+            }
         }
     }
 
@@ -101,6 +110,7 @@ impl EvidenceKind {
         match self {
             EvidenceKind::Signatures => cosign::SIMPLE_SIGNING_MEDIA_TYPE,
             EvidenceKind::Attestations => cosign::DSSE_MEDIA_TYPE,
+            EvidenceKind::Bundles => crate::bundles::BUNDLE_MEDIA_TYPE,
         }
     }
 }
@@ -162,15 +172,26 @@ type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
 #[derive(Debug, Clone)]
 pub struct Verifier {
     client: Arc<RegistryClient>,
+    digest_cache: TtlCache<String>,
     digests: Arc<SingleFlight<String, Flight<String>>>,
     evidence: Arc<SingleFlight<(String, EvidenceKind, String), Flight<Evidence>>>,
 }
 
 impl Verifier {
-    /// A verifier using `client` for every fetch.
+    /// A verifier using `client` for every fetch, without a tag → digest cache.
     pub fn new(client: Arc<RegistryClient>) -> Verifier {
+        Verifier::with_digest_cache(client, None, EngineMetrics::default())
+    }
+
+    /// A verifier that reuses a tag's digest for `digest_ttl` (`None`: never).
+    pub fn with_digest_cache(
+        client: Arc<RegistryClient>,
+        digest_ttl: Option<std::time::Duration>,
+        metrics: EngineMetrics,
+    ) -> Verifier {
         Verifier {
             client,
+            digest_cache: TtlCache::new("digest", digest_ttl, 100_000, metrics),
             digests: Arc::default(),
             evidence: Arc::default(),
         }
@@ -187,6 +208,11 @@ impl Verifier {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
+        let name = image.to_string();
+        let cache_key = key_of(&name);
+        if let Some(digest) = self.digest_cache.get(cache_key).await {
+            return Ok(digest);
+        }
         let client = self.client.clone();
         let owned = image.clone();
         let work = async move {
@@ -196,11 +222,14 @@ impl Verifier {
                 .map(Arc::new)
                 .map_err(|e| Arc::new(VerifyError::Registry(e)))
         };
-        self.digests
-            .run(image.to_string(), work)
+        let digest = self
+            .digests
+            .run(name, work)
             .await
             .map(|d| d.as_ref().clone())
-            .map_err(VerifyError::Shared)
+            .map_err(VerifyError::Shared)?;
+        self.digest_cache.insert(cache_key, digest.clone()).await;
+        Ok(digest)
     }
 
     /// The `.sig` or `.att` layers for `digest`, from `repository` (the image's own
@@ -216,10 +245,13 @@ impl Verifier {
         let key = (repository.name(), kind, digest.to_owned());
         let digest = digest.to_owned();
         let work = async move {
-            fetch_evidence(&client, &repository, kind, &digest)
-                .await
-                .map(Arc::new)
-                .map_err(Arc::new)
+            let fetched = match kind {
+                EvidenceKind::Bundles => {
+                    crate::bundles::fetch_bundles(&client, &repository, &digest).await
+                }
+                _ => fetch_evidence(&client, &repository, kind, &digest).await,
+            };
+            fetched.map(Arc::new).map_err(Arc::new)
         };
         self.evidence
             .run(key, work)

@@ -6,8 +6,8 @@
 //! size-limited and digest-checked before anything else looks at it.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -110,6 +110,13 @@ pub struct RegistryClient {
     docker_config: DockerConfig,
     state: Mutex<State>,
     requests: AtomicU64,
+    observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Told about every registry answer (for metrics); must be cheap.
+pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    /// One request to `registry` ended with HTTP `status`, or with no answer (`None`).
+    fn observe(&self, registry: &str, status: Option<u16>);
 }
 
 #[derive(Deserialize)]
@@ -142,7 +149,20 @@ impl RegistryClient {
             docker_config,
             state: Mutex::new(State::default()),
             requests: AtomicU64::new(0),
+            observer: None,
         })
+    }
+
+    /// The same client reporting every answer to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> RegistryClient {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn observe(&self, registry: &str, status: Option<u16>) {
+        if let Some(observer) = &self.observer {
+            observer.observe(registry, status);
+        }
     }
 
     /// The limits in force.
@@ -318,7 +338,7 @@ impl RegistryClient {
 
     /// Sends one request for `/v2/<repository>/<path>`, negotiating scheme and
     /// authorization, and retrying `429`/`5xx` with bounded backoff.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         image: &Reference,
         method: Method,
@@ -397,12 +417,16 @@ impl RegistryClient {
                     attempts -= 1;
                     continue;
                 }
-                Err(e) => return Err(self.transport_error(registry, &e)),
+                Err(e) => {
+                    self.observe(registry, None);
+                    return Err(self.transport_error(registry, &e));
+                }
             };
             if known_scheme.is_none() {
                 self.lock().schemes.insert(host.to_owned(), scheme);
             }
             let status = response.status();
+            self.observe(registry, Some(status.as_u16()));
             tracing::debug!(registry, %method, path, status = status.as_u16(), "registry request");
             if status == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
@@ -658,7 +682,7 @@ impl RegistryClient {
         })
     }
 
-    async fn read_limited(
+    pub(crate) async fn read_limited(
         &self,
         registry: &str,
         mut response: Response,
@@ -710,7 +734,7 @@ impl RegistryClient {
         }
     }
 
-    fn unexpected(
+    pub(crate) fn unexpected(
         &self,
         image: &Reference,
         status: StatusCode,

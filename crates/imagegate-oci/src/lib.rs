@@ -14,12 +14,16 @@ pub mod credentials;
 pub mod error;
 pub mod manifest;
 pub mod reference;
+#[cfg(feature = "client")]
+pub mod referrers;
 
 #[cfg(feature = "client")]
-pub use client::{ClientOptions, RegistryClient, is_valid_digest, sha256_digest};
+pub use client::{ClientOptions, RegistryClient, RequestObserver, is_valid_digest, sha256_digest};
 #[cfg(feature = "client")]
 pub use credentials::{Credential, CredentialsError, DockerConfig};
 #[cfg(feature = "client")]
 pub use error::{RegistryError, Result};
 pub use manifest::{Descriptor, FetchedManifest, ImageIndex, ImageManifest};
 pub use reference::{Reference, ReferenceError};
+#[cfg(feature = "client")]
+pub use referrers::{Referrers, ReferrersSource, referrers_tag};

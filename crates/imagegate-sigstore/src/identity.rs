@@ -283,6 +283,40 @@ impl fmt::Display for IdentityRequirement {
     }
 }
 
+impl SignerIdentity {
+    /// The identity a certificate (DER) states, without verifying anything: SANs, OIDC
+    /// issuer (v2 extension, else v1), GitHub workflow extensions and CI claims. For
+    /// legacy cosign `.sig` layers, whose certificate is verified separately
+    /// ([`crate::certificate::verify_certificate_chain`]).
+    pub fn from_certificate_der(cert_der: &[u8]) -> Result<SignerIdentity, IdentityError> {
+        let der = sigstore_verify::types::DerCertificate::new(cert_der.to_vec());
+        let info = sigstore_verify::crypto::x509::parse_certificate_info(&der)
+            .map_err(|e| IdentityError::MalformedCertificate(e.to_string()))?;
+        let claims = &info.ci_claims;
+        let github = &claims.deprecated_github;
+        Ok(SignerIdentity {
+            san: subject_alt_names(cert_der)?,
+            issuer: info.issuer.clone(),
+            github: GitHubWorkflow {
+                trigger: github.workflow_trigger.clone(),
+                sha: github.workflow_sha.clone(),
+                name: github.workflow_name.clone(),
+                repository: github.workflow_repository.clone(),
+                git_ref: github.workflow_ref.clone(),
+            },
+            ci: CiClaims {
+                build_signer_uri: claims.build_signer_uri.clone(),
+                source_repository_uri: claims.source_repository_uri.clone(),
+                source_repository_digest: claims.source_repository_digest.clone(),
+                source_repository_ref: claims.source_repository_ref.clone(),
+                build_trigger: claims.build_trigger.clone(),
+                run_invocation_uri: claims.run_invocation_uri.clone(),
+                runner_environment: claims.runner_environment.clone(),
+            },
+        })
+    }
+}
+
 /// Every subject alternative name of a certificate (DER), in order.
 pub(crate) fn subject_alt_names(cert_der: &[u8]) -> Result<Vec<String>, IdentityError> {
     let cert = Certificate::from_der(cert_der)

@@ -50,4 +50,4 @@ pub use rekor::{
     RekorBundle, RekorEntry, RekorError, RekorKey, RekorPayload, verify_entry_matches, verify_set,
 };
 pub use simple_signing::{SimpleSigning, SimpleSigningError, verify_simple_signing};
-pub use trust::{TrustError, TrustedRoot};
+pub use trust::{FulcioAuthority, TrustError, TrustedLogKey, TrustedRoot, Validity};

@@ -12,7 +12,11 @@ use std::sync::Arc;
 
 use sigstore_verify::Verifier;
 use sigstore_verify::trust_root::{self, SIGSTORE_PRODUCTION_TRUSTED_ROOT};
+use sigstore_verify::types::TimeRange;
 use thiserror::Error;
+
+use crate::keys::PublicKey;
+use crate::rekor::RekorKey;
 
 /// Largest `trusted_root.json` accepted (4 MiB; real roots are a few KiB).
 pub const MAX_TRUSTED_ROOT_SIZE: usize = 4 * 1024 * 1024;
@@ -62,6 +66,120 @@ pub enum TrustError {
 pub struct TrustedRoot {
     verifier: Arc<Verifier>,
     origin: Arc<str>,
+    material: Arc<Material>,
+}
+
+/// When a piece of trust material may be used (`validFor`), Unix seconds, both ends
+/// inclusive; `None` is unbounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    /// Start of the window.
+    pub start: Option<i64>,
+    /// End of the window.
+    pub end: Option<i64>,
+}
+
+impl Validity {
+    /// Whether `at` (Unix seconds) lies inside the window.
+    pub fn contains(&self, at: i64) -> bool {
+        self.start.is_none_or(|s| s <= at) && self.end.is_none_or(|e| at <= e)
+    }
+
+    fn of(range: Option<&TimeRange>) -> Validity {
+        Validity {
+            start: range.map(|r| r.start.as_second()),
+            end: range.and_then(|r| r.end).map(|e| e.as_second()),
+        }
+    }
+}
+
+/// A Fulcio certificate authority of a trusted root: its chain as PEM, issuing
+/// certificate first and root last, with the window in which it issued certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FulcioAuthority {
+    /// One PEM certificate per element, issuing (intermediate) first, root last.
+    pub chain_pem: Vec<String>,
+    /// When the authority was issuing certificates.
+    pub validity: Validity,
+}
+
+impl FulcioAuthority {
+    /// The self-signed root (the last certificate of the chain).
+    pub fn root_pem(&self) -> &str {
+        self.chain_pem.last().map_or("", String::as_str)
+    }
+
+    /// The intermediates (every certificate but the root), concatenated.
+    pub fn intermediates_pem(&self) -> String {
+        let n = self.chain_pem.len().saturating_sub(1);
+        self.chain_pem[..n].concat()
+    }
+}
+
+/// A log key (Rekor or CT) with its validity window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedLogKey<K> {
+    /// The key.
+    pub key: K,
+    /// When the log signed with it.
+    pub validity: Validity,
+}
+
+/// The trust material of a root in imagegate's own types, for legacy (non-bundle)
+/// evidence: cosign `.sig` layers with certificates and Rekor SETs.
+#[derive(Debug, Default)]
+struct Material {
+    fulcio: Vec<FulcioAuthority>,
+    rekor: Vec<TrustedLogKey<RekorKey>>,
+    ctlogs: Vec<TrustedLogKey<PublicKey>>,
+}
+
+impl Material {
+    /// Keys imagegate cannot parse (e.g. a future algorithm) are left out: evidence
+    /// signed with them is then refused, never accepted.
+    fn of(root: &trust_root::TrustedRoot) -> Material {
+        let fulcio = root
+            .certificate_authorities
+            .iter()
+            .map(|ca| FulcioAuthority {
+                chain_pem: ca
+                    .cert_chain
+                    .certificates
+                    .iter()
+                    .map(|c| c.raw_bytes.to_pem())
+                    .collect(),
+                validity: Validity::of(ca.valid_for.as_ref()),
+            })
+            .filter(|ca| !ca.chain_pem.is_empty())
+            .collect();
+        let rekor = root
+            .tlogs
+            .iter()
+            .filter_map(|log| {
+                let key = PublicKey::from_spki_der(log.public_key.raw_bytes.as_bytes()).ok()?;
+                Some(TrustedLogKey {
+                    key: RekorKey::new(key),
+                    validity: Validity::of(log.public_key.valid_for.as_ref()),
+                })
+            })
+            .collect();
+        let ctlogs = root
+            .ctlogs
+            .iter()
+            .filter_map(|log| {
+                let key = PublicKey::from_spki_der(log.public_key.raw_bytes.as_bytes()).ok()?;
+                Some(TrustedLogKey {
+                    key,
+                    validity: Validity::of(log.public_key.valid_for.as_ref()),
+                })
+            })
+            .collect();
+        Material {
+            fulcio,
+            rekor,
+            ctlogs,
+        }
+    }
 }
 
 impl fmt::Debug for TrustedRoot {
@@ -129,6 +247,7 @@ impl TrustedRoot {
         Ok(TrustedRoot {
             verifier: Arc::new(verifier),
             origin: origin.into(),
+            material: Arc::new(Material::of(&root)),
         })
     }
 
@@ -136,6 +255,22 @@ impl TrustedRoot {
     /// `(embedded Sigstore public-good root)`.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// The Fulcio certificate authorities, in the root's order.
+    pub fn fulcio_authorities(&self) -> &[FulcioAuthority] {
+        &self.material.fulcio
+    }
+
+    /// The Rekor log keys (log id = SHA-256 of the key), for legacy SET bundles. Rekor v2
+    /// logs are listed too; their Ed25519 keys never sign SETs.
+    pub fn rekor_keys(&self) -> &[TrustedLogKey<RekorKey>] {
+        &self.material.rekor
+    }
+
+    /// The certificate transparency log keys.
+    pub fn ctlog_keys(&self) -> &[TrustedLogKey<PublicKey>] {
+        &self.material.ctlogs
     }
 
     /// The prepared sigstore-verify verifier (crate-internal: callers use
@@ -155,6 +290,27 @@ mod tests {
         assert_eq!(root.origin(), PUBLIC_GOOD_ORIGIN);
         fn shared<T: Send + Sync + Clone>(_: &T) {}
         shared(&root);
+    }
+
+    #[test]
+    fn public_good_material_is_exposed() {
+        let root = TrustedRoot::public_good().unwrap();
+        assert!(root.fulcio_authorities().len() >= 2);
+        for ca in root.fulcio_authorities() {
+            assert!(ca.root_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        }
+        // The Rekor v1 production log (log id c0d23d6a...) signs legacy SETs.
+        assert!(root.rekor_keys().iter().any(|k| k.key.log_id
+            == "c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d"
+            && k.validity.contains(1_634_714_717)));
+        assert!(!root.ctlog_keys().is_empty());
+        let window = Validity {
+            start: Some(10),
+            end: Some(20),
+        };
+        assert!(window.contains(10) && window.contains(20));
+        assert!(!window.contains(9) && !window.contains(21));
+        assert!(Validity::default().contains(i64::MIN));
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod http1;
 pub mod oci;
 mod push;
 mod registry;
+pub mod sigstore;
 mod token;
 mod vectors;
 

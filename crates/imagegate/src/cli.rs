@@ -113,10 +113,48 @@ pub struct RegistryArgs {
 
 /// `imagegate verify`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
 pub struct VerifyArgs {
     /// Public key file (PEM); several PEM blocks are several keys, any may have signed.
     #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
+    /// Keyless: the identity (a subject alternative name) the Fulcio certificate must
+    /// carry, exactly.
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with_all = ["key", "certificate_identity_regexp"],
+        requires = "issuer"
+    )]
+    pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression (unanchored, as cosign) some subject alternative
+    /// name must match.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        conflicts_with = "key",
+        requires = "issuer"
+    )]
+    pub certificate_identity_regexp: Option<String>,
+    /// Keyless: the OIDC issuer the certificate must carry, exactly.
+    #[arg(
+        long,
+        value_name = "URL",
+        group = "issuer",
+        conflicts_with_all = ["key", "certificate_oidc_issuer_regexp"]
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+    /// Keyless: a regular expression the OIDC issuer must match (a certificate without
+    /// the issuer extension has the issuer "").
+    #[arg(long, value_name = "REGEX", group = "issuer", conflicts_with = "key")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+    /// Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys, TSAs); default:
+    /// the embedded public-good root.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// Do not require transparency log evidence (keyless signatures and bundles).
+    #[arg(long)]
+    pub insecure_ignore_tlog: bool,
     /// Repository holding the signatures (as COSIGN_REPOSITORY).
     #[arg(long, value_name = "REGISTRY/REPOSITORY", env = "COSIGN_REPOSITORY")]
     pub repository: Option<String>,

@@ -1,6 +1,5 @@
 //! Building the registry client from command-line arguments.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -9,7 +8,7 @@ use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
 use crate::cli::RegistryArgs;
 
 /// The client every fetch of one command shares.
-pub fn client(args: &RegistryArgs) -> anyhow::Result<Arc<RegistryClient>> {
+pub fn client(args: &RegistryArgs) -> anyhow::Result<RegistryClient> {
     let docker_config = match &args.docker_config {
         Some(path) if path.is_dir() => DockerConfig::load(&path.join("config.json"))?,
         Some(path) => DockerConfig::load(path)?,
@@ -20,6 +19,5 @@ pub fn client(args: &RegistryArgs) -> anyhow::Result<Arc<RegistryClient>> {
         insecure_registries: args.allow_insecure_registry.clone(),
         ..ClientOptions::default()
     };
-    let client = RegistryClient::new(docker_config, options).context("registry client")?;
-    Ok(Arc::new(client))
+    RegistryClient::new(docker_config, options).context("registry client")
 }

@@ -1,4 +1,10 @@
 //! `imagegate verify`: cosign-compatible signature and attestation verification.
+//!
+//! As cosign v3 does, both storage forms are looked at: the legacy `.sig`/`.att` tag
+//! first (one request when it verifies), then Sigstore bundles referring to the image
+//! (OCI 1.1 referrers API, or the `sha256-<hex>` fallback tag). Signers are public keys
+//! (`--key`) or keyless identities (`--certificate-identity[-regexp]` with
+//! `--certificate-oidc-issuer[-regexp]`).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -6,9 +12,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
-use imagegate_engine::{SignatureCheck, Verifier, VerifyError};
+use imagegate_engine::bundles::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
+use imagegate_engine::keyless::{
+    KeylessCheck, check_keyless_attestations, check_keyless_signatures,
+};
+use imagegate_engine::{EvidenceKind, SignatureCheck, Verifier, VerifyError, check_attestations};
 use imagegate_oci::Reference;
-use imagegate_sigstore::PublicKey;
+use imagegate_sigstore::{
+    BundleRequirement, IdentityRequirement, Matcher, PublicKey, TrustedRoot, VerifyOptions,
+};
 
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::cli::VerifyArgs;
@@ -18,8 +30,44 @@ enum Outcome {
     Verified {
         pinned: String,
         payloads: Vec<serde_json::Value>,
+        keyless: bool,
     },
     Failed(String),
+}
+
+/// Who must have signed.
+enum Signer {
+    Keys(Vec<PublicKey>),
+    Keyless(Box<KeylessCheck>),
+}
+
+/// Everything one run checks, shared by every image.
+struct Plan {
+    signer: Signer,
+    check: SignatureCheck,
+    trust: Option<TrustedRoot>,
+    ignore_tlog: bool,
+    predicate_type: Option<String>,
+}
+
+impl Plan {
+    fn trust(&self) -> Option<&TrustedRoot> {
+        imagegate_engine::trust::effective(self.trust.as_ref())
+    }
+
+    fn bundle_check(&self) -> BundleCheck {
+        let requirements = match &self.signer {
+            Signer::Keys(keys) => keys.iter().cloned().map(BundleRequirement::Key).collect(),
+            Signer::Keyless(check) => vec![BundleRequirement::Identity(check.identity.clone())],
+        };
+        BundleCheck {
+            requirements,
+            options: VerifyOptions {
+                ignore_tlog: self.ignore_tlog,
+                ignore_sct: false,
+            },
+        }
+    }
 }
 
 /// Verifies every image concurrently; input errors are reported before any fetch.
@@ -29,9 +77,27 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|text| Reference::parse(text).with_context(|| format!("image {text:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let annotations = parse_annotations(&args.annotations)?;
+    let signer = match &args.key {
+        Some(path) => Signer::Keys(read_keys(path)?),
+        None => {
+            let mut check = KeylessCheck::new(identity_requirement(&args)?);
+            check.ignore_tlog = args.insecure_ignore_tlog;
+            check.annotations = annotations.clone();
+            Signer::Keyless(Box::new(check))
+        }
+    };
+    let trust = args
+        .trusted_root
+        .as_deref()
+        .map(TrustedRoot::from_file)
+        .transpose()?;
     let check = SignatureCheck {
-        keys: read_keys(&args.key)?,
-        annotations: parse_annotations(&args.annotations)?,
+        keys: match &signer {
+            Signer::Keys(keys) => keys.clone(),
+            Signer::Keyless(_) => Vec::new(),
+        },
+        annotations,
         signature_repository: args
             .repository
             .as_deref()
@@ -42,28 +108,48 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     if args.predicate_type.as_deref() == Some("") {
         bail!("--type must not be empty");
     }
-    let verifier = Verifier::new(crate::registry::client(&args.registry)?);
+    let plan = Plan {
+        signer,
+        check,
+        trust,
+        ignore_tlog: args.insecure_ignore_tlog,
+        predicate_type: args.predicate_type.clone(),
+    };
+    let verifier = Verifier::new(std::sync::Arc::new(crate::registry::client(
+        &args.registry,
+    )?));
     let deadline = Duration::from_secs(args.timeout.max(1));
-    let outcomes = join_all(images.iter().map(|image| {
-        verify_one(
-            &verifier,
-            image,
-            &check,
-            args.predicate_type.as_deref(),
-            deadline,
-        )
-    }))
+    let outcomes = join_all(
+        images
+            .iter()
+            .map(|image| verify_one(&verifier, image, &plan, deadline)),
+    )
     .await;
 
     let mut stdout = std::io::stdout().lock();
     let mut failed = false;
     for (image, outcome) in images.iter().zip(outcomes) {
         match outcome {
-            Outcome::Verified { pinned, payloads } => {
+            Outcome::Verified {
+                pinned,
+                payloads,
+                keyless,
+            } => {
                 eprintln!("\nVerification for {pinned} --");
                 eprintln!("The following checks were performed on each of these signatures:");
                 eprintln!("  - The cosign claims were validated");
-                eprintln!("  - The signatures were verified against the specified public key");
+                if keyless {
+                    eprintln!(
+                        "  - The code-signing certificate was verified using trusted certificate authority certificates"
+                    );
+                    if !plan.ignore_tlog {
+                        eprintln!(
+                            "  - Existence of the claims in the transparency log was verified offline"
+                        );
+                    }
+                } else {
+                    eprintln!("  - The signatures were verified against the specified public key");
+                }
                 writeln!(stdout, "{pinned}")?;
                 writeln!(stdout, "{}", serde_json::to_string(&payloads)?)?;
             }
@@ -77,35 +163,144 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     Ok(if failed { EXIT_FAILED } else { EXIT_OK })
 }
 
+/// `--certificate-identity[-regexp]` and `--certificate-oidc-issuer[-regexp]`.
+fn identity_requirement(args: &VerifyArgs) -> anyhow::Result<IdentityRequirement> {
+    let subject = match (
+        &args.certificate_identity,
+        &args.certificate_identity_regexp,
+    ) {
+        (Some(id), _) => Matcher::Exact(id.clone()),
+        (None, Some(pattern)) => Matcher::regex("subject", pattern)?,
+        (None, None) => bail!(
+            "--certificate-identity or --certificate-identity-regexp is required without --key"
+        ),
+    };
+    let issuer = match (
+        &args.certificate_oidc_issuer,
+        &args.certificate_oidc_issuer_regexp,
+    ) {
+        (Some(issuer), _) => Matcher::Exact(issuer.clone()),
+        (None, Some(pattern)) => Matcher::regex("issuer", pattern)?,
+        (None, None) => bail!(
+            "--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required without --key"
+        ),
+    };
+    Ok(IdentityRequirement {
+        subject,
+        issuer,
+        github: Default::default(),
+    })
+}
+
 async fn verify_one(
     verifier: &Verifier,
     image: &Reference,
-    check: &SignatureCheck,
-    predicate_type: Option<&str>,
+    plan: &Plan,
     deadline: Duration,
 ) -> Outcome {
-    let work = async {
-        match predicate_type {
-            Some(predicate_type) => verifier
-                .verify_attestations(image, check, predicate_type)
-                .await
-                .map(|v| {
-                    let payloads = v.attestations.into_iter().map(|a| a.envelope).collect();
-                    (v.image, payloads)
-                }),
-            None => verifier.verify_signatures(image, check).await.map(|v| {
-                let payloads = v.signatures.into_iter().map(|s| s.payload).collect();
-                (v.image, payloads)
-            }),
-        }
-    };
-    match tokio::time::timeout(deadline, work).await {
+    let keyless = matches!(plan.signer, Signer::Keyless(_));
+    match tokio::time::timeout(deadline, verify_image(verifier, image, plan)).await {
         Ok(Ok((pinned, payloads))) => Outcome::Verified {
             pinned: format!("{}@{}", pinned.name(), pinned.digest().unwrap_or_default()),
             payloads,
+            keyless,
         },
         Ok(Err(e)) => Outcome::Failed(describe(&e)),
         Err(_) => Outcome::Failed(format!("verification did not finish within {deadline:?}")),
+    }
+}
+
+/// Legacy tag first, then bundles. The legacy error is reported when no bundle exists.
+async fn verify_image(
+    verifier: &Verifier,
+    image: &Reference,
+    plan: &Plan,
+) -> Result<(Reference, Vec<serde_json::Value>), VerifyError> {
+    let digest = verifier.resolve(image).await?;
+    let pinned = image.with_digest(&digest);
+    let repository = plan.check.signature_repository.as_ref().unwrap_or(image);
+    let legacy = verify_legacy(verifier, repository, &digest, plan).await;
+    let legacy_error = match legacy {
+        Ok(payloads) => return Ok((pinned, payloads)),
+        Err(e) if e.is_registry_failure() => return Err(e),
+        Err(e) => e,
+    };
+    if !plan.check.annotations.is_empty() {
+        // Bundles carry no simple-signing payload, so no annotations to check.
+        return Err(legacy_error);
+    }
+    let evidence = verifier
+        .evidence(repository, EvidenceKind::Bundles, &digest)
+        .await?;
+    let bundle_check = plan.bundle_check();
+    let verified = match &plan.predicate_type {
+        Some(predicate_type) => check_bundle_attestations(
+            &evidence,
+            &digest,
+            &bundle_check,
+            plan.trust(),
+            predicate_type,
+        )
+        .map(|found| found.into_iter().map(|a| a.envelope).collect()),
+        None => {
+            check_bundle_signatures(&evidence, &digest, &bundle_check, plan.trust()).map(|_| {
+                evidence
+                    .layers
+                    .iter()
+                    .filter_map(|l| serde_json::from_slice(&l.blob).ok())
+                    .collect()
+            })
+        }
+    };
+    match verified {
+        Ok(payloads) => Ok((pinned, payloads)),
+        Err(VerifyError::NoSignatures) => Err(legacy_error),
+        Err(VerifyError::NoMatchingAttestations { .. })
+            if !matches!(legacy_error, VerifyError::NoMatchingAttestations { .. }) =>
+        {
+            Err(legacy_error)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn verify_legacy(
+    verifier: &Verifier,
+    repository: &Reference,
+    digest: &str,
+    plan: &Plan,
+) -> Result<Vec<serde_json::Value>, VerifyError> {
+    match &plan.predicate_type {
+        Some(predicate_type) => {
+            let evidence = verifier
+                .evidence(repository, EvidenceKind::Attestations, digest)
+                .await?;
+            let found = match &plan.signer {
+                Signer::Keys(keys) => check_attestations(&evidence, digest, keys, predicate_type),
+                Signer::Keyless(check) => check_keyless_attestations(
+                    &evidence,
+                    digest,
+                    check,
+                    plan.trust(),
+                    predicate_type,
+                ),
+            }?;
+            Ok(found.into_iter().map(|a| a.envelope).collect())
+        }
+        None => {
+            let evidence = verifier
+                .evidence(repository, EvidenceKind::Signatures, digest)
+                .await?;
+            let found = match &plan.signer {
+                Signer::Keys(_) => {
+                    imagegate_engine::check_signatures(&evidence, digest, &plan.check)
+                }
+                Signer::Keyless(check) => {
+                    check_keyless_signatures(&evidence, digest, check, plan.trust())
+                }
+            }?;
+            Ok(found.into_iter().map(|s| s.payload).collect())
+        }
     }
 }
 

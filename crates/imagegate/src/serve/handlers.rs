@@ -70,7 +70,7 @@ async fn admission(state: &State, body: &[u8], phase: Phase) -> Response {
         },
         kind = field(|r| r.kind.get("kind").and_then(|k| k.as_str())),
         namespace = field(|r| r.namespace.as_deref()),
-        name = field(|r| r.name.as_deref()),
+        resource_name = field(|r| r.name.as_deref()),
         operation = field(|r| Some(r.operation.as_str())),
         dry_run = request.and_then(|r| r.dry_run).unwrap_or(false),
     );

@@ -52,9 +52,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot load the policies of {source}"))?;
     tracing::info!(policies = initial.len(), source = %source, "policies loaded");
 
-    let engine = crate::engine::build(&args.registry)?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let engine_metrics = imagegate_engine::EngineMetrics::default();
+    engine_metrics.register(&mut registry);
+    let engine = crate::engine::build_with(
+        &args.registry,
+        imagegate_engine::CacheOptions::default(),
+        engine_metrics,
+    )?;
     metrics.policies_loaded(initial.len());
     let state = Arc::new(State {
         engine,

@@ -15,8 +15,10 @@ use imagegate_engine::admission::{
     AdmissionRequest, AdmissionResponse, AdmissionReview, deny, respond,
 };
 use imagegate_engine::{AdmissionInput, Phase, PolicySet};
+use imagegate_policy::images::extract_images;
 use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{FailurePolicy, Policy};
+use imagegate_policy::pattern::image_matches;
 
 use super::State;
 use super::metrics::AdmissionLabels;
@@ -91,16 +93,7 @@ fn deadline_exceeded(
     policies: &PolicySet,
     deadline: Duration,
 ) -> AdmissionResponse {
-    let matching: Vec<&Policy> = policies
-        .rules()
-        .filter(|(policy, rules)| {
-            rules.iter().any(|rule| {
-                !rule.verify_images.is_empty()
-                    && rule_matches(rule, policy, &input.resource, &input.match_context)
-            })
-        })
-        .map(|(policy, _)| policy)
-        .collect();
+    let matching = applicable_policies(policies, input);
     let failing: Vec<&str> = matching
         .iter()
         .filter(|p| failure_policy(p) == FailurePolicy::Fail)
@@ -135,6 +128,36 @@ fn deadline_exceeded(
         )],
         ..AdmissionResponse::default()
     }
+}
+
+/// The policies with a verifyImages rule that applies to the resource and an
+/// `imageReferences` pattern that one of its images matches (as the engine selects
+/// them): the ones whose verification was cut off.
+fn applicable_policies<'a>(policies: &'a PolicySet, input: &AdmissionInput) -> Vec<&'a Policy> {
+    policies
+        .rules()
+        .filter(|(policy, rules)| {
+            rules.iter().any(|rule| {
+                if rule.verify_images.is_empty()
+                    || !rule_matches(rule, policy, &input.resource, &input.match_context)
+                {
+                    return false;
+                }
+                // Images that cannot be extracted make the rule an error: it counts.
+                let Ok(images) = extract_images(&input.resource, rule.image_extractors.as_ref())
+                else {
+                    return true;
+                };
+                rule.verify_images.iter().any(|verification| {
+                    images.iter().any(|image| {
+                        image_matches(&verification.image_references, &image.info)
+                            && !image_matches(&verification.skip_image_references, &image.info)
+                    })
+                })
+            })
+        })
+        .map(|(policy, _)| policy)
+        .collect()
 }
 
 /// `spec.webhookConfiguration.failurePolicy`, else `spec.failurePolicy`, else `Fail`.

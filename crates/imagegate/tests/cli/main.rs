@@ -3,5 +3,9 @@
 
 mod util;
 
+mod bundles;
+mod deploy;
+mod policies;
+mod serve;
 mod verify;
 mod verify_bundle;

@@ -1,0 +1,141 @@
+//! Caches keyed by digest, never by tag alone (Kyverno GHSA-2r43-6962-xcw5 was a
+//! tag-keyed cache): tag → digest for a short time, verdicts of a verifyImages entry on
+//! a digest for long, recent failures for a short time.
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use crate::metrics::EngineMetrics;
+
+/// Cache sizes and lifetimes; `None` disables a cache.
+#[derive(Debug, Clone)]
+pub struct CacheOptions {
+    /// How long a verified verdict is reused (default 1 h).
+    pub verdict_ttl: Option<Duration>,
+    /// How many verdicts are kept (default 10 000).
+    pub verdict_capacity: u64,
+    /// How long a failed verification is reused (default 30 s).
+    pub negative_ttl: Option<Duration>,
+    /// How long a tag's digest is reused (default 30 s).
+    pub digest_ttl: Option<Duration>,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            verdict_ttl: Some(Duration::from_secs(3600)),
+            verdict_capacity: 10_000,
+            negative_ttl: Some(Duration::from_secs(30)),
+            digest_ttl: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+impl CacheOptions {
+    /// No caching at all (every request verifies afresh).
+    pub fn disabled() -> CacheOptions {
+        CacheOptions {
+            verdict_ttl: None,
+            verdict_capacity: 0,
+            negative_ttl: None,
+            digest_ttl: None,
+        }
+    }
+}
+
+/// A cache that may be switched off, counting hits and misses under one name.
+#[derive(Debug, Clone)]
+pub struct TtlCache<V: Clone + Send + Sync + 'static> {
+    name: &'static str,
+    inner: Option<Cache<u64, V>>,
+    metrics: EngineMetrics,
+}
+
+impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
+    /// A cache of at most `capacity` entries living `ttl`; disabled when `ttl` is `None`.
+    pub fn new(
+        name: &'static str,
+        ttl: Option<Duration>,
+        capacity: u64,
+        metrics: EngineMetrics,
+    ) -> Self {
+        let inner = ttl.filter(|t| !t.is_zero() && capacity > 0).map(|ttl| {
+            Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
+        });
+        TtlCache {
+            name,
+            inner,
+            metrics,
+        }
+    }
+
+    /// The cached value for `key`.
+    pub async fn get(&self, key: u64) -> Option<V> {
+        let cache = self.inner.as_ref()?;
+        let found = cache.get(&key).await;
+        self.metrics.cache_lookup(self.name, found.is_some());
+        found
+    }
+
+    /// Remembers `value` for `key`.
+    pub async fn insert(&self, key: u64, value: V) {
+        if let Some(cache) = &self.inner {
+            cache.insert(key, value).await;
+        }
+    }
+
+    /// Entries currently held (approximate).
+    pub fn len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, Cache::entry_count)
+    }
+
+    /// Whether the cache holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs pending maintenance (evictions), so `len` is exact; for tests and benches.
+    pub async fn sync(&self) {
+        if let Some(cache) = &self.inner {
+            cache.run_pending_tasks().await;
+        }
+    }
+}
+
+/// A 64-bit key of hashable parts (SipHash with fixed keys: stable within a process).
+pub fn key_of(parts: &impl Hash) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn disabled_cache_never_hits() {
+        let cache: TtlCache<u32> = TtlCache::new("verdict", None, 10, EngineMetrics::default());
+        cache.insert(1, 1).await;
+        assert_eq!(cache.get(1).await, None);
+    }
+
+    #[tokio::test]
+    async fn entries_expire() {
+        let cache: TtlCache<u32> = TtlCache::new(
+            "negative",
+            Some(Duration::from_millis(50)),
+            10,
+            EngineMetrics::default(),
+        );
+        cache.insert(1, 7).await;
+        assert_eq!(cache.get(1).await, Some(7));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(cache.get(1).await, None);
+    }
+}

@@ -1,0 +1,383 @@
+//! Legacy cosign keyless evidence: `.sig` and `.att` layers carrying a Fulcio
+//! certificate (`dev.sigstore.cosign/certificate`, `dev.sigstore.cosign/chain`) and a
+//! Rekor bundle (`dev.sigstore.cosign/bundle`, a signed entry timestamp).
+//!
+//! A layer verifies when, in this order:
+//! 1. the Rekor SET verifies with a trusted Rekor key valid at its `integratedTime`
+//!    (skipped with `rekor.ignoreTlog`; the certificate is then checked at the current
+//!    time, as cosign does, since an unauthenticated time proves nothing);
+//! 2. the certificate chains to a trusted Fulcio root (the policy's `roots`, else the
+//!    trusted root's CAs valid at that time) and is itself valid at that time — i.e.
+//!    the entry was integrated while the certificate was valid;
+//! 3. the leaf's key verifies the signature over the payload (simple signing) or the
+//!    DSSE PAE, and the payload names the image digest;
+//! 4. the log entry records this payload, signature and certificate;
+//! 5. the certificate's identity (SAN, OIDC issuer, GitHub extensions) meets the
+//!    requirement.
+//!
+//! Not checked yet: the certificate's embedded SCT (`ctlog`) for these legacy layers
+//! (bundles check it, see [`crate::bundles`]).
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use imagegate_sigstore::{
+    CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Envelope, IdentityRequirement, RekorBundle, RekorKey,
+    SIGNATURE_ANNOTATION, SignerIdentity, SimpleSigning, TrustedRoot, VerifiedCertificate, cosign,
+    predicate_type_matches, verify_attestation, verify_certificate_chain, verify_entry_matches,
+    verify_set, verify_simple_signing,
+};
+use serde_json::Value;
+
+use crate::verify::{Evidence, Layer, VerifiedEnvelope, VerifyError};
+
+/// What a keyless signer must be, and how its evidence is checked.
+#[derive(Debug, Clone)]
+pub struct KeylessCheck {
+    /// The certificate identity required.
+    pub identity: IdentityRequirement,
+    /// PEM roots replacing the trusted root's Fulcio CAs (Kyverno `keyless.roots`); every
+    /// certificate in it is a trust anchor.
+    pub roots_pem: Option<String>,
+    /// Rekor keys replacing the trusted root's (Kyverno `rekor.pubkey`).
+    pub rekor_keys: Vec<RekorKey>,
+    /// Do not require a verified Rekor entry (Kyverno `rekor.ignoreTlog`).
+    pub ignore_tlog: bool,
+    /// Do not require a certificate transparency proof (Kyverno `ctlog.ignoreSCT`).
+    pub ignore_sct: bool,
+    /// Annotations a signature payload's `optional` section must carry.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl KeylessCheck {
+    /// A check for `identity` with every verification on.
+    pub fn new(identity: IdentityRequirement) -> KeylessCheck {
+        KeylessCheck {
+            identity,
+            roots_pem: None,
+            rekor_keys: Vec::new(),
+            ignore_tlog: false,
+            ignore_sct: false,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// The signature payloads of `evidence` (`.sig` layers) signed keylessly as `check`
+/// requires, for `digest`.
+pub fn check_keyless_signatures(
+    evidence: &Evidence,
+    digest: &str,
+    check: &KeylessCheck,
+    trust: Option<&TrustedRoot>,
+) -> Result<Vec<SimpleSigning>, VerifyError> {
+    if evidence.layers.is_empty() {
+        return Err(VerifyError::NoSignatures);
+    }
+    let mut valid = Vec::new();
+    let mut reasons = Vec::new();
+    for layer in &evidence.layers {
+        match keyless_signature(layer, digest, check, trust) {
+            Ok(signing) => valid.push(signing),
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    if valid.is_empty() {
+        return Err(VerifyError::InvalidSignature {
+            reason: summarise(reasons),
+        });
+    }
+    Ok(valid)
+}
+
+/// The attestations of `evidence` (`.att` layers) of `predicate_type`, signed keylessly
+/// as `check` requires, about `digest`.
+pub fn check_keyless_attestations(
+    evidence: &Evidence,
+    digest: &str,
+    check: &KeylessCheck,
+    trust: Option<&TrustedRoot>,
+    predicate_type: &str,
+) -> Result<Vec<VerifiedEnvelope>, VerifyError> {
+    let candidates: Vec<&Layer> = evidence
+        .layers
+        .iter()
+        .filter(|layer| {
+            layer
+                .descriptor
+                .annotation("predicateType")
+                .is_none_or(|declared| predicate_type_matches(predicate_type, declared))
+        })
+        .collect();
+    if candidates.is_empty() {
+        return Err(VerifyError::NoMatchingAttestations {
+            reason: format!("no attestations of predicate type {predicate_type} found"),
+        });
+    }
+    let mut matching = Vec::new();
+    let mut other_types = Vec::new();
+    let mut reasons = Vec::new();
+    for layer in candidates {
+        match keyless_attestation(layer, digest, check, trust) {
+            Ok(attestation)
+                if predicate_type_matches(predicate_type, &attestation.predicate_type) =>
+            {
+                let envelope = serde_json::from_slice(&layer.blob).unwrap_or(Value::Null);
+                matching.push(VerifiedEnvelope {
+                    attestation,
+                    envelope,
+                });
+            }
+            Ok(attestation) => other_types.push(attestation.predicate_type),
+            Err(reason) => reasons.push(reason),
+        }
+    }
+    if !matching.is_empty() {
+        return Ok(matching);
+    }
+    if other_types.is_empty() {
+        return Err(VerifyError::InvalidSignature {
+            reason: summarise(reasons),
+        });
+    }
+    other_types.sort();
+    other_types.dedup();
+    Err(VerifyError::NoMatchingAttestations {
+        reason: format!(
+            "verified attestations have predicate types {} but not {predicate_type}",
+            other_types.join(", ")
+        ),
+    })
+}
+
+fn keyless_signature(
+    layer: &Layer,
+    digest: &str,
+    check: &KeylessCheck,
+    trust: Option<&TrustedRoot>,
+) -> Result<SimpleSigning, String> {
+    let signature_b64 = layer
+        .descriptor
+        .annotation(SIGNATURE_ANNOTATION)
+        .ok_or("signature layer has no signature annotation")?;
+    let (certificate, bundle) = certify(layer, check, trust)?;
+    let signing = verify_simple_signing(
+        &layer.blob,
+        signature_b64,
+        std::slice::from_ref(&certificate.public_key),
+        digest,
+        &check.annotations,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(bundle) = &bundle {
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(signature_b64.trim())
+            .map_err(|e| format!("malformed signature: {e}"))?;
+        verify_entry_matches(bundle, &layer.blob, &signature, &certificate.der)
+            .map_err(|e| e.to_string())?;
+    }
+    check_identity(&certificate, check)?;
+    Ok(signing)
+}
+
+fn keyless_attestation(
+    layer: &Layer,
+    digest: &str,
+    check: &KeylessCheck,
+    trust: Option<&TrustedRoot>,
+) -> Result<imagegate_sigstore::Attestation, String> {
+    let (certificate, bundle) = certify(layer, check, trust)?;
+    let attestation = verify_attestation(
+        &layer.blob,
+        std::slice::from_ref(&certificate.public_key),
+        Some(digest),
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(bundle) = &bundle {
+        let envelope = Envelope::from_json(&layer.blob).map_err(|e| e.to_string())?;
+        dsse_entry_matches(bundle, &envelope.payload, &certificate.der)?;
+    }
+    check_identity(&certificate, check)?;
+    Ok(attestation)
+}
+
+/// Steps 1 and 2: the Rekor SET (unless ignored) and the certificate chain at the
+/// integrated time. Returns the leaf and the verified bundle (`None` with ignoreTlog).
+fn certify(
+    layer: &Layer,
+    check: &KeylessCheck,
+    trust: Option<&TrustedRoot>,
+) -> Result<(VerifiedCertificate, Option<RekorBundle>), String> {
+    let certificate_pem = layer
+        .descriptor
+        .annotation(CERTIFICATE_ANNOTATION)
+        .filter(|c| !c.trim().is_empty())
+        .ok_or("signature has no certificate (keyless signatures carry one)")?;
+    let chain_pem = layer.descriptor.annotation(CHAIN_ANNOTATION).unwrap_or("");
+    let (at, bundle) = if check.ignore_tlog {
+        (now(), None)
+    } else {
+        let text = layer
+            .descriptor
+            .annotation(cosign::BUNDLE_ANNOTATION)
+            .ok_or("signature has no Rekor bundle; set rekor.ignoreTlog: true for signatures made without the transparency log")?;
+        let bundle = RekorBundle::from_json(text.as_bytes()).map_err(|e| e.to_string())?;
+        let at = bundle.payload.integrated_time;
+        let keys = if check.rekor_keys.is_empty() {
+            crate::trust::rekor_keys(trust, &[], Some(at))
+        } else {
+            check.rekor_keys.clone()
+        };
+        if keys.is_empty() {
+            return Err("no Rekor public key to verify the transparency log entry with".into());
+        }
+        verify_set(&bundle, &keys).map_err(|e| e.to_string())?;
+        (at, Some(bundle))
+    };
+    let certificate = match &check.roots_pem {
+        Some(roots) => verify_certificate_chain(certificate_pem, chain_pem, roots, at)
+            .map_err(|e| e.to_string())?,
+        None => {
+            let trust = trust.ok_or("no trusted root to verify the certificate with")?;
+            let authorities: Vec<_> = trust
+                .fulcio_authorities()
+                .iter()
+                .filter(|ca| ca.validity.contains(at))
+                .collect();
+            if authorities.is_empty() {
+                return Err(format!(
+                    "no Fulcio certificate authority of {} was valid at {at}",
+                    trust.origin()
+                ));
+            }
+            let roots: String = authorities.iter().map(|ca| ca.root_pem()).collect();
+            let mut intermediates: String = authorities
+                .iter()
+                .map(|ca| ca.intermediates_pem())
+                .collect();
+            intermediates.push_str(chain_pem);
+            verify_certificate_chain(certificate_pem, &intermediates, &roots, at)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    Ok((certificate, bundle))
+}
+
+fn check_identity(certificate: &VerifiedCertificate, check: &KeylessCheck) -> Result<(), String> {
+    let identity =
+        SignerIdentity::from_certificate_der(&certificate.der).map_err(|e| e.to_string())?;
+    check.identity.check(&identity).map_err(|e| e.to_string())
+}
+
+/// Step 4 for DSSE: an `intoto` (0.0.1/0.0.2) or `dsse` log entry records the
+/// envelope's payload hash and the signing certificate.
+fn dsse_entry_matches(bundle: &RekorBundle, payload: &[u8], cert_der: &[u8]) -> Result<(), String> {
+    let mismatch = |what: &str| format!("Rekor entry does not match the attestation: {what}");
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(&bundle.payload.body)
+        .map_err(|e| format!("malformed Rekor entry body: {e}"))?;
+    let body: Value =
+        serde_json::from_slice(&body).map_err(|e| format!("malformed Rekor entry body: {e}"))?;
+    let kind = body.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if kind != "intoto" && kind != "dsse" {
+        return Err(format!(
+            "unsupported Rekor entry kind \"{kind}\" for an attestation (expected intoto or dsse)"
+        ));
+    }
+    let payload_hash = ["/spec/content/payloadHash", "/spec/payloadHash"]
+        .iter()
+        .find_map(|p| body.pointer(p))
+        .ok_or_else(|| mismatch("the entry has no payload hash"))?;
+    let wanted = imagegate_oci::sha256_digest(payload);
+    let recorded = format!(
+        "{}:{}",
+        payload_hash
+            .get("algorithm")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        payload_hash
+            .get("value")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    );
+    if !recorded.eq_ignore_ascii_case(&wanted) {
+        return Err(mismatch(&format!(
+            "it records payload {recorded}, the envelope's is {wanted}"
+        )));
+    }
+    let mut certificates = Vec::new();
+    collect_certificates(body.get("spec").unwrap_or(&Value::Null), &mut certificates);
+    if !certificates.iter().any(|der| der == cert_der) {
+        return Err(mismatch("it records another certificate"));
+    }
+    Ok(())
+}
+
+/// Every certificate found in base64-encoded PEM strings under `value` (where intoto
+/// and dsse entries keep their verifiers).
+fn collect_certificates(value: &Value, out: &mut Vec<Vec<u8>>) {
+    match value {
+        Value::String(text) => {
+            if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(text)
+                && let Ok(pem) = std::str::from_utf8(&decoded)
+            {
+                out.extend(pem_certificates(pem));
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_certificates(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_certificates(v, out)),
+        _ => {}
+    }
+}
+
+/// The DER of each `CERTIFICATE` block of `pem`.
+fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut body: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            body = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            if let Some(text) = body.take()
+                && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(text)
+            {
+                out.push(der);
+            }
+        } else if let Some(text) = body.as_mut() {
+            text.push_str(line);
+        }
+    }
+    out
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Distinct reasons, in order, joined for one message.
+pub(crate) fn summarise(mut reasons: Vec<String>) -> String {
+    let mut seen = std::collections::HashSet::new();
+    reasons.retain(|r| seen.insert(r.clone()));
+    if reasons.is_empty() {
+        "no signature verified".to_owned()
+    } else {
+        reasons.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificates_are_found_in_base64_pem_strings() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAQID\n-----END CERTIFICATE-----\n";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(pem);
+        let spec = serde_json::json!({"signatures": [{"verifier": encoded, "sig": "x"}]});
+        let mut found = Vec::new();
+        collect_certificates(&spec, &mut found);
+        assert_eq!(found, vec![vec![1u8, 2, 3]]);
+    }
+}

@@ -1,0 +1,240 @@
+//! Legacy keyless `.sig` layers: the sigstore-rs keyless layer (Fulcio leaf of
+//! 2021-10-20 for `flavio@castelli.me`, no OIDC issuer extension, Rekor SET of log
+//! c0d23d6a…) pushed with cosign's annotations and verified through keyless attestors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use imagegate_testkit::Registry;
+use serde_json::{Value, json};
+
+use crate::{assert_fails_with, check, read, read_text, vectors, verification};
+
+/// The digest the layer's payload signs.
+const DIGEST: &str = "sha256:5f481572d088dc4023afb35fced9530ced3d9b03bf7299c6f492163cb9f0452e";
+const SUBJECT: &str = "flavio@castelli.me";
+
+struct Layer {
+    dir: PathBuf,
+    payload: Vec<u8>,
+    signature: String,
+    certificate: String,
+    bundle: Value,
+}
+
+fn layer(vectors: &std::path::Path) -> Layer {
+    let dir = vectors.join("cosign-legacy/sigstore-rs");
+    let keyless = dir.join("keyless-layer");
+    Layer {
+        payload: read(keyless.join("payload.json")),
+        signature: read_text(keyless.join("signature.b64")).trim().to_owned(),
+        certificate: read_text(keyless.join("cert.pem")),
+        bundle: serde_json::from_slice(&read(keyless.join("rekor-bundle.json"))).unwrap(),
+        dir,
+    }
+}
+
+/// Pushes the layer (with `bundle` as its Rekor bundle) to `repo`; returns the image
+/// reference (by digest: the signed image itself is not part of the vector).
+fn push(registry: &Registry, repo: &str, layer: &Layer, bundle: &Value) -> String {
+    let annotations = BTreeMap::from([
+        (
+            "dev.cosignproject.cosign/signature".to_owned(),
+            layer.signature.clone(),
+        ),
+        (
+            "dev.sigstore.cosign/certificate".to_owned(),
+            layer.certificate.clone(),
+        ),
+        ("dev.sigstore.cosign/bundle".to_owned(), bundle.to_string()),
+    ]);
+    registry
+        .pusher()
+        .push_signature_manifest(repo, DIGEST, &layer.payload, annotations);
+    format!("{}/{repo}@{DIGEST}", registry.host())
+}
+
+fn keyless(attestor: Value) -> imagegate_policy::model::ImageVerification {
+    verification(json!({
+        "imageReferences": ["*"],
+        "attestors": [{"entries": [{"keyless": attestor}]}],
+    }))
+}
+
+#[tokio::test]
+async fn keyless_layer_verifies_with_the_embedded_root_and_with_policy_roots() {
+    let Some(vectors) = vectors() else { return };
+    let registry = Registry::start();
+    let layer = layer(&vectors);
+    let image = push(&registry, "keyless/app", &layer, &layer.bundle);
+
+    // The embedded public-good root holds the 2021 Fulcio root and the Rekor v1 key.
+    // No issuer requirement: the certificate has no issuer extension (issuer ""), and
+    // cosign/Kyverno check the issuer only when one is given.
+    check(&image, &keyless(json!({"subject": SUBJECT})), None)
+        .await
+        .unwrap();
+    check(
+        &image,
+        &keyless(json!({"subjectRegExp": "castelli\\.me$", "issuerRegExp": ".*"})),
+        None,
+    )
+    .await
+    .unwrap();
+    // The policy's own roots and Rekor key, as the sigstore-rs tests trust them.
+    check(
+        &image,
+        &keyless(json!({
+            "subject": SUBJECT,
+            "roots": read_text(layer.dir.join("trust/fulcio-root-1.pem")),
+            "rekor": {"pubkey": read_text(layer.dir.join("trust/rekor.pub"))},
+        })),
+        None,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn keyless_layer_refuses_the_wrong_identity_issuer_regex_and_extensions() {
+    let Some(vectors) = vectors() else { return };
+    let registry = Registry::start();
+    let layer = layer(&vectors);
+    let image = push(&registry, "keyless/identity", &layer, &layer.bundle);
+    let cases = [
+        (
+            json!({"subject": "someone@example.com"}),
+            "certificate identity mismatch",
+        ),
+        (
+            json!({"subject": SUBJECT, "issuer": "https://accounts.google.com"}),
+            "OIDC issuer mismatch",
+        ),
+        (
+            json!({"subjectRegExp": "^flavio@example\\.com$"}),
+            "certificate identity mismatch",
+        ),
+        (
+            json!({"subject": SUBJECT, "issuerRegExp": "^https://"}),
+            "OIDC issuer mismatch",
+        ),
+        (
+            json!({"subject": SUBJECT, "additionalExtensions": {"githubWorkflowRepository": "o/r"}}),
+            "githubWorkflowRepository mismatch",
+        ),
+    ];
+    for (attestor, expected) in cases {
+        let outcome = check(&image, &keyless(attestor.clone()), None).await;
+        assert_fails_with(outcome, expected);
+    }
+    // Paths are Kyverno's.
+    let failure = check(&image, &keyless(json!({"subject": "x"})), None)
+        .await
+        .unwrap_err();
+    assert!(
+        failure
+            .message
+            .starts_with(".attestors[0].entries[0].keyless: invalid signature"),
+        "{}",
+        failure.message
+    );
+}
+
+#[tokio::test]
+async fn keyless_layer_refuses_a_wrong_root_a_tampered_set_and_an_expired_certificate() {
+    let Some(vectors) = vectors() else { return };
+    let registry = Registry::start();
+    let layer = layer(&vectors);
+
+    // fulcio-root-2 did not issue the leaf.
+    let image = push(&registry, "keyless/root", &layer, &layer.bundle);
+    let wrong_root = keyless(json!({
+        "subject": SUBJECT,
+        "roots": read_text(layer.dir.join("trust/fulcio-root-2.pem")),
+    }));
+    assert_fails_with(check(&image, &wrong_root, None).await, "trusted root");
+
+    // A SET that is not the log's signature.
+    let mut tampered = layer.bundle.clone();
+    let set = tampered["SignedEntryTimestamp"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut bytes = base64::engine::general_purpose::STANDARD
+        .decode(&set)
+        .unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    tampered["SignedEntryTimestamp"] =
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    let image = push(&registry, "keyless/set", &layer, &tampered);
+    assert_fails_with(
+        check(&image, &keyless(json!({"subject": SUBJECT})), None).await,
+        "invalid Rekor signed entry timestamp",
+    );
+
+    // Moving the integrated time inside/outside the certificate's validity breaks the
+    // SET: the time is only believed when the log signed it.
+    let mut moved = layer.bundle.clone();
+    moved["Payload"]["integratedTime"] = json!(1_634_714_717 + 3600);
+    let image = push(&registry, "keyless/time", &layer, &moved);
+    assert_fails_with(
+        check(&image, &keyless(json!({"subject": SUBJECT})), None).await,
+        "invalid Rekor signed entry timestamp",
+    );
+
+    // Without the log the certificate is checked now: it expired in 2021.
+    let image = push(&registry, "keyless/expired", &layer, &layer.bundle);
+    assert_fails_with(
+        check(
+            &image,
+            &keyless(json!({"subject": SUBJECT, "rekor": {"ignoreTlog": true}})),
+            None,
+        )
+        .await,
+        "is not valid at",
+    );
+
+    // A Rekor key that did not sign the SET.
+    let foreign = read_text(vectors.join("cosign-legacy/sigstore-rs/key-layer/cosign.pub"));
+    assert_fails_with(
+        check(
+            &image,
+            &keyless(json!({"subject": SUBJECT, "rekor": {"pubkey": foreign}})),
+            None,
+        )
+        .await,
+        "unknown Rekor log id",
+    );
+}
+
+#[tokio::test]
+async fn unsigned_and_key_signed_layers_are_not_keyless_evidence() {
+    let Some(vectors) = vectors() else { return };
+    let registry = Registry::start();
+    let image = format!("{}/keyless/none@{DIGEST}", registry.host());
+    registry.pusher().push_blob("keyless/none", b"x");
+    assert_fails_with(
+        check(&image, &keyless(json!({"subject": SUBJECT})), None).await,
+        "no signatures found",
+    );
+    // The key-signed layer of the same vectors carries no certificate.
+    let dir = vectors.join("cosign-legacy/sigstore-rs/key-layer");
+    let payload = read(dir.join("payload.json"));
+    let digest = "sha256:f3cfc9d0dbf931d3db4685ec659b7ac68e2a578219da4aae65427886e649b06b";
+    registry.pusher().push_signature_manifest(
+        "keyless/keyed",
+        digest,
+        &payload,
+        BTreeMap::from([(
+            "dev.cosignproject.cosign/signature".to_owned(),
+            read_text(dir.join("signature.b64")).trim().to_owned(),
+        )]),
+    );
+    let image = format!("{}/keyless/keyed@{digest}", registry.host());
+    assert_fails_with(
+        check(&image, &keyless(json!({"subject": SUBJECT})), None).await,
+        "has no certificate",
+    );
+}

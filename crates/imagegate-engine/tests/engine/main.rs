@@ -1,0 +1,89 @@
+//! The engine's attestors against a real `docker-registry` (and, for the OCI 1.1
+//! referrers API it lacks, an in-process stub): keyless `.sig` layers and cosign v3
+//! Sigstore bundles from the shared vectors.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test set-up failures panic with their message
+
+mod bundles;
+mod keyless;
+mod stub;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use imagegate_engine::Verifier;
+use imagegate_engine::attestors::{
+    AttestorFailure, ImageSubject, verify_attestations, verify_attestors,
+};
+use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
+use imagegate_policy::conditions::Context;
+use imagegate_policy::model::ImageVerification;
+use imagegate_sigstore::TrustedRoot;
+
+/// The shared vectors, or `None` (the test prints "skipped").
+pub fn vectors() -> Option<PathBuf> {
+    let dir = imagegate_testkit::vectors_dir();
+    if dir.is_none() {
+        eprintln!("skipped: no shared vectors");
+    }
+    dir
+}
+
+pub fn read(path: PathBuf) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn read_text(path: PathBuf) -> String {
+    String::from_utf8(read(path)).unwrap()
+}
+
+pub fn verification(json: serde_json::Value) -> ImageVerification {
+    serde_json::from_value(json).expect("verifyImages entry")
+}
+
+pub fn client() -> Arc<RegistryClient> {
+    Arc::new(RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).unwrap())
+}
+
+/// Runs the attestors, then the attestations, of `entry` on `image` (a digest reference).
+pub async fn check(
+    image: &str,
+    entry: &ImageVerification,
+    trusted_root: Option<&TrustedRoot>,
+) -> Result<(), AttestorFailure> {
+    check_with(&Verifier::new(client()), image, entry, trusted_root).await
+}
+
+pub async fn check_with(
+    verifier: &Verifier,
+    image: &str,
+    entry: &ImageVerification,
+    trusted_root: Option<&TrustedRoot>,
+) -> Result<(), AttestorFailure> {
+    let reference = Reference::parse(image).unwrap();
+    let digest = verifier.resolve(&reference).await.unwrap();
+    let subject = ImageSubject {
+        image: &reference,
+        digest: &digest,
+        verification: entry,
+        rekor_keys: &[],
+        trusted_root,
+    };
+    verify_attestors(verifier, &subject).await?;
+    let context = Context::new(serde_json::json!({}));
+    verify_attestations(verifier, &subject, image, &context).await
+}
+
+#[track_caller]
+pub fn assert_fails_with(outcome: Result<(), AttestorFailure>, text: &str) {
+    match outcome {
+        Ok(()) => panic!("verification passed; expected a failure mentioning {text:?}"),
+        Err(failure) => {
+            eprintln!("expected failure: {}", failure.message);
+            assert!(
+                failure.message.contains(text),
+                "expected {text:?} in {:?}",
+                failure.message
+            )
+        }
+    }
+}

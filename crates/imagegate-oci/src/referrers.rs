@@ -1,0 +1,150 @@
+//! OCI 1.1 referrers: the manifests that name an image as their `subject` (cosign v3
+//! stores Sigstore bundles this way).
+//!
+//! Two sources, as in the distribution spec: the referrers API
+//! (`GET /v2/<repo>/referrers/<digest>`, an image index) and, for registries without it
+//! (they answer `404`; docker-registry 2.8 is one), the referrers tag schema: an image
+//! index tagged `sha256-<hex>` that clients maintain.
+
+use reqwest::header::HeaderValue;
+use reqwest::{Method, StatusCode};
+
+use crate::client::RegistryClient;
+use crate::error::{RegistryError, Result};
+use crate::manifest::{ImageIndex, OCI_INDEX};
+use crate::reference::Reference;
+
+/// Where a list of referrers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersSource {
+    /// The OCI 1.1 referrers API.
+    Api {
+        /// Whether the registry applied the `artifactType` filter asked for
+        /// (`OCI-Filters-Applied: artifactType`).
+        filtered: bool,
+    },
+    /// The `sha256-<hex>` referrers tag (fallback).
+    FallbackTag,
+}
+
+/// The referrers of one manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrers {
+    /// The index listing them (empty when there are none).
+    pub index: ImageIndex,
+    /// Where it came from.
+    pub source: ReferrersSource,
+}
+
+/// The referrers tag of `digest`: `sha256:<hex>` → `sha256-<hex>`; `None` for a digest
+/// that is not `algorithm:hex`.
+pub fn referrers_tag(digest: &str) -> Option<String> {
+    let (algorithm, hex) = digest.split_once(':')?;
+    let valid = !algorithm.is_empty()
+        && !hex.is_empty()
+        && algorithm.bytes().all(|b| b.is_ascii_alphanumeric())
+        && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    valid.then(|| format!("{algorithm}-{hex}"))
+}
+
+impl RegistryClient {
+    /// The referrers of `digest` in the repository of `repository`: from the referrers
+    /// API, or, when the registry answers `404` there, from the `sha256-<hex>` fallback
+    /// tag. `artifact_type` is passed to the API as a filter (registries may ignore
+    /// it; see [`ReferrersSource::Api::filtered`]); the fallback index is returned
+    /// unfiltered. No referrers at all is an empty index.
+    pub async fn get_referrers(
+        &self,
+        repository: &Reference,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers> {
+        let registry = repository.registry().to_owned();
+        let malformed = |reason: String| RegistryError::Malformed {
+            registry: registry.clone(),
+            reason,
+        };
+        if !crate::client::is_valid_digest(digest) {
+            return Err(malformed(format!("{digest:?} is not a digest")));
+        }
+        let mut path = format!("referrers/{digest}");
+        if let Some(artifact_type) = artifact_type {
+            let encoded: String =
+                url::form_urlencoded::byte_serialize(artifact_type.as_bytes()).collect();
+            path.push_str("?artifactType=");
+            path.push_str(&encoded);
+        }
+        let response = self
+            .send(repository, Method::GET, &path, &[OCI_INDEX])
+            .await?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return self.fallback_referrers(repository, digest).await;
+        }
+        if !status.is_success() {
+            return Err(self.unexpected(repository, status, "GET", &path));
+        }
+        let filtered = response
+            .headers()
+            .get("oci-filters-applied")
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|f| f.trim() == "artifactType"));
+        let bytes = self
+            .read_limited(
+                &registry,
+                response,
+                self.options().max_manifest_bytes,
+                "referrers index",
+            )
+            .await?;
+        let index: ImageIndex = serde_json::from_slice(&bytes)
+            .map_err(|e| malformed(format!("referrers answer is not an image index: {e}")))?;
+        Ok(Referrers {
+            index,
+            source: ReferrersSource::Api { filtered },
+        })
+    }
+
+    async fn fallback_referrers(&self, repository: &Reference, digest: &str) -> Result<Referrers> {
+        let registry = repository.registry().to_owned();
+        let malformed = |reason: String| RegistryError::Malformed {
+            registry: registry.clone(),
+            reason,
+        };
+        let tag = referrers_tag(digest).ok_or_else(|| malformed(format!("digest {digest:?}")))?;
+        let tagged = repository
+            .with_tag(&tag)
+            .map_err(|e| malformed(format!("referrers tag {tag}: {e}")))?;
+        let index = match self.get_manifest(&tagged).await? {
+            None => ImageIndex {
+                schema_version: 2,
+                media_type: Some(OCI_INDEX.to_owned()),
+                manifests: Vec::new(),
+            },
+            Some(fetched) => fetched.image_index().map_err(|e| {
+                malformed(format!("referrers tag {tagged} is not an image index: {e}"))
+            })?,
+        };
+        Ok(Referrers {
+            index,
+            source: ReferrersSource::FallbackTag,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn referrers_tags() {
+        let hex = "d7d5640c741c60b47fa4b5530daa20a6469b55754a89dd42adbadadb59f9093c";
+        assert_eq!(
+            referrers_tag(&format!("sha256:{hex}")),
+            Some(format!("sha256-{hex}"))
+        );
+        assert_eq!(referrers_tag("sha256:../x"), None);
+        assert_eq!(referrers_tag("nodigest"), None);
+        assert_eq!(referrers_tag(":ab"), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! The deployment manifests (`deploy/manifests/*.yaml`, the Helm chart rendered) parse as
+//! Kubernetes objects (k8s-openapi types, v1.33) and keep the facts the chart promises.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every document of every `deploy/manifests/*.yaml`.
+fn documents() -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+        .iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            serde_saphyr::from_multiple::<Value>(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()))
+        })
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+/// Parses `document` as `T` and checks that nothing was lost: every field is one the
+/// Kubernetes API knows (a typo would vanish in the round trip).
+fn typed<T: DeserializeOwned + serde::Serialize>(document: &Value) -> T {
+    let object: T = serde_json::from_value(document.clone())
+        .unwrap_or_else(|e| panic!("{} {}: {e}", document["kind"], document["metadata"]["name"]));
+    let round_trip = serde_json::to_value(&object).unwrap();
+    assert_eq!(
+        &round_trip, document,
+        "unknown or mistyped fields in {}",
+        document["kind"]
+    );
+    object
+}
+
+fn one<T: DeserializeOwned + serde::Serialize>(documents: &[Value], kind: &str) -> T {
+    let found: Vec<&Value> = documents.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind} expected");
+    typed(found[0])
+}
+
+#[test]
+fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
+    let documents = documents();
+    for document in &documents {
+        let kind = document["kind"].as_str().unwrap();
+        match kind {
+            "ServiceAccount"
+            | "ConfigMap"
+            | "Service"
+            | "PodDisruptionBudget"
+            | "Deployment"
+            | "MutatingWebhookConfiguration"
+            | "ValidatingWebhookConfiguration" => {}
+            "Issuer" | "Certificate" => assert_eq!(document["apiVersion"], "cert-manager.io/v1"),
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+
+    let deployment: Deployment = one(&documents, "Deployment");
+    let spec = deployment.spec.unwrap();
+    assert_eq!(spec.replicas, Some(2));
+    let pod = spec.template.spec.unwrap();
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
+    assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
+    assert_eq!(pod.automount_service_account_token, Some(false));
+    let container = &pod.containers[0];
+    let security = container.security_context.as_ref().unwrap();
+    assert_eq!(security.read_only_root_filesystem, Some(true));
+    assert_eq!(security.allow_privilege_escalation, Some(false));
+    assert_eq!(security.run_as_non_root, Some(true));
+    assert!(container.resources.as_ref().unwrap().requests.is_some());
+    let args = container.args.clone().unwrap();
+    assert_eq!(args[0], "serve");
+    for flag in [
+        "--listen=0.0.0.0:8443",
+        "--tls-cert=/etc/imagegate/tls/tls.crt",
+        "--policies=/etc/imagegate/policies",
+        "--docker-config=/etc/imagegate/docker/config.json",
+    ] {
+        assert!(args.iter().any(|a| a == flag), "{flag} missing in {args:?}");
+    }
+    assert_eq!(
+        container
+            .liveness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .as_deref(),
+        Some("/healthz")
+    );
+    let readiness = container
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .http_get
+        .as_ref()
+        .unwrap();
+    assert_eq!(readiness.path.as_deref(), Some("/readyz"));
+    assert_eq!(readiness.scheme.as_deref(), Some("HTTPS"));
+    let volumes = pod.volumes.unwrap();
+    let docker = volumes
+        .iter()
+        .find(|v| v.name == "docker-config")
+        .unwrap()
+        .secret
+        .as_ref()
+        .unwrap();
+    assert_eq!(docker.items.as_ref().unwrap()[0].key, ".dockerconfigjson");
+    assert_eq!(docker.items.as_ref().unwrap()[0].path, "config.json");
+    assert!(volumes.iter().any(|v| {
+        v.config_map
+            .as_ref()
+            .is_some_and(|c| c.name == "imagegate-policies")
+    }));
+
+    let pdb: PodDisruptionBudget = one(&documents, "PodDisruptionBudget");
+    assert!(pdb.spec.unwrap().min_available.is_some());
+    let service: Service = one(&documents, "Service");
+    let ports = service.spec.unwrap().ports.unwrap();
+    assert!(ports.iter().any(|p| p.port == 443));
+    let _: ServiceAccount = one(&documents, "ServiceAccount");
+
+    // The ConfigMap carries the example policy as it is in policies/.
+    let config_map: ConfigMap = one(&documents, "ConfigMap");
+    let data = config_map.data.unwrap();
+    assert_eq!(
+        data["verify-signature.yaml"],
+        std::fs::read_to_string(repo().join("policies/verify-signature.yaml")).unwrap()
+    );
+
+    let mutating: MutatingWebhookConfiguration = one(&documents, "MutatingWebhookConfiguration");
+    let validating: ValidatingWebhookConfiguration =
+        one(&documents, "ValidatingWebhookConfiguration");
+    let mutating_hook = &mutating.webhooks.as_ref().unwrap()[0];
+    let validating_hook = &validating.webhooks.as_ref().unwrap()[0];
+    let path = |config: &k8s_openapi::api::admissionregistration::v1::WebhookClientConfig| {
+        config.service.as_ref().unwrap().path.clone().unwrap()
+    };
+    assert_eq!(path(&mutating_hook.client_config), "/mutate");
+    assert_eq!(path(&validating_hook.client_config), "/validate");
+    for (annotations, versions, side_effects) in [
+        (
+            &mutating.metadata.annotations,
+            &mutating_hook.admission_review_versions,
+            &mutating_hook.side_effects,
+        ),
+        (
+            &validating.metadata.annotations,
+            &validating_hook.admission_review_versions,
+            &validating_hook.side_effects,
+        ),
+    ] {
+        assert_eq!(
+            annotations.as_ref().unwrap()["cert-manager.io/inject-ca-from"],
+            "imagegate/imagegate-tls"
+        );
+        assert_eq!(versions, &["v1".to_owned(), "v1beta1".to_owned()]);
+        assert_eq!(side_effects, "None");
+    }
+    // imagegate never gates its own namespace (it could not start again).
+    let selector = serde_json::to_string(&mutating_hook.namespace_selector).unwrap();
+    assert!(selector.contains("\"imagegate\""), "{selector}");
+}
+
+#[test]
+fn chart_templates_agree_with_the_manifests() {
+    let chart = repo().join("deploy/helm/imagegate");
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(values["replicaCount"], 2);
+    let read = |name: &str| std::fs::read_to_string(chart.join("templates").join(name)).unwrap();
+    let webhooks = read("webhooks.yaml");
+    for fact in [
+        "path: /mutate",
+        "path: /validate",
+        "cert-manager.io/inject-ca-from",
+        "admissionReviewVersions: [\"v1\", \"v1beta1\"]",
+    ] {
+        assert!(webhooks.contains(fact), "webhooks.yaml lacks {fact}");
+    }
+    let deployment = read("deployment.yaml");
+    for fact in [
+        "readOnlyRootFilesystem: true",
+        "runAsNonRoot: true",
+        "podAntiAffinity",
+        "path: /healthz",
+        "path: /readyz",
+        "--docker-config=/etc/imagegate/docker/config.json",
+        "key: .dockerconfigjson",
+    ] {
+        assert!(deployment.contains(fact), "deployment.yaml lacks {fact}");
+    }
+    assert!(read("pdb.yaml").contains("kind: PodDisruptionBudget"));
+}

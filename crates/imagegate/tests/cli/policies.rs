@@ -1,0 +1,835 @@
+//! Kyverno `verifyImages` policies end to end against a real registry:
+//!
+//! - `imagegate test` on the Kyverno CLI test folders of `tests/data/kyverno/` (ports of
+//!   the shape of Kyverno's own verifyImages tests);
+//! - the two attestation policies of `../shared/vectors/dsse/kyverno-attestations`
+//!   with Kyverno's recorded outcomes;
+//! - `imagegate review` on the AdmissionReviews of `tests/data/reviews/`;
+//! - `imagegate apply` output, `-o json`, `--policy-report` and exit codes.
+//!
+//! The registry address, keys and digests are random, so the committed fixtures carry
+//! placeholders (`@REGISTRY@`, `@KEY_A@`, `@DIGEST_SIGNED@`, ...) that [`World::materialize`]
+//! substitutes into a temporary copy after pushing and signing. A multi-line value (a
+//! PEM) replaces its placeholder line with every line indented like the placeholder.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt as _;
+use base64::Engine as _;
+use imagegate_testkit::{CosignKey, Registry, vectors_dir};
+use serde_json::{Value, json};
+
+use crate::util::{Run, imagegate};
+
+const CODE_REVIEW: &str = "https://example.com/CodeReview/v1";
+
+/// The committed fixtures of this test binary.
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+/// A registry holding the images every fixture refers to, the keys that signed them,
+/// and the placeholder values.
+///
+/// | image | evidence |
+/// | --- | --- |
+/// | `kyverno/test-verify-image:signed` | signature by key A |
+/// | `kyverno/test-verify-image:unsigned` | none |
+/// | `kyverno/test-verify-image:signed-by-someone-else` | signature by key C |
+/// | `kyverno/test-verify-image:attested` | signature and CodeReview attestation by A |
+/// | `app/dual:v1` | signatures by keys A and B |
+/// | `app/separate:v1` | signature by A stored in `signatures/separate` |
+struct World {
+    /// Kept alive (dropping it stops the registry).
+    _registry: Registry,
+    vars: BTreeMap<&'static str, String>,
+}
+
+impl World {
+    fn new() -> World {
+        let registry = Registry::start();
+        let [a, b, c] = [
+            CosignKey::generate(),
+            CosignKey::generate(),
+            CosignKey::generate(),
+        ];
+        let host = registry.host();
+        let pusher = registry.pusher();
+        let none = BTreeMap::new();
+        let tvi = "kyverno/test-verify-image";
+        let tvi_name = format!("{host}/{tvi}");
+
+        let signed = pusher.push_image(tvi, "signed");
+        pusher.sign(tvi, &tvi_name, &signed, &a, &none);
+        let unsigned = pusher.push_image(tvi, "unsigned");
+        let someone_else = pusher.push_image(tvi, "signed-by-someone-else");
+        pusher.sign(tvi, &tvi_name, &someone_else, &c, &none);
+        let attested = pusher.push_image(tvi, "attested");
+        pusher.sign(tvi, &tvi_name, &attested, &a, &none);
+        pusher.attest(
+            tvi,
+            &tvi_name,
+            &attested,
+            &a,
+            CODE_REVIEW,
+            &json!({
+                "author": "mailto:alice@example.com",
+                "repo": {"branch": "main", "type": "git", "uri": "https://github.com/example/my-project"},
+                "reviewers": ["mailto:bob@example.com"],
+            }),
+        );
+        let dual = pusher.push_image("app/dual", "v1");
+        let dual_name = format!("{host}/app/dual");
+        pusher.sign("app/dual", &dual_name, &dual, &a, &none);
+        pusher.sign("app/dual", &dual_name, &dual, &b, &none);
+        let separate = pusher.push_image("app/separate", "v1");
+        pusher.sign(
+            "signatures/separate",
+            &format!("{host}/app/separate"),
+            &separate,
+            &a,
+            &none,
+        );
+        drop(pusher);
+
+        let vars = BTreeMap::from([
+            ("REGISTRY", host),
+            ("KEY_A", a.public_pem()),
+            ("KEY_B", b.public_pem()),
+            ("KEY_C", c.public_pem()),
+            ("KEYS_AB", format!("{}{}", a.public_pem(), b.public_pem())),
+            ("DIGEST_SIGNED", signed),
+            ("DIGEST_UNSIGNED", unsigned),
+            ("DIGEST_SOMEONE_ELSE", someone_else),
+            ("DIGEST_ATTESTED", attested),
+            ("DIGEST_DUAL", dual),
+            ("DIGEST_SEPARATE", separate),
+        ]);
+        World {
+            _registry: registry,
+            vars,
+        }
+    }
+
+    /// A temporary copy of the fixture folder `tests/data/<relative>` with the
+    /// placeholders replaced.
+    fn materialize(&self, relative: &str) -> tempfile::TempDir {
+        let source = data_dir().join(relative);
+        let target = tempfile::tempdir().expect("temp dir");
+        copy_substituted(&source, target.path(), &self.vars);
+        target
+    }
+}
+
+fn copy_substituted(source: &Path, target: &Path, vars: &BTreeMap<&'static str, String>) {
+    for entry in std::fs::read_dir(source)
+        .unwrap_or_else(|e| panic!("fixture folder {}: {e}", source.display()))
+    {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap();
+        if path.is_dir() {
+            std::fs::create_dir_all(target.join(name)).unwrap();
+            copy_substituted(&path, &target.join(name), vars);
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(target.join(name), substitute(&text, vars)).unwrap();
+        }
+    }
+}
+
+/// Replaces `@NAME@` placeholders; a multi-line value is indented like its line.
+/// Panics on a placeholder without a value (a typo in a fixture).
+fn substitute(text: &str, vars: &BTreeMap<&'static str, String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let indent: String = line.chars().take_while(|c| *c == ' ').collect();
+        let mut line = line.to_owned();
+        for (name, value) in vars {
+            let placeholder = format!("@{name}@");
+            if !line.contains(&placeholder) {
+                continue;
+            }
+            let value = if value.trim_end().contains('\n') {
+                value.trim_end().replace('\n', &format!("\n{indent}"))
+            } else {
+                value.clone()
+            };
+            line = line.replace(&placeholder, &value);
+        }
+        out.push_str(&line);
+    }
+    if let Some(left) = leftover_placeholder(&out) {
+        panic!("fixture placeholder {left} has no value");
+    }
+    out
+}
+
+fn leftover_placeholder(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b != b'@' {
+            continue;
+        }
+        let name: String = text[i + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+            .collect();
+        if !name.is_empty() && text[i + 1 + name.len()..].starts_with('@') {
+            return Some(format!("@{name}@"));
+        }
+    }
+    None
+}
+
+/// Runs `imagegate test` on one materialised fixture folder and checks that all of its
+/// `expected` rows passed.
+#[track_caller]
+fn assert_kyverno_test(world: &World, case: &str, expected: usize) -> Run {
+    let dir = world.materialize(&format!("kyverno/{case}"));
+    let run = imagegate(&["test", dir.path().to_str().unwrap()], &[]);
+    let closing = run
+        .stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        (run.code, closing.as_str()),
+        (0, format!("{expected} passed, 0 failed").as_str()),
+        "imagegate test {case}\nstdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
+    run
+}
+
+// ---------------------------------------------------------------------------------
+// Kyverno CLI test folders
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn kyverno_test_verify_image_scenarios() {
+    assert_kyverno_test(&World::new(), "test-verify-image", 7);
+}
+
+#[test]
+fn kyverno_test_attestor_count_one_of_two_and_two_of_two() {
+    assert_kyverno_test(&World::new(), "attestor-count", 6);
+}
+
+#[test]
+fn kyverno_test_nested_attestors() {
+    assert_kyverno_test(&World::new(), "nested-attestors", 4);
+}
+
+#[test]
+fn kyverno_test_pem_with_two_keys_counts_as_two_entries() {
+    assert_kyverno_test(&World::new(), "multi-key-pem", 6);
+}
+
+#[test]
+fn kyverno_test_mutate_digest() {
+    assert_kyverno_test(&World::new(), "mutate-digest", 3);
+}
+
+#[test]
+fn kyverno_test_verify_digest_without_mutate_digest() {
+    assert_kyverno_test(&World::new(), "verify-digest", 2);
+}
+
+#[test]
+fn kyverno_test_no_digest_checks_not_required() {
+    assert_kyverno_test(&World::new(), "no-digest-checks", 2);
+}
+
+#[test]
+fn kyverno_test_audit_reports_failures() {
+    assert_kyverno_test(&World::new(), "audit", 2);
+}
+
+#[test]
+fn kyverno_test_autogen_deployment_and_cronjob() {
+    assert_kyverno_test(&World::new(), "autogen", 3);
+}
+
+#[test]
+fn kyverno_test_skip_image_references() {
+    assert_kyverno_test(&World::new(), "skip-image-references", 3);
+}
+
+#[test]
+fn kyverno_test_separate_signature_repository() {
+    assert_kyverno_test(&World::new(), "signature-repository", 3);
+}
+
+#[test]
+fn kyverno_test_attestation_conditions() {
+    assert_kyverno_test(&World::new(), "attestation-conditions", 3);
+}
+
+#[test]
+fn kyverno_test_multi_container_pods() {
+    assert_kyverno_test(&World::new(), "multi-container", 3);
+}
+
+#[test]
+fn kyverno_test_keys_without_ignore_tlog_need_the_transparency_log() {
+    assert_kyverno_test(&World::new(), "transparency-log", 1);
+}
+
+// ---------------------------------------------------------------------------------
+// Kyverno's recorded attestation outcomes (../shared/vectors)
+// ---------------------------------------------------------------------------------
+
+/// The three envelopes of `dsse/kyverno-attestations` pushed as `.att` layers for the
+/// statements' subject digest under `<registry>/jimbugwadia/pause2`; both policies give
+/// Kyverno's recorded outcome (testPolicyGood → pass, testPolicyBad → fail).
+#[test]
+fn kyverno_attestation_vectors() {
+    let Some(vectors) = vectors_dir() else {
+        eprintln!("skipped: ../shared/vectors is absent");
+        return;
+    };
+    let dir = vectors.join("dsse/kyverno-attestations");
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let digest = meta["image"]["subject_digest_in_statements"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let registry = Registry::start();
+    let pusher = registry.pusher();
+    for envelope in meta["envelopes"].as_array().unwrap() {
+        let bytes = std::fs::read(dir.join(envelope["file"].as_str().unwrap())).unwrap();
+        pusher.push_attestation_layer(
+            "jimbugwadia/pause2",
+            &digest,
+            &bytes,
+            envelope["predicateType"].as_str().unwrap(),
+        );
+    }
+    drop(pusher);
+    let vars = BTreeMap::from([
+        ("REGISTRY", registry.host()),
+        (
+            "VECTOR_KEY",
+            std::fs::read_to_string(dir.join("cosign.pub")).unwrap(),
+        ),
+        ("VECTOR_DIGEST", digest.clone()),
+    ]);
+    let cases = tempfile::tempdir().unwrap();
+    copy_substituted(
+        &data_dir().join("kyverno/kyverno-attestations"),
+        cases.path(),
+        &vars,
+    );
+
+    // Both Kyverno CLI test folders at once.
+    let run = imagegate(&["test", cases.path().to_str().unwrap()], &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.ends_with("\n2 passed, 0 failed\n"),
+        "{}",
+        run.stdout
+    );
+
+    // testPolicyGood: one rule response, pass; the image is marked verified.
+    let image = format!("{}/jimbugwadia/pause2@{digest}", registry.host());
+    let good = apply_json(&cases.path().join("good"));
+    good.0.assert_code(0);
+    let results = good.1["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0]["result"], "pass", "{results:#?}");
+    assert_eq!(
+        results[0]["message"],
+        format!("verified image attestations for {image}")
+    );
+    let annotations = &good.1["resources"][0]["metadata"]["annotations"];
+    let verified: Value =
+        serde_json::from_str(annotations["kyverno.io/verify-images"].as_str().unwrap()).unwrap();
+    assert_eq!(verified, json!({ image.clone(): "pass" }));
+
+    // testPolicyBad: one rule response, fail, because of the branch condition.
+    let bad = apply_json(&cases.path().join("bad"));
+    bad.0.assert_code(1);
+    let results = bad.1["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{results:#?}");
+    assert_eq!(results[0]["result"], "fail");
+    let message = results[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("failed to verify image {image}: "))
+            && message.contains(&format!(
+                "attestation checks failed for {image} and predicate https://example.com/CodeReview/v1"
+            )),
+        "{message}"
+    );
+    assert!(
+        bad.1["resources"][0]["metadata"]["annotations"]
+            .get("kyverno.io/verify-images")
+            .is_none(),
+        "{:#}",
+        bad.1["resources"][0]
+    );
+}
+
+/// `imagegate apply -o json` on the `policy.yaml` and `resources.yaml` of `dir`.
+fn apply_json(dir: &Path) -> (Run, Value) {
+    let run = imagegate(
+        &[
+            "apply",
+            "--policy",
+            dir.join("policy.yaml").to_str().unwrap(),
+            "--resource",
+            dir.join("resources.yaml").to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+        &[],
+    );
+    let document = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "apply -o json printed no JSON ({e})\nstdout:\n{}\nstderr:\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    (run, document)
+}
+
+// ---------------------------------------------------------------------------------
+// imagegate review
+// ---------------------------------------------------------------------------------
+
+/// Runs `imagegate review --policy POLICY [ARGS] < REVIEW` with the fixtures of
+/// `tests/data/reviews/` materialised for `world`.
+fn review(world: &World, policy: &str, review: &str, args: &[&str]) -> (Run, Value) {
+    let dir = world.materialize("reviews");
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::cargo_bin("imagegate").unwrap();
+    command
+        .arg("review")
+        .arg("--policy")
+        .arg(dir.path().join(policy))
+        .args(args)
+        .env("HOME", home.path())
+        .env_remove("DOCKER_CONFIG")
+        .env("IMAGEGATE_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().unwrap();
+    let input = std::fs::read(dir.path().join(review)).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    };
+    let answer = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+    (run, answer)
+}
+
+fn decoded_patch(response: &Value) -> Value {
+    assert_eq!(response["patchType"], "JSONPatch", "{response:#}");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(
+            response["patch"]
+                .as_str()
+                .expect("patch is a base64 string"),
+        )
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn review_signed_pod_is_allowed_and_pinned_v1_and_v1beta1() {
+    let world = World::new();
+    let host = &world.vars["REGISTRY"];
+    let pinned = format!(
+        "{host}/kyverno/test-verify-image:signed@{}",
+        world.vars["DIGEST_SIGNED"]
+    );
+    for (file, api_version, uid) in [
+        (
+            "signed-pod-v1.json",
+            "admission.k8s.io/v1",
+            "0b4e2a8c-0d6e-4c8f-9b1f-5d1d6e2f7a01",
+        ),
+        (
+            "signed-pod-v1beta1.json",
+            "admission.k8s.io/v1beta1",
+            "0b4e2a8c-0d6e-4c8f-9b1f-5d1d6e2f7a02",
+        ),
+    ] {
+        let (run, answer) = review(&world, "policy-enforce.yaml", file, &[]);
+        run.assert_code(0);
+        assert_eq!(answer["apiVersion"], api_version, "{file}");
+        assert_eq!(answer["kind"], "AdmissionReview");
+        let response = &answer["response"];
+        assert_eq!(response["uid"], uid);
+        assert_eq!(response["allowed"], true);
+        assert!(response.get("status").is_none(), "{response:#}");
+        assert_eq!(
+            decoded_patch(response),
+            json!([
+                {"op": "replace", "path": "/spec/containers/0/image", "value": pinned},
+                {"op": "add", "path": "/metadata/annotations", "value": {
+                    "kyverno.io/verify-images": format!("{{\"{pinned}\":\"pass\"}}")
+                }},
+            ]),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn review_validate_phase_allows_the_pinned_pod_without_a_patch() {
+    let world = World::new();
+    let (run, answer) = review(
+        &world,
+        "policy-enforce.yaml",
+        "signed-pod-pinned-v1.json",
+        &["--phase", "validate"],
+    );
+    run.assert_code(0);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{response:#}");
+    assert!(response.get("patch").is_none(), "{response:#}");
+    assert!(response.get("warnings").is_none(), "{response:#}");
+}
+
+#[test]
+fn review_unsigned_pod_is_denied_with_kyvernos_message() {
+    let world = World::new();
+    let (run, answer) = review(&world, "policy-enforce.yaml", "unsigned-pod-v1.json", &[]);
+    run.assert_code(1);
+    let response = &answer["response"];
+    assert_eq!(response["uid"], "0b4e2a8c-0d6e-4c8f-9b1f-5d1d6e2f7a04");
+    assert_eq!(response["allowed"], false);
+    assert!(response.get("patch").is_none(), "{response:#}");
+    assert_eq!(response["status"]["code"], 403);
+    assert_eq!(
+        response["status"]["message"],
+        format!(
+            "\n\nresource Pod/default/unsigned was blocked due to the following policies\n\n\
+             check-image:\n  verify-signature: 'failed to verify image {}/kyverno/test-verify-image:unsigned: \
+             .attestors[0].entries[0].keys: no signatures found'\n",
+            world.vars["REGISTRY"]
+        )
+    );
+}
+
+#[test]
+fn review_validate_phase_never_trusts_a_client_supplied_annotation() {
+    let world = World::new();
+    let (run, answer) = review(
+        &world,
+        "policy-enforce.yaml",
+        "forged-annotation-v1.json",
+        &["--phase", "validate"],
+    );
+    run.assert_code(1);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], false, "{response:#}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("resource Pod/default/unsigned was blocked")
+            && message.contains(&format!(
+                "failed to verify image {}/kyverno/test-verify-image@{}: .attestors[0].entries[0].keys: no signatures found",
+                world.vars["REGISTRY"], world.vars["DIGEST_UNSIGNED"]
+            )),
+        "{message}"
+    );
+}
+
+#[test]
+fn review_audit_failure_is_allowed_with_a_warning() {
+    let world = World::new();
+    let (run, answer) = review(&world, "policy-audit.yaml", "unsigned-pod-v1.json", &[]);
+    run.assert_code(0);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{response:#}");
+    assert!(response.get("status").is_none(), "{response:#}");
+    assert!(response.get("patch").is_none(), "{response:#}");
+    assert_eq!(
+        response["warnings"],
+        json!([format!(
+            "policy audit-image.verify-signature: failed to verify image {}/kyverno/test-verify-image:unsigned: \
+             .attestors[0].entries[0].keys: no signatures found",
+            world.vars["REGISTRY"]
+        )])
+    );
+}
+
+#[test]
+fn review_delete_is_allowed() {
+    let world = World::new();
+    for phase in ["mutate", "validate"] {
+        let (run, answer) = review(
+            &world,
+            "policy-enforce.yaml",
+            "delete-v1.json",
+            &["--phase", phase],
+        );
+        run.assert_code(0);
+        assert_eq!(
+            answer["response"],
+            json!({"uid": "0b4e2a8c-0d6e-4c8f-9b1f-5d1d6e2f7a06", "allowed": true}),
+            "{phase}"
+        );
+    }
+}
+
+#[test]
+fn review_malformed_input_is_a_usage_error() {
+    let world = World::new();
+    for (file, cause) in [
+        ("malformed-no-request.json", "no request"),
+        ("malformed-not-json.json", "EOF"),
+    ] {
+        let (run, _) = review(&world, "policy-enforce.yaml", file, &[]);
+        run.assert_code(2)
+            .assert_stderr_contains("malformed AdmissionReview")
+            .assert_stderr_contains(cause);
+        assert!(run.stdout.is_empty(), "{file}: {}", run.stdout);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// imagegate apply
+// ---------------------------------------------------------------------------------
+
+fn apply(dir: &Path, policy: &str, resources: &[&str], extra: &[&str]) -> Run {
+    let policy = dir.join(policy);
+    let resources: Vec<PathBuf> = resources.iter().map(|r| dir.join(r)).collect();
+    let mut args = vec!["apply", "--policy", policy.to_str().unwrap()];
+    for resource in &resources {
+        args.extend(["--resource", resource.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    imagegate(&args, &[])
+}
+
+#[test]
+fn apply_prints_results_summary_and_mutated_resources() {
+    let world = World::new();
+    let host = &world.vars["REGISTRY"];
+    let signed = world.vars["DIGEST_SIGNED"].as_str();
+    let dir = world.materialize("kyverno/mutate-digest");
+    let run = apply(dir.path(), "policy.yaml", &["resources.yaml"], &[]);
+    run.assert_code(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[..5],
+        [
+            format!(
+                "mutate-digest/verify-signature: Pod/default/tagged: pass (verified image signatures for {host}/kyverno/test-verify-image:signed)"
+            ),
+            format!(
+                "mutate-digest/verify-signature: Pod/default/pinned: pass (verified image signatures for {host}/kyverno/test-verify-image@{signed})"
+            ),
+            format!(
+                "mutate-digest/verify-signature: Pod/default/unsigned: fail (failed to verify image {host}/kyverno/test-verify-image:unsigned: .attestors[0].entries[0].keys: no signatures found)"
+            ),
+            String::new(),
+            "pass: 2, fail: 1, warn: 0, error: 0, skip: 0".to_owned(),
+        ],
+        "{}",
+        run.stdout
+    );
+    // The mutated resources follow as YAML documents, in input order.
+    let documents: Vec<Value> =
+        serde_saphyr::from_multiple(&run.stdout[run.stdout.find("---").unwrap()..]).unwrap();
+    let documents: Vec<&Value> = documents.iter().filter(|d| !d.is_null()).collect();
+    assert_eq!(documents.len(), 3, "{}", run.stdout);
+    assert_eq!(
+        documents[0]["spec"]["containers"][0]["image"],
+        format!("{host}/kyverno/test-verify-image:signed@{signed}")
+    );
+    assert_eq!(
+        documents[2]["spec"]["containers"][0]["image"],
+        format!("{host}/kyverno/test-verify-image:unsigned"),
+        "a failed image is not pinned"
+    );
+    assert!(documents[2]["metadata"].get("annotations").is_none());
+
+    // Only passing resources: exit 0.
+    apply(dir.path(), "policy.yaml", &["patched-tagged.yaml"], &[]).assert_code(0);
+}
+
+#[test]
+fn apply_json_output() {
+    let world = World::new();
+    let host = &world.vars["REGISTRY"];
+    let dir = world.materialize("kyverno/verify-digest");
+    let (run, document) = apply_json(dir.path());
+    run.assert_code(1);
+    assert_eq!(
+        document["results"],
+        json!([
+            {
+                "policy": "verify-digest",
+                "rule": "verify-signature",
+                "resource": "Pod/default/tagged",
+                "result": "fail",
+                "message": format!("missing digest for {host}/kyverno/test-verify-image:signed"),
+            },
+            {
+                "policy": "verify-digest",
+                "rule": "verify-signature",
+                "resource": "Pod/default/pinned",
+                "result": "pass",
+                "message": format!("verified image signatures for {host}/kyverno/test-verify-image@{}", world.vars["DIGEST_SIGNED"]),
+            },
+        ])
+    );
+    assert_eq!(
+        document["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0})
+    );
+    // mutateDigest: false leaves the tag alone.
+    assert_eq!(
+        document["resources"][0]["spec"]["containers"][0]["image"],
+        format!("{host}/kyverno/test-verify-image:signed")
+    );
+}
+
+#[test]
+fn apply_policy_report() {
+    let world = World::new();
+    let dir = world.materialize("kyverno/skip-image-references");
+    let run = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["--policy-report"],
+    );
+    run.assert_code(1);
+    let report: Value = serde_saphyr::from_str(&run.stdout).unwrap();
+    assert_eq!(report["apiVersion"], "wgpolicyk8s.io/v1alpha2");
+    assert_eq!(report["kind"], "ClusterPolicyReport");
+    assert_eq!(
+        report["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 1})
+    );
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "{report:#}");
+    let by_name = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["resources"][0]["name"] == name)
+            .unwrap_or_else(|| panic!("no result for {name}: {report:#}"))
+    };
+    let skipped = by_name("unsigned");
+    assert_eq!(skipped["policy"], "skip-unsigned");
+    assert_eq!(skipped["rule"], "verify-signature");
+    assert_eq!(skipped["result"], "skip");
+    assert_eq!(
+        skipped["resources"][0],
+        json!({"apiVersion": "v1", "kind": "Pod", "name": "unsigned", "namespace": "default"})
+    );
+    assert_eq!(by_name("signed-and-skipped")["result"], "pass");
+    assert_eq!(by_name("signed-by-someone-else")["result"], "fail");
+    assert!(
+        by_name("signed-by-someone-else")["message"]
+            .as_str()
+            .unwrap()
+            .contains(".attestors[0].entries[0].keys: invalid signature"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn apply_audit_failure_is_reported() {
+    let world = World::new();
+    let dir = world.materialize("kyverno/audit");
+    let (run, document) = apply_json(dir.path());
+    run.assert_code(1);
+    assert_eq!(
+        document["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0})
+    );
+}
+
+#[test]
+fn apply_without_ignore_tlog_fails_with_the_transparency_log_message() {
+    let world = World::new();
+    let dir = world.materialize("kyverno/transparency-log");
+    let (run, document) = apply_json(dir.path());
+    run.assert_code(1);
+    let message = document["results"][0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "failed to verify image {}/kyverno/test-verify-image:signed: .attestors[0].entries[0].keys: ",
+            world.vars["REGISTRY"]
+        )) && message.contains("transparency log"),
+        "{message}"
+    );
+}
+
+#[test]
+fn apply_exit_codes_for_input_errors() {
+    let world = World::new();
+    let dir = world.materialize("kyverno/audit");
+    // A resource file that does not exist.
+    apply(dir.path(), "policy.yaml", &["missing.yaml"], &[])
+        .assert_code(2)
+        .assert_stderr_contains("missing.yaml");
+    // A policy Kyverno would reject: Audit with mutateDigest (the default) true.
+    let policy = std::fs::read_to_string(dir.path().join("policy.yaml"))
+        .unwrap()
+        .replace("mutateDigest: false", "mutateDigest: true");
+    std::fs::write(dir.path().join("invalid.yaml"), policy).unwrap();
+    let run = apply(dir.path(), "invalid.yaml", &["resources.yaml"], &[]);
+    run.assert_code(2)
+        .assert_stderr_contains("spec.rules[0].verifyImages[0]");
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+#[test]
+fn review_registry_errors_follow_the_failure_policy() {
+    let world = World::new();
+    let (run, answer) = review(
+        &world,
+        "policy-unreachable-fail.yaml",
+        "unreachable-registry-v1.json",
+        &[],
+    );
+    run.assert_code(1);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], false, "{response:#}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "\n\nresource Pod/default/unreachable was blocked due to the following policies\n\n\
+             unreachable-fail:\n  verify-signature: 'failed to verify image 127.0.0.1:1/app/missing:v1: "
+        ),
+        "{message}"
+    );
+
+    // failurePolicy: Ignore admits the request despite Enforce, with a warning.
+    let (run, answer) = review(
+        &world,
+        "policy-unreachable-ignore.yaml",
+        "unreachable-registry-v1.json",
+        &[],
+    );
+    run.assert_code(0);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{response:#}");
+    assert!(response.get("patch").is_none(), "{response:#}");
+    let warnings = response["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{response:#}");
+    assert!(
+        warnings[0].as_str().unwrap().starts_with(
+            "policy unreachable-ignore.verify-signature: failed to verify image 127.0.0.1:1/app/missing:v1: "
+        ),
+        "{response:#}"
+    );
+}

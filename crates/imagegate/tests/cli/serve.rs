@@ -1,0 +1,1017 @@
+//! `imagegate serve` end to end: the real binary over real HTTPS (trusting the CA bundle
+//! it writes), against a real `docker-registry` with images signed like cosign does.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt as _;
+use base64::Engine as _;
+use imagegate_testkit::{CosignKey, Registry};
+use serde_json::{Value, json};
+
+/// A running `imagegate serve`, killed when dropped.
+struct Server {
+    child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+    webhook: String,
+    metrics: String,
+    ca_pem: Vec<u8>,
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    _home: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `imagegate serve ARGS --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` in
+    /// `cwd` and waits until both listeners are up.
+    fn start(cwd: &Path, args: &[&str]) -> Server {
+        let home = tempfile::tempdir().unwrap();
+        let mut command = Command::cargo_bin("imagegate").unwrap();
+        command
+            .current_dir(cwd)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--reload-interval", "0.2"])
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("POD_NAMESPACE")
+            .env("IMAGEGATE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut server = Server {
+            child,
+            logs,
+            webhook: String::new(),
+            metrics: String::new(),
+            ca_pem: Vec::new(),
+            runtime,
+            client: reqwest::Client::new(),
+            _home: home,
+        };
+        let webhook = server.wait_for_message("listening on https://");
+        let metrics = server.wait_for_message("metrics and health on http://");
+        server.webhook = webhook["message"].as_str().unwrap()["listening on ".len()..].to_owned();
+        server.metrics =
+            metrics["message"].as_str().unwrap()["metrics and health on ".len()..].to_owned();
+        if let Some(ca) = server.messages().iter().find_map(|m| {
+            m.get("ca_bundle")
+                .and_then(Value::as_str)
+                .map(PathBuf::from)
+        }) {
+            server.ca_pem = std::fs::read(ca).unwrap();
+        }
+        server.client = server.client_trusting(&server.ca_pem.clone());
+        server
+    }
+
+    fn client_trusting(&self, ca_pem: &[u8]) -> reqwest::Client {
+        let _guard = self.runtime.enter();
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if !ca_pem.is_empty() {
+            builder = builder.tls_certs_only([reqwest::Certificate::from_pem(ca_pem).unwrap()]);
+        }
+        builder.build().unwrap()
+    }
+
+    /// The JSON log lines so far.
+    fn messages(&self) -> Vec<Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// Waits (up to 30 s) for a log line whose message starts with `prefix`.
+    fn wait_for_message(&self, prefix: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(found) = self
+                .messages()
+                .into_iter()
+                .find(|m| m["message"].as_str().is_some_and(|t| t.starts_with(prefix)))
+            {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line {prefix:?} within 30 s:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// POSTs `body` to the webhook; returns the status and the body (JSON when it is).
+    fn post(&self, path: &str, body: &[u8]) -> (u16, Value, Duration) {
+        let started = Instant::now();
+        let (status, text) = self.runtime.block_on(post(
+            &self.client,
+            &format!("{}{path}", self.webhook),
+            body.to_vec(),
+        ));
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value, started.elapsed())
+    }
+
+    /// POSTs an AdmissionReview and returns its `response` (checking status 200 and uid).
+    fn review(&self, path: &str, review: &Value) -> (Value, Duration) {
+        let (status, body, elapsed) = self.post(path, &serde_json::to_vec(review).unwrap());
+        assert_eq!(status, 200, "{body}\n{}", self.log_text());
+        assert_eq!(body["kind"], "AdmissionReview");
+        assert_eq!(body["apiVersion"], review["apiVersion"]);
+        assert_eq!(body["response"]["uid"], review["request"]["uid"], "{body}");
+        (body["response"].clone(), elapsed)
+    }
+
+    fn get(&self, base: &str, path: &str) -> (u16, String) {
+        let url = format!("{base}{path}");
+        self.runtime.block_on(async {
+            let response = self.client.get(&url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        })
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 10 s after SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> (u16, String) {
+    let response = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// A ClusterPolicy verifying the images matching `pattern` with `key`.
+fn policy(
+    name: &str,
+    pattern: &str,
+    key: &CosignKey,
+    failure_policy: &str,
+    timeout: u32,
+    extra: &str,
+) -> String {
+    let pem: String = key
+        .public_pem()
+        .lines()
+        .map(|l| format!("                  {l}\n"))
+        .collect();
+    format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: {name}
+spec:
+  webhookTimeoutSeconds: {timeout}
+  failurePolicy: {failure_policy}
+  rules:
+  - name: verify
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    verifyImages:
+    - imageReferences: ["{pattern}"]
+      failureAction: Enforce
+      mutateDigest: true
+{extra}      attestors:
+      - entries:
+        - keys:
+            publicKeys: |-
+{pem}            rekor:
+              ignoreTlog: true
+"#
+    )
+}
+
+/// An AdmissionReview creating `object` (a Pod or a Deployment) in `default`.
+fn review_of(api_version: &str, uid: &str, object: &Value) -> Value {
+    let kind = object["kind"].as_str().unwrap();
+    let (group, version) = match object["apiVersion"].as_str().unwrap().split_once('/') {
+        Some((g, v)) => (g.to_owned(), v.to_owned()),
+        None => (String::new(), "v1".to_owned()),
+    };
+    json!({
+        "apiVersion": api_version,
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_lowercase())},
+            "operation": "CREATE",
+            "namespace": "default",
+            "name": object["metadata"]["name"],
+            "userInfo": {"username": "tester"},
+            "object": object,
+            "dryRun": false,
+        }
+    })
+}
+
+fn pod(name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": image}]}
+    })
+}
+
+fn decoded_patch(response: &Value) -> Vec<Value> {
+    let Some(patch) = response["patch"].as_str() else {
+        return Vec::new();
+    };
+    assert_eq!(response["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(patch)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// A registry holding `app/signed:v1` (signed with the returned key) and
+/// `app/unsigned:v1`.
+struct Images {
+    registry: Registry,
+    key: CosignKey,
+    signed: String,
+    signed_digest: String,
+    unsigned: String,
+}
+
+fn images() -> Images {
+    let registry = Registry::start();
+    let key = CosignKey::generate();
+    let pusher = registry.pusher();
+    let host = registry.host();
+    let signed_digest = pusher.push_image("app/signed", "v1");
+    pusher.sign(
+        "app/signed",
+        &format!("{host}/app/signed"),
+        &signed_digest,
+        &key,
+        &BTreeMap::new(),
+    );
+    pusher.push_image("app/unsigned", "v1");
+    Images {
+        signed: format!("{host}/app/signed:v1"),
+        unsigned: format!("{host}/app/unsigned:v1"),
+        signed_digest,
+        key,
+        registry,
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    // Write then rename, as editors and Kubernetes volume updates do.
+    let temp = path.with_extension("tmp~");
+    std::fs::write(&temp, text).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+fn count(text: &str, metric_prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(metric_prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn signed_pod_is_pinned_unsigned_pod_is_denied_and_deployments_are_patched() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    write(
+        &policy_file,
+        &policy("check-image", "127.0.0.1:*", &images.key, "Fail", 10, ""),
+    );
+    let server = Server::start(dir.path(), &["--policies", policy_file.to_str().unwrap()]);
+
+    // Signed pod: admitted, image pinned to the verified digest.
+    let (response, _) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-signed",
+            &pod("signed", &images.signed),
+        ),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+    let patch = decoded_patch(&response);
+    let pinned = format!("{}@{}", images.signed, images.signed_digest);
+    assert!(
+        patch
+            .iter()
+            .any(|op| op["path"] == "/spec/containers/0/image" && op["value"] == pinned.as_str()),
+        "{patch:#?}"
+    );
+
+    // The same in v1beta1: same uid, answered in v1beta1.
+    let (response, _) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1beta1",
+            "uid-beta",
+            &pod("signed", &images.signed),
+        ),
+    );
+    assert_eq!(response["allowed"], true);
+
+    // Unsigned pod: denied with Kyverno's text.
+    let (response, _) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-unsigned",
+            &pod("unsigned", &images.unsigned),
+        ),
+    );
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("resource Pod/default/unsigned was blocked due to the following policies"),
+        "{message}"
+    );
+    assert!(message.contains("check-image:"), "{message}");
+    assert!(message.contains("no signatures found"), "{message}");
+    assert_eq!(response["status"]["code"], 403);
+
+    // Deployment (autogen): patched at the pod template.
+    let deployment = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": images.signed}]}
+            }
+        }
+    });
+    let (response, _) = server.review(
+        "/mutate",
+        &review_of("admission.k8s.io/v1", "uid-deploy", &deployment),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+    let patch = decoded_patch(&response);
+    assert!(
+        patch
+            .iter()
+            .any(|op| op["path"] == "/spec/template/spec/containers/0/image"
+                && op["value"] == pinned.as_str()),
+        "{patch:#?}"
+    );
+
+    // The request uid is in the log lines of the request.
+    let messages = server.messages();
+    assert!(
+        messages.iter().any(
+            |m| m["span"]["uid"] == "uid-deploy" && m["message"] == "admission review answered"
+        ),
+        "{}",
+        server.log_text()
+    );
+}
+
+#[test]
+fn serve_answers_exactly_as_review() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    write(
+        &policy_file,
+        &policy("check-image", "127.0.0.1:*", &images.key, "Fail", 10, ""),
+    );
+    let server = Server::start(dir.path(), &["--policies", policy_file.to_str().unwrap()]);
+    for (image, phase) in [
+        (&images.signed, "mutate"),
+        (&images.unsigned, "mutate"),
+        (&images.signed, "validate"),
+        (&images.unsigned, "validate"),
+    ] {
+        let review = review_of("admission.k8s.io/v1", "uid-same", &pod("p", image));
+        let (status, served, _) =
+            server.post(&format!("/{phase}"), &serde_json::to_vec(&review).unwrap());
+        assert_eq!(status, 200);
+        let review_file = dir.path().join("review.json");
+        std::fs::write(&review_file, serde_json::to_vec(&review).unwrap()).unwrap();
+        let output = Command::cargo_bin("imagegate")
+            .unwrap()
+            .args([
+                "review",
+                "--policy",
+                policy_file.to_str().unwrap(),
+                "--phase",
+                phase,
+            ])
+            .stdin(std::fs::File::open(&review_file).unwrap())
+            .env("HOME", dir.path())
+            .output()
+            .unwrap();
+        let offline: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+        assert_eq!(served, offline, "{image} {phase}");
+    }
+}
+
+#[test]
+fn forged_annotation_does_not_let_an_unsigned_image_through_validate() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    write(
+        &policy_file,
+        &policy(
+            "check-image",
+            "127.0.0.1:*",
+            &images.key,
+            "Fail",
+            10,
+            "      required: true\n",
+        ),
+    );
+    let server = Server::start(dir.path(), &["--policies", policy_file.to_str().unwrap()]);
+    // The client claims the unsigned image, pinned to its real digest, was verified.
+    let digest = images
+        .registry
+        .pusher()
+        .get_manifest("app/unsigned", "v1")
+        .map(|(_, bytes)| imagegate_testkit::oci::sha256_digest(&bytes))
+        .unwrap();
+    let pinned = format!("{}@{digest}", images.unsigned);
+    let mut forged = pod("forged", &pinned);
+    forged["metadata"]["annotations"] = json!({
+        "kyverno.io/verify-images": serde_json::to_string(&json!({ pinned.clone(): "pass" })).unwrap()
+    });
+    let (response, _) = server.review(
+        "/validate",
+        &review_of("admission.k8s.io/v1", "uid-forged", &forged),
+    );
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("resource Pod/default/forged was blocked"),
+        "{message}"
+    );
+
+    // The signed image, pinned and annotated, passes the validating path.
+    let pinned = format!("{}@{}", images.signed, images.signed_digest);
+    let mut genuine = pod("genuine", &pinned);
+    genuine["metadata"]["annotations"] = json!({
+        "kyverno.io/verify-images": serde_json::to_string(&json!({ pinned.clone(): "pass" })).unwrap()
+    });
+    let (response, _) = server.review(
+        "/validate",
+        &review_of("admission.k8s.io/v1", "uid-genuine", &genuine),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+}
+
+#[test]
+fn policy_changes_while_requests_flow_and_invalid_policies_keep_the_previous_set() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    let policy_file = policies.join("check.yaml");
+    let version = |timeout: u32| {
+        policy(
+            "check-image",
+            "127.0.0.1:*",
+            &images.key,
+            "Fail",
+            timeout,
+            "",
+        )
+    };
+    write(&policy_file, &version(10));
+    let server = Server::start(dir.path(), &["--policies", policies.to_str().unwrap()]);
+
+    // Requests flow on two connections while the policy file is rewritten.
+    let signed = serde_json::to_vec(&review_of(
+        "admission.k8s.io/v1",
+        "uid-flow",
+        &pod("signed", &images.signed),
+    ))
+    .unwrap();
+    let url = format!("{}/mutate", server.webhook);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flows: Vec<_> = (0..2)
+        .map(|_| {
+            let client = server.client.clone();
+            let url = url.clone();
+            let body = signed.clone();
+            let stop = Arc::clone(&stop);
+            server.runtime.spawn(async move {
+                let mut answered = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let (status, text) = post(&client, &url, body.clone()).await;
+                    assert_eq!(status, 200, "{text}");
+                    let answer: Value = serde_json::from_str(&text).unwrap();
+                    assert_eq!(answer["response"]["allowed"], true, "{text}");
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    for round in 0..8 {
+        if round % 2 == 0 {
+            write(&policy_file, &version(5 + round));
+        } else {
+            // In place, not atomically: a reader may see a half-written file.
+            std::fs::write(&policy_file, version(5 + round)).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answered: usize = flows
+        .into_iter()
+        .map(|f| server.runtime.block_on(f).unwrap())
+        .sum();
+    assert!(answered > 10, "only {answered} requests answered");
+    server.wait_for_message("policies reloaded");
+
+    // An invalid policy is logged; the previous set stays in force.
+    std::fs::write(&policy_file, "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: broken}\nspec:\n  rules: [{name: x, verifyImages: [{imageReferences: []}]}]\n").unwrap();
+    let error =
+        server.wait_for_message("changed policies do not load; keeping the previous policies");
+    assert_eq!(error["level"], "ERROR");
+    let (response, _) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-after",
+            &pod("unsigned", &images.unsigned),
+        ),
+    );
+    assert_eq!(response["allowed"], false, "{response}");
+    let (response, _) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-after2",
+            &pod("signed", &images.signed),
+        ),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+    let (_, metrics) = server.get(&server.metrics, "/metrics");
+    assert!(
+        count(
+            &metrics,
+            "imagegate_policy_reloads_total{result=\"failure\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+
+    // A valid change takes effect: another key no longer verifies the signed image.
+    let other = CosignKey::generate();
+    write(
+        &policy_file,
+        &policy("check-image", "127.0.0.1:*", &other, "Fail", 10, ""),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (response, _) = server.review(
+            "/mutate",
+            &review_of(
+                "admission.k8s.io/v1",
+                "uid-new",
+                &pod("signed", &images.signed),
+            ),
+        );
+        if response["allowed"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new policy never took effect:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn unreachable_registry_fail_denies_and_ignore_admits_within_the_deadline() {
+    let mut images = images();
+    let host = images.registry.host();
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    write(
+        &policies.join("fail.yaml"),
+        &policy(
+            "strict",
+            &format!("{host}/app/signed*"),
+            &images.key,
+            "Fail",
+            4,
+            "",
+        ),
+    );
+    write(
+        &policies.join("ignore.yaml"),
+        &policy(
+            "lenient",
+            &format!("{host}/app/unsigned*"),
+            &images.key,
+            "Ignore",
+            4,
+            "",
+        ),
+    );
+    // A "registry" that accepts connections and never answers: only the deadline ends it.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_host = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    write(
+        &policies.join("hang-fail.yaml"),
+        &policy(
+            "hang-strict",
+            &format!("{silent_host}/strict/*"),
+            &images.key,
+            "Fail",
+            4,
+            "",
+        ),
+    );
+    write(
+        &policies.join("hang-ignore.yaml"),
+        &policy(
+            "hang-lenient",
+            &format!("{silent_host}/lenient/*"),
+            &images.key,
+            "Ignore",
+            4,
+            "",
+        ),
+    );
+    let server = Server::start(dir.path(), &["--policies", policies.to_str().unwrap()]);
+    images.registry.stop();
+    let deadline = Duration::from_secs(4);
+
+    // Registry down (connection refused).
+    let (response, elapsed) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-down-fail",
+            &pod("a", &images.signed),
+        ),
+    );
+    assert_eq!(response["allowed"], false, "{response}");
+    assert!(
+        response["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("strict"),
+        "{response}"
+    );
+    assert!(elapsed < deadline, "{elapsed:?}");
+    let (response, elapsed) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-down-ignore",
+            &pod("b", &images.unsigned),
+        ),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(
+        !response["warnings"].as_array().unwrap().is_empty(),
+        "{response}"
+    );
+    assert!(elapsed < deadline, "{elapsed:?}");
+
+    // Registry hangs: the deadline (4 s - 1 s) answers.
+    let (response, elapsed) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-hang-fail",
+            &pod("c", &format!("{silent_host}/strict/app:v1")),
+        ),
+    );
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("imagegate could not finish verification within 3s"),
+        "{message}"
+    );
+    assert!(message.contains("hang-strict"), "{message}");
+    assert!(elapsed < deadline, "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(2900), "{elapsed:?}");
+    let (response, elapsed) = server.review(
+        "/validate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-hang-ignore",
+            &pod(
+                "d",
+                &format!("{silent_host}/lenient/app:v1@sha256:{}", "0".repeat(64)),
+            ),
+        ),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+    assert!(elapsed < deadline, "{elapsed:?}");
+    let (response, elapsed) = server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-hang-ignore",
+            &pod("d", &format!("{silent_host}/lenient/app:v1")),
+        ),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+    let warning = response["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.contains("could not finish verification within 3s"),
+        "{warning}"
+    );
+    assert!(elapsed < deadline, "{elapsed:?}");
+    let (_, metrics) = server.get(&server.metrics, "/metrics");
+    assert!(
+        count(
+            &metrics,
+            "imagegate_admission_deadline_exceeded_total{failure_policy=\"Fail\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count(
+            &metrics,
+            "imagegate_admission_deadline_exceeded_total{failure_policy=\"Ignore\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn probes_metrics_malformed_bodies_and_sigterm() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    write(
+        &policy_file,
+        &policy("check-image", "127.0.0.1:*", &images.key, "Fail", 10, ""),
+    );
+    let mut server = Server::start(dir.path(), &["--policies", policy_file.to_str().unwrap()]);
+
+    for base in [&server.webhook, &server.metrics] {
+        assert_eq!(server.get(base, "/healthz"), (200, "ok\n".to_owned()));
+        let (status, text) = server.get(base, "/readyz");
+        assert_eq!((status, text.as_str()), (200, "ok: 1 policies loaded\n"));
+    }
+    server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-m1",
+            &pod("signed", &images.signed),
+        ),
+    );
+    server.review(
+        "/mutate",
+        &review_of(
+            "admission.k8s.io/v1",
+            "uid-m2",
+            &pod("unsigned", &images.unsigned),
+        ),
+    );
+
+    let (status, metrics) = server.get(&server.metrics, "/metrics");
+    assert_eq!(status, 200);
+    for expected in [
+        r#"kyverno_admission_requests_total{resource_kind="Pod",resource_namespace="default",resource_request_operation="create",request_allowed="true"} 1"#,
+        r#"kyverno_admission_requests_total{resource_kind="Pod",resource_namespace="default",resource_request_operation="create",request_allowed="false"} 1"#,
+        "# TYPE kyverno_admission_review_duration_seconds histogram",
+        "# TYPE kyverno_policy_execution_duration_seconds histogram",
+        "imagegate_policies 1",
+        "imagegate_registry_requests_total{",
+        "# TYPE imagegate_cache_misses counter",
+    ] {
+        assert!(metrics.contains(expected), "{expected} missing:\n{metrics}");
+    }
+    let results: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("kyverno_policy_results_total{"))
+        .collect();
+    assert!(
+        results
+            .iter()
+            .any(|l| l.contains(r#"policy_name="check-image""#)
+                && l.contains(r#"rule_name="verify""#)
+                && l.contains(r#"rule_result="pass""#)
+                && l.contains(r#"rule_type="imageVerify""#)),
+        "{results:#?}"
+    );
+    assert!(
+        results.iter().any(|l| l.contains(r#"rule_result="fail""#)),
+        "{results:#?}"
+    );
+
+    // Not an AdmissionReview: 400 with a clear message.
+    let (status, body, _) = server.post("/mutate", b"{not json");
+    assert_eq!(status, 400);
+    assert!(
+        body.as_str()
+            .unwrap()
+            .starts_with("malformed AdmissionReview"),
+        "{body}"
+    );
+    let (status, body, _) = server.post(
+        "/validate",
+        br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(body.as_str().unwrap().contains("no request"), "{body}");
+    // Larger than 8 MiB: refused.
+    let (status, _, _) = server.post("/mutate", &vec![b' '; 9 * 1024 * 1024]);
+    assert_eq!(status, 413);
+    // DELETE has nothing to verify: admitted.
+    let mut delete = review_of(
+        "admission.k8s.io/v1",
+        "uid-del",
+        &pod("unsigned", &images.unsigned),
+    );
+    delete["request"]["operation"] = json!("DELETE");
+    delete["request"]["oldObject"] = delete["request"]["object"].take();
+    let (response, _) = server.review("/validate", &delete);
+    assert_eq!(response["allowed"], true);
+
+    // SIGTERM: graceful stop, exit 0, within seconds.
+    let started = Instant::now();
+    let status = server.stop();
+    assert!(status.success(), "{status:?}\n{}", server.log_text());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    server.wait_for_message("stopped");
+}
+
+#[test]
+fn no_flags_uses_bundled_or_local_policies_and_a_self_signed_certificate() {
+    // A fresh directory: bundled example policies, CA bundle written to ./imagegate-ca.pem.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(dir.path().join("imagegate-ca.pem").is_file());
+    let (status, text) = server.get(&server.webhook, "/readyz");
+    assert_eq!((status, text.as_str()), (200, "ok: 3 policies loaded\n"));
+    let loaded = server.wait_for_message("policies loaded");
+    assert_eq!(loaded["source"], "the bundled example policies");
+    // A pod outside the example registry is admitted without a patch.
+    let (response, _) = server.review(
+        "/mutate",
+        &review_of("admission.k8s.io/v1", "uid-x", &pod("x", "nginx:1.27")),
+    );
+    assert_eq!(response["allowed"], true);
+    assert!(response.get("patch").is_none());
+    // The certificate names localhost too.
+    let localhost = server.webhook.replace("127.0.0.1", "localhost");
+    assert_eq!(server.get(&localhost, "/healthz").0, 200);
+    drop(server);
+
+    // ./policies, when it exists, is the default.
+    let key = CosignKey::generate();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    write(
+        &dir.path().join("policies/one.yaml"),
+        &policy("local", "127.0.0.1:*", &key, "Fail", 10, ""),
+    );
+    let server = Server::start(dir.path(), &[]);
+    let (_, text) = server.get(&server.webhook, "/readyz");
+    assert_eq!(text, "ok: 1 policies loaded\n");
+}
+
+#[test]
+fn tls_certificate_files_are_reloaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca1, chain1, key1) = certificate("first CA");
+    let (ca2, chain2, key2) = certificate("second CA");
+    let cert = dir.path().join("tls.crt");
+    let key = dir.path().join("tls.key");
+    std::fs::write(&cert, &chain1).unwrap();
+    std::fs::write(&key, &key1).unwrap();
+    let mut server = Server::start(
+        dir.path(),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(!server.log_text().contains("self-signed"));
+    let first = server.client_trusting(ca1.as_bytes());
+    let second = server.client_trusting(ca2.as_bytes());
+    let healthz = |client: &reqwest::Client| {
+        let url = format!("{}/healthz", server.webhook);
+        server
+            .runtime
+            .block_on(async { client.get(url).send().await.is_ok() })
+    };
+    assert!(healthz(&first));
+    assert!(!healthz(&second));
+
+    // A broken pair is refused and the current certificate stays.
+    std::fs::write(&key, "not a key").unwrap();
+    server.wait_for_message("changed TLS certificate does not load");
+    assert!(healthz(&server.client_trusting(ca1.as_bytes())));
+
+    write(&cert, &chain2);
+    write(&key, &key2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !healthz(&server.client_trusting(ca2.as_bytes())) {
+        assert!(
+            Instant::now() < deadline,
+            "certificate not reloaded:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.wait_for_message("TLS certificate reloaded");
+    assert!(server.stop().success());
+}
+
+/// A CA (PEM) and a certificate for localhost/127.0.0.1 it signed: (ca, chain, key).
+fn certificate(ca_name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, ca_name);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    (
+        ca.pem(),
+        format!("{}{}", leaf.pem(), ca.pem()),
+        leaf_key.serialize_pem(),
+    )
+}
