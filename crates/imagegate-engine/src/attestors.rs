@@ -9,7 +9,8 @@ use futures::future::{BoxFuture, join_all};
 use imagegate_oci::Reference;
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::model::{
-    AttestationCheck, Attestor, AttestorSet, ImageVerification, KeylessAttestor, VerificationType,
+    AttestationCheck, Attestor, AttestorSet, CertificateAttestor, ImageVerification,
+    KeylessAttestor, Rekor, VerificationType,
 };
 use imagegate_sigstore::{
     Attestation, BundleRequirement, GitHubWorkflow, HashAlgorithm, IdentityRequirement, Matcher,
@@ -255,15 +256,24 @@ async fn verify_entry(
         )
         .await;
     }
+    if let Some(certificates) = entry.certificates.as_ref() {
+        let path = format!("{path}.certificates");
+        let key = certificate_key(certificates)
+            .map_err(|message| AttestorFailure::config(&path, message))?;
+        return verify_with_keys(
+            verifier,
+            subject,
+            entry,
+            vec![key],
+            certificates.rekor.as_ref(),
+            &path,
+        )
+        .await;
+    }
     let Some(keys_attestor) = entry.keys.as_ref() else {
-        let kind = if entry.certificates.is_some() {
-            "certificates"
-        } else {
-            "attestor"
-        };
         return Err(AttestorFailure::config(
-            &format!("{path}.{kind}"),
-            format!("{kind} attestors are not supported yet"),
+            &format!("{path}.attestor"),
+            "entry has no keys, certificates, keyless or nested attestor",
         ));
     };
     let path = format!("{path}.keys");
@@ -273,38 +283,88 @@ async fn verify_entry(
         .or(entry.signature_algorithm.as_deref());
     let keys = parse_keys(keys_attestor.public_keys.as_deref(), algorithm)
         .map_err(|message| AttestorFailure::config(&path, message))?;
+    verify_with_keys(
+        verifier,
+        subject,
+        entry,
+        keys,
+        keys_attestor.rekor.as_ref(),
+        &path,
+    )
+    .await
+}
+
+/// Kyverno `certificates`: the certificate's key verifies the signature; with
+/// `certChain`, the certificate must also chain to the chain's root now.
+fn certificate_key(certificates: &CertificateAttestor) -> Result<PublicKey, String> {
+    let cert = certificates
+        .cert
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .ok_or("cert is required")?;
+    match certificates
+        .cert_chain
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+    {
+        None => imagegate_sigstore::certificate_public_key(cert).map_err(|e| e.to_string()),
+        Some(chain) => {
+            let blocks = split_pem_blocks(chain);
+            let (roots, intermediates) = blocks
+                .split_last()
+                .ok_or("certChain holds no certificate")?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            imagegate_sigstore::verify_certificate_chain(cert, &intermediates.concat(), roots, now)
+                .map(|verified| verified.public_key)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Signatures (legacy `.sig` or bundles) by one of `keys`, with the transparency log
+/// checked unless `rekor.ignoreTlog`.
+async fn verify_with_keys(
+    verifier: &Verifier,
+    subject: &ImageSubject<'_>,
+    entry: &Attestor,
+    keys: Vec<PublicKey>,
+    rekor: Option<&Rekor>,
+    path: &str,
+) -> Result<(), AttestorFailure> {
+    let ignore_tlog = rekor.is_some_and(|r| r.ignore_tlog);
     let repository = repository_for(subject, entry)?;
     if subject.uses_bundles() {
         let check = BundleCheck {
             requirements: keys.into_iter().map(BundleRequirement::Key).collect(),
             options: VerifyOptions {
-                ignore_tlog: keys_attestor.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+                ignore_tlog,
                 ignore_sct: true,
             },
         };
         let evidence = verifier
             .evidence(&repository, EvidenceKind::Bundles, subject.digest)
             .await
-            .map_err(|e| AttestorFailure::at(&path, &e))?;
+            .map_err(|e| AttestorFailure::at(path, &e))?;
         check_bundle_signatures(&evidence, subject.digest, &check, subject.trust())
-            .map_err(|e| AttestorFailure::at(&path, &e))?;
+            .map_err(|e| AttestorFailure::at(path, &e))?;
         return Ok(());
     }
     let evidence = verifier
         .evidence(&repository, EvidenceKind::Signatures, subject.digest)
         .await
-        .map_err(|e| AttestorFailure::at(&path, &e))?;
+        .map_err(|e| AttestorFailure::at(path, &e))?;
     let check = SignatureCheck {
         keys,
         annotations: entry.annotations.clone(),
         signature_repository: None,
     };
-    let signatures = check_signatures(&evidence, subject.digest, &check)
-        .map_err(|e| AttestorFailure::at(&path, &e))?;
-    let ignore_tlog = keys_attestor.rekor.as_ref().is_some_and(|r| r.ignore_tlog);
+    check_signatures(&evidence, subject.digest, &check)
+        .map_err(|e| AttestorFailure::at(path, &e))?;
     if !ignore_tlog {
-        check_transparency_log(subject, keys_attestor, &evidence, &check, signatures.len())
-            .map_err(|message| AttestorFailure::config(&path, message))?;
+        check_transparency_log(subject, rekor, &evidence, &check)
+            .map_err(|message| AttestorFailure::config(path, message))?;
     }
     Ok(())
 }
@@ -314,17 +374,12 @@ async fn verify_entry(
 /// trusted Rekor key and records that very signature.
 fn check_transparency_log(
     subject: &ImageSubject<'_>,
-    keys_attestor: &imagegate_policy::model::StaticKeyAttestor,
+    rekor: Option<&Rekor>,
     evidence: &crate::verify::Evidence,
     check: &SignatureCheck,
-    _valid: usize,
 ) -> Result<(), String> {
     let custom_keys;
-    let rekor_keys: &[RekorKey] = match keys_attestor
-        .rekor
-        .as_ref()
-        .and_then(|r| r.pubkey.as_deref())
-    {
+    let rekor_keys: &[RekorKey] = match rekor.and_then(|r| r.pubkey.as_deref()) {
         Some(pem) => {
             custom_keys = PublicKey::from_pem(pem)
                 .map_err(|e| format!("rekor.pubkey: {e}"))?

@@ -426,6 +426,18 @@ pub fn verify_certificate_chain(
     })
 }
 
+/// The public key of the first certificate of `pem`, without any chain or usage check
+/// (Kyverno `certificates.cert` without `certChain`: the certificate only carries the key).
+pub fn certificate_public_key(pem: &str) -> Result<PublicKey, CertificateError> {
+    let certificates = parse_pem_certificates(pem, "certificate")?;
+    let first = certificates
+        .first()
+        .ok_or(CertificateError::NoCertificate {
+            what: "certificate",
+        })?;
+    first.public_key()
+}
+
 /// Extends `path` (leaf first) to a trusted root, depth first with backtracking.
 fn build_path<'a>(
     path: &mut Vec<&'a Parsed>,

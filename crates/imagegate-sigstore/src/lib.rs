@@ -32,7 +32,9 @@ pub use bundle::{
     Artifact, BundleError, BundleRequirement, Signer, VerifiedBundle, VerifyOptions, verify_bundle,
     verify_bundle_with,
 };
-pub use certificate::{CertificateError, VerifiedCertificate, verify_certificate_chain};
+pub use certificate::{
+    CertificateError, VerifiedCertificate, certificate_public_key, verify_certificate_chain,
+};
 pub use cosign::{
     BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, DSSE_MEDIA_TYPE,
     SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE, TagError, attestation_tag, signature_tag,

@@ -4,6 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test set-up failures panic with their message
 
 mod bundles;
+mod certificates;
 mod keyless;
 mod stub;
 
