@@ -16,27 +16,13 @@ use imagegate_sigstore::{
 use serde_json::Value;
 use sha2::Digest as _;
 
+/// The shared vectors (read at test time, never copied); `None` prints "skipped".
 fn vectors() -> Option<PathBuf> {
-    let dir = std::env::var_os("IMAGEGATE_VECTORS").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/vectors"
-            ))
-        },
-        PathBuf::from,
-    );
-    if dir.is_dir() {
-        return Some(dir);
+    let dir = imagegate_testkit::vectors_dir();
+    if dir.is_none() {
+        println!("skipped: ../shared/vectors not found");
     }
-    if std::env::var("IMAGEGATE_REQUIRE_VECTORS").as_deref() == Ok("1") {
-        panic!(
-            "IMAGEGATE_REQUIRE_VECTORS=1 but the vectors folder {} does not exist",
-            dir.display()
-        );
-    }
-    println!("skipped: ../shared/vectors not found");
-    None
+    dir
 }
 
 macro_rules! vectors_or_skip {
