@@ -23,7 +23,9 @@ use serde_json::{Value, json};
 use crate::attestors::{ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, TtlCache, key_of};
 use crate::metrics::EngineMetrics;
-use crate::patch::{apply_patches, pin_digest_patch, verified_images_patch};
+use crate::patch::{
+    apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
+};
 use crate::response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
 use crate::verify::Verifier;
 
@@ -438,8 +440,14 @@ impl Engine {
         responses.retain(|p| !p.rules.is_empty());
         patches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
         patches.dedup();
-        if phase == Phase::Mutate && !verified_images.is_empty() {
-            patches.push(verified_images_patch(resource, &verified_images));
+        if phase == Phase::Mutate && !rule_slots.is_empty() {
+            if !verified_images.is_empty() {
+                patches.push(verified_images_patch(resource, &verified_images));
+            } else if let Some(forged) = remove_client_annotation_patch(resource) {
+                // Nothing was verified here: a value the client wrote must not be stored
+                // as if imagegate (or Kyverno) had verified something.
+                patches.push(forged);
+            }
         }
         let patched = match apply_patches(resource, &patches) {
             Ok(patched) => patched,

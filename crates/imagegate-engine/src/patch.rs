@@ -28,6 +28,23 @@ pub fn verified_images_patch(resource: &Value, verified: &BTreeMap<String, Strin
     }
 }
 
+/// Removes a `kyverno.io/verify-images` annotation the client wrote, if there is one.
+pub fn remove_client_annotation_patch(resource: &Value) -> Option<Value> {
+    resource
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(VERIFY_IMAGES_ANNOTATION))?;
+    Some(
+        json!({"op": "remove", "path": format!("/metadata/annotations/{}", annotation_pointer_token())}),
+    )
+}
+
+/// The annotation key as one JSON-pointer token (RFC 6901 escaping).
+fn annotation_pointer_token() -> String {
+    VERIFY_IMAGES_ANNOTATION
+        .replace('~', "~0")
+        .replace('/', "~1")
+}
+
 /// `resource` with `patches` applied.
 pub fn apply_patches(resource: &Value, patches: &[Value]) -> Result<Value, String> {
     let mut patched = resource.clone();
@@ -59,6 +76,19 @@ mod tests {
         assert_eq!(
             patched["metadata"]["annotations"][VERIFY_IMAGES_ANNOTATION],
             json!(r#"{"r/a:v1@sha256:00":"pass"}"#)
+        );
+    }
+
+    #[test]
+    fn client_annotation_is_removed_when_nothing_verified() {
+        let forged =
+            json!({"metadata": {"annotations": {VERIFY_IMAGES_ANNOTATION: "{}", "a": "b"}}});
+        let patch = remove_client_annotation_patch(&forged).unwrap();
+        let patched = apply_patches(&forged, &[patch]).unwrap();
+        assert_eq!(patched["metadata"]["annotations"], json!({"a": "b"}));
+        assert_eq!(
+            remove_client_annotation_patch(&json!({"metadata": {}})),
+            None
         );
     }
 

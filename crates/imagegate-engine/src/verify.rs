@@ -445,8 +445,17 @@ async fn fetch_evidence(
 }
 
 /// Distinct reasons, in order, joined for one message.
-fn summarise(mut reasons: Vec<String>) -> String {
+fn summarise(reasons: Vec<String>) -> String {
     let mut seen = std::collections::HashSet::new();
+    // The variant's message already says "invalid signature: ".
+    let mut reasons: Vec<String> = reasons
+        .into_iter()
+        .map(|r| {
+            r.strip_prefix("invalid signature: ")
+                .map(str::to_owned)
+                .unwrap_or(r)
+        })
+        .collect();
     reasons.retain(|r| seen.insert(r.clone()));
     if reasons.is_empty() {
         "no signature verified".to_owned()
