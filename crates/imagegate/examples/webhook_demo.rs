@@ -65,13 +65,16 @@ fn main() -> ExitCode {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run imagegate (build it with `cargo build -p imagegate`)");
-    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
+    let stderr = server.stderr.take().unwrap();
+    let mut server = KillOnDrop(server);
+    let mut lines = BufReader::new(stderr).lines();
     let mut url = None;
     for line in lines.by_ref() {
         let line = line.unwrap();
         eprintln!("  {line}");
         if let Some(at) = line.find("listening on https://") {
-            url = Some(line[at + "listening on ".len()..].trim().to_owned());
+            let rest = &line[at + "listening on ".len()..];
+            url = rest.split_whitespace().next().map(str::to_owned);
             break;
         }
     }
@@ -133,10 +136,11 @@ fn main() -> ExitCode {
         }
         as_expected &= response["allowed"] == expect_allowed;
     }
+    // Graceful stop, as Kubernetes does it (SIGTERM).
     let _ = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+        .args(["-TERM", &server.0.id().to_string()])
         .status();
-    let _ = server.wait();
+    let _ = server.0.wait();
     if as_expected {
         println!(
             "\nas expected: the signed image was admitted and pinned, the unsigned one denied"
@@ -145,5 +149,15 @@ fn main() -> ExitCode {
     } else {
         println!("\nUNEXPECTED answers");
         ExitCode::FAILURE
+    }
+}
+
+/// The server process, killed if the demo ends early.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }

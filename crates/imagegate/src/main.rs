@@ -1,6 +1,7 @@
 //! `imagegate`: verifies container image signatures for Kubernetes admission and on the
 //! command line. This file only parses arguments and hands over to `command`.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -53,6 +54,10 @@ fn init_logging(command: &cli::Command) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        // A closed stderr must not turn every log line into a panic (the default
+        // reports write errors with eprintln!, which panics then).
+        .log_internal_errors(false)
         .with_target(false);
     if json {
         builder

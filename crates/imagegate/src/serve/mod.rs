@@ -102,9 +102,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown_state = Arc::clone(&state);
     tokio::spawn(async move {
         let signal = shutdown_signal().await;
-        tracing::info!(signal, "shutting down: finishing in-flight requests");
+        // Stop first, log after: nothing may stand between the signal and the stop.
         shutdown_state.accepting.store(false, Ordering::SeqCst);
         control.graceful_shutdown(Some(shutdown_timeout));
+        tracing::info!(signal, "shutting down: finishing in-flight requests");
     });
 
     let (webhook, metrics_server) = tokio::join!(webhook, metrics_server);

@@ -1015,3 +1015,65 @@ fn certificate(ca_name: &str) -> (String, String, String) {
         leaf_key.serialize_pem(),
     )
 }
+
+#[test]
+fn sigterm_stops_the_server_even_when_its_stderr_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    let key = CosignKey::generate();
+    write(
+        &policy_file,
+        &policy("one", "127.0.0.1:*", &key, "Fail", 10, ""),
+    );
+    let mut child = Command::cargo_bin("imagegate")
+        .unwrap()
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--reload-interval",
+            "0.1",
+            "--policies",
+            policy_file.to_str().unwrap(),
+        ])
+        .env("HOME", dir.path())
+        .env("IMAGEGATE_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("listening on https://"))
+    );
+    drop(lines);
+    // A log line written to the closed pipe (a reload), then SIGTERM.
+    write(
+        &policy_file,
+        &policy("two", "127.0.0.1:*", &key, "Fail", 10, ""),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("still running 5 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
