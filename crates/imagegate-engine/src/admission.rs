@@ -9,8 +9,12 @@ use imagegate_policy::matching::{MatchContext, Operation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::evaluate::{AdmissionInput, Engine, Phase, PolicySet};
-use crate::response::EngineResponse;
+use std::time::Duration;
+
+use imagegate_policy::model::FailurePolicy;
+
+use crate::evaluate::{AdmissionInput, Engine, Phase, PolicySet, failure_policy};
+use crate::response::{EngineResponse, ResourceId};
 
 /// An `AdmissionReview` document.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -214,37 +218,133 @@ pub fn deny(uid: &str, message: String, warnings: Vec<String>) -> AdmissionRespo
     }
 }
 
-/// Answers one review for one phase.
+/// The API server's default webhook timeout.
+const DEFAULT_TIMEOUT_SECONDS: u32 = 10;
+
+/// How long before the webhook timeout imagegate answers.
+const MARGIN: Duration = Duration::from_secs(1);
+
+/// The time imagegate allows itself for one review under `policies`: the policies'
+/// `webhookTimeoutSeconds` (default 10 s, the API server's) minus one second (a
+/// quarter of it for timeouts under four seconds), so that the API server always gets
+/// imagegate's answer instead of applying its own `failurePolicy` to a timeout.
+pub fn deadline(policies: &PolicySet) -> Duration {
+    let timeout = Duration::from_secs(u64::from(
+        policies
+            .webhook_timeout_seconds()
+            .unwrap_or(DEFAULT_TIMEOUT_SECONDS)
+            .clamp(1, 30),
+    ));
+    timeout - MARGIN.min(timeout / 4)
+}
+
+/// What answering one review produced.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// The review to send back.
+    pub review: AdmissionReview,
+    /// The engine's decision, when the evaluation finished in time.
+    pub evaluated: Option<EngineResponse>,
+    /// `Some(denied)` when the deadline passed: denied (a matching policy has
+    /// `failurePolicy: Fail`) or admitted with a warning (all `Ignore`).
+    pub deadline_exceeded: Option<bool>,
+}
+
+/// Answers one review for one phase within [`deadline`]. `imagegate review` and the
+/// webhook both answer through here, so they answer alike.
 pub async fn review(
     engine: &Engine,
     policies: &PolicySet,
     review: &AdmissionReview,
     phase: Phase,
-) -> AdmissionReview {
+) -> Answered {
+    let answered = |response, evaluated, deadline_exceeded| Answered {
+        review: review.answer(response),
+        evaluated,
+        deadline_exceeded,
+    };
     let Some(request) = review.request.as_ref() else {
-        return review.answer(deny(
+        let response = deny(
             "",
             "malformed AdmissionReview: no request".into(),
             Vec::new(),
-        ));
+        );
+        return answered(response, None, None);
     };
-    let response = match request.input() {
-        None => AdmissionResponse {
+    let Some(input) = request.input() else {
+        let response = AdmissionResponse {
             uid: request.uid.clone(),
             allowed: true,
             ..AdmissionResponse::default()
-        },
-        Some(input) => {
-            let evaluated = engine.evaluate(policies, &input, phase).await;
-            respond(&request.uid, &evaluated, phase)
-        }
+        };
+        return answered(response, None, None);
     };
-    review.answer(response)
+    let deadline = deadline(policies);
+    match tokio::time::timeout(deadline, engine.evaluate(policies, &input, phase)).await {
+        Ok(evaluated) => {
+            let response = respond(&request.uid, &evaluated, phase);
+            answered(response, Some(evaluated), None)
+        }
+        Err(_) => {
+            let (response, denied) = deadline_exceeded(&request.uid, &input, policies, deadline);
+            answered(response, None, Some(denied))
+        }
+    }
+}
+
+/// The answer when the evaluation did not finish before `deadline`: the matching
+/// policies' `failurePolicy` decides (any `Fail` denies).
+fn deadline_exceeded(
+    uid: &str,
+    input: &AdmissionInput,
+    policies: &PolicySet,
+    deadline: Duration,
+) -> (AdmissionResponse, bool) {
+    let matching = policies.applicable(input);
+    let failing: Vec<&str> = matching
+        .iter()
+        .filter(|p| failure_policy(p) == FailurePolicy::Fail)
+        .map(|p| p.name())
+        .collect();
+    let resource = ResourceId::of(&input.resource).display();
+    let seconds = deadline.as_secs_f64();
+    if !failing.is_empty() {
+        tracing::warn!(
+            policies = failing.join(","),
+            "deadline exceeded; denied (failurePolicy Fail)"
+        );
+        let message = format!(
+            "imagegate could not finish verification within {seconds}s: image verification of {resource} for policies {} did not complete in time (registry slow or unreachable); denied because their failurePolicy is Fail",
+            failing.join(", ")
+        );
+        return (deny(uid, message, Vec::new()), true);
+    }
+    let names: Vec<&str> = matching.iter().map(|p| p.name()).collect();
+    tracing::warn!(
+        policies = names.join(","),
+        "deadline exceeded; admitted (failurePolicy Ignore)"
+    );
+    let warning = format!(
+        "imagegate could not finish verification within {seconds}s: image verification of {resource} for policies {} did not complete in time; admitted without verification because their failurePolicy is Ignore",
+        names.join(", ")
+    );
+    let response = AdmissionResponse {
+        uid: uid.to_owned(),
+        allowed: true,
+        warnings: vec![warning],
+        ..AdmissionResponse::default()
+    };
+    (response, false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deadline_leaves_a_margin() {
+        assert_eq!(deadline(&PolicySet::default()), Duration::from_secs(9));
+    }
 
     #[test]
     fn the_request_namespace_fills_an_object_without_one() {

@@ -96,6 +96,33 @@ impl PolicySet {
         self.entries.is_empty()
     }
 
+    /// The policies with a verifyImages rule that applies to the input and whose
+    /// `imageReferences` one of its images matches, selected as [`Engine::evaluate`]
+    /// selects them (a rule whose images cannot be extracted counts: it would error).
+    pub fn applicable(&self, input: &AdmissionInput) -> Vec<&Policy> {
+        self.entries
+            .iter()
+            .filter(|(policy, rules)| {
+                rules.iter().any(|rule| {
+                    if rule.verify_images.is_empty()
+                        || !rule_matches(rule, policy, &input.resource, &input.match_context)
+                    {
+                        return false;
+                    }
+                    let Ok(images) =
+                        extract_images(&input.resource, rule.image_extractors.as_ref())
+                    else {
+                        return true;
+                    };
+                    rule.verify_images
+                        .iter()
+                        .any(|verification| images.iter().any(|image| covers(verification, image)))
+                })
+            })
+            .map(|(policy, _)| policy)
+            .collect()
+    }
+
     /// The largest `webhookTimeoutSeconds` (or `webhookConfiguration.timeoutSeconds`)
     /// of the policies, if any sets one.
     pub fn webhook_timeout_seconds(&self) -> Option<u32> {
@@ -110,6 +137,13 @@ impl PolicySet {
             .filter_map(|s| u32::try_from(s).ok())
             .max()
     }
+}
+
+/// Whether a verifyImages entry covers an image: `imageReferences` match it and
+/// `skipImageReferences` do not.
+fn covers(verification: &ImageVerification, image: &ImageRef) -> bool {
+    image_matches(&verification.image_references, &image.info)
+        && !image_matches(&verification.skip_image_references, &image.info)
 }
 
 /// The cache identity of a verifyImages entry: its whole content, so that a changed
@@ -324,9 +358,7 @@ impl Engine {
                 let mut any = false;
                 for (v, verification) in rule.verify_images.iter().enumerate() {
                     for (i, image) in images.iter().enumerate() {
-                        if image_matches(&verification.image_references, &image.info)
-                            && !image_matches(&verification.skip_image_references, &image.info)
-                        {
+                        if covers(verification, image) {
                             pending.push(((p, r), v, image_index, i));
                             any = true;
                         }
@@ -655,7 +687,8 @@ fn pinned_reference(image: &ImageRef, digest: &str) -> String {
     }
 }
 
-fn failure_policy(policy: &Policy) -> FailurePolicy {
+/// `spec.webhookConfiguration.failurePolicy`, else `spec.failurePolicy`, else `Fail`.
+pub fn failure_policy(policy: &Policy) -> FailurePolicy {
     policy
         .spec
         .webhook_configuration

@@ -72,8 +72,9 @@ impl fmt::Display for ContainerKind {
 /// - `registry` is the first component when it looks like a host (contains `.` or
 ///   `:`, is `localhost`, or has an uppercase letter), else `docker.io`; it is kept
 ///   as written (`index.docker.io` stays `index.docker.io`);
-/// - `path` is the repository path, with `library/` prepended when it has a single
-///   component (`nginx` → `library/nginx`); `name` is its last component;
+/// - `path` is the repository path, with `library/` prepended when it is a single
+///   component on Docker Hub (`nginx` → `library/nginx`; `localhost:5000/x` stays
+///   `x`); `name` is its last component;
 /// - `tag` is the tag, `latest` when neither tag nor digest is given, `None` for a
 ///   digest-only reference; `digest` is the digest if any;
 /// - `reference` is `registry/path@digest` when there is a digest, else
@@ -97,6 +98,14 @@ pub struct ImageInfo {
     pub reference: String,
     /// Kyverno's `referenceWithTag`: `registry/<written path>:tag`.
     pub reference_with_tag: String,
+}
+
+/// Docker Hub under any of its names.
+fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    )
 }
 
 impl ImageInfo {
@@ -141,7 +150,9 @@ impl ImageInfo {
         };
         let tag_text = tag.as_deref().unwrap_or("");
         let reference_with_tag = format!("{registry}/{written_path}:{tag_text}");
-        let path = if written_path.contains('/') {
+        // Docker Hub's official images live under `library/`; other registries have
+        // no such namespace (`registry.example.com/app` is the repository `app`).
+        let path = if written_path.contains('/') || !is_docker_hub(&registry) {
             written_path.to_owned()
         } else {
             format!("library/{written_path}")

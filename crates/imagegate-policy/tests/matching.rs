@@ -1246,7 +1246,7 @@ fn image_info_fields() {
         test/nginx | docker.io | test/nginx | nginx | latest | - | docker.io/test/nginx:latest | docker.io/test/nginx:latest
         ghcr.io/a/b:v1@$D | ghcr.io | a/b | b | v1 | $D | ghcr.io/a/b@$D | ghcr.io/a/b:v1
         ghcr.io/a/b@$D | ghcr.io | a/b | b | - | $D | ghcr.io/a/b@$D | ghcr.io/a/b:
-        localhost:5000/x | localhost:5000 | library/x | x | latest | - | localhost:5000/library/x:latest | localhost:5000/x:latest
+        localhost:5000/x | localhost:5000 | x | x | latest | - | localhost:5000/x:latest | localhost:5000/x:latest
         localhost:4443/test/nginx | localhost:4443 | test/nginx | nginx | latest | - | localhost:4443/test/nginx:latest | localhost:4443/test/nginx:latest
         ghcr.io/kyverno/test-verify-image:signed | ghcr.io | kyverno/test-verify-image | test-verify-image | signed | - | ghcr.io/kyverno/test-verify-image:signed | ghcr.io/kyverno/test-verify-image:signed
         index.docker.io/user/app:1 | index.docker.io | user/app | app | 1 | - | index.docker.io/user/app:1 | index.docker.io/user/app:1

@@ -258,9 +258,53 @@ pub struct ServeArgs {
     /// Log format (stderr).
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "json")]
     pub log_format: LogFormat,
+    /// Caches.
+    #[command(flatten)]
+    pub cache: CacheArgs,
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Cache lifetimes and sizes (every cache is keyed by image digest).
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// How long a verified verdict is reused, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub verdict_cache_ttl: u64,
+    /// How many verdicts are kept.
+    #[arg(long, value_name = "ENTRIES", default_value_t = 10_000)]
+    pub verdict_cache_size: u64,
+    /// Do not reuse verdicts (every request verifies afresh).
+    #[arg(long)]
+    pub no_verdict_cache: bool,
+    /// How long a failed verification ("no signatures found", …) is reused, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub negative_cache_ttl: u64,
+    /// Do not reuse failed verifications.
+    #[arg(long)]
+    pub no_negative_cache: bool,
+    /// How long a tag's digest is reused, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub digest_cache_ttl: u64,
+    /// Resolve every tag afresh.
+    #[arg(long)]
+    pub no_digest_cache: bool,
+}
+
+impl CacheArgs {
+    /// The engine's cache settings.
+    pub fn options(&self) -> imagegate_engine::CacheOptions {
+        let ttl = |disabled: bool, seconds: u64| {
+            (!disabled && seconds > 0).then(|| std::time::Duration::from_secs(seconds))
+        };
+        imagegate_engine::CacheOptions {
+            verdict_ttl: ttl(self.no_verdict_cache, self.verdict_cache_ttl),
+            verdict_capacity: self.verdict_cache_size,
+            negative_ttl: ttl(self.no_negative_cache, self.negative_cache_ttl),
+            digest_ttl: ttl(self.no_digest_cache, self.digest_cache_ttl),
+        }
+    }
 }
 
 /// Format of the log lines.

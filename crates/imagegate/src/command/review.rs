@@ -30,7 +30,7 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<u8> {
         ReviewPhase::Mutate => Phase::Mutate,
         ReviewPhase::Validate => Phase::Validate,
     };
-    let answer = review(&engine, &policies, &request, phase).await;
+    let answer = review(&engine, &policies, &request, phase).await.review;
     let allowed = answer.response.as_ref().is_some_and(|r| r.allowed);
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?;

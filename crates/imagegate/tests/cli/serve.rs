@@ -1077,3 +1077,61 @@ fn sigterm_stops_the_server_even_when_its_stderr_is_closed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// 40 concurrent identical reviews cost one verification's registry requests (resolve,
+/// signature manifest, payload blob): single-flight. Later reviews cost none (digest
+/// and verdict caches), and the cache metrics say so.
+#[test]
+fn concurrent_identical_reviews_share_one_registry_fetch_and_later_ones_hit_the_cache() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    write(
+        &policy_file,
+        &policy("check-image", "127.0.0.1:*", &images.key, "Fail", 10, ""),
+    );
+    let server = Server::start(dir.path(), &["--policies", policy_file.to_str().unwrap()]);
+    let review = review_of("admission.k8s.io/v1", "same", &pod("p", &images.signed));
+    let body = serde_json::to_vec(&review).unwrap();
+    let before = images.registry.requests().len();
+    let url = format!("{}/mutate", server.webhook);
+    let answers = server.runtime.block_on(async {
+        let posts = (0..40).map(|_| post(&server.client, &url, body.clone()));
+        futures::future::join_all(posts).await
+    });
+    for (status, text) in &answers {
+        assert_eq!(*status, 200, "{text}");
+        let answer: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(answer["response"]["allowed"], json!(true), "{text}");
+    }
+    let served: Vec<String> = images.registry.requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        served.len(),
+        3,
+        "one resolve, one .sig manifest, one payload: {served:#?}"
+    );
+
+    let before = images.registry.requests().len();
+    server.review("/mutate", &review);
+    assert_eq!(
+        images.registry.requests().len(),
+        before,
+        "served from the caches"
+    );
+    let (_, metrics) = server.get(&server.metrics, "/metrics");
+    assert!(
+        count(&metrics, "imagegate_cache_hits_total{cache=\"verdict\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count(&metrics, "imagegate_cache_hits_total{cache=\"digest\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        count(&metrics, "imagegate_registry_requests_total") >= 3.0,
+        "{metrics}"
+    );
+}
