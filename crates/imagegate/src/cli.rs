@@ -55,6 +55,9 @@ pub struct ApplyArgs {
     /// Print a wgpolicyk8s ClusterPolicyReport instead.
     #[arg(long)]
     pub policy_report: bool,
+    /// Sigstore trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -66,6 +69,9 @@ pub struct TestArgs {
     /// Folders holding kyverno-test.yaml files (searched recursively), or test files.
     #[arg(required = true, value_name = "DIR")]
     pub dirs: Vec<PathBuf>,
+    /// Sigstore trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -90,6 +96,9 @@ pub struct ReviewArgs {
     /// Which webhook phase to answer for.
     #[arg(long, value_enum, default_value_t = ReviewPhase::Mutate)]
     pub phase: ReviewPhase,
+    /// Sigstore trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -261,9 +270,21 @@ pub struct ServeArgs {
     /// Caches.
     #[command(flatten)]
     pub cache: CacheArgs,
+    /// Sigstore trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+/// Sigstore trust for the policy-evaluating commands.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys, TSAs) for keyless
+    /// and Rekor checks; default: the embedded public-good root. Nothing is fetched.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
 }
 
 /// Cache lifetimes and sizes (every cache is keyed by image digest).

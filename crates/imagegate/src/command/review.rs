@@ -25,7 +25,7 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<u8> {
     }
     let request = AdmissionReview::parse(&input)?;
     let policies = crate::resources::load_policies(&args.policy)?;
-    let engine = crate::engine::build(&args.registry)?;
+    let engine = crate::engine::build(&args.registry, &args.trust)?;
     let phase = match args.phase {
         ReviewPhase::Mutate => Phase::Mutate,
         ReviewPhase::Validate => Phase::Validate,

@@ -78,7 +78,7 @@ pub async fn run(args: TestArgs) -> anyhow::Result<u8> {
         );
     }
     files.sort();
-    let engine = crate::engine::build(&args.registry)?;
+    let engine = crate::engine::build(&args.registry, &args.trust)?;
     let mut out = std::io::stdout().lock();
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {

@@ -56,7 +56,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Metrics::register(&mut registry);
     let engine_metrics = imagegate_engine::EngineMetrics::default();
     engine_metrics.register(&mut registry);
-    let engine = crate::engine::build_with(&args.registry, args.cache.options(), engine_metrics)?;
+    let engine = crate::engine::build_with(
+        &args.registry,
+        &args.trust,
+        args.cache.options(),
+        engine_metrics,
+    )?;
     metrics.policies_loaded(initial.len());
     let state = Arc::new(State {
         engine,

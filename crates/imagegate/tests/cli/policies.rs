@@ -833,3 +833,33 @@ fn review_registry_errors_follow_the_failure_policy() {
         "{response:#}"
     );
 }
+
+/// `--trusted-root` replaces the embedded Sigstore root; an unusable one is an input
+/// error, reported before anything is evaluated.
+#[test]
+fn apply_refuses_an_unusable_trusted_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = crate::util::write(dir.path(), "root.json", "{\"not\": \"a trusted root\"}");
+    let pod = crate::util::write(
+        dir.path(),
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\nspec:\n  containers: [{name: c, image: nginx}]\n",
+    );
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies");
+    for root in ["/nonexistent/trusted_root.json", garbage.as_str()] {
+        crate::util::imagegate(
+            &[
+                "apply",
+                "--trusted-root",
+                root,
+                "--policy",
+                policies,
+                "--resource",
+                &pod,
+            ],
+            &[],
+        )
+        .assert_code(2)
+        .assert_stderr_contains("trusted root");
+    }
+}
