@@ -17,7 +17,7 @@ use imagegate_sigstore::{
 };
 
 use crate::keyless::summarise;
-use crate::verify::{Evidence, Layer, VerifiedEnvelope, VerifyError};
+use crate::verify::{Evidence, Layer, VerifiedEnvelope, VerifyError, select_attestations};
 
 /// The bundle media type cosign v3 writes (layer media type and artifact type).
 pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -208,63 +208,21 @@ pub fn check_bundle_attestations(
     trust: Option<&TrustedRoot>,
     predicate_type: &str,
 ) -> Result<Vec<VerifiedEnvelope>, VerifyError> {
-    let candidates: Vec<&Layer> = evidence
-        .layers
-        .iter()
-        .filter(|layer| {
-            layer
-                .descriptor
-                .annotation("dev.sigstore.bundle.predicateType")
-                .is_none_or(|declared| predicate_type_matches(predicate_type, declared))
-        })
-        .collect();
-    if candidates.is_empty() {
-        return Err(VerifyError::NoMatchingAttestations {
-            reason: format!("no attestations of predicate type {predicate_type} found"),
-        });
-    }
-    let mut matching = Vec::new();
-    let mut other_types = Vec::new();
-    let mut reasons = Vec::new();
-    for layer in candidates {
-        match verify_layer(layer, digest, check, trust) {
-            Ok(VerifiedBundle {
-                statement: Some(statement),
-                ..
-            }) if predicate_type_matches(predicate_type, &statement.predicate_type) => {
-                let envelope = serde_json::from_slice::<serde_json::Value>(&layer.blob)
+    select_attestations(
+        evidence,
+        predicate_type,
+        "dev.sigstore.bundle.predicateType",
+        |layer| {
+            let verified = verify_layer(layer, digest, check, trust)?;
+            Ok(verified.statement.map(|attestation| VerifiedEnvelope {
+                attestation,
+                envelope: serde_json::from_slice::<serde_json::Value>(&layer.blob)
                     .ok()
                     .and_then(|b| b.get("dsseEnvelope").cloned())
-                    .unwrap_or(serde_json::Value::Null);
-                matching.push(VerifiedEnvelope {
-                    attestation: statement,
-                    envelope,
-                });
-            }
-            Ok(VerifiedBundle {
-                statement: Some(statement),
-                ..
-            }) => other_types.push(statement.predicate_type),
-            Ok(_) => other_types.push("(message signature)".to_owned()),
-            Err(reason) => reasons.push(reason),
-        }
-    }
-    if !matching.is_empty() {
-        return Ok(matching);
-    }
-    if other_types.is_empty() {
-        return Err(VerifyError::InvalidSignature {
-            reason: summarise(reasons),
-        });
-    }
-    other_types.sort();
-    other_types.dedup();
-    Err(VerifyError::NoMatchingAttestations {
-        reason: format!(
-            "verified attestations have predicate types {} but not {predicate_type}",
-            other_types.join(", ")
-        ),
-    })
+                    .unwrap_or(serde_json::Value::Null),
+            }))
+        },
+    )
 }
 
 /// One bundle against the image digest and any of the requirements.

@@ -24,12 +24,12 @@ use base64::Engine as _;
 use imagegate_sigstore::{
     CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Envelope, IdentityRequirement, RekorBundle, RekorKey,
     SIGNATURE_ANNOTATION, SignerIdentity, SimpleSigning, TrustedRoot, VerifiedCertificate, cosign,
-    predicate_type_matches, verify_attestation, verify_certificate_chain, verify_entry_matches,
-    verify_set, verify_simple_signing,
+    verify_attestation, verify_certificate_chain, verify_entry_matches, verify_set,
+    verify_simple_signing,
 };
 use serde_json::Value;
 
-use crate::verify::{Evidence, Layer, VerifiedEnvelope, VerifyError};
+use crate::verify::{Evidence, Layer, VerifiedEnvelope, VerifyError, select_attestations};
 
 /// What a keyless signer must be, and how its evidence is checked.
 #[derive(Debug, Clone)]
@@ -99,54 +99,13 @@ pub fn check_keyless_attestations(
     trust: Option<&TrustedRoot>,
     predicate_type: &str,
 ) -> Result<Vec<VerifiedEnvelope>, VerifyError> {
-    let candidates: Vec<&Layer> = evidence
-        .layers
-        .iter()
-        .filter(|layer| {
-            layer
-                .descriptor
-                .annotation("predicateType")
-                .is_none_or(|declared| predicate_type_matches(predicate_type, declared))
-        })
-        .collect();
-    if candidates.is_empty() {
-        return Err(VerifyError::NoMatchingAttestations {
-            reason: format!("no attestations of predicate type {predicate_type} found"),
-        });
-    }
-    let mut matching = Vec::new();
-    let mut other_types = Vec::new();
-    let mut reasons = Vec::new();
-    for layer in candidates {
-        match keyless_attestation(layer, digest, check, trust) {
-            Ok(attestation)
-                if predicate_type_matches(predicate_type, &attestation.predicate_type) =>
-            {
-                let envelope = serde_json::from_slice(&layer.blob).unwrap_or(Value::Null);
-                matching.push(VerifiedEnvelope {
-                    attestation,
-                    envelope,
-                });
-            }
-            Ok(attestation) => other_types.push(attestation.predicate_type),
-            Err(reason) => reasons.push(reason),
-        }
-    }
-    if !matching.is_empty() {
-        return Ok(matching);
-    }
-    if other_types.is_empty() {
-        return Err(VerifyError::InvalidSignature {
-            reason: summarise(reasons),
-        });
-    }
-    other_types.sort();
-    other_types.dedup();
-    Err(VerifyError::NoMatchingAttestations {
-        reason: format!(
-            "verified attestations have predicate types {} but not {predicate_type}",
-            other_types.join(", ")
-        ),
+    select_attestations(evidence, predicate_type, "predicateType", |layer| {
+        let attestation = keyless_attestation(layer, digest, check, trust)?;
+        let envelope = serde_json::from_slice(&layer.blob).unwrap_or(Value::Null);
+        Ok(Some(VerifiedEnvelope {
+            attestation,
+            envelope,
+        }))
     })
 }
 

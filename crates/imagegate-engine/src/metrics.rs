@@ -13,7 +13,8 @@ use prometheus_client::registry::Registry;
 /// Which cache a hit or miss was in.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
-    /// `digest` (tag → digest), `verdict` (verified), `negative` (failed recently).
+    /// `digest` (tag → digest), `evidence` (`.sig`/`.att`/bundles of a digest),
+    /// `verdict` (verified), `negative` (failed recently).
     pub cache: &'static str,
 }
 

@@ -173,6 +173,7 @@ type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
 pub struct Verifier {
     client: Arc<RegistryClient>,
     digest_cache: TtlCache<String>,
+    evidence_cache: TtlCache<Arc<Evidence>>,
     digests: Arc<SingleFlight<String, Flight<String>>>,
     evidence: Arc<SingleFlight<(String, EvidenceKind, String), Flight<Evidence>>>,
 }
@@ -191,7 +192,11 @@ impl Verifier {
     ) -> Verifier {
         Verifier {
             client,
-            digest_cache: TtlCache::new("digest", digest_ttl, 100_000, metrics),
+            digest_cache: TtlCache::new("digest", digest_ttl, 100_000, metrics.clone()),
+            // Evidence lives as long as a tag's digest: a signature added meanwhile is
+            // seen within that time; coalesced callers arriving just after a fetch
+            // ended find it here instead of fetching again.
+            evidence_cache: TtlCache::new("evidence", digest_ttl, 10_000, metrics),
             digests: Arc::default(),
             evidence: Arc::default(),
         }
@@ -215,21 +220,23 @@ impl Verifier {
         }
         let client = self.client.clone();
         let owned = image.clone();
+        let cache = self.digest_cache.clone();
+        // The cache is filled inside the shared execution, before its callers resume:
+        // a request arriving between the end of the flight and a later insert would
+        // otherwise fetch again.
         let work = async move {
-            client
+            let digest = client
                 .resolve_digest(&owned)
                 .await
-                .map(Arc::new)
-                .map_err(|e| Arc::new(VerifyError::Registry(e)))
+                .map_err(|e| Arc::new(VerifyError::Registry(e)))?;
+            cache.insert(cache_key, digest.clone()).await;
+            Ok(Arc::new(digest))
         };
-        let digest = self
-            .digests
+        self.digests
             .run(name, work)
             .await
             .map(|d| d.as_ref().clone())
-            .map_err(VerifyError::Shared)?;
-        self.digest_cache.insert(cache_key, digest.clone()).await;
-        Ok(digest)
+            .map_err(VerifyError::Shared)
     }
 
     /// The `.sig` or `.att` layers for `digest`, from `repository` (the image's own
@@ -240,10 +247,15 @@ impl Verifier {
         kind: EvidenceKind,
         digest: &str,
     ) -> Result<Arc<Evidence>, VerifyError> {
+        let key = (repository.name(), kind, digest.to_owned());
+        let cache_key = key_of(&key);
+        if let Some(evidence) = self.evidence_cache.get(cache_key).await {
+            return Ok(evidence);
+        }
         let client = self.client.clone();
         let repository = repository.clone();
-        let key = (repository.name(), kind, digest.to_owned());
         let digest = digest.to_owned();
+        let cache = self.evidence_cache.clone();
         let work = async move {
             let fetched = match kind {
                 EvidenceKind::Bundles => {
@@ -251,7 +263,9 @@ impl Verifier {
                 }
                 _ => fetch_evidence(&client, &repository, kind, &digest).await,
             };
-            fetched.map(Arc::new).map_err(Arc::new)
+            let evidence = Arc::new(fetched.map_err(Arc::new)?);
+            cache.insert(cache_key, evidence.clone()).await;
+            Ok(evidence)
         };
         self.evidence
             .run(key, work)
@@ -343,15 +357,37 @@ pub fn check_attestations(
     keys: &[PublicKey],
     predicate_type: &str,
 ) -> Result<Vec<VerifiedEnvelope>, VerifyError> {
-    // cosign records the predicate type in an (unsigned) layer annotation: it only
-    // spares signature checks, it never makes an attestation acceptable.
+    select_attestations(evidence, predicate_type, "predicateType", |layer| {
+        let attestation =
+            verify_attestation(&layer.blob, keys, Some(digest)).map_err(|e| e.to_string())?;
+        let envelope = serde_json::from_slice(&layer.blob).unwrap_or(serde_json::Value::Null);
+        Ok(Some(VerifiedEnvelope {
+            attestation,
+            envelope,
+        }))
+    })
+}
+
+/// The attestations of `predicate_type` among the layers of `evidence`, each checked by
+/// `verify` (which returns `None` for a valid signature that carries no statement).
+///
+/// Tools record the predicate type in an unsigned annotation (`type_annotation`): it
+/// only spares signature checks, it never makes an attestation acceptable. Errors say
+/// whether nothing verified ("invalid signature") or only other types did ("no
+/// matching attestations").
+pub(crate) fn select_attestations(
+    evidence: &Evidence,
+    predicate_type: &str,
+    type_annotation: &str,
+    verify: impl Fn(&Layer) -> Result<Option<VerifiedEnvelope>, String>,
+) -> Result<Vec<VerifiedEnvelope>, VerifyError> {
     let candidates: Vec<&Layer> = evidence
         .layers
         .iter()
         .filter(|layer| {
             layer
                 .descriptor
-                .annotation("predicateType")
+                .annotation(type_annotation)
                 .is_none_or(|declared| predicate_type_matches(predicate_type, declared))
         })
         .collect();
@@ -364,19 +400,15 @@ pub fn check_attestations(
     let mut other_types = Vec::new();
     let mut reasons = Vec::new();
     for layer in candidates {
-        match verify_attestation(&layer.blob, keys, Some(digest)) {
-            Ok(attestation)
-                if predicate_type_matches(predicate_type, &attestation.predicate_type) =>
+        match verify(layer) {
+            Ok(Some(verified))
+                if predicate_type_matches(predicate_type, &verified.attestation.predicate_type) =>
             {
-                let envelope =
-                    serde_json::from_slice(&layer.blob).unwrap_or(serde_json::Value::Null);
-                matching.push(VerifiedEnvelope {
-                    attestation,
-                    envelope,
-                });
+                matching.push(verified);
             }
-            Ok(attestation) => other_types.push(attestation.predicate_type),
-            Err(e) => reasons.push(e.to_string()),
+            Ok(Some(verified)) => other_types.push(verified.attestation.predicate_type),
+            Ok(None) => other_types.push("(message signature)".to_owned()),
+            Err(reason) => reasons.push(reason),
         }
     }
     if !matching.is_empty() {

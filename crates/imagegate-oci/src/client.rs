@@ -54,6 +54,9 @@ pub struct ClientOptions {
     /// Registries (host or host:port) that may be reached over plain HTTP although
     /// they are not on loopback.
     pub insecure_registries: Vec<String>,
+    /// Requests to one registry waiting for their answer at the same time, at most
+    /// (protects registries and their rate limits from a burst of cold images).
+    pub max_concurrent_per_registry: usize,
 }
 
 impl Default for ClientOptions {
@@ -66,6 +69,7 @@ impl Default for ClientOptions {
             max_retries: 3,
             max_backoff: Duration::from_secs(2),
             insecure_registries: Vec::new(),
+            max_concurrent_per_registry: 16,
         }
     }
 }
@@ -99,6 +103,8 @@ struct State {
     authorizations: HashMap<(String, String), Authorization>,
     /// Credentials looked up per registry (helpers are slow to run).
     credentials: HashMap<String, Option<Credential>>,
+    /// Bound on concurrent requests per registry host.
+    permits: HashMap<String, Arc<tokio::sync::Semaphore>>,
 }
 
 /// A registry client shared by every verification: it reuses connections, tokens and
@@ -347,6 +353,8 @@ impl RegistryClient {
     ) -> Result<Response> {
         let registry = image.registry();
         let host = image.api_host();
+        // Held until the answer's headers arrive (the body is read by the caller).
+        let _permit = self.permit(host).await;
         let scope = format!("repository:{}:pull", image.repository());
         let plain_http_allowed = image.is_loopback()
             || self
@@ -469,6 +477,24 @@ impl RegistryClient {
             }
             return Ok(response);
         }
+    }
+
+    /// A place among the requests in flight to `host`.
+    async fn permit(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut state = self.lock();
+            state
+                .permits
+                .entry(host.to_owned())
+                .or_insert_with(|| {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.options.max_concurrent_per_registry.max(1),
+                    ))
+                })
+                .clone()
+        };
+        // The semaphore is never closed, so acquiring only fails if it were.
+        semaphore.acquire_owned().await.ok()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -663,3 +663,34 @@ async fn blob_redirect_to_storage_does_not_carry_the_credentials() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].header("Authorization"), None, "{seen:?}");
 }
+
+#[tokio::test]
+async fn requests_to_one_registry_are_bounded() {
+    let stub = Stub::start(|_: &Request| Reply::Hang).await;
+    let client = std::sync::Arc::new(client(ClientOptions {
+        request_timeout: Duration::from_secs(1),
+        max_concurrent_per_registry: 2,
+        ..options()
+    }));
+    let host = stub.host();
+    let calls: Vec<_> = (0..6)
+        .map(|i| {
+            let client = client.clone();
+            let image = reference(&host, &format!("repo:v{i}"));
+            tokio::spawn(async move { client.resolve_digest(&image).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        stub.requests().len(),
+        2,
+        "only two requests in flight at once"
+    );
+    for call in calls {
+        assert!(matches!(
+            call.await.unwrap(),
+            Err(RegistryError::Timeout { .. })
+        ));
+    }
+    assert_eq!(stub.requests().len(), 6);
+}
