@@ -87,9 +87,10 @@ pub struct UnknownOperation(pub String);
 pub struct MatchContext {
     /// The admission operation (`CREATE` for `imagegate apply`).
     pub operation: Operation,
-    /// Labels of the resource's namespace, for `namespaceSelector` (empty when
-    /// unknown or for cluster-scoped resources).
-    pub namespace_labels: BTreeMap<String, String>,
+    /// Labels of the resource's namespace, for `namespaceSelector`; `None` when
+    /// unknown (no cluster to ask). Unknown labels never let a resource escape: a
+    /// `namespaceSelector` in `match` counts as satisfied, one in `exclude` as not.
+    pub namespace_labels: Option<BTreeMap<String, String>>,
     /// The AdmissionReview's `request.userInfo` (`username`, `groups`, …), if any.
     /// With no user info, user-based criteria are ignored in `match`, as Kyverno
     /// does when it has no request information.
@@ -394,8 +395,9 @@ fn description_reasons(
     if let Some(sel) = &d.namespace_selector
         && res.kind != "Namespace"
         && !res.kind.is_empty()
+        && let Some(namespace_labels) = &ctx.namespace_labels
     {
-        match check_selector(sel, &ctx.namespace_labels) {
+        match check_selector(sel, namespace_labels) {
             Err(e) => errs.push(format!("failed to parse namespace selector: {e}")),
             Ok(false) => errs.push("namespace selector does not match".to_owned()),
             Ok(true) => {}
@@ -583,6 +585,10 @@ impl<'a> Filter<'a> {
         ctx: &MatchContext,
         user: Option<&RequestUser>,
     ) -> bool {
+        // Unknown namespace labels cannot prove an exclusion.
+        if ctx.namespace_labels.is_none() && self.resources.namespace_selector.is_some() {
+            return false;
+        }
         !self.is_empty() && self.reasons(res, ctx, user.unwrap_or(&NO_USER)).is_empty()
     }
 }

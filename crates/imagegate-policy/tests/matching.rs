@@ -403,16 +403,26 @@ fn namespace_selector() {
     let rule =
         || filter(json!({"kinds": ["*"], "namespaceSelector": {"matchLabels": {"env": "prod"}}}));
     let prod = MatchContext {
-        namespace_labels: labels(&[("env", "prod")]),
+        namespace_labels: Some(labels(&[("env", "prod")])),
         ..create()
     };
     let dev = MatchContext {
-        namespace_labels: labels(&[("env", "dev")]),
+        namespace_labels: Some(labels(&[("env", "dev")])),
         ..create()
     };
     assert!(matches(rule(), "pod-default.yaml", &prod));
     assert!(!matches(rule(), "pod-default.yaml", &dev));
-    assert!(!matches(rule(), "pod-default.yaml", &create()));
+    // Unknown labels (no cluster to ask) never let a resource escape a policy: the
+    // selector in `match` counts as satisfied, the same selector in `exclude` as not.
+    assert!(matches(rule(), "pod-default.yaml", &create()));
+    let excluding = json!({
+        "name": "r",
+        "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+        "exclude": {"any": [{"resources": {"namespaceSelector": {"matchLabels": {"env": "dev"}}}}]},
+    });
+    assert!(matches(excluding.clone(), "pod-default.yaml", &create()));
+    assert!(!matches(excluding.clone(), "pod-default.yaml", &dev));
+    assert!(matches(excluding, "pod-default.yaml", &prod));
     // Kyverno does not apply namespaceSelector to Namespace objects themselves.
     assert!(matches(rule(), "namespace-team-a.json", &dev));
 }
