@@ -9,12 +9,12 @@ use futures::future::{BoxFuture, join_all};
 use imagegate_oci::Reference;
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::model::{
-    AttestationCheck, Attestor, AttestorSet, CertificateAttestor, ImageVerification,
+    AttestationCheck, Attestor, AttestorSet, CTLog, CertificateAttestor, ImageVerification,
     KeylessAttestor, Rekor, VerificationType,
 };
 use imagegate_sigstore::{
     Attestation, BundleRequirement, GitHubWorkflow, HashAlgorithm, IdentityRequirement, Matcher,
-    PublicKey, RekorBundle, RekorKey, TrustedRoot, VerifyOptions, cosign,
+    PublicKey, RekorBundle, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions, cosign,
 };
 
 use crate::bundles::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
@@ -67,6 +67,12 @@ impl ImageSubject<'_> {
     /// The trusted root in force.
     fn trust(&self) -> Option<&TrustedRoot> {
         crate::trust::effective(self.trusted_root)
+    }
+
+    /// The trusted root for Sigstore bundles: the one in force with the attestor's
+    /// overrides applied (derived roots are cached, see [`crate::trust::with_overrides`]).
+    fn bundle_trust(&self, overrides: TrustOverrides<'_>) -> Result<Option<TrustedRoot>, String> {
+        crate::trust::with_overrides(self.trust(), overrides)
     }
 
     /// Whether signatures and attestations are Sigstore bundles found as OCI 1.1
@@ -266,6 +272,7 @@ async fn verify_entry(
             entry,
             vec![key],
             certificates.rekor.as_ref(),
+            certificates.ctlog.as_ref(),
             &path,
         )
         .await;
@@ -289,6 +296,7 @@ async fn verify_entry(
         entry,
         keys,
         keys_attestor.rekor.as_ref(),
+        keys_attestor.ctlog.as_ref(),
         &path,
     )
     .await
@@ -331,6 +339,7 @@ async fn verify_with_keys(
     entry: &Attestor,
     keys: Vec<PublicKey>,
     rekor: Option<&Rekor>,
+    ctlog: Option<&CTLog>,
     path: &str,
 ) -> Result<(), AttestorFailure> {
     let ignore_tlog = rekor.is_some_and(|r| r.ignore_tlog);
@@ -343,11 +352,14 @@ async fn verify_with_keys(
                 ignore_sct: true,
             },
         };
+        let trust = subject
+            .bundle_trust(log_overrides(None, rekor, ctlog))
+            .map_err(|m| AttestorFailure::config(path, m))?;
         let evidence = verifier
             .evidence(&repository, EvidenceKind::Bundles, subject.digest)
             .await
             .map_err(|e| AttestorFailure::at(path, &e))?;
-        check_bundle_signatures(&evidence, subject.digest, &check, subject.trust())
+        check_bundle_signatures(&evidence, subject.digest, &check, trust.as_ref())
             .map_err(|e| AttestorFailure::at(path, &e))?;
         return Ok(());
     }
@@ -461,11 +473,14 @@ async fn verify_keyless_entry(
     let repository = repository_for(subject, entry)?;
     if subject.uses_bundles() {
         let check = bundle_identity_check(keyless).map_err(|m| AttestorFailure::config(path, m))?;
+        let trust = subject
+            .bundle_trust(keyless_overrides(keyless))
+            .map_err(|m| AttestorFailure::config(path, m))?;
         let evidence = verifier
             .evidence(&repository, EvidenceKind::Bundles, subject.digest)
             .await
             .map_err(|e| AttestorFailure::at(path, &e))?;
-        check_bundle_signatures(&evidence, subject.digest, &check, subject.trust())
+        check_bundle_signatures(&evidence, subject.digest, &check, trust.as_ref())
             .map_err(|e| AttestorFailure::at(path, &e))?;
         return Ok(());
     }
@@ -518,11 +533,18 @@ async fn attestation_statements(
                     ignore_sct: true,
                 },
             };
+            let trust = subject
+                .bundle_trust(log_overrides(
+                    None,
+                    keys_attestor.rekor.as_ref(),
+                    keys_attestor.ctlog.as_ref(),
+                ))
+                .map_err(|m| AttestorFailure::config(&path, m))?;
             check_bundle_attestations(
                 &evidence,
                 subject.digest,
                 &check,
-                subject.trust(),
+                trust.as_ref(),
                 predicate_type,
             )
         } else {
@@ -537,12 +559,15 @@ async fn attestation_statements(
         let found = if bundles {
             let check =
                 bundle_identity_check(keyless).map_err(|m| AttestorFailure::config(&path, m))?;
+            let trust = subject
+                .bundle_trust(keyless_overrides(keyless))
+                .map_err(|m| AttestorFailure::config(&path, m))?;
             let (_, evidence) = fetch(path.clone()).await?;
             check_bundle_attestations(
                 &evidence,
                 subject.digest,
                 &check,
-                subject.trust(),
+                trust.as_ref(),
                 predicate_type,
             )
             .map_err(|e| AttestorFailure::at(&path, &e))?
@@ -603,7 +628,20 @@ pub fn identity_requirement(keyless: &KeylessAttestor) -> Result<IdentityRequire
 
 /// The legacy `.sig`/`.att` check of a keyless attestor.
 fn keyless_check(keyless: &KeylessAttestor, entry: &Attestor) -> Result<KeylessCheck, String> {
-    unsupported_ctlog(keyless)?;
+    if keyless
+        .ctlog
+        .as_ref()
+        .and_then(|c| c.tsa_cert_chain.as_deref())
+        .is_some_and(|k| !k.trim().is_empty())
+    {
+        return Err("ctlog.tsaCertChain is not supported for legacy .sig/.att signatures (their time comes from the Rekor bundle)".into());
+    }
+    let ctlog_keys = match keyless.ctlog.as_ref().and_then(|c| c.pubkey.as_deref()) {
+        Some(pem) if !pem.trim().is_empty() => {
+            PublicKey::from_pem(pem).map_err(|e| format!("ctlog.pubkey: {e}"))?
+        }
+        _ => Vec::new(),
+    };
     let rekor_keys = match keyless.rekor.as_ref().and_then(|r| r.pubkey.as_deref()) {
         Some(pem) if !pem.trim().is_empty() => PublicKey::from_pem(pem)
             .map_err(|e| format!("rekor.pubkey: {e}"))?
@@ -618,29 +656,14 @@ fn keyless_check(keyless: &KeylessAttestor, entry: &Attestor) -> Result<KeylessC
         rekor_keys,
         ignore_tlog: keyless.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
         ignore_sct: keyless.ctlog.as_ref().is_some_and(|c| c.ignore_sct),
+        ctlog_keys,
         annotations: entry.annotations.clone(),
     })
 }
 
-/// The bundle check of a keyless attestor. Bundles are verified against the trusted
-/// root as a whole, so per-policy roots and log keys cannot be mixed in.
+/// The bundle check of a keyless attestor (its trust overrides are applied to the
+/// trusted root, see [`keyless_overrides`]).
 fn bundle_identity_check(keyless: &KeylessAttestor) -> Result<BundleCheck, String> {
-    unsupported_ctlog(keyless)?;
-    if keyless
-        .roots
-        .as_deref()
-        .is_some_and(|r| !r.trim().is_empty())
-    {
-        return Err("keyless.roots cannot be used with Sigstore bundles; give a trusted root with these CAs (--trusted-root)".into());
-    }
-    if keyless
-        .rekor
-        .as_ref()
-        .and_then(|r| r.pubkey.as_deref())
-        .is_some_and(|k| !k.trim().is_empty())
-    {
-        return Err("rekor.pubkey cannot be used with Sigstore bundles; give a trusted root with this log (--trusted-root)".into());
-    }
     Ok(BundleCheck {
         requirements: vec![BundleRequirement::Identity(identity_requirement(keyless)?)],
         options: VerifyOptions {
@@ -650,27 +673,29 @@ fn bundle_identity_check(keyless: &KeylessAttestor) -> Result<BundleCheck, Strin
     })
 }
 
-/// Custom CT log keys and TSA chains are not wired in yet: refuse rather than verify
-/// with other trust than the policy asks for.
-fn unsupported_ctlog(keyless: &KeylessAttestor) -> Result<(), String> {
-    let Some(ctlog) = keyless.ctlog.as_ref() else {
-        return Ok(());
-    };
-    if ctlog
-        .pubkey
-        .as_deref()
-        .is_some_and(|k| !k.trim().is_empty())
-    {
-        return Err("ctlog.pubkey is not supported yet; give a trusted root with this CT log (--trusted-root)".into());
+/// A keyless attestor's `roots`, `rekor.pubkey`, `ctlog.pubkey` and
+/// `ctlog.tsaCertChain`, each replacing that section of the trusted root for bundles.
+fn keyless_overrides(keyless: &KeylessAttestor) -> TrustOverrides<'_> {
+    log_overrides(
+        keyless.roots.as_deref(),
+        keyless.rekor.as_ref(),
+        keyless.ctlog.as_ref(),
+    )
+}
+
+/// Trust overrides from an attestor's fields; empty texts override nothing.
+fn log_overrides<'a>(
+    roots: Option<&'a str>,
+    rekor: Option<&'a Rekor>,
+    ctlog: Option<&'a CTLog>,
+) -> TrustOverrides<'a> {
+    let given = |text: Option<&'a str>| text.filter(|t| !t.trim().is_empty());
+    TrustOverrides {
+        fulcio_roots_pem: given(roots),
+        rekor_keys_pem: given(rekor.and_then(|r| r.pubkey.as_deref())),
+        ctlog_keys_pem: given(ctlog.and_then(|c| c.pubkey.as_deref())),
+        tsa_chain_pem: given(ctlog.and_then(|c| c.tsa_cert_chain.as_deref())),
     }
-    if ctlog
-        .tsa_cert_chain
-        .as_deref()
-        .is_some_and(|k| !k.trim().is_empty())
-    {
-        return Err("ctlog.tsaCertChain is not supported yet; give a trusted root with this timestamp authority (--trusted-root)".into());
-    }
-    Ok(())
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

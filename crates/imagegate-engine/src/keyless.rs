@@ -13,18 +13,19 @@
 //!    DSSE PAE, and the payload names the image digest;
 //! 4. the log entry records this payload, signature and certificate;
 //! 5. the certificate's identity (SAN, OIDC issuer, GitHub extensions) meets the
-//!    requirement.
-//!
-//! Not checked yet: the certificate's embedded SCT (`ctlog`) for these legacy layers
-//! (bundles check it, see [`crate::bundles`]).
+//!    requirement;
+//! 6. the certificate's embedded SCT verifies with a CT log key (the policy's
+//!    `ctlog.pubkey`, else the trusted root's) valid at the SCT's time, bound to the
+//!    issuer of the leaf in the verified chain (skipped with `ctlog.ignoreSCT`).
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use imagegate_sigstore::{
-    CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Envelope, IdentityRequirement, RekorBundle, RekorKey,
-    SIGNATURE_ANNOTATION, SignerIdentity, SimpleSigning, TrustedRoot, VerifiedCertificate, cosign,
-    verify_attestation, verify_certificate_chain, verify_entry_matches, verify_set,
+    CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, Envelope, IdentityRequirement, PublicKey,
+    RekorBundle, RekorKey, SIGNATURE_ANNOTATION, SignerIdentity, SimpleSigning, TrustedLogKey,
+    TrustedRoot, Validity, VerifiedCertificate, cosign, verify_attestation,
+    verify_certificate_chain, verify_embedded_scts, verify_entry_matches, verify_set,
     verify_simple_signing,
 };
 use serde_json::Value;
@@ -45,6 +46,8 @@ pub struct KeylessCheck {
     pub ignore_tlog: bool,
     /// Do not require a certificate transparency proof (Kyverno `ctlog.ignoreSCT`).
     pub ignore_sct: bool,
+    /// CT log keys replacing the trusted root's (Kyverno `ctlog.pubkey`).
+    pub ctlog_keys: Vec<PublicKey>,
     /// Annotations a signature payload's `optional` section must carry.
     pub annotations: BTreeMap<String, String>,
 }
@@ -58,6 +61,7 @@ impl KeylessCheck {
             rekor_keys: Vec::new(),
             ignore_tlog: false,
             ignore_sct: false,
+            ctlog_keys: Vec::new(),
             annotations: BTreeMap::new(),
         }
     }
@@ -219,7 +223,36 @@ fn certify(
                 .map_err(|e| e.to_string())?
         }
     };
+    if !check.ignore_sct {
+        check_sct(&certificate, check, trust)?;
+    }
     Ok((certificate, bundle))
+}
+
+/// Step 6: the embedded SCT, with the policy's CT log keys (unbounded validity) or the
+/// trusted root's.
+fn check_sct(
+    certificate: &VerifiedCertificate,
+    check: &KeylessCheck,
+    trust: Option<&TrustedRoot>,
+) -> Result<(), String> {
+    let custom: Vec<TrustedLogKey<PublicKey>>;
+    let keys: &[TrustedLogKey<PublicKey>] = if check.ctlog_keys.is_empty() {
+        trust.map(TrustedRoot::ctlog_keys).unwrap_or_default()
+    } else {
+        custom = check
+            .ctlog_keys
+            .iter()
+            .map(|key| TrustedLogKey {
+                key: key.clone(),
+                validity: Validity::default(),
+            })
+            .collect();
+        &custom
+    };
+    verify_embedded_scts(&certificate.der, &certificate.issuer_spki_der, keys)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 fn check_identity(certificate: &VerifiedCertificate, check: &KeylessCheck) -> Result<(), String> {

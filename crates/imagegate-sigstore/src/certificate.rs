@@ -77,6 +77,10 @@ pub struct VerifiedCertificate {
     pub not_after: u64,
     /// The leaf's DER.
     pub der: Vec<u8>,
+    /// The SubjectPublicKeyInfo DER of the certificate that issued the leaf in the
+    /// verified chain (an intermediate, or the trusted root itself): the issuer key hash
+    /// of embedded SCTs.
+    pub issuer_spki_der: Vec<u8>,
 }
 
 /// Why a certificate was not accepted.
@@ -412,8 +416,18 @@ pub fn verify_certificate_chain(
     let public_key = leaf.public_key()?;
 
     let mut path = vec![&leaf];
-    build_path(&mut path, &intermediates, &roots, at_unix_time)
+    let root = build_path(&mut path, &intermediates, &roots, at_unix_time)
         .map_err(|reason| CertificateError::UntrustedChain { reason })?;
+    let issuer = path.get(1).copied().unwrap_or(root);
+    let issuer_spki_der = issuer
+        .cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| CertificateError::MalformedCertificate {
+            what: issuer.subject(),
+            reason: e.to_string(),
+        })?;
 
     let (not_before, not_after) = leaf.validity();
     Ok(VerifiedCertificate {
@@ -423,6 +437,7 @@ pub fn verify_certificate_chain(
         not_before,
         not_after,
         der: leaf.der,
+        issuer_spki_der,
     })
 }
 
@@ -438,13 +453,23 @@ pub fn certificate_public_key(pem: &str) -> Result<PublicKey, CertificateError> 
     first.public_key()
 }
 
-/// Extends `path` (leaf first) to a trusted root, depth first with backtracking.
+/// Whether the certificate `issuer_der` names and signed `child_der` (both DER).
+pub(crate) fn issued_by(child_der: &[u8], issuer_der: &[u8]) -> bool {
+    let parse = |der: &[u8]| Parsed::from_der(der.to_vec(), String::new()).ok();
+    match (parse(child_der), parse(issuer_der)) {
+        (Some(child), Some(issuer)) => child.signed_by(&issuer).is_ok(),
+        _ => false,
+    }
+}
+
+/// Extends `path` (leaf first) to a trusted root, depth first with backtracking;
+/// returns the root reached (not pushed onto `path`).
 fn build_path<'a>(
     path: &mut Vec<&'a Parsed>,
     intermediates: &'a [Parsed],
     roots: &'a [Parsed],
     at: i64,
-) -> Result<(), String> {
+) -> Result<&'a Parsed, String> {
     let Some(current) = path.last().copied() else {
         return Err("empty path".into());
     };
@@ -461,7 +486,7 @@ fn build_path<'a>(
             .signed_by(root)
             .and_then(|()| root.check_valid_at(at).map_err(|e| e.to_string()))
         {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(root),
             Err(reason) => last_reason = format!("trusted root \"{}\": {reason}", root.subject()),
         }
     }
@@ -487,7 +512,7 @@ fn build_path<'a>(
             Ok(()) => {
                 path.push(candidate);
                 match build_path(path, intermediates, roots, at) {
-                    Ok(()) => return Ok(()),
+                    Ok(root) => return Ok(root),
                     Err(reason) => last_reason = reason,
                 }
                 path.pop();

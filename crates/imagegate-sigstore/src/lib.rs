@@ -8,6 +8,7 @@
 //! - [`dsse`]: `.att` layers (DSSE envelopes with in-toto statements), predicate types.
 //! - [`rekor`]: the Rekor bundle annotation (SET) and its entry.
 //! - [`certificate`]: Fulcio signing certificates: chain to trusted roots, identities.
+//! - [`sct`]: signed certificate timestamps embedded in Fulcio certificates.
 //! - [`trust`]: Sigstore trusted roots (embedded public-good root, `trusted_root.json`).
 //! - [`identity`]: keyless signer identities and the requirements policies put on them.
 //! - [`bundle`]: Sigstore bundles v0.1–v0.3 (cosign v3), verified with sigstore-verify.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod identity;
 pub mod keys;
 pub mod rekor;
+pub mod sct;
 pub mod simple_signing;
 pub mod trust;
 
@@ -51,5 +53,8 @@ pub use keys::{HashAlgorithm, KeyAlgorithm, KeyError, PublicKey, SignatureError}
 pub use rekor::{
     RekorBundle, RekorEntry, RekorError, RekorKey, RekorPayload, verify_entry_matches, verify_set,
 };
+pub use sct::{Sct, SctError, VerifiedSct, verify_embedded_scts};
 pub use simple_signing::{SimpleSigning, SimpleSigningError, verify_simple_signing};
-pub use trust::{FulcioAuthority, TrustError, TrustedLogKey, TrustedRoot, Validity};
+pub use trust::{
+    FulcioAuthority, TrustError, TrustOverrides, TrustedLogKey, TrustedRoot, Validity,
+};

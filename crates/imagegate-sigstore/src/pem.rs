@@ -71,6 +71,20 @@ fn boundary<'a>(line: &'a str, kind: &str) -> Option<&'a str> {
         .strip_suffix("-----")
 }
 
+#[cfg(test)]
+/// Encodes `der` as one PEM block labelled `label` (64-column base64 lines).
+pub(crate) fn encode(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
 /// Reads every PEM block of `text`, in order.
 pub(crate) fn parse_blocks(text: &str) -> Result<Vec<PemBlock>, PemError> {
     let mut blocks = Vec::new();

@@ -67,6 +67,35 @@ pub struct TrustedRoot {
     verifier: Arc<Verifier>,
     origin: Arc<str>,
     material: Arc<Material>,
+    /// The JSON it was read from (the base of [`TrustedRoot::with_overrides`]).
+    source: Arc<str>,
+}
+
+/// Per-policy trust material replacing sections of a trusted root (Kyverno
+/// `keyless.roots`, `rekor.pubkey`, `ctlog.pubkey`, `ctlog.tsaCertChain`). `None` keeps
+/// the base root's section.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TrustOverrides<'a> {
+    /// PEM certificates replacing the Fulcio certificate authorities: roots and
+    /// intermediates, in any order (each intermediate is chained to a root of the set).
+    pub fulcio_roots_pem: Option<&'a str>,
+    /// PEM public keys replacing the Rekor transparency logs.
+    pub rekor_keys_pem: Option<&'a str>,
+    /// PEM public keys replacing the certificate transparency logs.
+    pub ctlog_keys_pem: Option<&'a str>,
+    /// A PEM chain (TSA signing certificate first, root last) replacing the timestamp
+    /// authorities.
+    pub tsa_chain_pem: Option<&'a str>,
+}
+
+impl TrustOverrides<'_> {
+    /// Whether nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self.fulcio_roots_pem.is_none()
+            && self.rekor_keys_pem.is_none()
+            && self.ctlog_keys_pem.is_none()
+            && self.tsa_chain_pem.is_none()
+    }
 }
 
 /// When a piece of trust material may be used (`validFor`), Unix seconds, both ends
@@ -248,7 +277,58 @@ impl TrustedRoot {
             verifier: Arc::new(verifier),
             origin: origin.into(),
             material: Arc::new(Material::of(&root)),
+            source: json.into(),
         })
+    }
+
+    /// The `trusted_root.json` text this root was read from.
+    pub fn source_json(&self) -> &str {
+        &self.source
+    }
+
+    /// This root with the sections `overrides` gives replaced, rebuilt as a
+    /// `trusted_root.json` and loaded through the same checks as any root
+    /// ([`TrustedRoot::from_json`]). Certificate authorities are valid from the
+    /// earliest `notBefore` of their chain; log keys without bound. Its origin is this
+    /// root's with ` + policy trust overrides`.
+    pub fn with_overrides(&self, overrides: TrustOverrides<'_>) -> Result<TrustedRoot, TrustError> {
+        let origin = format!("{} + policy trust overrides", self.origin);
+        let unusable = |reason: String| TrustError::Unusable {
+            origin: origin.clone(),
+            reason,
+        };
+        let mut root: serde_json::Value =
+            serde_json::from_str(&self.source).map_err(|e| TrustError::Malformed {
+                origin: origin.clone(),
+                reason: e.to_string(),
+            })?;
+        let Some(sections) = root.as_object_mut() else {
+            return Err(TrustError::Malformed {
+                origin,
+                reason: "not a JSON object".into(),
+            });
+        };
+        if let Some(pem) = overrides.fulcio_roots_pem {
+            let authorities = overrides::certificate_authorities(pem)
+                .map_err(|e| unusable(format!("Fulcio roots: {e}")))?;
+            sections.insert("certificateAuthorities".into(), authorities.into());
+        }
+        if let Some(pem) = overrides.rekor_keys_pem {
+            let logs = overrides::logs(pem, "policy:rekor.pubkey")
+                .map_err(|e| unusable(format!("Rekor keys: {e}")))?;
+            sections.insert("tlogs".into(), logs.into());
+        }
+        if let Some(pem) = overrides.ctlog_keys_pem {
+            let logs = overrides::logs(pem, "policy:ctlog.pubkey")
+                .map_err(|e| unusable(format!("CT log keys: {e}")))?;
+            sections.insert("ctlogs".into(), logs.into());
+        }
+        if let Some(pem) = overrides.tsa_chain_pem {
+            let authority = overrides::timestamp_authority(pem)
+                .map_err(|e| unusable(format!("TSA certificate chain: {e}")))?;
+            sections.insert("timestampAuthorities".into(), vec![authority].into());
+        }
+        TrustedRoot::from_json(&root.to_string(), &origin)
     }
 
     /// Where this root came from: a file path, a caller-given name, or
@@ -277,6 +357,174 @@ impl TrustedRoot {
     /// [`crate::bundle::verify_bundle`]).
     pub(crate) fn verifier(&self) -> &Verifier {
         &self.verifier
+    }
+}
+
+/// Trusted-root JSON sections built from PEM trust material.
+mod overrides {
+    use base64::Engine as _;
+    use serde_json::{Value, json};
+    use sha2::{Digest as _, Sha256};
+    use spki::der::Decode as _;
+    use x509_cert::Certificate;
+
+    use crate::certificate::{MAX_CHAIN_DEPTH, issued_by};
+    use crate::keys::{KeyAlgorithm, PublicKey};
+    use crate::pem;
+
+    /// Log keys have no window of their own here.
+    const EPOCH: &str = "1970-01-01T00:00:00Z";
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    struct Cert {
+        der: Vec<u8>,
+        cert: Certificate,
+    }
+
+    impl Cert {
+        fn self_signed(&self) -> bool {
+            self.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
+        }
+
+        fn not_before(&self) -> std::time::Duration {
+            self.cert
+                .tbs_certificate
+                .validity
+                .not_before
+                .to_unix_duration()
+        }
+    }
+
+    fn certificates(text: &str) -> Result<Vec<Cert>, String> {
+        let blocks = pem::parse_blocks(text).map_err(|e| e.to_string())?;
+        let certs = blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, block)| {
+                if block.label != "CERTIFICATE" {
+                    return Err(format!(
+                        "PEM block {i} is a \"{}\", expected \"CERTIFICATE\"",
+                        block.label
+                    ));
+                }
+                let cert =
+                    Certificate::from_der(&block.der).map_err(|e| format!("PEM block {i}: {e}"))?;
+                Ok(Cert {
+                    der: block.der,
+                    cert,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if certs.is_empty() {
+            return Err("no certificate".into());
+        }
+        Ok(certs)
+    }
+
+    /// An authority entry for `chain` (issuing certificate first, root last).
+    fn authority(chain: &[&Cert]) -> Value {
+        let start = chain
+            .iter()
+            .map(|c| c.not_before())
+            .min()
+            .unwrap_or_default();
+        let start = x509_cert::der::DateTime::from_unix_duration(start)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| EPOCH.to_owned());
+        let name = chain
+            .first()
+            .map(|c| c.cert.tbs_certificate.subject.to_string())
+            .unwrap_or_default();
+        json!({
+            "subject": {"commonName": name},
+            "uri": "",
+            "certChain": {"certificates": chain.iter().map(|c| json!({"rawBytes": b64(&c.der)})).collect::<Vec<_>>()},
+            "validFor": {"start": start},
+        })
+    }
+
+    /// Fulcio authorities from a set of roots and intermediates: one per intermediate,
+    /// chained by name and signature to a self-signed root of the set (every certificate of the set is
+    /// trusted, as Kyverno's `roots` pool), plus one per root no intermediate leads to.
+    pub(super) fn certificate_authorities(text: &str) -> Result<Vec<Value>, String> {
+        let certs = certificates(text)?;
+        let mut used = vec![false; certs.len()];
+        let mut out = Vec::new();
+        for (i, start) in certs.iter().enumerate() {
+            if start.self_signed() {
+                continue;
+            }
+            let mut chain = vec![i];
+            while chain.len() < MAX_CHAIN_DEPTH {
+                let Some(&current) = chain.last() else { break };
+                let issuer = &certs[current].cert.tbs_certificate.issuer;
+                // Names are not unique (Sigstore has two roots named "sigstore"): the
+                // issuer must have signed the certificate.
+                let next = certs.iter().enumerate().position(|(j, c)| {
+                    !chain.contains(&j)
+                        && &c.cert.tbs_certificate.subject == issuer
+                        && issued_by(&certs[current].der, &c.der)
+                });
+                let Some(next) = next else { break };
+                chain.push(next);
+                if certs[next].self_signed() {
+                    break;
+                }
+            }
+            for &j in &chain {
+                used[j] = true;
+            }
+            out.push(authority(
+                &chain.iter().map(|&j| &certs[j]).collect::<Vec<_>>(),
+            ));
+        }
+        for (i, cert) in certs.iter().enumerate() {
+            if !used[i] {
+                out.push(authority(&[cert]));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The timestamp authority of a chain given in order.
+    pub(super) fn timestamp_authority(text: &str) -> Result<Value, String> {
+        let certs = certificates(text)?;
+        Ok(authority(&certs.iter().collect::<Vec<_>>()))
+    }
+
+    /// Log entries (`tlogs` / `ctlogs`) for every key of `text`; the log id is the
+    /// SHA-256 of the key's SubjectPublicKeyInfo.
+    pub(super) fn logs(text: &str, base_url: &str) -> Result<Vec<Value>, String> {
+        let keys = PublicKey::from_pem(text).map_err(|e| e.to_string())?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(keys
+            .iter()
+            .filter(|k| seen.insert(k.spki_der().to_vec()))
+            .map(|key| {
+                let details = match key.algorithm() {
+                    KeyAlgorithm::EcdsaP256 => "PKIX_ECDSA_P256_SHA_256",
+                    KeyAlgorithm::EcdsaP384 => "PKIX_ECDSA_P384_SHA_384",
+                    KeyAlgorithm::EcdsaP521 => "PKIX_ECDSA_P521_SHA_512",
+                    KeyAlgorithm::Ed25519 => "PKIX_ED25519",
+                    KeyAlgorithm::Rsa { bits } if bits >= 4096 => "PKIX_RSA_PKCS1V15_4096_SHA256",
+                    KeyAlgorithm::Rsa { bits } if bits >= 3072 => "PKIX_RSA_PKCS1V15_3072_SHA256",
+                    KeyAlgorithm::Rsa { .. } => "PKIX_RSA_PKCS1V15_2048_SHA256",
+                };
+                json!({
+                    "baseUrl": base_url,
+                    "hashAlgorithm": "SHA2_256",
+                    "publicKey": {
+                        "rawBytes": b64(key.spki_der()),
+                        "keyDetails": details,
+                        "validFor": {"start": EPOCH},
+                    },
+                    "logId": {"keyId": b64(&Sha256::digest(key.spki_der()))},
+                })
+            })
+            .collect())
     }
 }
 
@@ -338,5 +586,193 @@ mod tests {
         tlogs.push(first);
         let err = TrustedRoot::from_json(&root.to_string(), "dup").unwrap_err();
         assert!(matches!(err, TrustError::Unusable { .. }), "{err}");
+    }
+
+    /// PEM of every `rawBytes` under `pointer` (certificates or keys).
+    fn pem_of(root: &serde_json::Value, pointer: &str, label: &str) -> String {
+        use base64::Engine as _;
+        let mut out = String::new();
+        let mut stack = vec![root.pointer(pointer).unwrap().clone()];
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(raw) = map.get("rawBytes").and_then(|v| v.as_str()) {
+                        let der = base64::engine::general_purpose::STANDARD
+                            .decode(raw)
+                            .unwrap();
+                        out.push_str(&crate::pem::encode(label, &der));
+                    } else {
+                        stack.extend(map.into_iter().map(|(_, v)| v).rev());
+                    }
+                }
+                serde_json::Value::Array(items) => stack.extend(items.into_iter().rev()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn vector_json(path: &std::path::Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn overrides_rebuild_the_root_from_pem_material() {
+        let Some(vectors) = imagegate_testkit::vectors_dir() else {
+            eprintln!("skipped: no shared vectors");
+            return;
+        };
+        let dir = vectors.join("cosign-bundle/cosign-oci-attestation");
+        let pgi = vector_json(&dir.join("trusted_root_pgi.json"));
+        let roots = pem_of(&pgi, "/certificateAuthorities", "CERTIFICATE");
+        let rekor = pem_of(&pgi, "/tlogs", "PUBLIC KEY");
+        let ctlogs = pem_of(&pgi, "/ctlogs", "PUBLIC KEY");
+        let base = TrustedRoot::public_good().unwrap();
+        assert!(TrustOverrides::default().is_empty());
+        let derived = base
+            .with_overrides(TrustOverrides {
+                fulcio_roots_pem: Some(&roots),
+                rekor_keys_pem: Some(&rekor),
+                ctlog_keys_pem: Some(&ctlogs),
+                tsa_chain_pem: None,
+            })
+            .unwrap();
+        assert!(derived.origin().ends_with("+ policy trust overrides"));
+        let original = TrustedRoot::from_file(&dir.join("trusted_root_pgi.json")).unwrap();
+        assert_eq!(derived.rekor_keys().len(), 1);
+        assert_eq!(
+            derived.rekor_keys()[0].key.log_id,
+            original.rekor_keys()[0].key.log_id
+        );
+        let ids = |r: &TrustedRoot| {
+            let mut ids: Vec<String> = r
+                .ctlog_keys()
+                .iter()
+                .map(|k| k.key.spki_sha256_hex())
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(&derived), ids(&original));
+        // Each CA of the original becomes one chain (intermediate first, root last).
+        let chains = |r: &TrustedRoot| {
+            let mut chains: Vec<Vec<String>> = r
+                .fulcio_authorities()
+                .iter()
+                .map(|ca| ca.chain_pem.clone())
+                .collect();
+            chains.sort();
+            chains
+        };
+        assert_eq!(chains(&derived), chains(&original));
+        // The timestamp authorities of the base are kept.
+        let base_json: serde_json::Value = serde_json::from_str(base.source_json()).unwrap();
+        let derived_json: serde_json::Value = serde_json::from_str(derived.source_json()).unwrap();
+        assert_eq!(
+            base_json["timestampAuthorities"],
+            derived_json["timestampAuthorities"]
+        );
+
+        // The keyless attestation bundle verifies with the derived root.
+        let bundle = std::fs::read(dir.join("oci-attestation.sigstore.json")).unwrap();
+        let artifact = crate::Artifact::from_digest(
+            "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4",
+        )
+        .unwrap();
+        let identity = crate::BundleRequirement::Identity(crate::IdentityRequirement::exact(
+            "cody@soyland.com",
+            "https://github.com/login/oauth",
+        ));
+        crate::verify_bundle(&bundle, artifact, &derived, &identity).unwrap();
+        // With a foreign CT log key the SCT is not trusted.
+        let foreign =
+            std::fs::read_to_string(vectors.join("cosign-legacy/sigstore-rs/key-layer/cosign.pub"))
+                .unwrap();
+        let untrusted = base
+            .with_overrides(TrustOverrides {
+                ctlog_keys_pem: Some(&foreign),
+                ..TrustOverrides::default()
+            })
+            .unwrap();
+        assert!(matches!(
+            crate::verify_bundle(&bundle, artifact, &untrusted, &identity),
+            Err(crate::BundleError::UntrustedCertificate(_))
+        ));
+        // A foreign Fulcio root.
+        let fulcio_1 = std::fs::read_to_string(
+            vectors.join("cosign-legacy/sigstore-rs/trust/fulcio-root-1.pem"),
+        )
+        .unwrap();
+        let other_ca = base
+            .with_overrides(TrustOverrides {
+                fulcio_roots_pem: Some(&fulcio_1),
+                ..TrustOverrides::default()
+            })
+            .unwrap();
+        assert!(matches!(
+            crate::verify_bundle(&bundle, artifact, &other_ca, &identity),
+            Err(crate::BundleError::UntrustedCertificate(_))
+        ));
+    }
+
+    #[test]
+    fn a_tsa_chain_override_supplies_the_timestamp_authority() {
+        let Some(vectors) = imagegate_testkit::vectors_dir() else {
+            eprintln!("skipped: no shared vectors");
+            return;
+        };
+        let dir =
+            vectors.join("sigstore-conformance/bundle-verify/rekor2-timestamp-with-embedded-cert");
+        let mut json = vector_json(&dir.join("trusted_root.json"));
+        let tsa = pem_of(&json, "/timestampAuthorities/0/certChain", "CERTIFICATE");
+        json["timestampAuthorities"] = serde_json::json!([]);
+        let without = TrustedRoot::from_json(&json.to_string(), "no TSA").unwrap();
+        let bundle = std::fs::read(dir.join("bundle.sigstore.json")).unwrap();
+        let artifact =
+            std::fs::read(vectors.join("sigstore-conformance/bundle-verify/a.txt")).unwrap();
+        let identity = crate::BundleRequirement::Identity(crate::IdentityRequirement::exact(
+            "https://github.com/sigstore-conformance/extremely-dangerous-public-oidc-beacon/.github/workflows/extremely-dangerous-oidc-beacon.yml@refs/heads/main",
+            "https://token.actions.githubusercontent.com",
+        ));
+        let check = |root: &TrustedRoot| {
+            crate::verify_bundle(&bundle, crate::Artifact::Bytes(&artifact), root, &identity)
+        };
+        assert!(check(&without).is_err());
+        let with = without
+            .with_overrides(TrustOverrides {
+                tsa_chain_pem: Some(&tsa),
+                ..TrustOverrides::default()
+            })
+            .unwrap();
+        check(&with).unwrap();
+    }
+
+    #[test]
+    fn unusable_overrides_name_the_section() {
+        let base = TrustedRoot::public_good().unwrap();
+        let err = base
+            .with_overrides(TrustOverrides {
+                ctlog_keys_pem: Some("junk"),
+                ..TrustOverrides::default()
+            })
+            .unwrap_err();
+        assert!(matches!(err, TrustError::Unusable { .. }), "{err}");
+        assert!(err.to_string().contains("CT log keys"), "{err}");
+        let err = base
+            .with_overrides(TrustOverrides {
+                fulcio_roots_pem: Some(
+                    "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                ),
+                ..TrustOverrides::default()
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("Fulcio roots"), "{err}");
+        let err = base
+            .with_overrides(TrustOverrides {
+                tsa_chain_pem: Some(""),
+                ..TrustOverrides::default()
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("TSA certificate chain"), "{err}");
     }
 }

@@ -164,6 +164,10 @@ pub struct VerifyArgs {
     /// Do not require transparency log evidence (keyless signatures and bundles).
     #[arg(long)]
     pub insecure_ignore_tlog: bool,
+    /// Do not verify the signing certificate's embedded SCT (keyless; as cosign's
+    /// `--insecure-ignore-sct`, Kyverno `ctlog.ignoreSCT`).
+    #[arg(long)]
+    pub insecure_ignore_sct: bool,
     /// Repository holding the signatures (as COSIGN_REPOSITORY).
     #[arg(long, value_name = "REGISTRY/REPOSITORY", env = "COSIGN_REPOSITORY")]
     pub repository: Option<String>,

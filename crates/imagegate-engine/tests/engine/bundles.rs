@@ -391,3 +391,152 @@ async fn keyless_attestation_bundle_verifies_with_conditions() {
         "artifact mismatch",
     );
 }
+
+/// PEM blocks of every `rawBytes` under `pointer` of a trusted root (certificates or
+/// public keys), as a policy author would paste them.
+fn pem_of(root: &Value, pointer: &str, label: &str) -> String {
+    use base64::Engine as _;
+    let mut out = String::new();
+    let mut stack = vec![root.pointer(pointer).unwrap().clone()];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => match map.get("rawBytes").and_then(Value::as_str) {
+                Some(raw) => {
+                    let der = base64::engine::general_purpose::STANDARD
+                        .decode(raw)
+                        .unwrap();
+                    let body = base64::engine::general_purpose::STANDARD.encode(der);
+                    out.push_str(&format!("-----BEGIN {label}-----\n"));
+                    for line in body.as_bytes().chunks(64) {
+                        out.push_str(std::str::from_utf8(line).unwrap());
+                        out.push('\n');
+                    }
+                    out.push_str(&format!("-----END {label}-----\n"));
+                }
+                None => stack.extend(map.into_iter().map(|(_, v)| v).rev()),
+            },
+            Value::Array(items) => stack.extend(items.into_iter().rev()),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn keyless_attestation_bundle_verifies_with_policy_roots_and_log_keys() {
+    let Some(vectors) = vectors() else { return };
+    let dir = vectors.join("cosign-bundle/cosign-oci-attestation");
+    let bundle = read(dir.join("oci-attestation.sigstore.json"));
+    let pgi: Value = serde_json::from_slice(&read(dir.join("trusted_root_pgi.json"))).unwrap();
+    let roots = pem_of(&pgi, "/certificateAuthorities", "CERTIFICATE");
+    let rekor = pem_of(&pgi, "/tlogs", "PUBLIC KEY");
+    let ctlog = pem_of(&pgi, "/ctlogs", "PUBLIC KEY");
+    let foreign = read_text(vectors.join("cosign-legacy/sigstore-rs/key-layer/cosign.pub"));
+    let foreign_root = read_text(vectors.join("cosign-legacy/sigstore-rs/trust/fulcio-root-1.pem"));
+
+    let digest = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4";
+    let registry = Registry::start();
+    let pusher = registry.pusher();
+    let subject = Descriptor {
+        digest: digest.to_owned(),
+        size: 0,
+        ..Descriptor::of(OCI_MANIFEST, b"")
+    };
+    let referrer = pusher.push_bundle_referrer(
+        "att/overrides",
+        &subject,
+        &bundle,
+        "https://cosign.sigstore.dev/attestation/v1",
+    );
+    pusher.push_referrers_index("att/overrides", digest, &[referrer]);
+    let image = format!("{}/att/overrides@{digest}", registry.host());
+    let entry = |roots: &str, rekor: &str, ctlog: &str| {
+        verification(json!({
+            "type": "SigstoreBundle",
+            "imageReferences": ["*"],
+            "attestations": [{
+                "type": "https://cosign.sigstore.dev/attestation/v1",
+                "attestors": [{"entries": [{"keyless": {
+                    "subject": "cody@soyland.com",
+                    "issuer": "https://github.com/login/oauth",
+                    "roots": roots,
+                    "rekor": {"pubkey": rekor},
+                    "ctlog": {"pubkey": ctlog},
+                }}]}],
+            }],
+        }))
+    };
+    // The embedded public-good root is the base; every section the policy gives is
+    // replaced by the policy's material (here: the same CAs and logs, as PEM).
+    check(&image, &entry(&roots, &rekor, &ctlog), None)
+        .await
+        .unwrap();
+    // Again: the derived root comes from the cache.
+    check(&image, &entry(&roots, &rekor, &ctlog), None)
+        .await
+        .unwrap();
+    // Empty texts override nothing.
+    check(&image, &entry("", "", ""), None).await.unwrap();
+
+    let path = ".attestations[0].attestors[0].entries[0].keyless";
+    let outcome = check(&image, &entry(&roots, &rekor, &foreign), None).await;
+    assert_fails_with(outcome.clone(), path);
+    assert_fails_with(outcome, "untrusted signing certificate");
+    assert_fails_with(
+        check(&image, &entry(&roots, &foreign, &ctlog), None).await,
+        "transparency log",
+    );
+    assert_fails_with(
+        check(&image, &entry(&foreign_root, &rekor, &ctlog), None).await,
+        "untrusted signing certificate",
+    );
+    // ignoreSCT with a foreign CT key: the SCT is not looked at.
+    let mut lenient = entry(&roots, &rekor, &foreign);
+    lenient.attestations[0].attestors[0].entries[0]
+        .keyless
+        .as_mut()
+        .unwrap()
+        .ctlog
+        .as_mut()
+        .unwrap()
+        .ignore_sct = true;
+    check(&image, &lenient, None).await.unwrap();
+    // Unusable material is a configuration error naming the attestor.
+    assert_fails_with(
+        check(&image, &entry(&roots, "junk", &ctlog), None).await,
+        &format!("{path}: unusable trusted root"),
+    );
+}
+
+#[tokio::test]
+async fn cosign_v3_key_bundle_uses_the_policy_rekor_key() {
+    let Some(vectors) = vectors() else { return };
+    let registry = Registry::start();
+    let t = tobby(&vectors);
+    push_tobby(&registry, "lab/rekor", &t);
+    let image = format!("{}/lab/rekor@{SUBJECT}", registry.host());
+    let foreign = read_text(vectors.join("cosign-legacy/sigstore-rs/key-layer/cosign.pub"));
+    let entry = |rekor: Value| {
+        verification(json!({
+            "type": "SigstoreBundle",
+            "imageReferences": ["*"],
+            "attestors": [{"entries": [{"keys": {"publicKeys": t.key, "rekor": rekor}}]}],
+        }))
+    };
+    // A Rekor key that did not sign the bundle's log entry replaces the root's.
+    assert_fails_with(
+        check(&image, &entry(json!({"pubkey": foreign})), None).await,
+        ".attestors[0].entries[0].keys: ",
+    );
+    // The production Rekor key given explicitly.
+    let root: Value = serde_json::from_str(
+        imagegate_sigstore::TrustedRoot::public_good()
+            .unwrap()
+            .source_json(),
+    )
+    .unwrap();
+    let rekor = pem_of(&root, "/tlogs", "PUBLIC KEY");
+    check(&image, &entry(json!({"pubkey": rekor})), None)
+        .await
+        .unwrap();
+}

@@ -55,7 +55,15 @@ fn push(registry: &Registry, repo: &str, layer: &Layer, bundle: &Value) -> Strin
     format!("{}/{repo}@{DIGEST}", registry.host())
 }
 
-fn keyless(attestor: Value) -> imagegate_policy::model::ImageVerification {
+/// A keyless attestor with `ctlog: {ignoreSCT: true}` added: the 2021 certificate
+/// pre-dates Fulcio's embedded SCTs, so Kyverno too needs ignoreSCT to accept it.
+fn keyless(mut attestor: Value) -> imagegate_policy::model::ImageVerification {
+    attestor["ctlog"] = json!({"ignoreSCT": true});
+    keyless_as_given(attestor)
+}
+
+/// A keyless attestor exactly as given (the SCT is required unless it says otherwise).
+fn keyless_as_given(attestor: Value) -> imagegate_policy::model::ImageVerification {
     verification(json!({
         "imageReferences": ["*"],
         "attestors": [{"entries": [{"keyless": attestor}]}],
@@ -94,6 +102,47 @@ async fn keyless_layer_verifies_with_the_embedded_root_and_with_policy_roots() {
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn keyless_layer_without_an_embedded_sct_needs_ignore_sct() {
+    let Some(vectors) = vectors() else { return };
+    let registry = Registry::start();
+    let layer = layer(&vectors);
+    let image = push(&registry, "keyless/sct", &layer, &layer.bundle);
+    // Everything else verifies (SET, chain, signature, identity); the SCT is missing.
+    assert_fails_with(
+        check(&image, &keyless_as_given(json!({"subject": SUBJECT})), None).await,
+        ".attestors[0].entries[0].keyless: invalid signature: certificate has no embedded SCT",
+    );
+    // ctlog.pubkey replaces the trusted root's CT keys; still no SCT to check.
+    let ct_key = read_text(vectors.join("cosign-legacy/sigstore-rs/key-layer/cosign.pub"));
+    assert_fails_with(
+        check(
+            &image,
+            &keyless_as_given(json!({"subject": SUBJECT, "ctlog": {"pubkey": ct_key}})),
+            None,
+        )
+        .await,
+        "no embedded SCT",
+    );
+    check(
+        &image,
+        &keyless_as_given(json!({"subject": SUBJECT, "ctlog": {"ignoreSCT": true}})),
+        None,
+    )
+    .await
+    .unwrap();
+    // A malformed ctlog.pubkey is a configuration error.
+    assert_fails_with(
+        check(
+            &image,
+            &keyless_as_given(json!({"subject": SUBJECT, "ctlog": {"pubkey": "junk"}})),
+            None,
+        )
+        .await,
+        "ctlog.pubkey",
+    );
 }
 
 #[tokio::test]
@@ -237,4 +286,135 @@ async fn unsigned_and_key_signed_layers_are_not_keyless_evidence() {
         check(&image, &keyless(json!({"subject": SUBJECT})), None).await,
         "has no certificate",
     );
+}
+
+/// A Fulcio-like PKI made here: a CA, a CT log, and a leaf for `dev@example.com` whose
+/// embedded SCT the log signed over the precertificate (valid 2020–2100, so it is
+/// verified without the transparency log at the current time).
+struct SctPki {
+    ca_pem: String,
+    log: imagegate_testkit::CosignKey,
+    leaf_pem: String,
+    leaf_key: imagegate_testkit::CosignKey,
+}
+
+fn sct_pki() -> SctPki {
+    use imagegate_sigstore::sct::{Sct, encode_sct_list_extension, precertificate_tbs};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, CustomExtension, DnType,
+        ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+        date_time_ymd,
+    };
+    let sha256 = |bytes: &[u8]| -> [u8; 32] {
+        let hex = imagegate_oci::sha256_digest(bytes);
+        let hex = hex.trim_start_matches("sha256:");
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
+    };
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "test-fulcio");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    ca.not_before = date_time_ymd(2020, 1, 1);
+    ca.not_after = date_time_ymd(2100, 1, 1);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let ca_spki = imagegate_sigstore::PublicKey::from_pem(&ca.key().public_key_pem()).unwrap()[0]
+        .spki_der()
+        .to_vec();
+    let log = imagegate_testkit::CosignKey::generate();
+    let leaf_key = imagegate_testkit::CosignKey::generate();
+    let leaf_pair = KeyPair::try_from(leaf_key.private_pkcs8_der().as_slice()).unwrap();
+    let params = |sct: &Sct| {
+        let mut p = CertificateParams::default();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.serial_number = Some(SerialNumber::from_slice(&[0x05, 0x17]));
+        p.subject_alt_names = vec![SanType::Rfc822Name("dev@example.com".try_into().unwrap())];
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        p.not_before = date_time_ymd(2020, 1, 1);
+        p.not_after = date_time_ymd(2100, 1, 1);
+        p.custom_extensions = vec![CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2],
+            encode_sct_list_extension(std::slice::from_ref(sct)),
+        )];
+        p
+    };
+    let mut sct = Sct {
+        version: 0,
+        log_id: sha256(&log.public_der()),
+        timestamp_ms: 1_735_689_600_000,
+        extensions: Vec::new(),
+        hash_algorithm: 4,
+        signature_algorithm: 3,
+        signature: vec![0; 70],
+    };
+    let placeholder = params(&sct).signed_by(&leaf_pair, &ca).unwrap();
+    let tbs = precertificate_tbs(placeholder.der()).unwrap();
+    sct.signature = log.sign(&sct.signed_data(&sha256(&ca_spki), &tbs));
+    let leaf = params(&sct).signed_by(&leaf_pair, &ca).unwrap();
+    SctPki {
+        ca_pem: ca.pem(),
+        log,
+        leaf_pem: leaf.pem(),
+        leaf_key,
+    }
+}
+
+#[tokio::test]
+async fn keyless_layer_with_an_embedded_sct_verifies_with_the_policy_ct_key() {
+    let registry = Registry::start();
+    let pki = sct_pki();
+    let reference = format!("{}/keyless/sct-ok", registry.host());
+    let payload = imagegate_testkit::simple_signing_payload(&reference, DIGEST, &BTreeMap::new());
+    let signature = base64::engine::general_purpose::STANDARD.encode(pki.leaf_key.sign(&payload));
+    registry.pusher().push_signature_manifest(
+        "keyless/sct-ok",
+        DIGEST,
+        &payload,
+        BTreeMap::from([
+            ("dev.cosignproject.cosign/signature".to_owned(), signature),
+            (
+                "dev.sigstore.cosign/certificate".to_owned(),
+                pki.leaf_pem.clone(),
+            ),
+        ]),
+    );
+    let image = format!("{reference}@{DIGEST}");
+    let attestor = |ctlog: Value| {
+        keyless_as_given(json!({
+            "subject": "dev@example.com",
+            "roots": pki.ca_pem,
+            "rekor": {"ignoreTlog": true},
+            "ctlog": ctlog,
+        }))
+    };
+    check(
+        &image,
+        &attestor(json!({"pubkey": pki.log.public_pem()})),
+        None,
+    )
+    .await
+    .unwrap();
+    // The trusted root's CT logs did not sign it.
+    assert_fails_with(
+        check(&image, &attestor(json!({})), None).await,
+        "embedded SCT is from an unknown CT log",
+    );
+    let other = imagegate_testkit::CosignKey::generate();
+    assert_fails_with(
+        check(
+            &image,
+            &attestor(json!({"pubkey": other.public_pem()})),
+            None,
+        )
+        .await,
+        "embedded SCT is from an unknown CT log",
+    );
+    check(&image, &attestor(json!({"ignoreSCT": true})), None)
+        .await
+        .unwrap();
 }

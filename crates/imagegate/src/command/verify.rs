@@ -47,6 +47,7 @@ struct Plan {
     check: SignatureCheck,
     trust: Option<TrustedRoot>,
     ignore_tlog: bool,
+    ignore_sct: bool,
     predicate_type: Option<String>,
 }
 
@@ -64,7 +65,7 @@ impl Plan {
             requirements,
             options: VerifyOptions {
                 ignore_tlog: self.ignore_tlog,
-                ignore_sct: false,
+                ignore_sct: self.ignore_sct,
             },
         }
     }
@@ -83,6 +84,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
         None => {
             let mut check = KeylessCheck::new(identity_requirement(&args)?);
             check.ignore_tlog = args.insecure_ignore_tlog;
+            check.ignore_sct = args.insecure_ignore_sct;
             check.annotations = annotations.clone();
             Signer::Keyless(Box::new(check))
         }
@@ -113,6 +115,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
         check,
         trust,
         ignore_tlog: args.insecure_ignore_tlog,
+        ignore_sct: args.insecure_ignore_sct,
         predicate_type: args.predicate_type.clone(),
     };
     let verifier = Verifier::new(std::sync::Arc::new(crate::registry::client(

@@ -86,6 +86,7 @@ fn keyless_legacy_signature_verifies_with_the_certificate_identity() {
             "flavio@castelli.me",
             "--certificate-oidc-issuer-regexp",
             ".*",
+            "--insecure-ignore-sct",
             &image,
         ],
         &[],
@@ -108,11 +109,27 @@ fn keyless_legacy_signature_verifies_with_the_certificate_identity() {
             "@castelli\\.me$",
             "--certificate-oidc-issuer",
             "",
+            "--insecure-ignore-sct",
             &image,
         ],
         &[],
     )
     .assert_code(0);
+    // The 2021 certificate pre-dates Fulcio's embedded SCTs: cosign needs
+    // --insecure-ignore-sct for it too.
+    imagegate(
+        &[
+            "verify",
+            "--certificate-identity",
+            "flavio@castelli.me",
+            "--certificate-oidc-issuer-regexp",
+            ".*",
+            &image,
+        ],
+        &[],
+    )
+    .assert_code(1)
+    .assert_stderr_contains("certificate has no embedded SCT");
 }
 
 #[test]
@@ -150,7 +167,7 @@ fn keyless_legacy_signature_refuses_other_identities_and_issuers() {
         ),
     ];
     for (flags, expected) in cases {
-        let mut args = vec!["verify"];
+        let mut args = vec!["verify", "--insecure-ignore-sct"];
         args.extend_from_slice(flags);
         args.push(&image);
         imagegate(&args, &[])
