@@ -17,9 +17,7 @@ use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verificat
 use thiserror::Error;
 
 use crate::dsse::{self, Attestation, AttestationError};
-use crate::identity::{
-    CiClaims, GitHubWorkflow, IdentityError, IdentityRequirement, SignerIdentity, subject_alt_names,
-};
+use crate::identity::{IdentityError, IdentityRequirement, SignerIdentity};
 use crate::keys::PublicKey;
 use crate::trust::TrustedRoot;
 
@@ -294,28 +292,7 @@ fn signer_identity(
     let missing = || BundleError::InvalidBundle("bundle has no signing certificate".into());
     let certificate = bundle.signing_certificate().ok_or_else(missing)?;
     let info = result.certificate().ok_or_else(missing)?;
-    let claims = &info.ci_claims;
-    let github = &claims.deprecated_github;
-    Ok(SignerIdentity {
-        san: subject_alt_names(certificate.as_bytes())?,
-        issuer: info.issuer.clone(),
-        github: GitHubWorkflow {
-            trigger: github.workflow_trigger.clone(),
-            sha: github.workflow_sha.clone(),
-            name: github.workflow_name.clone(),
-            repository: github.workflow_repository.clone(),
-            git_ref: github.workflow_ref.clone(),
-        },
-        ci: CiClaims {
-            build_signer_uri: claims.build_signer_uri.clone(),
-            source_repository_uri: claims.source_repository_uri.clone(),
-            source_repository_digest: claims.source_repository_digest.clone(),
-            source_repository_ref: claims.source_repository_ref.clone(),
-            build_trigger: claims.build_trigger.clone(),
-            run_invocation_uri: claims.run_invocation_uri.clone(),
-            runner_environment: claims.runner_environment.clone(),
-        },
-    })
+    Ok(SignerIdentity::from_parts(certificate.as_bytes(), info)?)
 }
 
 #[cfg(test)]

@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
 use spki::ObjectIdentifier;
-use spki::der::asn1::{Ia5String, Utf8StringRef};
+use spki::der::asn1::Utf8StringRef;
 use spki::der::{Decode as _, Encode as _, Reader as _, SliceReader};
 use thiserror::Error;
 use x509_cert::Certificate;
-use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName};
 
 use crate::keys::{self, KeyAlgorithm, KeyError, PublicKey};
@@ -34,8 +33,6 @@ pub const OID_FULCIO_ISSUER_V1: ObjectIdentifier =
 /// Fulcio OIDC issuer extension, v2 (DER UTF8String value).
 pub const OID_FULCIO_ISSUER_V2: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
-/// Fulcio SAN otherName type of a username identity.
-const OID_FULCIO_USERNAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.7");
 /// id-kp-codeSigning.
 const OID_CODE_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3");
 
@@ -526,24 +523,10 @@ fn build_path<'a>(
 }
 
 fn subject_alt_names(cert: &Parsed) -> Result<Vec<String>, CertificateError> {
-    let Some(SubjectAltName(names)) = cert.extension::<SubjectAltName>()? else {
-        return Ok(Vec::new());
-    };
-    let ia5 = |s: &Ia5String| s.as_str().to_owned();
-    Ok(names
-        .iter()
-        .filter_map(|name| match name {
-            GeneralName::Rfc822Name(s)
-            | GeneralName::UniformResourceIdentifier(s)
-            | GeneralName::DnsName(s) => Some(ia5(s)),
-            GeneralName::OtherName(other) if other.type_id == OID_FULCIO_USERNAME => other
-                .value
-                .decode_as::<Utf8StringRef<'_>>()
-                .ok()
-                .map(|s| s.as_str().to_owned()),
-            _ => None,
-        })
-        .collect())
+    Ok(cert
+        .extension::<SubjectAltName>()?
+        .map(|SubjectAltName(names)| crate::identity::names_as_strings(&names))
+        .unwrap_or_default())
 }
 
 fn issuer_extension(cert: &Parsed) -> Result<Option<String>, CertificateError> {

@@ -292,6 +292,14 @@ impl SignerIdentity {
         let der = sigstore_verify::types::DerCertificate::new(cert_der.to_vec());
         let info = sigstore_verify::crypto::x509::parse_certificate_info(&der)
             .map_err(|e| IdentityError::MalformedCertificate(e.to_string()))?;
+        SignerIdentity::from_parts(cert_der, &info)
+    }
+
+    /// The identity of a certificate (DER) whose fields sigstore-verify has parsed.
+    pub(crate) fn from_parts(
+        cert_der: &[u8],
+        info: &sigstore_verify::crypto::CertificateInfo,
+    ) -> Result<SignerIdentity, IdentityError> {
         let claims = &info.ci_claims;
         let github = &claims.deprecated_github;
         Ok(SignerIdentity {
@@ -328,8 +336,14 @@ pub(crate) fn subject_alt_names(cert_der: &[u8]) -> Result<Vec<String>, Identity
     else {
         return Ok(Vec::new());
     };
+    Ok(names_as_strings(&names))
+}
+
+/// The names an identity can be matched against: emails, URIs, DNS names and Fulcio
+/// usernames, in order.
+pub(crate) fn names_as_strings(names: &[GeneralName]) -> Vec<String> {
     let ia5 = |s: &Ia5String| s.as_str().to_owned();
-    Ok(names
+    names
         .iter()
         .filter_map(|name| match name {
             GeneralName::Rfc822Name(s)
@@ -342,7 +356,7 @@ pub(crate) fn subject_alt_names(cert_der: &[u8]) -> Result<Vec<String>, Identity
                 .map(|s| s.as_str().to_owned()),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
