@@ -346,38 +346,33 @@ fn key_in_value(k: &str, value: &Value) -> Option<bool> {
 
 /// `AnyIn` (`negate == false`) and `AnyNotIn` (`negate == true`).
 fn any_in(key: &Value, value: &Value, negate: bool) -> Option<bool> {
-    match in_key(key, true)? {
-        InKey::One(k) => key_in_value(&k, value).map(|found| found != negate),
-        InKey::Many(keys) => {
-            let values: Vec<String> = match value {
-                Value::Array(items) => items.iter().map(sprint).collect(),
-                Value::String(v) => {
-                    if keys.len() == 1 && keys[0] == *v {
-                        return Some(!negate);
-                    }
-                    if let Some(range) = parse_range(v) {
-                        return Some(if negate {
-                            keys.iter().any(|k| !range.matches(k))
-                        } else {
-                            keys.iter().any(|k| range.matches(k))
-                        });
-                    }
-                    string_value_list(v)?
-                }
-                _ => return None,
-            };
-            let found = |k: &String| values.iter().any(|v| matches_either_way(k, v));
-            Some(if negate {
-                keys.iter().any(|k| !found(k))
-            } else {
-                keys.iter().any(found)
-            })
-        }
-    }
+    quantified_in(key, value, Quantifier::Any, negate)
 }
 
 /// `AllIn` (`negate == false`) and `AllNotIn` (`negate == true`, none of the keys found).
 fn all_in(key: &Value, value: &Value, negate: bool) -> Option<bool> {
+    quantified_in(key, value, Quantifier::All, negate)
+}
+
+/// Whether a set operator asks about some key or every key.
+#[derive(Debug, Clone, Copy)]
+enum Quantifier {
+    Any,
+    All,
+}
+
+impl Quantifier {
+    fn holds(self, keys: &[String], test: impl Fn(&String) -> bool) -> bool {
+        match self {
+            Quantifier::Any => keys.iter().any(test),
+            Quantifier::All => keys.iter().all(test),
+        }
+    }
+}
+
+/// The `Any*`/`All*` family: for some (`Any`) or every (`All`) key, the key is in the
+/// value (or, with `negate`, is not).
+fn quantified_in(key: &Value, value: &Value, quantifier: Quantifier, negate: bool) -> Option<bool> {
     match in_key(key, true)? {
         InKey::One(k) => key_in_value(&k, value).map(|found| found != negate),
         InKey::Many(keys) => {
@@ -388,22 +383,14 @@ fn all_in(key: &Value, value: &Value, negate: bool) -> Option<bool> {
                         return Some(!negate);
                     }
                     if let Some(range) = parse_range(v) {
-                        return Some(if negate {
-                            keys.iter().all(|k| !range.matches(k))
-                        } else {
-                            keys.iter().all(|k| range.matches(k))
-                        });
+                        return Some(quantifier.holds(&keys, |k| range.matches(k) != negate));
                     }
                     string_value_list(v)?
                 }
                 _ => return None,
             };
             let found = |k: &String| values.iter().any(|v| matches_either_way(k, v));
-            Some(if negate {
-                !keys.iter().any(found)
-            } else {
-                keys.iter().all(found)
-            })
+            Some(quantifier.holds(&keys, |k| found(k) != negate))
         }
     }
 }
