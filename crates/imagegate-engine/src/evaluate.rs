@@ -313,9 +313,24 @@ impl Engine {
                 rules: Vec::new(),
             };
             for (r, rule) in rules.iter().enumerate() {
-                if rule.verify_images.is_empty()
-                    || !rule_matches(rule, policy, resource, &input.match_context)
-                {
+                if !rule_matches(rule, policy, resource, &input.match_context) {
+                    continue;
+                }
+                if rule.verify_images.is_empty() {
+                    // Said, not silently ignored: imagegate evaluates verifyImages only.
+                    let unsupported = rule.unsupported_rule_types();
+                    if !unsupported.is_empty() {
+                        policy_response.rules.push(RuleResponse {
+                            name: rule.name.clone(),
+                            rule_type: "Unsupported",
+                            status: RuleStatus::Skip,
+                            message: format!(
+                                "{} rules are not evaluated by imagegate (verifyImages only)",
+                                unsupported.join("/")
+                            ),
+                            failure_action: FailureAction::Audit,
+                        });
+                    }
                     continue;
                 }
                 let action = rule_failure_action(rule);

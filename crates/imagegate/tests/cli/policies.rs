@@ -863,3 +863,30 @@ fn apply_refuses_an_unusable_trusted_root() {
         .assert_stderr_contains("trusted root");
     }
 }
+
+/// Rules imagegate does not evaluate (validate/mutate/generate) are reported, not
+/// silently ignored.
+#[test]
+fn unsupported_rule_types_are_reported_as_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = crate::util::write(
+        dir.path(),
+        "policy.yaml",
+        "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {name: labels}\nspec:\n  rules:\n  - name: require-team\n    match: {any: [{resources: {kinds: [Pod]}}]}\n    validate:\n      message: team label required\n      pattern: {metadata: {labels: {team: \"?*\"}}}\n",
+    );
+    let pod = crate::util::write(
+        dir.path(),
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\nspec:\n  containers: [{name: c, image: nginx}]\n",
+    );
+    let run = crate::util::imagegate(&["apply", "--policy", &policy, "--resource", &pod], &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.contains(
+            "labels/require-team: Pod/default/p: skip (validate rules are not evaluated by imagegate (verifyImages only))"
+        ),
+        "{}",
+        run.stdout
+    );
+    run.assert_stderr_contains("not evaluated by imagegate");
+}
