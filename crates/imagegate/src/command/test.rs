@@ -28,6 +28,9 @@ struct TestFile {
     resources: Vec<String>,
     #[serde(default)]
     results: Vec<ExpectedResult>,
+    /// `values.yaml`-style variables (namespace labels, context values): not supported.
+    #[serde(default)]
+    variables: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,7 +50,7 @@ struct ExpectedResult {
     /// `pass`, `fail`, `skip`, `warn`, `error` (older files: `status`).
     #[serde(default, alias = "status")]
     result: String,
-    #[serde(default)]
+    #[serde(default, alias = "patchedResources")]
     patched_resource: Option<String>,
 }
 
@@ -153,6 +156,13 @@ async fn run_file(engine: &imagegate_engine::Engine, file: &Path) -> anyhow::Res
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let test: TestFile =
         serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if let Some(variables) = &test.variables {
+        // Said, not silently ignored: results that depend on them may differ.
+        eprintln!(
+            "warning: {}: variables file {variables} is not supported by imagegate test and is ignored",
+            file.display()
+        );
+    }
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| base.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| base.join(p)).collect();
     let policies = crate::resources::load_policies(&policy_paths)?;
