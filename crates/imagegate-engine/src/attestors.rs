@@ -14,7 +14,7 @@ use imagegate_policy::model::{
 };
 use imagegate_sigstore::{
     Attestation, BundleRequirement, GitHubWorkflow, HashAlgorithm, IdentityRequirement, Matcher,
-    PublicKey, RekorBundle, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions, cosign,
+    PublicKey, RekorBundle, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions, cosign, pem,
 };
 
 use crate::bundles::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
@@ -321,12 +321,14 @@ fn certificate_key(certificates: &CertificateAttestor) -> Result<PublicKey, Stri
             let (roots, intermediates) = blocks
                 .split_last()
                 .ok_or("certChain holds no certificate")?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-            imagegate_sigstore::verify_certificate_chain(cert, &intermediates.concat(), roots, now)
-                .map(|verified| verified.public_key)
-                .map_err(|e| e.to_string())
+            imagegate_sigstore::verify_certificate_chain(
+                cert,
+                &intermediates.concat(),
+                roots,
+                crate::keyless::now(),
+            )
+            .map(|verified| verified.public_key)
+            .map_err(|e| e.to_string())
         }
     }
 }
@@ -730,21 +732,17 @@ fn expand_static_keys(set: &AttestorSet) -> Vec<Attestor> {
     entries
 }
 
+/// Each PEM block of `text` as a PEM text of its own; none when `text` is not
+/// well-formed PEM (the key parser then reports why).
 fn split_pem_blocks(text: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with("-----BEGIN ") {
-            current.clear();
-        }
-        current.push_str(trimmed);
-        current.push('\n');
-        if trimmed.starts_with("-----END ") {
-            blocks.push(std::mem::take(&mut current));
-        }
-    }
-    blocks
+    pem::parse_blocks(text)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .map(|block| pem::encode(&block.label, &block.der))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn required_count(set: &AttestorSet, expanded: usize) -> usize {
@@ -813,7 +811,8 @@ mod tests {
 
     #[test]
     fn multi_key_pem_counts_as_several_entries() {
-        let pem = "-----BEGIN PUBLIC KEY-----\nAAA\n-----END PUBLIC KEY-----\n-----BEGIN PUBLIC KEY-----\nBBB\n-----END PUBLIC KEY-----\n";
+        // Bodies need only be well-formed PEM here; they are not parsed as keys.
+        let pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n-----BEGIN PUBLIC KEY-----\nBBBB\n-----END PUBLIC KEY-----\n";
         let set: AttestorSet = serde_json::from_value(serde_json::json!({
             "entries": [{"keys": {"publicKeys": pem}}, {"keys": {"publicKeys": "x"}}]
         }))
@@ -829,7 +828,7 @@ mod tests {
                 .public_keys
                 .as_deref()
                 .unwrap()
-                .contains("BBB")
+                .contains("BBBB")
         );
     }
 }

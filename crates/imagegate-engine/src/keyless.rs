@@ -322,27 +322,21 @@ fn collect_certificates(value: &Value, out: &mut Vec<Vec<u8>>) {
     }
 }
 
-/// The DER of each `CERTIFICATE` block of `pem`.
-fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut body: Option<String> = None;
-    for line in pem.lines().map(str::trim) {
-        if line == "-----BEGIN CERTIFICATE-----" {
-            body = Some(String::new());
-        } else if line == "-----END CERTIFICATE-----" {
-            if let Some(text) = body.take()
-                && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(text)
-            {
-                out.push(der);
-            }
-        } else if let Some(text) = body.as_mut() {
-            text.push_str(line);
-        }
-    }
-    out
+/// The DER of each `CERTIFICATE` block of `text` (none when it is not well-formed PEM).
+fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
+    imagegate_sigstore::pem::parse_blocks(text)
+        .map(|blocks| {
+            blocks
+                .into_iter()
+                .filter(|block| block.label == "CERTIFICATE")
+                .map(|block| block.der)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
-fn now() -> i64 {
+/// Now, in Unix seconds.
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))

@@ -22,13 +22,13 @@ pub mod dsse;
 pub mod error;
 pub mod identity;
 pub mod keys;
+pub mod pem;
 pub mod rekor;
 pub mod sct;
 pub mod simple_signing;
 pub mod trust;
 
 mod encoding;
-mod pem;
 
 pub use bundle::{
     Artifact, BundleError, BundleRequirement, Signer, VerifiedBundle, VerifyOptions, verify_bundle,

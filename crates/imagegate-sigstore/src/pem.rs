@@ -1,4 +1,5 @@
-//! A small, strict PEM reader (RFC 7468 textual encoding), crate-private.
+//! A small, strict PEM reader (RFC 7468 textual encoding), shared by every place that
+//! reads PEM (keys, certificates, policies' key and chain fields).
 //!
 //! Text outside `-----BEGIN …-----` / `-----END …-----` pairs is ignored, as RFC 7468
 //! allows. Every block is reported with its index (0-based, in order of appearance)
@@ -10,7 +11,7 @@ use crate::encoding;
 
 /// One decoded PEM block.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PemBlock {
+pub struct PemBlock {
     /// The label between `BEGIN ` and the dashes, e.g. `PUBLIC KEY`.
     pub label: String,
     /// The decoded body.
@@ -19,7 +20,7 @@ pub(crate) struct PemBlock {
 
 /// Why a PEM text could not be read.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-pub(crate) enum PemError {
+pub enum PemError {
     /// A `BEGIN` line has no matching `END` line.
     #[error("PEM block {index} (\"{label}\") has no END line")]
     MissingEnd {
@@ -71,9 +72,8 @@ fn boundary<'a>(line: &'a str, kind: &str) -> Option<&'a str> {
         .strip_suffix("-----")
 }
 
-#[cfg(test)]
 /// Encodes `der` as one PEM block labelled `label` (64-column base64 lines).
-pub(crate) fn encode(label: &str, der: &[u8]) -> String {
+pub fn encode(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;
     let body = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
@@ -86,7 +86,7 @@ pub(crate) fn encode(label: &str, der: &[u8]) -> String {
 }
 
 /// Reads every PEM block of `text`, in order.
-pub(crate) fn parse_blocks(text: &str) -> Result<Vec<PemBlock>, PemError> {
+pub fn parse_blocks(text: &str) -> Result<Vec<PemBlock>, PemError> {
     let mut blocks = Vec::new();
     let mut current: Option<(String, String)> = None;
     for line in text.lines() {
