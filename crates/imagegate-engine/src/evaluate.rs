@@ -26,7 +26,9 @@ use crate::metrics::EngineMetrics;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
 };
-use crate::response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
+use crate::response::{
+    EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+};
 use crate::verify::Verifier;
 
 /// The annotation Kyverno writes with the images it verified.
@@ -336,7 +338,7 @@ impl Engine {
                 let action = rule_failure_action(rule);
                 let rule_response = |status, message: String| RuleResponse {
                     name: rule.name.clone(),
-                    rule_type: "ImageVerify",
+                    rule_type: IMAGE_VERIFY,
                     status,
                     message,
                     failure_action: action,

@@ -46,6 +46,9 @@ impl RuleStatus {
     }
 }
 
+/// [`RuleResponse::rule_type`] of verifyImages rules (the only rules evaluated).
+pub const IMAGE_VERIFY: &str = "ImageVerify";
+
 /// The result of one rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -312,7 +315,7 @@ mod tests {
                 failure_policy: FailurePolicy::Fail,
                 rules: vec![RuleResponse {
                     name: "verify".into(),
-                    rule_type: "ImageVerify",
+                    rule_type: IMAGE_VERIFY,
                     status,
                     message: "failed to verify image ghcr.io/a/b:v1: .attestors[0].entries[0].keys: no signatures found".into(),
                     failure_action: action,

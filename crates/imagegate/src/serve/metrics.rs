@@ -166,7 +166,13 @@ impl Metrics {
                 Some(ns) => ("namespaced", ns.clone()),
                 None => ("cluster", String::new()),
             };
-            for rule in &policy.rules {
+            // Only verifyImages rules are evaluated; the others are reported as skipped
+            // and would be mislabelled `imageVerify` here.
+            for rule in policy
+                .rules
+                .iter()
+                .filter(|r| r.rule_type == imagegate_engine::response::IMAGE_VERIFY)
+            {
                 let mode = match rule.failure_action {
                     FailureAction::Enforce => "enforce",
                     FailureAction::Audit => "audit",
