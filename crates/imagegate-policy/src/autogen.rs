@@ -309,7 +309,17 @@ fn shift_references(rule: Rule, kind: &str) -> Rule {
     // Kyverno applies the replacements in this order: object.spec, oldObject.spec,
     // object.metadata, oldObject.metadata.
     let ordered = [0usize, 2, 1, 3].map(|i| replacements[i].clone());
-    rewrite_strings(rule, &ordered)
+    let inherited: Vec<bool> = rule
+        .verify_images
+        .iter()
+        .map(|iv| iv.failure_action_inherited)
+        .collect();
+    let mut shifted = rewrite_strings(rule, &ordered);
+    // The JSON round trip drops what is not YAML; restore it.
+    for (iv, inherited) in shifted.verify_images.iter_mut().zip(inherited) {
+        iv.failure_action_inherited = inherited;
+    }
+    shifted
 }
 
 fn rewrite_strings<T: Serialize + DeserializeOwned + Clone>(

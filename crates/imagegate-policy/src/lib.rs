@@ -9,6 +9,7 @@ pub mod error; // path-qualified load and validation errors
 pub mod kinds; // pod controllers, template paths, apiVersion and kind-selector grammar
 pub mod pattern; // the one wildcard matcher (`*`/`?`) and image patterns
 
+pub mod actions; // Enforce or Audit per rule and namespace (validationFailureActionOverrides)
 pub mod autogen; // rules derived for pod controllers
 pub mod conditions; // JMESPath variables and Kyverno's operators
 pub mod images; // images of a resource and Kyverno's ImageInfo

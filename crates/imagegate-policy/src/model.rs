@@ -483,6 +483,12 @@ pub struct ImageVerification {
     /// Per-entry failure action; [`normalize`] fills it from the policy or `Audit`.
     #[serde(default)]
     pub failure_action: Option<FailureAction>,
+    /// Set by [`normalize`] when the entry wrote no `failureAction` (so the one above
+    /// came from the policy): only such entries are subject to
+    /// `validationFailureActionOverrides` ([`Policy::rule_failure_action`]). Not part
+    /// of the YAML.
+    #[serde(skip)]
+    pub failure_action_inherited: bool,
     /// Image patterns (`*`, `?` wildcards) this entry applies to.
     #[serde(default, deserialize_with = "null_default")]
     pub image_references: Vec<String>,
@@ -547,6 +553,7 @@ impl Default for ImageVerification {
         Self {
             type_: None,
             failure_action: None,
+            failure_action_inherited: false,
             image_references: Vec::new(),
             skip_image_references: Vec::new(),
             attestors: Vec::new(),
@@ -859,7 +866,8 @@ pub struct Condition {
 /// - `attestations[].predicateType` → `type` (when `type` is absent);
 /// - an attestation without attestors inherits the image's attestors (Kyverno would
 ///   accept any signer there; imagegate requires the image's attestors);
-/// - `failureAction` absent → `spec.validationFailureAction`, else `Audit`.
+/// - `failureAction` absent → `spec.validationFailureAction`, else `Audit`, marked
+///   [`ImageVerification::failure_action_inherited`];
 ///
 /// Idempotent: normalising a normalised policy changes nothing.
 pub fn normalize(policy: &mut Policy) {
@@ -870,6 +878,7 @@ pub fn normalize(policy: &mut Policy) {
             inherit_attestors(iv);
             if iv.failure_action.is_none() {
                 iv.failure_action = Some(spec_action.unwrap_or(FailureAction::Audit));
+                iv.failure_action_inherited = true;
             }
         }
     }

@@ -4,6 +4,7 @@
 //! `tests/data/`, named after the case.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up failures panic with their message
 
+mod actions;
 mod autogen;
 mod conditions;
 mod extraction;
