@@ -9,11 +9,16 @@
 //!   with Kyverno's any/all rules; there, a variable whose path does not exist resolves to
 //!   `""` (Kyverno's preconditions resolver) instead of failing.
 //! - [`jmespath_search`] runs one expression with Kyverno's functions registered.
+//! - [`expression_reads`] / [`value_reads`] tell from the parsed expressions which
+//!   variables they read.
 
 mod duration;
 mod functions;
 mod operators;
 mod quantity;
+mod reads;
+
+pub use reads::{REQUEST_VARIABLES, Reads, expression_reads, value_reads};
 
 use std::sync::{Arc, LazyLock, OnceLock};
 

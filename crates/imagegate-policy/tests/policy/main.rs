@@ -14,5 +14,6 @@ mod kinds;
 mod names;
 mod patterns;
 mod policies;
+mod reads;
 mod selectors;
 mod util;
