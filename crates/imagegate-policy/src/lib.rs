@@ -16,4 +16,5 @@ pub mod images; // images of a resource and Kyverno's ImageInfo
 pub mod load; // policy files and texts → validated, normalised policies
 pub mod matching; // match/exclude
 pub mod model; // the kyverno.io/v1 policy model and legacy conversion
+pub mod unsupported; // warnings for fields imagegate reads but does not act on
 pub mod validate; // Kyverno's validation rules

@@ -588,6 +588,15 @@ impl ImageVerification {
         self.failure_action.unwrap_or(FailureAction::Audit)
     }
 
+    /// Whether `imageRegistryCredentials.allowInsecureRegistry: true`: the registries
+    /// of the images this entry covers may be reached over plain HTTP (as Kyverno's
+    /// `crane.Insecure`), for this entry only.
+    pub fn allows_insecure_registry(&self) -> bool {
+        self.image_registry_credentials
+            .as_ref()
+            .is_some_and(|c| c.allow_insecure_registry)
+    }
+
     fn has_legacy_attestor(&self) -> bool {
         non_empty(&self.key)
             || non_empty(&self.issuer)

@@ -316,6 +316,11 @@ enum Mode {
     Conditions,
 }
 
+/// Whether `text` holds a `{{ }}` variable (an escaped `\{{ }}` is not one).
+pub(crate) fn has_variables(text: &str) -> bool {
+    text.contains("{{") && VARIABLES.as_ref().is_none_or(|re| re.is_match(text))
+}
+
 /// Replaces `{{ expr }}` in every string (and object key) of `value`. A string that is
 /// exactly one variable becomes the JMESPath result with its JSON type; otherwise results
 /// are written into the string (strings as they are, anything else as JSON). `\{{ … }}` is

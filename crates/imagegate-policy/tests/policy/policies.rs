@@ -9,6 +9,9 @@ use imagegate_policy::load::{MAX_POLICY_BYTES, load_documents, load_policies, lo
 use imagegate_policy::model::{
     FailureAction, FailurePolicy, Policy, PolicyKind, SelectorOperator, VerificationType, normalize,
 };
+use imagegate_policy::unsupported::{
+    CONTEXT_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED, SECRETS_IGNORED,
+};
 use proptest::prelude::*;
 
 fn data_dir() -> PathBuf {
@@ -683,5 +686,89 @@ fn kyverno_cli_digest_vector_policy_loads() {
             .get("pod-policies.kyverno.io/autogen-controllers")
             .map(String::as_str),
         Some("none")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Load-time honesty (issue 9 item 4)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn fields_imagegate_does_not_act_on_are_warned_about_with_their_path() {
+    let name = "unsupported_fields.yaml";
+    let loaded = load_documents(&fixture(name), name).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.policies.len(), 1);
+    let got: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    let prefix = "unsupported_fields.yaml: ClusterPolicy/unsupported-fields: spec.";
+    let expected = [
+        format!("{prefix}webhookConfiguration.matchConditions: {MATCH_CONDITIONS_IGNORED}"),
+        format!("{prefix}rules[0].context: {CONTEXT_IGNORED}"),
+        format!(
+            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.providers: {PROVIDERS_IGNORED}"
+        ),
+        format!(
+            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.secrets: {SECRETS_IGNORED}"
+        ),
+        format!(
+            "{prefix}rules[1].validate: validate rules are not evaluated by imagegate (verifyImages only)"
+        ),
+    ];
+    assert_eq!(got, expected);
+    // Through files too.
+    let files = load_policy_files(&[data_dir().join(name)]).unwrap();
+    assert_eq!(files.warnings.len(), expected.len());
+    // A policy that uses none of them has no warnings.
+    let clean = load_documents(&fixture("current_key.yaml"), "current_key.yaml").unwrap();
+    assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+}
+
+#[test]
+fn allow_insecure_registry_is_exposed_per_entry() {
+    let name = "unsupported_fields.yaml";
+    let policy = load_one(name);
+    let entries = &policy.spec.rules[0].verify_images;
+    assert!(entries[0].allows_insecure_registry());
+    assert!(!entries[1].allows_insecure_registry());
+    assert!(
+        !load_one("current_key.yaml").spec.rules[0].verify_images[0].allows_insecure_registry()
+    );
+}
+
+#[test]
+fn notary_entries_are_refused_not_checked_as_cosign() {
+    let text = fixture("current_key.yaml").replace(
+        "failureAction: Enforce",
+        "failureAction: Enforce\n      type: Notary",
+    );
+    assert!(text.contains("type: Notary"), "fixture layout changed");
+    let err = load_policies(&text, "notary.yaml").expect_err("Notary must be refused");
+    assert!(
+        err.to_string()
+            .contains(".type: type Notary is not supported by imagegate yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn escaped_variables_in_image_references_are_not_variables() {
+    let text = fixture("current_key.yaml").replace(
+        "      - \"ghcr.io/kyverno/test-verify-image:*\"\n",
+        "      - \"ghcr.io/kyverno/test-verify-image:*\"\n      - '\\{{ x }}'\n",
+    );
+    assert!(text.contains("'\\{{ x }}'"), "fixture layout changed");
+    // The escaped variable is checked (and refused) as an image pattern, not as a
+    // variable.
+    let err = load_policies(&text, "escaped.yaml").expect_err("not an image");
+    let PolicyError::Invalid { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].path,
+        "spec.rules[0].verifyImages[0].imageReferences[1]"
+    );
+    assert!(
+        errors[0].message.starts_with("invalid image pattern"),
+        "{err}"
     );
 }
