@@ -23,7 +23,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::kinds::{POD_CONTROLLERS, TEMPLATE_CONTROLLERS_SORTED, controller_gvk, is_version};
-use crate::model::{MatchResources, Policy, ResourceDescription, ResourceFilter, Rule};
+use crate::model::{
+    MatchResources, Policy, ResourceDescription, ResourceFilter, Rule, restore_normalize_marks,
+};
 
 /// The policy annotation that selects the autogen controllers.
 pub const AUTOGEN_CONTROLLERS_ANNOTATION: &str = "pod-policies.kyverno.io/autogen-controllers";
@@ -309,16 +311,9 @@ fn shift_references(rule: Rule, kind: &str) -> Rule {
     // Kyverno applies the replacements in this order: object.spec, oldObject.spec,
     // object.metadata, oldObject.metadata.
     let ordered = [0usize, 2, 1, 3].map(|i| replacements[i].clone());
-    let inherited: Vec<bool> = rule
-        .verify_images
-        .iter()
-        .map(|iv| iv.failure_action_inherited)
-        .collect();
-    let mut shifted = rewrite_strings(rule, &ordered);
+    let mut shifted = rewrite_strings(rule.clone(), &ordered);
     // The JSON round trip drops what is not YAML; restore it.
-    for (iv, inherited) in shifted.verify_images.iter_mut().zip(inherited) {
-        iv.failure_action_inherited = inherited;
-    }
+    restore_normalize_marks(&rule, &mut shifted);
     shifted
 }
 

@@ -717,6 +717,27 @@ pub struct StaticKeyAttestor {
     /// Certificate transparency settings.
     #[serde(default)]
     pub ctlog: Option<CTLog>,
+    /// Set by [`normalize`] on the key made from the 2021 `key:` field of a
+    /// verifyImages entry: such keys keep cosign 1.x's meaning, signatures and
+    /// key-signed attestations verified without the transparency log
+    /// ([`StaticKeyAttestor::requires_tlog`]). Never read from YAML; written when set,
+    /// so that anything keyed by the serialised entry (verdict caches) tells the two
+    /// forms apart.
+    #[serde(default, skip_deserializing, skip_serializing_if = "is_false")]
+    pub legacy_key_form: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl StaticKeyAttestor {
+    /// Whether signatures and attestations by these keys need a transparency-log
+    /// entry: yes, unless `rekor.ignoreTlog: true` or the key comes from the 2021
+    /// `key:` form (cosign 1.x verified key signatures without the log).
+    pub fn requires_tlog(&self) -> bool {
+        !self.legacy_key_form && !self.rekor.as_ref().is_some_and(|r| r.ignore_tlog)
+    }
 }
 
 /// A reference to a Kubernetes Secret.
@@ -908,6 +929,7 @@ pub(crate) fn convert_legacy(iv: &mut ImageVerification) {
         if let Some(key) = iv.key.take().filter(|k| !k.is_empty()) {
             entry.keys = Some(StaticKeyAttestor {
                 public_keys: Some(key),
+                legacy_key_form: true,
                 ..Default::default()
             });
         } else if non_empty(&iv.issuer) || non_empty(&iv.subject) || non_empty(&iv.roots) {
@@ -941,6 +963,28 @@ pub(crate) fn convert_legacy(iv: &mut ImageVerification) {
             && attestation.type_.as_deref().is_none_or(str::is_empty)
         {
             attestation.type_ = Some(predicate_type);
+        }
+    }
+}
+
+/// Copies what [`normalize`] recorded outside the YAML (inherited failure actions,
+/// legacy keys) from `from` to `to`, the same rule after a round trip through JSON
+/// that changed only strings (autogen).
+pub(crate) fn restore_normalize_marks(from: &Rule, to: &mut Rule) {
+    fn sets(from: &[AttestorSet], to: &mut [AttestorSet]) {
+        for (f, t) in from.iter().zip(to) {
+            for (fe, te) in f.entries.iter().zip(&mut t.entries) {
+                if let (Some(fk), Some(tk)) = (&fe.keys, &mut te.keys) {
+                    tk.legacy_key_form = fk.legacy_key_form;
+                }
+            }
+        }
+    }
+    for (f, t) in from.verify_images.iter().zip(&mut to.verify_images) {
+        t.failure_action_inherited = f.failure_action_inherited;
+        sets(&f.attestors, &mut t.attestors);
+        for (fa, ta) in f.attestations.iter().zip(&mut t.attestations) {
+            sets(&fa.attestors, &mut ta.attestors);
         }
     }
 }

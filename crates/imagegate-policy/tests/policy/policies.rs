@@ -10,7 +10,8 @@ use imagegate_policy::model::{
     FailureAction, FailurePolicy, Policy, PolicyKind, SelectorOperator, VerificationType, normalize,
 };
 use imagegate_policy::unsupported::{
-    CONTEXT_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED, SECRETS_IGNORED,
+    CONTEXT_IGNORED, INSECURE_REGISTRY_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED,
+    SECRETS_IGNORED,
 };
 use proptest::prelude::*;
 
@@ -31,6 +32,18 @@ fn spelling_erased(policy: &Policy) -> Policy {
     for rule in &mut policy.spec.rules {
         for iv in &mut rule.verify_images {
             iv.failure_action_inherited = false;
+            let sets = iv.attestors.iter_mut().chain(
+                iv.attestations
+                    .iter_mut()
+                    .flat_map(|a| a.attestors.iter_mut()),
+            );
+            for set in sets {
+                for entry in &mut set.entries {
+                    if let Some(keys) = &mut entry.keys {
+                        keys.legacy_key_form = false;
+                    }
+                }
+            }
         }
     }
     policy
@@ -704,6 +717,9 @@ fn fields_imagegate_does_not_act_on_are_warned_about_with_their_path() {
         format!("{prefix}webhookConfiguration.matchConditions: {MATCH_CONDITIONS_IGNORED}"),
         format!("{prefix}rules[0].context: {CONTEXT_IGNORED}"),
         format!(
+            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.allowInsecureRegistry: {INSECURE_REGISTRY_IGNORED}"
+        ),
+        format!(
             "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.providers: {PROVIDERS_IGNORED}"
         ),
         format!(
@@ -770,5 +786,92 @@ fn escaped_variables_in_image_references_are_not_variables() {
     assert!(
         errors[0].message.starts_with("invalid image pattern"),
         "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The 2021 `key:` form keeps its meaning (issue 9 item 1, policy side)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn legacy_key_form_is_told_apart_from_attestor_keys() {
+    let legacy = load_one("legacy_key.yaml");
+    let keys = legacy.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(keys.legacy_key_form);
+    assert!(!keys.requires_tlog());
+
+    let current = load_one("current_key.yaml");
+    let keys = current.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(!keys.legacy_key_form);
+    assert!(keys.requires_tlog());
+
+    // rekor.ignoreTlog still turns the log off for the current form.
+    let ignoring = fixture("current_key.yaml").replace(
+        "-----END PUBLIC KEY-----\n",
+        "-----END PUBLIC KEY-----\n            rekor: {ignoreTlog: true}\n",
+    );
+    let ignoring = load_policies(&ignoring, "ignore.yaml").unwrap().remove(0);
+    let keys = ignoring.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(
+        keys.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+        "fixture layout changed"
+    );
+    assert!(!keys.requires_tlog());
+
+    // Normalising again keeps the mark; a cache key made from the serialised entry
+    // tells the forms apart.
+    let mut again = legacy.clone();
+    normalize(&mut again);
+    assert_eq!(again, legacy);
+    let serialised = |p: &Policy| serde_json::to_string(&p.spec.rules[0].verify_images[0]).unwrap();
+    assert_ne!(serialised(&legacy), serialised(&current));
+}
+
+#[test]
+fn the_mark_cannot_be_written_in_yaml() {
+    let text = fixture("current_key.yaml").replace(
+        "-----END PUBLIC KEY-----\n",
+        "-----END PUBLIC KEY-----\n            legacyKeyForm: true\n",
+    );
+    assert!(text.contains("legacyKeyForm"), "fixture layout changed");
+    let policy = load_policies(&text, "forged.yaml").unwrap().remove(0);
+    let keys = policy.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(!keys.legacy_key_form);
+    assert!(keys.requires_tlog());
+}
+
+#[test]
+fn legacy_key_attests_its_attestations_without_the_log_also_in_autogen_rules() {
+    let policy = load_one("legacy_key_attestations.yaml");
+    let rules = imagegate_policy::autogen::expand_rules(&policy);
+    assert_eq!(rules.len(), 3, "Pod rule and two autogen rules");
+    for rule in &rules {
+        let iv = &rule.verify_images[0];
+        assert!(iv.attestors.is_empty(), "{}", rule.name);
+        let keys = iv.attestations[0].attestors[0].entries[0]
+            .keys
+            .as_ref()
+            .unwrap();
+        assert!(keys.legacy_key_form, "{}", rule.name);
+        assert!(!keys.requires_tlog(), "{}", rule.name);
+        assert!(iv.failure_action_inherited, "{}", rule.name);
+    }
+    // The autogen rules were rewritten (round-tripped through JSON).
+    let autogen = serde_json::to_string(&rules[1]).unwrap();
+    assert!(
+        autogen.contains("request.object.spec.template.metadata.name"),
+        "{autogen}"
     );
 }
