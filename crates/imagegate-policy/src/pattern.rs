@@ -119,12 +119,15 @@ fn canonical_pattern(pattern: &str) -> Option<String> {
 /// Whether the image `pattern` matches the image reference `text`: the pattern (as
 /// written or canonical) matches the reference as written or canonical.
 pub fn image_pattern_matches(pattern: &str, text: &str) -> bool {
-    let canonical_text = canonical_image(text);
+    pattern_matches_either(pattern, text, &canonical_image(text))
+}
+
+fn pattern_matches_either(pattern: &str, text: &str, canonical_text: &str) -> bool {
     let canonical_pattern = canonical_pattern(pattern);
     [Some(pattern), canonical_pattern.as_deref()]
         .into_iter()
         .flatten()
-        .any(|p| wildcard_match(p, text) || wildcard_match(p, &canonical_text))
+        .any(|p| wildcard_match(p, text) || wildcard_match(p, canonical_text))
 }
 
 /// Something an image pattern can be matched against: the text Kyverno matches.
@@ -155,5 +158,8 @@ impl ImageMatchTarget for String {
 /// a `&str` is taken as such a reference.
 pub fn image_matches<T: ImageMatchTarget + ?Sized>(patterns: &[String], image: &T) -> bool {
     let text = image.match_text();
-    patterns.iter().any(|p| image_pattern_matches(p, text))
+    let canonical_text = canonical_image(text);
+    patterns
+        .iter()
+        .any(|p| pattern_matches_either(p, text, &canonical_text))
 }

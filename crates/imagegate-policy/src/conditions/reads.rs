@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use jmespath::ast::Ast;
 use serde_json::Value;
 
-use super::{ESCAPED_VARIABLES, VARIABLES};
+use super::{ESCAPED_VARIABLES, VARIABLES, check_expression};
 use crate::model::ImageVerification;
 
 /// The variables Kyverno (and imagegate) derive from the admission request: the
@@ -67,6 +67,11 @@ impl Reads {
 /// parse may read anything.
 pub fn expression_reads(expression: &str) -> Reads {
     let mut reads = Reads::default();
+    // The evaluator's own bounds first: they keep the parser's recursion bounded.
+    if check_expression(expression).is_err() {
+        reads.whole_root = true;
+        return reads;
+    }
     match jmespath::parse(expression) {
         Ok(ast) => collect(&ast, true, &mut reads, 0),
         Err(_) => reads.whole_root = true,

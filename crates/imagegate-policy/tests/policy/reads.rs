@@ -158,3 +158,14 @@ fn verdicts_that_read_the_request_are_not_reusable() {
     .unwrap();
     assert!(deny.verdict_depends_on_request());
 }
+
+#[test]
+fn hostile_expressions_are_bounded() {
+    // Deeper than the evaluator accepts: not parsed, counted as reading anything.
+    let deep = format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(expression_reads(&deep).whole_root);
+    let long = "a.".repeat(5_000) + "b";
+    assert!(expression_reads(&long).whole_root);
+    let nots = format!("{}request", "!".repeat(100_000));
+    assert!(expression_reads(&nots).whole_root);
+}
