@@ -2,10 +2,7 @@
 //! `Sig_structure` built from the protected header bytes exactly as received.
 
 use coset::cbor::value::Value;
-use coset::{
-    CborSerializable as _, CoseSign1, Label, RegisteredLabelWithPrivate,
-    TaggedCborSerializable as _,
-};
+use coset::{CoseSign1, Label, RegisteredLabelWithPrivate, TaggedCborSerializable as _};
 
 use crate::crypto::SignatureAlgorithm;
 use crate::descriptor::PAYLOAD_MEDIA_TYPE;
@@ -51,11 +48,9 @@ fn label_name(label: &Label) -> String {
     }
 }
 
-/// Decodes a COSE_Sign1 envelope (tagged, as Notation writes it, or untagged).
+/// Decodes a COSE_Sign1 envelope; the Notary Project requires the COSE_Sign1 tag (18).
 pub(crate) fn decode(bytes: &[u8]) -> Result<SignerInfo> {
-    let sign1 = CoseSign1::from_tagged_slice(bytes)
-        .or_else(|_| CoseSign1::from_slice(bytes))
-        .map_err(|e| malformed(e.to_string()))?;
+    let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| malformed(e.to_string()))?;
     let protected = &sign1.protected.header;
     let unprotected = &sign1.unprotected;
     let count = protected.rest.len() + protected.crit.len() + 3;

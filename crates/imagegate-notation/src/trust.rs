@@ -39,10 +39,15 @@ impl TrustPolicy {
 /// single DER certificate. Each is parsed so that errors show at load time.
 pub fn read_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     let bad = |index: usize, reason: String| NotationError::BadTrustedCertificate { index, reason };
-    let ders = if bytes.first() == Some(&0x30) {
+    // DER when it parses as a certificate; otherwise PEM text.
+    let der = (bytes.first() == Some(&0x30))
+        .then(|| Cert::from_der(bytes, "trusted certificates", 0).ok())
+        .flatten();
+    let ders = if der.is_some() {
         vec![bytes.to_vec()]
     } else {
-        let text = std::str::from_utf8(bytes).map_err(|_| bad(0, "neither PEM nor DER".into()))?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| bad(0, "neither PEM nor a DER certificate".into()))?;
         let blocks = pem::parse_blocks(text).map_err(|e| bad(0, e.to_string()))?;
         let mut ders = Vec::with_capacity(blocks.len());
         for (index, block) in blocks.into_iter().enumerate() {

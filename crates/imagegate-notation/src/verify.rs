@@ -2,6 +2,8 @@
 //! order: integrity, authenticity, authentic timestamp, expiry. Revocation is not
 //! checked (this crate is offline) and the result says so.
 
+use sha2::Digest as _;
+
 use crate::certificate::{self, Cert};
 use crate::crypto::SignatureAlgorithm;
 use crate::descriptor::{Descriptor, Payload};
@@ -125,7 +127,7 @@ pub fn verify_signature(
         signer: leaf.subject(),
         chain_sha256: chain
             .iter()
-            .map(|c| format!("sha256:{}", hex::encode(sha2::Sha256::digest_bytes(&c.der))))
+            .map(|c| format!("sha256:{}", hex::encode(sha2::Sha256::digest(&c.der))))
             .collect(),
         signing_time: info.signing_time,
         authentic_signing_time: info.authentic_signing_time,
@@ -176,16 +178,4 @@ fn authentic_timestamp(
         }
     }
     Ok(Some(range))
-}
-
-/// SHA-256 as a one-call helper.
-trait DigestBytes {
-    fn digest_bytes(bytes: &[u8]) -> Vec<u8>;
-}
-
-impl DigestBytes for sha2::Sha256 {
-    fn digest_bytes(bytes: &[u8]) -> Vec<u8> {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(bytes).to_vec()
-    }
 }

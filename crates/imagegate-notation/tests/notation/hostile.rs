@@ -156,3 +156,17 @@ fn unusable_trusted_certificates_are_input_errors() {
     );
     assert_eq!(read_certificates(&ca.der()).unwrap(), vec![ca.der()]);
 }
+
+#[test]
+fn untagged_cose_is_refused() {
+    let ca = NotationCa::new("Root", KeySpec::EcP256);
+    let signer = ca.signer("signer", KeySpec::EcP256, Validity::current());
+    let (kit, expected) = target();
+    let tagged = signer.sign_cose(&kit, &SignOptions::default());
+    assert_eq!(tagged[0], 0xd2, "tag 18");
+    let err = verify_signature(&tagged[1..], COSE, &expected, &trust(&ca), now()).unwrap_err();
+    assert!(
+        matches!(err, NotationError::MalformedEnvelope { format: "COSE", .. }),
+        "{err}"
+    );
+}

@@ -247,6 +247,33 @@ fn timestamp_of_another_signature_is_refused() {
     )
     .unwrap_err();
     assert!(matches!(err, NotationError::InvalidTimestamp(_)), "{err}");
+
+    // A token for the right signature whose own CMS signature is broken (it is the last
+    // field of the token).
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(jws["signature"].as_str().unwrap())
+        .unwrap();
+    let mut token = tsa.timestamp(&signature, now());
+    let good = jws.clone();
+    let graft = |token: &[u8]| {
+        let mut jws = good.clone();
+        jws["header"]["io.cncf.notary.timestampSignature"] =
+            base64::engine::general_purpose::STANDARD
+                .encode(token)
+                .into();
+        verify_signature(
+            &serde_json::to_vec(&jws).unwrap(),
+            JWS,
+            &expected,
+            &policy,
+            now(),
+        )
+    };
+    graft(&token).expect("the untouched token verifies");
+    let last = token.len() - 1;
+    token[last] ^= 1;
+    let err = graft(&token).unwrap_err();
+    assert!(matches!(err, NotationError::InvalidTimestamp(_)), "{err}");
 }
 
 #[test]

@@ -118,3 +118,45 @@ fn kyverno_test_certificate_reads_as_a_trust_anchor() {
         "da1f2d7d648dfacc7ebd59f98a9f35c753c331d80ca4280bb94060f4af4a5357"
     );
 }
+
+#[test]
+fn signing_authority_envelope_verifies_with_a_signing_authority_store() {
+    // Kyverno has no signingAuthority store (so meta.json expects a failure); with one, as
+    // in notation-go's own tests, the same envelope verifies at its authentic signing time.
+    let Some(root) = imagegate_testkit::vectors_dir() else {
+        println!("skipped: ../shared/vectors not found");
+        return;
+    };
+    let dir = root.join("notation");
+    let envelope =
+        std::fs::read(dir.join("notation-go/mock/sa_valid_sig_env.json")).expect("envelope");
+    let trust = certificates(&dir, &["notation-go/mock/NotationTestRoot.pem".to_owned()]);
+    let policy = TrustPolicy {
+        signing_authority: trust,
+        ..TrustPolicy::default()
+    };
+    let expected = Descriptor::new(
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e",
+        528,
+    );
+    let at = "2026-01-01T00:00:00Z"
+        .parse::<jiff::Timestamp>()
+        .expect("time")
+        .as_second();
+    let verified = verify_signature(&envelope, "application/jose+json", &expected, &policy, at)
+        .expect("signing-authority envelope verifies");
+    assert_eq!(
+        verified.signing_scheme,
+        imagegate_notation::SigningScheme::X509SigningAuthority
+    );
+    assert!(verified.authentic_signing_time.is_some());
+    // The ca store alone does not authenticate a signing-authority signature.
+    let ca_only = TrustPolicy::kyverno(policy.signing_authority.clone(), vec![]);
+    let err =
+        verify_signature(&envelope, "application/jose+json", &expected, &ca_only, at).unwrap_err();
+    assert_eq!(
+        err,
+        imagegate_notation::NotationError::NoSigningAuthorityTrust
+    );
+}
