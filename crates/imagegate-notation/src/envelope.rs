@@ -17,6 +17,7 @@ pub(crate) const AUTHENTIC_SIGNING_TIME: &str = "io.cncf.notary.authenticSigning
 pub(crate) const EXPIRY: &str = "io.cncf.notary.expiry";
 pub(crate) const SIGNING_AGENT: &str = "io.cncf.notary.signingAgent";
 pub(crate) const TIMESTAMP_SIGNATURE: &str = "io.cncf.notary.timestampSignature";
+pub(crate) const VERIFICATION_PLUGIN: &str = "io.cncf.notary.verificationPlugin";
 
 /// The envelope format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,11 @@ impl ProtectedHeaders {
     /// signing time when present; every listed header must be one this verifier
     /// understands and must be present; the scheme decides which signing time is required.
     pub fn check(&self) -> Result<()> {
+        // A signature that names a verification plugin needs that plugin to be trusted;
+        // notation fails it without one, and this verifier runs no plugins.
+        if self.present.iter().any(|name| name == VERIFICATION_PLUGIN) {
+            return Err(NotationError::VerificationPluginRequired);
+        }
         if self.crit.len() > limits::MAX_CRITICAL_HEADERS {
             return Err(NotationError::TooMany {
                 what: "critical headers",

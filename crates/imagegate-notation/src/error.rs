@@ -79,6 +79,9 @@ pub enum NotationError {
     /// A header that must be marked critical is not listed in `crit`, or a `crit` entry is absent.
     #[error("header {0:?} must be listed in crit and present in the protected headers")]
     CriticalHeaderMismatch(String),
+    /// The signature requires a verification plugin (`io.cncf.notary.verificationPlugin`).
+    #[error("the signature requires a Notation verification plugin, which imagegate does not run")]
+    VerificationPluginRequired,
     /// The signature algorithm is not one the Notary Project allows.
     #[error("unsupported signature algorithm {0}")]
     UnsupportedAlgorithm(String),

@@ -298,6 +298,27 @@ fn unknown_critical_header_is_refused() {
 }
 
 #[test]
+fn verification_plugin_header_is_refused() {
+    let ca = NotationCa::new("Root", KeySpec::EcP256);
+    let signer = ca.signer("signer", KeySpec::EcP256, Validity::current());
+    let options = SignOptions {
+        extra_critical: vec!["io.cncf.notary.verificationPlugin".into()],
+        ..Default::default()
+    };
+    let (_, expected) = target();
+    for media_type in [JWS, COSE] {
+        let envelope = sign(&signer, media_type, &options);
+        let err =
+            verify_signature(&envelope, media_type, &expected, &trust(&ca), now()).unwrap_err();
+        assert_eq!(
+            err,
+            NotationError::VerificationPluginRequired,
+            "{media_type}"
+        );
+    }
+}
+
+#[test]
 fn passed_expiry_fails_and_future_expiry_passes() {
     let ca = NotationCa::new("Root", KeySpec::EcP256);
     let signer = ca.signer("signer", KeySpec::EcP256, Validity::current());
