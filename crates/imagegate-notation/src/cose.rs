@@ -53,13 +53,19 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SignerInfo> {
     let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| malformed(e.to_string()))?;
     let protected = &sign1.protected.header;
     let unprotected = &sign1.unprotected;
-    let count = protected.rest.len() + protected.crit.len() + 3;
-    if count > limits::MAX_HEADERS || unprotected.rest.len() > limits::MAX_HEADERS {
-        return Err(NotationError::TooMany {
-            what: "headers",
-            count: count.max(unprotected.rest.len()),
-            limit: limits::MAX_HEADERS,
-        });
+    // alg, crit and content type are the three registered labels a Notary header uses.
+    let protected_count = protected.rest.len() + 3;
+    for (what, count) in [
+        ("protected headers", protected_count),
+        ("unprotected headers", unprotected.rest.len()),
+    ] {
+        if count > limits::MAX_HEADERS {
+            return Err(NotationError::TooMany {
+                what,
+                count,
+                limit: limits::MAX_HEADERS,
+            });
+        }
     }
 
     let algorithm = match &protected.alg {
