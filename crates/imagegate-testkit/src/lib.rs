@@ -8,6 +8,8 @@
 //!   attestations with the registry's credentials.
 //! - [`CosignKey`], [`simple_signing_payload`], [`dsse_pae`]: cosign's key-based signing
 //!   formats, byte for byte.
+//! - [`notation`]: a Notation signer (certificate chains, JWS/COSE envelopes, an RFC 3161
+//!   TSA) and pushing signatures with the `sha256-<hex>` referrers tag schema.
 //! - [`write_docker_config`], [`vectors_dir`]: docker `config.json` files and the shared
 //!   test vectors.
 //!
@@ -22,6 +24,7 @@ mod block;
 mod cosign;
 mod docker_config;
 mod http1;
+pub mod notation;
 pub mod oci;
 mod push;
 mod registry;
