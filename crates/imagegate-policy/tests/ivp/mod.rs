@@ -1,0 +1,4 @@
+//! ImageValidatingPolicy: loading and validation, CEL compilation, matching, autogen and
+//! the pure evaluation with in-memory verification results.
+
+mod kyverno;
