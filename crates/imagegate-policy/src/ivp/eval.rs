@@ -227,7 +227,6 @@ pub struct PlannedImage {
 struct Prepared<'p> {
     spec: &'p CompiledSpec,
     ctx: Context<'static, 'static>,
-    images: BTreeMap<String, Vec<String>>,
     matched: Vec<String>,
     outcome: PolicyOutcome,
 }
@@ -239,14 +238,29 @@ impl CompiledIvp {
         let mut prepared = self.prepare(input)?;
         let spec = prepared.spec;
         let mut attestors = spec.spec.attestors.clone();
+        // Attestor expressions may read variables; those that need verification results
+        // fail here, and only matter if an attestor expression reads them.
+        let failed = if spec.attestor_expressions.is_empty() {
+            BTreeMap::new()
+        } else {
+            evaluate_variables(spec, &mut prepared.ctx)
+        };
         for x in &spec.attestor_expressions {
-            let value = match run_string(&x.program, &prepared.ctx) {
-                Ok(v) => v,
-                Err(message) => {
-                    prepared.outcome.verdict = Verdict::Error { message };
-                    return Err(Box::new(prepared.outcome));
-                }
-            };
+            let value =
+                match run_checked(&x.program, &prepared.ctx, &failed).and_then(|v| match v {
+                    CelValue::String(s) => Ok(s.to_string()),
+                    other => Err(format!(
+                        "{}: expected a string, got {}",
+                        x.program.path,
+                        type_name(&other)
+                    )),
+                }) {
+                    Ok(v) => v,
+                    Err(message) => {
+                        prepared.outcome.verdict = Verdict::Error { message };
+                        return Err(Box::new(prepared.outcome));
+                    }
+                };
             if let Some(a) = attestors.get_mut(x.attestor) {
                 set_attestor_value(a, x.field, value);
             }
@@ -311,7 +325,6 @@ impl CompiledIvp {
         let Prepared {
             spec,
             mut ctx,
-            images,
             matched,
             mut outcome,
         } = prepared;
@@ -341,13 +354,6 @@ impl CompiledIvp {
             };
             return outcome;
         }
-        ctx.add_variable_from_value("images", library::images_value(&images));
-        ctx.add_variable_from_value("attestors", library::attestors_value(&spec.attestor_names));
-        ctx.add_variable_from_value(
-            "attestations",
-            library::attestations_value(&spec.attestation_names),
-        );
-
         let failed_variables = evaluate_variables(spec, &mut ctx);
         let take_record = |outcome: &mut PolicyOutcome| {
             if let Ok(r) = record.lock() {
@@ -593,10 +599,15 @@ impl CompiledIvp {
             }
         }
         outcome.matched_images = matched.clone();
+        ctx.add_variable_from_value("images", library::images_value(&filtered));
+        ctx.add_variable_from_value("attestors", library::attestors_value(&spec.attestor_names));
+        ctx.add_variable_from_value(
+            "attestations",
+            library::attestations_value(&spec.attestation_names),
+        );
         Ok(Prepared {
             spec,
             ctx,
-            images: filtered,
             matched,
             outcome,
         })
@@ -777,17 +788,6 @@ fn run_checked(
         return Err(format!("{}: variables.{name}: {e}", program.path));
     }
     run(program, ctx)
-}
-
-fn run_string(program: &Program, ctx: &Context<'static, 'static>) -> Result<String, String> {
-    match run(program, ctx)? {
-        CelValue::String(s) => Ok(s.to_string()),
-        other => Err(format!(
-            "{}: expected a string, got {}",
-            program.path,
-            type_name(&other)
-        )),
-    }
 }
 
 fn set_attestor_value(a: &mut Attestor, field: AttestorField, value: String) {

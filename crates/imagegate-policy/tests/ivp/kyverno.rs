@@ -17,7 +17,7 @@ const REJECTED: &[&str] = &["validation-checks/invalid-action"];
 /// CEL libraries that do I/O while evaluating; imagegate refuses them at load.
 const IO_CALLS: &[&str] = &["resource.", "globalContext.", "http.", "image.GetMetadata"];
 
-fn kyverno_src() -> Option<PathBuf> {
+pub(crate) fn kyverno_src() -> Option<PathBuf> {
     match std::env::var_os("IMAGEGATE_KYVERNO_SRC") {
         Some(p) => Some(PathBuf::from(p)),
         None => {

@@ -1,4 +1,9 @@
 //! ImageValidatingPolicy: loading and validation, CEL compilation, matching, autogen and
 //! the pure evaluation with in-memory verification results.
 
+mod cli;
+mod eval;
 mod kyverno;
+mod load;
+mod matching;
+mod support;
