@@ -1,6 +1,6 @@
 //! The CEL environment of ImageValidatingPolicies: cel-rust's standard library with the
 //! extensions Kubernetes policies use (strings, lists, math, base64, optional values,
-//! regex `matches`/`find`), Kyverno's image helpers (`image`, `parseImageReference`,
+//! regex `matches`/`find`/`findAll`, `sets.*`, quantities), Kyverno's image helpers (`image`, `parseImageReference`,
 //! `isImage`, `.registry()`, `.repository()`, `.identifier()`, `.tag()`, `.digest()`,
 //! `.containsDigest()`), and Kyverno's verification functions bound to results the engine
 //! produced before evaluation: `verifyImageSignatures`, `verifyAttestationSignatures`,
@@ -16,12 +16,11 @@ use cel::{Context, Env, ExecutionError, Value};
 use imagegate_oci::reference::Reference;
 
 use super::results::{Check, CheckOutcome, VerificationResults, Verifications};
+use crate::conditions::quantity::{Quantity, parse_quantity};
 
 /// Kubernetes/Kyverno CEL features cel-rust 0.15 does not provide (or imagegate does not
 /// register because they do I/O), reported at load time when an expression uses them.
 pub const UNSUPPORTED_FUNCTIONS: &[(&str, &str)] = &[
-    ("quantity", "Kubernetes quantity library"),
-    ("isQuantity", "Kubernetes quantity library"),
     ("url", "Kubernetes URL library"),
     ("isURL", "Kubernetes URL library"),
     ("ip", "Kubernetes IP library"),
@@ -29,9 +28,8 @@ pub const UNSUPPORTED_FUNCTIONS: &[(&str, &str)] = &[
     ("cidr", "Kubernetes CIDR library"),
     ("isCIDR", "Kubernetes CIDR library"),
     ("authorizer", "Kubernetes authorizer library"),
-    ("sets.contains", "Kubernetes sets library"),
-    ("sets.equivalent", "Kubernetes sets library"),
-    ("sets.intersects", "Kubernetes sets library"),
+    ("add", "Kubernetes quantity arithmetic"),
+    ("sub", "Kubernetes quantity arithmetic"),
 ];
 
 /// Namespaces whose calls (`math.greatest(..)`) parse as a call on an identifier.
@@ -88,11 +86,138 @@ pub(crate) fn compile(source: &str) -> Result<cel::Program, String> {
     env.compile(source).map_err(|e| e.to_string())
 }
 
-/// A fresh context with the image helpers registered.
+/// A fresh context with the image helpers and Kubernetes extensions registered.
 pub(crate) fn base_context() -> Result<Context<'static, 'static>, String> {
     let mut ctx = Context::with_env(env()?);
     register_image_helpers(&mut ctx).map_err(|e| e.to_string())?;
+    register_kubernetes(&mut ctx).map_err(|e| e.to_string())?;
     Ok(ctx)
+}
+
+/// The Kubernetes CEL libraries cel-rust lacks and policies use: sets, regex
+/// `find`/`findAll`, and quantities (comparison and conversion; not arithmetic).
+fn register_kubernetes(ctx: &mut Context<'_, '_>) -> Result<(), cel::DeclarationError> {
+    ctx.add_function("sets.contains", |a: Arc<Vec<Value>>, b: Arc<Vec<Value>>| {
+        b.iter().all(|x| a.contains(x))
+    })?;
+    ctx.add_function(
+        "sets.equivalent",
+        |a: Arc<Vec<Value>>, b: Arc<Vec<Value>>| {
+            b.iter().all(|x| a.contains(x)) && a.iter().all(|x| b.contains(x))
+        },
+    )?;
+    ctx.add_function(
+        "sets.intersects",
+        |a: Arc<Vec<Value>>, b: Arc<Vec<Value>>| b.iter().any(|x| a.contains(x)),
+    )?;
+    ctx.add_function(
+        "find",
+        |This(s): This<Arc<String>>, re: Arc<String>| -> Result<Value, ExecutionError> {
+            let re = regex("find", &re)?;
+            let found = re.find(&s).map(|m| m.as_str()).unwrap_or_default();
+            Ok(Value::String(Arc::new(found.to_owned())))
+        },
+    )?;
+    ctx.add_function(
+        "findAll",
+        |This(s): This<Arc<String>>,
+         cel::extractors::Arguments(args): cel::extractors::Arguments|
+         -> Result<Value, ExecutionError> {
+            let (re, limit) = match args.as_slice() {
+                [Value::String(re)] => (re, -1),
+                [Value::String(re), Value::Int(n)] => (re, *n),
+                _ => {
+                    return Err(ExecutionError::function_error(
+                        "findAll",
+                        "expects a regular expression and an optional limit",
+                    ));
+                }
+            };
+            let re = regex("findAll", re)?;
+            let take = usize::try_from(limit).unwrap_or(usize::MAX);
+            Ok(Value::List(Arc::new(
+                re.find_iter(&s)
+                    .take(take)
+                    .map(|m| Value::String(Arc::new(m.as_str().to_owned())))
+                    .collect(),
+            )))
+        },
+    )?;
+    ctx.add_function("isQuantity", |s: Arc<String>| parse_quantity(&s).is_some())?;
+    ctx.add_function(
+        "quantity",
+        |s: Arc<String>| -> Result<Value, ExecutionError> {
+            quantity("quantity", &s).map(|_| Value::String(s))
+        },
+    )?;
+    ctx.add_function(
+        "compareTo",
+        |This(a): This<Arc<String>>, b: Arc<String>| -> Result<i64, ExecutionError> {
+            let (a, b) = (quantity("compareTo", &a)?, quantity("compareTo", &b)?);
+            Ok(a.nanos.cmp(&b.nanos) as i64)
+        },
+    )?;
+    ctx.add_function(
+        "isLessThan",
+        |This(a): This<Arc<String>>, b: Arc<String>| -> Result<bool, ExecutionError> {
+            Ok(quantity("isLessThan", &a)?.nanos < quantity("isLessThan", &b)?.nanos)
+        },
+    )?;
+    ctx.add_function(
+        "isGreaterThan",
+        |This(a): This<Arc<String>>, b: Arc<String>| -> Result<bool, ExecutionError> {
+            Ok(quantity("isGreaterThan", &a)?.nanos > quantity("isGreaterThan", &b)?.nanos)
+        },
+    )?;
+    ctx.add_function(
+        "asApproximateFloat",
+        |This(a): This<Arc<String>>| -> Result<f64, ExecutionError> {
+            Ok(quantity("asApproximateFloat", &a)?.as_f64())
+        },
+    )?;
+    ctx.add_function(
+        "isInteger",
+        |This(a): This<Arc<String>>| -> Result<bool, ExecutionError> {
+            Ok(quantity("isInteger", &a)?.nanos % 1_000_000_000 == 0)
+        },
+    )?;
+    ctx.add_function(
+        "asInteger",
+        |This(a): This<Arc<String>>| -> Result<i64, ExecutionError> {
+            let q = quantity("asInteger", &a)?;
+            if q.nanos % 1_000_000_000 != 0 {
+                return Err(ExecutionError::function_error(
+                    "asInteger",
+                    format!("{a} is not an integer"),
+                ));
+            }
+            i64::try_from(q.nanos / 1_000_000_000).map_err(|_| {
+                ExecutionError::function_error("asInteger", format!("{a} does not fit an int"))
+            })
+        },
+    )?;
+    ctx.add_function(
+        "sign",
+        |This(a): This<Arc<String>>| -> Result<i64, ExecutionError> {
+            Ok(quantity("sign", &a)?.nanos.signum() as i64)
+        },
+    )?;
+    Ok(())
+}
+
+/// Largest compiled regular expression accepted from an expression's arguments.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+fn regex(function: &str, pattern: &str) -> Result<regex::Regex, ExecutionError> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| ExecutionError::function_error(function, e))
+}
+
+fn quantity(function: &str, s: &str) -> Result<Quantity, ExecutionError> {
+    parse_quantity(s)
+        .ok_or_else(|| ExecutionError::function_error(function, format!("'{s}' is not a quantity")))
 }
 
 fn register_image_helpers(ctx: &mut Context<'_, '_>) -> Result<(), cel::DeclarationError> {

@@ -428,3 +428,30 @@ fn hostile_resources_error_instead_of_panicking() {
         assert!(matches!(v, Verdict::Error { .. }), "{resource}: {v:?}");
     }
 }
+
+#[test]
+fn kubernetes_extensions_sets_regex_quantities() {
+    let p = load(&policy_text(
+        r#"  - expression: >-
+      sets.contains([1, 2, 3], [1, 3]) && !sets.contains([1], [2])
+      && sets.equivalent([1, 2], [2, 1]) && sets.intersects([1, 2], [2, 9])
+      && 'abc 123 def 456'.find('[0-9]+') == '123'
+      && 'abc 123 def 456'.findAll('[0-9]+') == ['123', '456']
+      && 'abc 123 def 456'.findAll('[0-9]+', 1) == ['123']
+      && quantity('1Gi').isGreaterThan(quantity('1000Mi'))
+      && quantity('500m').isLessThan(quantity('1'))
+      && quantity('2k').asInteger() == 2000 && !quantity('1.5').isInteger()
+      && quantity('1').compareTo(quantity('1000m')) == 0
+      && isQuantity('10Mi') && !isQuantity('ten')"#,
+        "",
+    ));
+    assert_eq!(evaluate(&p, pod("p", &[SIGNED], json!({}))), Verdict::Pass);
+    let bad = load(&policy_text(
+        "  - expression: quantity('lots').isInteger()",
+        "",
+    ));
+    assert!(matches!(
+        evaluate(&bad, pod("p", &[SIGNED], json!({}))),
+        Verdict::Error { .. }
+    ));
+}

@@ -140,8 +140,8 @@ const INVALID: &[(&str, &str, &str)] = &[
     ),
     (
         "unsupported Kubernetes library",
-        "VALIDATIONS:  - expression: quantity('1Gi').isLessThan(quantity('2Gi'))",
-        "spec.validations[0].expression: quantity() is not supported (Kubernetes quantity library is not available)",
+        "VALIDATIONS:  - expression: url('https://x.test').getHost() == 'x.test'",
+        "spec.validations[0].expression: url() is not supported (Kubernetes URL library is not available)",
     ),
 ];
 
