@@ -159,13 +159,58 @@ impl CompiledIvp {
 /// Validates and compiles one policy document (already known to be one of the two kinds).
 /// Every problem is returned, each with its field path.
 pub fn compile_document(value: &Value) -> Result<CompiledIvp, Vec<FieldError>> {
+    let errors = enum_errors(value);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     let policy: ImageValidatingPolicy = serde_json::from_value(value.clone()).map_err(|e| {
         vec![FieldError::new(
-            "",
+            "spec",
             format!("does not match the schema: {e}"),
         )]
     })?;
     compile_policy(policy)
+}
+
+/// The enumerated fields checked on the raw document, so that a wrong value is reported
+/// at its path in the API server's words rather than as a deserialisation error.
+fn enum_errors(value: &Value) -> Vec<FieldError> {
+    const FIELDS: &[(&str, &[&str])] = &[
+        ("validationActions", &["Deny", "Audit", "Warn"]),
+        ("failurePolicy", &["Ignore", "Fail"]),
+        ("evaluation.mode", &["Kubernetes", "JSON"]),
+        ("matchConstraints.matchPolicy", &["Exact", "Equivalent"]),
+    ];
+    let mut errors = Vec::new();
+    for (field, allowed) in FIELDS {
+        let pointer = format!("/spec/{}", field.replace('.', "/"));
+        let Some(found) = value.pointer(&pointer) else {
+            continue;
+        };
+        let items: Vec<(String, &Value)> = match found {
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (format!("spec.{field}[{i}]"), v))
+                .collect(),
+            other => vec![(format!("spec.{field}"), other)],
+        };
+        for (path, v) in items {
+            let ok = v.is_null() || v.as_str().is_some_and(|s| allowed.contains(&s));
+            if !ok {
+                let supported = allowed
+                    .iter()
+                    .map(|a| format!("\"{a}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                errors.push(FieldError::new(
+                    path,
+                    format!("Unsupported value: {v}: supported values: {supported}"),
+                ));
+            }
+        }
+    }
+    errors
 }
 
 /// Validates and compiles a typed policy.

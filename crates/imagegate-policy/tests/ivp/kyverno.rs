@@ -11,8 +11,12 @@ use imagegate_policy::ivp::CompiledIvp;
 use imagegate_policy::load::load_documents;
 use serde_json::Value;
 
-/// Policies Kyverno's own tests expect the API server or Kyverno to reject.
-const REJECTED: &[&str] = &["validation-checks/invalid-action"];
+/// Policies Kyverno's own tests expect the API server or Kyverno to reject, with the
+/// message they expect.
+const REJECTED: &[(&str, &str)] = &[(
+    "validation-checks/invalid-action",
+    r#"spec.validationActions[0]: Unsupported value: "test": supported values: "Deny", "Audit", "Warn""#,
+)];
 
 /// CEL libraries that do I/O while evaluating; imagegate refuses them at load.
 const IO_CALLS: &[&str] = &["resource.", "globalContext.", "http.", "image.GetMetadata"];
@@ -79,14 +83,24 @@ fn kyverno_policies_load_as_kyverno_accepts_them() {
             continue;
         }
         let name = file.display().to_string();
-        let rejected = REJECTED.iter().any(|r| name.contains(r));
+        let rejected = REJECTED
+            .iter()
+            .find(|(r, _)| name.contains(r))
+            .map(|(_, m)| *m);
         let does_io = IO_CALLS.iter().any(|c| text.contains(c));
         match load_documents(&text, &name) {
             Ok(l) if l.image_validating.is_empty() => {}
-            Ok(_) if rejected => failures.push(format!("{name}: loaded, but Kyverno rejects it")),
+            Ok(_) if rejected.is_some() => {
+                failures.push(format!("{name}: loaded, but Kyverno rejects it"))
+            }
             Ok(_) if does_io => failures.push(format!("{name}: loaded although it does I/O")),
             Ok(l) => loaded += l.image_validating.len(),
-            Err(_) if rejected => {}
+            Err(e) if rejected.is_some() => {
+                let want = rejected.unwrap_or_default();
+                if !e.to_string().contains(want) {
+                    failures.push(format!("{name}: expected `{want}` in {e}"));
+                }
+            }
             Err(e) if does_io && e.to_string().contains("not supported") => refused_io += 1,
             Err(e) => failures.push(e.to_string()),
         }

@@ -129,6 +129,11 @@ const INVALID: &[(&str, &str, &str)] = &[
         "apiVersion: unsupported apiVersion 'policies.kyverno.io/v2'",
     ),
     (
+        "unknown validation action, in the API server's words",
+        "EXTRA:  validationActions: [test]",
+        "spec.validationActions[0]: Unsupported value: \"test\": supported values: \"Deny\", \"Audit\", \"Warn\"",
+    ),
+    (
         "timeout out of range",
         "EXTRA:  webhookConfiguration:\n    timeoutSeconds: 31",
         "spec.webhookConfiguration.timeoutSeconds: must be between 1 and 30 seconds",
