@@ -3,7 +3,7 @@
 //! and `test/conformance/chainsaw/image-validating-policies` must load as Kyverno accepts
 //! it, except those that read the cluster or the network from CEL (refused on purpose,
 //! with a reason), and every `check-autogen.yaml` assertion must hold for our autogen.
-//! Without it the tests report themselves skipped (IMAGEGATE_REQUIRE_VECTORS=1 fails).
+//! Without them the tests report themselves skipped (see [`kyverno_src`]).
 
 use std::path::{Path, PathBuf};
 
@@ -21,18 +21,31 @@ const REJECTED: &[(&str, &str)] = &[(
 /// CEL libraries that do I/O while evaluating; imagegate refuses them at load.
 const IO_CALLS: &[&str] = &["resource.", "globalContext.", "http.", "image.GetMetadata"];
 
+/// Kyverno's test folders: `$IMAGEGATE_KYVERNO_SRC` (a Kyverno source tree), else
+/// `<vectors>/kyverno-ivp` with the same `test/...` layout (`$IMAGEGATE_VECTORS` or
+/// `../shared/vectors`). Missing: skipped, or a failure with IMAGEGATE_REQUIRE_KYVERNO=1.
 pub(crate) fn kyverno_src() -> Option<PathBuf> {
-    match std::env::var_os("IMAGEGATE_KYVERNO_SRC") {
-        Some(p) => Some(PathBuf::from(p)),
-        None => {
-            assert!(
-                std::env::var("IMAGEGATE_REQUIRE_VECTORS").as_deref() != Ok("1"),
-                "IMAGEGATE_KYVERNO_SRC is not set"
-            );
-            eprintln!("skipped: IMAGEGATE_KYVERNO_SRC is not set");
-            None
-        }
+    let vectors = std::env::var_os("IMAGEGATE_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/vectors"
+            ))
+        });
+    let dir = std::env::var_os("IMAGEGATE_KYVERNO_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| vectors.join("kyverno-ivp"));
+    if dir.join("test").is_dir() {
+        return Some(dir);
     }
+    assert!(
+        std::env::var("IMAGEGATE_REQUIRE_KYVERNO").as_deref() != Ok("1"),
+        "Kyverno's tests are not at {} (set IMAGEGATE_KYVERNO_SRC)",
+        dir.display()
+    );
+    eprintln!("skipped: Kyverno's tests are not at {}", dir.display());
+    None
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
