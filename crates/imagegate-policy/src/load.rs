@@ -27,6 +27,9 @@ pub struct LoadedPolicies {
     pub skipped: Vec<SkippedDocument>,
     /// Fields of the policies that imagegate does not act on (log them).
     pub warnings: Vec<PolicyWarning>,
+    /// Compiled `ImageValidatingPolicy`/`NamespacedImageValidatingPolicy` documents in
+    /// source order.
+    pub image_validating: Vec<crate::ivp::CompiledIvp>,
 }
 
 /// A document that was not a policy (e.g. a `Pod` or a `ConfigMap` in the same file).
@@ -161,6 +164,7 @@ pub fn load_policy_files(paths: &[PathBuf]) -> Result<LoadedPolicies> {
             loaded.policies.extend(one.policies);
             loaded.skipped.extend(one.skipped);
             loaded.warnings.extend(one.warnings);
+            loaded.image_validating.extend(one.image_validating);
         }
     }
     Ok(loaded)
@@ -238,6 +242,16 @@ fn process(
     let kind = text("kind");
     match kind.as_str() {
         "ClusterPolicy" | "Policy" => {}
+        crate::ivp::KIND_CLUSTER | crate::ivp::KIND_NAMESPACED => {
+            let compiled =
+                crate::ivp::compile_document(&value).map_err(|errors| PolicyError::Invalid {
+                    source_name: source.to_owned(),
+                    policy: raw_display_name(&value, &kind),
+                    errors,
+                })?;
+            loaded.image_validating.push(compiled);
+            return Ok(());
+        }
         "List" => {
             if let Some(items) = map.get("items").and_then(Value::as_array) {
                 for item in items.clone() {
@@ -315,7 +329,9 @@ fn raw_display_name(value: &Value, kind: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     match value.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) if kind == "Policy" => format!("Policy/{ns}/{name}"),
+        Some(ns) if kind == "Policy" || kind == crate::ivp::KIND_NAMESPACED => {
+            format!("{kind}/{ns}/{name}")
+        }
         _ => format!("{kind}/{name}"),
     }
 }

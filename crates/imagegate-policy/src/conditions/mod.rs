@@ -15,7 +15,7 @@
 mod duration;
 mod functions;
 mod operators;
-mod quantity;
+pub(crate) mod quantity;
 mod reads;
 
 pub use reads::{REQUEST_VARIABLES, Reads, expression_reads, value_reads};

@@ -10,6 +10,7 @@ mod conditions;
 mod extraction;
 mod filters;
 mod image_info;
+mod ivp; // ImageValidatingPolicy (CEL)
 mod kinds;
 mod names;
 mod patterns;
