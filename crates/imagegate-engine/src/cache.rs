@@ -94,11 +94,6 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         self.inner.as_ref().map_or(0, Cache::entry_count)
     }
 
-    /// Whether the cache holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Runs pending maintenance (evictions), so `len` is exact; for tests and benches.
     pub async fn sync(&self) {
         if let Some(cache) = &self.inner {

@@ -9,8 +9,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::sync::Arc;
+
 use futures::future::join_all;
-use imagegate_oci::Reference;
+use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::autogen::expand_rules;
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
@@ -20,8 +22,9 @@ use imagegate_policy::pattern::image_matches;
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
-use crate::attestors::{ImageSubject, verify_attestations, verify_attestors};
+use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, TtlCache, key_of};
+use crate::fetch::Verifier;
 use crate::metrics::EngineMetrics;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
@@ -29,10 +32,6 @@ use crate::patch::{
 use crate::response::{
     EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
 };
-use crate::verify::Verifier;
-
-/// The annotation Kyverno writes with the images it verified.
-pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
 
 /// Which admission phase is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -216,6 +215,8 @@ pub struct Engine {
 /// One image to check under one verifyImages entry of one rule.
 struct ImageTask<'a> {
     rule_key: (usize, usize),
+    /// Index of the verifyImages entry in the rule.
+    entry: usize,
     verification: &'a ImageVerification,
     verdict_key: Option<u64>,
     image: &'a ImageRef,
@@ -225,6 +226,8 @@ struct ImageTask<'a> {
 #[derive(Debug, Clone)]
 struct ImageOutcome {
     status: RuleStatus,
+    /// Why it did not pass.
+    cause: Option<Cause>,
     message: String,
     /// The verified digest, for pinning.
     digest: Option<String>,
@@ -232,7 +235,59 @@ struct ImageOutcome {
     verified: bool,
 }
 
+/// Builds an [`Engine`]: `Engine::builder(client).caches(…).metrics(…).build()`. The one
+/// place where the verifier, its caches and the metrics are wired together (the CLI,
+/// the webhook and the benchmarks all use it).
+#[derive(Debug)]
+pub struct EngineBuilder {
+    client: RegistryClient,
+    options: EngineOptions,
+}
+
+impl EngineBuilder {
+    /// Verdict and digest caches (default: [`CacheOptions::default`]).
+    pub fn caches(mut self, caches: CacheOptions) -> EngineBuilder {
+        self.options.caches = caches;
+        self
+    }
+
+    /// Where cache, verification and registry metrics go; the registry client reports
+    /// its requests there too.
+    pub fn metrics(mut self, metrics: EngineMetrics) -> EngineBuilder {
+        self.options.metrics = metrics;
+        self
+    }
+
+    /// The Sigstore trusted root (default: the embedded public-good root).
+    pub fn trusted_root(mut self, root: Option<imagegate_sigstore::TrustedRoot>) -> EngineBuilder {
+        self.options.trusted_root = root;
+        self
+    }
+
+    /// Rekor keys trusted in addition to the trusted root's.
+    pub fn rekor_keys(mut self, keys: Vec<RekorKey>) -> EngineBuilder {
+        self.options.rekor_keys = keys;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        let metrics = self.options.metrics.clone();
+        let client = Arc::new(self.client.with_observer(Arc::new(metrics.clone())));
+        let verifier = Verifier::with_digest_cache(client, self.options.caches.digest_ttl, metrics);
+        Engine::new(verifier, self.options)
+    }
+}
+
 impl Engine {
+    /// A builder for an engine fetching through `client`.
+    pub fn builder(client: RegistryClient) -> EngineBuilder {
+        EngineBuilder {
+            client,
+            options: EngineOptions::default(),
+        }
+    }
+
     /// An engine fetching through `verifier`.
     pub fn new(verifier: Verifier, options: EngineOptions) -> Engine {
         let caches = &options.caches;
@@ -280,11 +335,14 @@ impl Engine {
         policies: &PolicySet,
         input: &AdmissionInput,
     ) -> EngineResponse {
-        let mut response = self.evaluate(policies, input, Phase::Mutate).await;
+        let digests = ReviewDigests::default();
+        let mut response = self
+            .evaluate_with(policies, input, Phase::Mutate, &digests)
+            .await;
         let mut patched_input = input.clone();
         patched_input.resource = response.patched.clone();
         let validated = self
-            .evaluate(policies, &patched_input, Phase::Validate)
+            .evaluate_with(policies, &patched_input, Phase::Validate, &digests)
             .await;
         response.merge_phase(validated);
         response
@@ -296,6 +354,19 @@ impl Engine {
         policies: &PolicySet,
         input: &AdmissionInput,
         phase: Phase,
+    ) -> EngineResponse {
+        self.evaluate_with(policies, input, phase, &ReviewDigests::default())
+            .await
+    }
+
+    /// Evaluates one phase, resolving tags through `digests` (shared by the phases of
+    /// one review).
+    async fn evaluate_with(
+        &self,
+        policies: &PolicySet,
+        input: &AdmissionInput,
+        phase: Phase,
+        digests: &ReviewDigests,
     ) -> EngineResponse {
         let resource = &input.resource;
         let base_context = Context::new(json!({ "request": input.request }));
@@ -409,18 +480,38 @@ impl Engine {
             .iter()
             .map(|&((p, r), v, image_index, i)| ImageTask {
                 rule_key: (p, r),
+                entry: v,
                 verification: &policies.entries[p].1[r].verify_images[v],
                 verdict_key: policies.verdict_keys[p][r][v],
                 image: &extracted[image_index][i],
             })
             .collect();
         let images_variable = images_variable(&extracted);
-        let outcomes = join_all(
-            tasks
+        // Each distinct image is checked once per verifyImages entry (issue 8 item 8):
+        // containers repeating an image share its outcome (the context of an image
+        // depends on the image only, not on the container).
+        let mut distinct: HashMap<((usize, usize), usize, &str), usize> = HashMap::new();
+        let mut to_check: Vec<&ImageTask<'_>> = Vec::new();
+        let slots: Vec<usize> = tasks
+            .iter()
+            .map(|task| {
+                let key = (task.rule_key, task.entry, task.image.text.as_str());
+                *distinct.entry(key).or_insert_with(|| {
+                    to_check.push(task);
+                    to_check.len() - 1
+                })
+            })
+            .collect();
+        let checked = join_all(
+            to_check
                 .iter()
-                .map(|task| self.check(task, phase, &base_context, &images_variable)),
+                .map(|task| self.check(task, phase, &base_context, &images_variable, digests)),
         )
         .await;
+        for cause in checked.iter().flatten().filter_map(|o| o.cause) {
+            self.options.metrics.verification_failed(cause.as_str());
+        }
+        let outcomes = slots.iter().map(|&slot| checked[slot].clone());
 
         // Assemble per rule, in task order (containers in resource order).
         let mut per_rule: BTreeMap<(usize, usize), Vec<(&ImageTask<'_>, ImageOutcome)>> =
@@ -521,6 +612,7 @@ impl Engine {
         phase: Phase,
         base: &Context,
         images: &Value,
+        digests: &ReviewDigests,
     ) -> Option<ImageOutcome> {
         let verification = task.verification;
         let display = task.image.info.reference.clone();
@@ -531,14 +623,17 @@ impl Engine {
                 if !needs_verification {
                     return None;
                 }
-                Some(self.verify_image(task, base, images).await)
+                Some(self.verify_image(task, base, images, digests).await)
             }
             Phase::Validate => {
                 if verification.verify_digest && task.image.info.digest.is_none() {
-                    return Some(ImageOutcome::fail(format!("missing digest for {display}")));
+                    return Some(ImageOutcome::failed(
+                        Cause::MissingDigest,
+                        format!("missing digest for {display}"),
+                    ));
                 }
                 if verification.required && needs_verification {
-                    let outcome = self.verify_image(task, base, images).await;
+                    let outcome = self.verify_image(task, base, images, digests).await;
                     if outcome.status != RuleStatus::Pass {
                         return Some(outcome);
                     }
@@ -549,14 +644,10 @@ impl Engine {
                         match conditions::evaluate_preconditions(&deny.conditions, &context) {
                             Ok(result) => result.passed,
                             Err(e) => {
-                                return Some(ImageOutcome {
-                                    status: RuleStatus::Error,
-                                    message: format!(
-                                        "failed to evaluate validate.deny for {display}: {e}"
-                                    ),
-                                    digest: None,
-                                    verified: false,
-                                });
+                                return Some(ImageOutcome::failed(
+                                    Cause::ConditionError,
+                                    format!("failed to evaluate validate.deny for {display}: {e}"),
+                                ));
                             }
                         };
                     if denied {
@@ -565,11 +656,12 @@ impl Engine {
                             .as_ref()
                             .and_then(|v| v.message.clone())
                             .unwrap_or_else(|| format!("image {display} denied by validate.deny"));
-                        return Some(ImageOutcome::fail(message));
+                        return Some(ImageOutcome::failed(Cause::Denied, message));
                     }
                 }
                 Some(ImageOutcome {
                     status: RuleStatus::Pass,
+                    cause: None,
                     message: "image verified".into(),
                     digest: task.image.info.digest.clone(),
                     verified: false,
@@ -584,21 +676,25 @@ impl Engine {
         task: &ImageTask<'_>,
         base: &Context,
         images: &Value,
+        digests: &ReviewDigests,
     ) -> ImageOutcome {
         let display = task.image.info.reference.clone();
         let reference = match Reference::parse(&task.image.text) {
             Ok(reference) => reference,
-            Err(e) => return ImageOutcome::error(format!("failed to verify image {display}: {e}")),
+            Err(e) => {
+                return ImageOutcome::failed(
+                    Cause::InvalidReference,
+                    format!("failed to verify image {display}: {e}"),
+                );
+            }
         };
-        let digest = match self.verifier.resolve(&reference).await {
+        let digest = match digests.resolve(&self.verifier, &reference).await {
             Ok(digest) => digest,
             Err(e) => {
-                let outcome = format!("failed to verify image {display}: {e}");
-                return if e.is_registry_failure() {
-                    ImageOutcome::error(outcome)
-                } else {
-                    ImageOutcome::fail(outcome)
-                };
+                return ImageOutcome::failed(
+                    Cause::of(&e),
+                    format!("failed to verify image {display}: {e}"),
+                );
             }
         };
         let Some(entry_key) = task.verdict_key else {
@@ -645,17 +741,20 @@ impl Engine {
             trusted_root: self.options.trusted_root.as_ref(),
         };
         let failed = |failure: crate::attestors::AttestorFailure| {
-            let message = format!("failed to verify image {display}: {}", failure.message);
-            if failure.registry_error {
-                ImageOutcome::error(message)
-            } else {
-                ImageOutcome::fail(message)
-            }
+            ImageOutcome::failed(
+                failure.cause(),
+                format!("failed to verify image {display}: {failure}"),
+            )
         };
         if let Err(failure) = verify_attestors(&self.verifier, &subject).await {
             return failed(failure);
         }
-        let context = image_context(base, task.image, images);
+        // Built only when an attestation's conditions need it: it copies the request.
+        let context = if task.verification.attestations.is_empty() {
+            Context::new(Value::Null)
+        } else {
+            image_context(base, task.image, images)
+        };
         if let Err(failure) =
             verify_attestations(&self.verifier, &subject, &display, &context).await
         {
@@ -668,6 +767,7 @@ impl Engine {
         };
         ImageOutcome {
             status: RuleStatus::Pass,
+            cause: None,
             message: format!("verified image {what} for {display}"),
             digest: Some(digest.to_owned()),
             verified: true,
@@ -676,22 +776,56 @@ impl Engine {
 }
 
 impl ImageOutcome {
-    fn fail(message: String) -> ImageOutcome {
+    /// A failed check, or an error when the cause is one (see [`Cause::is_error`]).
+    fn failed(cause: Cause, message: String) -> ImageOutcome {
         ImageOutcome {
-            status: RuleStatus::Fail,
+            status: if cause.is_error() {
+                RuleStatus::Error
+            } else {
+                RuleStatus::Fail
+            },
+            cause: Some(cause),
             message,
             digest: None,
             verified: false,
         }
     }
+}
 
-    fn error(message: String) -> ImageOutcome {
-        ImageOutcome {
-            status: RuleStatus::Error,
-            message,
-            digest: None,
-            verified: false,
+/// The digest of every image reference of one review (issue 8 item 4): a tag is
+/// resolved once, and every rule, both phases and the patch use that digest, whether
+/// or not the verifier caches digests.
+#[derive(Debug, Default)]
+struct ReviewDigests {
+    resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
+}
+
+type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
+
+impl ReviewDigests {
+    async fn resolve(
+        &self,
+        verifier: &Verifier,
+        image: &Reference,
+    ) -> Result<String, crate::evidence::VerifyError> {
+        if let Some(digest) = image.digest() {
+            return Ok(digest.to_owned());
         }
+        let cell = {
+            let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+            resolved.entry(image.to_string()).or_default().clone()
+        };
+        let outcome = cell
+            .get_or_init(|| async {
+                verifier.resolve(image).await.map_err(|e| match e {
+                    crate::evidence::VerifyError::Shared(shared) => shared,
+                    other => Arc::new(other),
+                })
+            })
+            .await;
+        outcome
+            .clone()
+            .map_err(crate::evidence::VerifyError::Shared)
     }
 }
 

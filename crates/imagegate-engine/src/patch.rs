@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::evaluate::VERIFY_IMAGES_ANNOTATION;
+/// The annotation Kyverno writes with the images it verified.
+pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
 
 /// Replaces the image string at `pointer` with `pinned`.
 pub fn pin_digest_patch(pointer: &str, pinned: &str) -> Value {
