@@ -14,7 +14,7 @@ use crate::check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_
 use crate::check::key::{check_attestations, check_signatures};
 use crate::check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
 use crate::check::tlog::check_transparency_log;
-use crate::evidence::{EvidenceKind, SignatureCheck, now};
+use crate::evidence::{EvidenceKind, SignatureCheck, VerifyError, now};
 use crate::fetch::Verifier;
 
 /// One leaf entry: its signatures on the image.
@@ -133,8 +133,11 @@ async fn verify_with_keys(
             .evidence(&repository, EvidenceKind::Bundles, subject.digest)
             .await
             .map_err(|e| AttestorFailure::at(path, e))?;
-        check_bundle_signatures(&evidence, subject.digest, &check, trust.as_ref())
-            .map_err(|e| AttestorFailure::at(path, e))?;
+        let digest = subject.digest.to_owned();
+        off_workers(path, move || {
+            check_bundle_signatures(&evidence, &digest, &check, trust.as_ref())
+        })
+        .await?;
         return Ok(());
     }
     let evidence = verifier
@@ -146,18 +149,41 @@ async fn verify_with_keys(
         annotations: entry.annotations.clone(),
         signature_repository: None,
     };
-    check_signatures(&evidence, subject.digest, &check)
-        .map_err(|e| AttestorFailure::at(path, e))?;
-    if !ignore_tlog {
-        let keys = tlog_keys(subject, rekor).map_err(|m| AttestorFailure::config(path, m))?;
-        check_transparency_log(&evidence, subject.digest, &check, &keys).map_err(|message| {
-            AttestorFailure::TransparencyLog {
-                path: path.to_owned(),
-                message,
-            }
-        })?;
+    let tlog_keys = if ignore_tlog {
+        None
+    } else {
+        Some(tlog_keys(subject, rekor).map_err(|m| AttestorFailure::config(path, m))?)
+    };
+    let digest = subject.digest.to_owned();
+    let logged = off_workers(path, move || {
+        check_signatures(&evidence, &digest, &check)?;
+        Ok(tlog_keys.map(|keys| check_transparency_log(&evidence, &digest, &check, &keys)))
+    })
+    .await?;
+    if let Some(Err(message)) = logged {
+        return Err(AttestorFailure::TransparencyLog {
+            path: path.to_owned(),
+            message,
+        });
     }
     Ok(())
+}
+
+/// Runs a pure check on the blocking pool (issue 8 item 7): signature and certificate
+/// chain checks are CPU work, and a review's deadline can only fire while the async
+/// workers are free. The pool is tokio's, bounded in threads.
+async fn off_workers<T: Send + 'static>(
+    path: &str,
+    check: impl FnOnce() -> Result<T, VerifyError> + Send + 'static,
+) -> Result<T, AttestorFailure> {
+    match tokio::task::spawn_blocking(check).await {
+        Ok(outcome) => outcome.map_err(|e| AttestorFailure::at(path, e)),
+        // The check panicked: any doubt denies.
+        Err(e) => Err(AttestorFailure::config(
+            path,
+            format!("verification did not complete: {e}"),
+        )),
+    }
 }
 
 /// The Rekor keys a key-signed `.sig` entry is checked with: the attestor's
@@ -195,8 +221,11 @@ async fn verify_keyless_entry(
             .evidence(&repository, EvidenceKind::Bundles, subject.digest)
             .await
             .map_err(|e| AttestorFailure::at(path, e))?;
-        check_bundle_signatures(&evidence, subject.digest, &check, trust.as_ref())
-            .map_err(|e| AttestorFailure::at(path, e))?;
+        let digest = subject.digest.to_owned();
+        off_workers(path, move || {
+            check_bundle_signatures(&evidence, &digest, &check, trust.as_ref())
+        })
+        .await?;
         return Ok(());
     }
     let check = keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(path, m))?;
@@ -204,8 +233,12 @@ async fn verify_keyless_entry(
         .evidence(&repository, EvidenceKind::Signatures, subject.digest)
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
-    check_keyless_signatures(&evidence, subject.digest, &check, subject.trust())
-        .map_err(|e| AttestorFailure::at(path, e))?;
+    let digest = subject.digest.to_owned();
+    let trust = subject.trust().cloned();
+    off_workers(path, move || {
+        check_keyless_signatures(&evidence, &digest, &check, trust.as_ref())
+    })
+    .await?;
     Ok(())
 }
 
@@ -240,6 +273,8 @@ pub(super) async fn attestation_statements(
         )
         .map_err(|m| AttestorFailure::config(&path, m))?;
         let (path, evidence) = fetch(path).await?;
+        let digest = subject.digest.to_owned();
+        let predicate = predicate_type.to_owned();
         let found = if bundles {
             let check = BundleCheck {
                 requirements: keys.into_iter().map(BundleRequirement::Key).collect(),
@@ -255,20 +290,17 @@ pub(super) async fn attestation_statements(
                     keys_attestor.ctlog.as_ref(),
                 ))
                 .map_err(|m| AttestorFailure::config(&path, m))?;
-            check_bundle_attestations(
-                &evidence,
-                subject.digest,
-                &check,
-                trust.as_ref(),
-                predicate_type,
-            )
+            off_workers(&path, move || {
+                check_bundle_attestations(&evidence, &digest, &check, trust.as_ref(), &predicate)
+            })
+            .await?
         } else {
-            check_attestations(&evidence, subject.digest, &keys, predicate_type)
+            off_workers(&path, move || {
+                check_attestations(&evidence, &digest, &keys, &predicate)
+            })
+            .await?
         };
-        (
-            path.clone(),
-            found.map_err(|e| AttestorFailure::at(&path, e))?,
-        )
+        (path, found)
     } else if let Some(keyless) = entry.keyless.as_ref() {
         let path = format!("{entry_path}.keyless");
         let found = if bundles {
@@ -278,26 +310,21 @@ pub(super) async fn attestation_statements(
                 .bundle_trust(keyless_overrides(keyless))
                 .map_err(|m| AttestorFailure::config(&path, m))?;
             let (_, evidence) = fetch(path.clone()).await?;
-            check_bundle_attestations(
-                &evidence,
-                subject.digest,
-                &check,
-                trust.as_ref(),
-                predicate_type,
-            )
-            .map_err(|e| AttestorFailure::at(&path, e))?
+            let (digest, predicate) = (subject.digest.to_owned(), predicate_type.to_owned());
+            off_workers(&path, move || {
+                check_bundle_attestations(&evidence, &digest, &check, trust.as_ref(), &predicate)
+            })
+            .await?
         } else {
             let check =
                 keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(&path, m))?;
             let (_, evidence) = fetch(path.clone()).await?;
-            check_keyless_attestations(
-                &evidence,
-                subject.digest,
-                &check,
-                subject.trust(),
-                predicate_type,
-            )
-            .map_err(|e| AttestorFailure::at(&path, e))?
+            let (digest, predicate) = (subject.digest.to_owned(), predicate_type.to_owned());
+            let trust = subject.trust().cloned();
+            off_workers(&path, move || {
+                check_keyless_attestations(&evidence, &digest, &check, trust.as_ref(), &predicate)
+            })
+            .await?
         };
         (path, found)
     } else {
