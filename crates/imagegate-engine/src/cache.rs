@@ -74,6 +74,29 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         }
     }
 
+    /// A cache of at most `max_weight` total weight (each entry weighs `weigher(v)`,
+    /// e.g. its bytes) living `ttl`; disabled when `ttl` is `None`.
+    pub fn weighed(
+        name: &'static str,
+        ttl: Option<Duration>,
+        max_weight: u64,
+        weigher: fn(&V) -> u32,
+        metrics: EngineMetrics,
+    ) -> Self {
+        let inner = ttl.filter(|t| !t.is_zero() && max_weight > 0).map(|ttl| {
+            Cache::builder()
+                .max_capacity(max_weight)
+                .weigher(move |_key: &u64, value: &V| weigher(value))
+                .time_to_live(ttl)
+                .build()
+        });
+        TtlCache {
+            name,
+            inner,
+            metrics,
+        }
+    }
+
     /// The cached value for `key`.
     pub async fn get(&self, key: u64) -> Option<V> {
         let cache = self.inner.as_ref()?;

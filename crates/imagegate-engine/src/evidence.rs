@@ -66,6 +66,27 @@ pub struct Evidence {
     pub layers: Vec<Layer>,
 }
 
+impl Evidence {
+    /// What the evidence weighs in memory (blobs and annotations), for the cache.
+    pub fn bytes(&self) -> u32 {
+        let bytes: usize = self
+            .layers
+            .iter()
+            .map(|layer| {
+                layer.blob.len()
+                    + layer
+                        .descriptor
+                        .annotations
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+            })
+            .sum();
+        u32::try_from(bytes.max(1)).unwrap_or(u32::MAX)
+    }
+}
+
 /// The two kinds of cosign evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EvidenceKind {
@@ -124,6 +145,14 @@ pub enum VerifyError {
         reference: String,
         /// Why.
         reason: String,
+    },
+    /// The evidence of one image is larger than the engine reads (issue 8 item 9).
+    #[error("evidence {reference} is larger than the {limit} bytes read per image")]
+    EvidenceTooLarge {
+        /// The `.sig`/`.att` or referrer reference.
+        reference: String,
+        /// The byte budget.
+        limit: u64,
     },
     /// The registry could not be asked.
     #[error(transparent)]

@@ -33,6 +33,15 @@ use crate::metrics::EngineMetrics;
 /// At most this many layers of one signature manifest are looked at; cosign appends one
 /// per signing, so a larger number means something is wrong.
 const MAX_SIGNATURE_LAYERS: usize = 64;
+/// Largest simple-signing payload read: cosign's are a few hundred bytes (well under
+/// 4 KiB with annotations); the client's blob limit is meant for attestations.
+const MAX_SIGNATURE_PAYLOAD_BYTES: u64 = 64 * 1024;
+/// Most bytes of evidence (`.sig`/`.att` layers or referred bundles) read for one image
+/// and kind (issue 8 item 9): 64 layers at the client's blob limit would be hundreds of
+/// MiB per image, fetched concurrently.
+pub(crate) const MAX_EVIDENCE_BYTES: u64 = 16 * 1024 * 1024;
+/// Bytes the evidence cache holds (entries weigh what their blobs weigh).
+const EVIDENCE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// The OCI empty descriptor media type (what go-containerregistry lists as the
 /// artifact type of a referrer without its own).
 const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
@@ -72,7 +81,13 @@ impl Verifier {
             // Evidence lives as long as a tag's digest: a signature added meanwhile is
             // seen within that time; coalesced callers arriving just after a fetch
             // ended find it here instead of fetching again.
-            evidence_cache: TtlCache::new("evidence", digest_ttl, 10_000, metrics),
+            evidence_cache: TtlCache::weighed(
+                "evidence",
+                digest_ttl,
+                EVIDENCE_CACHE_BYTES,
+                |evidence: &Arc<Evidence>| evidence.bytes(),
+                metrics,
+            ),
             digests: Arc::default(),
             evidence: Arc::default(),
         }
@@ -178,7 +193,14 @@ async fn fetch_evidence(
         .filter(|layer| layer.media_type == kind.media_type())
         .take(MAX_SIGNATURE_LAYERS)
         .collect();
-    let limit = client.options().max_blob_bytes;
+    let mut limit = client.options().max_blob_bytes;
+    if kind == EvidenceKind::Signatures {
+        limit = limit.min(MAX_SIGNATURE_PAYLOAD_BYTES);
+    }
+    // Declared sizes are checked by the client against what it reads; a manifest
+    // declaring more than the budget is refused before any blob is fetched.
+    let budget = Budget::new(MAX_EVIDENCE_BYTES);
+    budget.reserve(&candidates, &evidence_ref.to_string())?;
     let blobs = join_all(
         candidates
             .iter()
@@ -222,10 +244,11 @@ async fn fetch_bundles(
         })
         .take(MAX_REFERRERS)
         .collect();
+    let budget = Budget::new(MAX_EVIDENCE_BYTES);
     let manifests = join_all(
         candidates
             .iter()
-            .map(|entry| referring_layers(client, repository, digest, entry)),
+            .map(|entry| referring_layers(client, repository, digest, entry, &budget)),
     )
     .await;
     let mut layers = Vec::new();
@@ -241,6 +264,7 @@ async fn referring_layers(
     repository: &Reference,
     digest: &str,
     entry: &Descriptor,
+    budget: &Budget,
 ) -> Result<Vec<Layer>, VerifyError> {
     let malformed = |reason: String| VerifyError::MalformedSignatureManifest {
         reference: format!("{}@{}", repository.name(), entry.digest),
@@ -281,6 +305,7 @@ async fn referring_layers(
             layer
         })
         .collect();
+    budget.reserve(&bundle_layers, &reference.to_string())?;
     let limit = client.options().max_blob_bytes;
     let blobs = join_all(
         bundle_layers
@@ -296,4 +321,36 @@ async fn referring_layers(
         });
     }
     Ok(layers)
+}
+
+/// The bytes of evidence one image may still fetch, shared by concurrent fetches.
+struct Budget {
+    left: std::sync::atomic::AtomicU64,
+    limit: u64,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Budget {
+        Budget {
+            left: std::sync::atomic::AtomicU64::new(limit),
+            limit,
+        }
+    }
+
+    /// Takes the declared sizes of `layers` out of the budget, or refuses them all.
+    fn reserve(&self, layers: &[Descriptor], reference: &str) -> Result<(), VerifyError> {
+        use std::sync::atomic::Ordering;
+        let wanted = layers
+            .iter()
+            .fold(0u64, |sum, layer| sum.saturating_add(layer.size));
+        self.left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(wanted)
+            })
+            .map(|_| ())
+            .map_err(|_| VerifyError::EvidenceTooLarge {
+                reference: reference.to_owned(),
+                limit: self.limit,
+            })
+    }
 }

@@ -10,6 +10,8 @@
 //! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers, with
 //!   caches and single-flight;
 //! - `attestors` — Kyverno attestor sets and entries over fetch and check;
+//! - `policy_set` — policies prepared once at load ([`PolicySet`]: autogen, verdict
+//!   keys);
 //! - `evaluate` — rules × images → verdicts, patches ([`Engine`]);
 //! - [`admission`] — AdmissionReview in, AdmissionReview out; [`response`] — results
 //!   and Kyverno's texts.
@@ -25,6 +27,7 @@ mod fetch;
 mod flight;
 mod metrics;
 mod patch;
+mod policy_set;
 pub mod response;
 pub mod trust;
 
@@ -36,11 +39,10 @@ pub use cache::CacheOptions;
 pub use check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 pub use check::key::{check_attestations, check_signatures};
 pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
-pub use evaluate::{
-    AdmissionInput, Engine, EngineBuilder, EngineOptions, Phase, PolicySet, failure_policy,
-};
+pub use evaluate::{AdmissionInput, Engine, EngineBuilder, EngineOptions, Phase};
 pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
 pub use fetch::Verifier;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use patch::VERIFY_IMAGES_ANNOTATION;
+pub use policy_set::PolicySet;
 pub use response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};

@@ -20,9 +20,7 @@ pub fn verified_images_patch(resource: &Value, verified: &BTreeMap<String, Strin
         .pointer("/metadata/annotations")
         .is_some_and(Value::is_object);
     if has_annotations {
-        let key = VERIFY_IMAGES_ANNOTATION
-            .replace('~', "~0")
-            .replace('/', "~1");
+        let key = annotation_pointer_token();
         json!({"op": "add", "path": format!("/metadata/annotations/{key}"), "value": value})
     } else {
         json!({"op": "add", "path": "/metadata/annotations", "value": {VERIFY_IMAGES_ANNOTATION: value}})

@@ -77,7 +77,8 @@ impl Cause {
             VerifyError::NoSignatures => Cause::NoSignatures,
             VerifyError::InvalidSignature { .. } => Cause::InvalidSignature,
             VerifyError::NoMatchingAttestations { .. } => Cause::NoMatchingAttestations,
-            VerifyError::MalformedSignatureManifest { .. } => Cause::MalformedEvidence,
+            VerifyError::MalformedSignatureManifest { .. }
+            | VerifyError::EvidenceTooLarge { .. } => Cause::MalformedEvidence,
             VerifyError::Registry(_) | VerifyError::Shared(_) => Cause::Registry,
         }
     }

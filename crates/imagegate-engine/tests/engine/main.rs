@@ -3,6 +3,7 @@
 //! Sigstore bundles from the shared vectors.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test set-up failures panic with their message
 
+mod budget;
 mod bundles;
 mod certificates;
 mod keyless;
