@@ -61,17 +61,7 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         capacity: u64,
         metrics: EngineMetrics,
     ) -> Self {
-        let inner = ttl.filter(|t| !t.is_zero() && capacity > 0).map(|ttl| {
-            Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build()
-        });
-        TtlCache {
-            name,
-            inner,
-            metrics,
-        }
+        TtlCache::weighed(name, ttl, capacity, |_| 1, metrics)
     }
 
     /// A cache of at most `max_weight` total weight (each entry weighs `weigher(v)`,

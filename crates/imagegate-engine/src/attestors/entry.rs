@@ -5,7 +5,7 @@ use imagegate_oci::Reference;
 use imagegate_policy::model::{Attestor, CTLog, CertificateAttestor, KeylessAttestor, Rekor};
 use imagegate_sigstore::{
     Attestation, BundleRequirement, GitHubWorkflow, HashAlgorithm, IdentityRequirement, Matcher,
-    PublicKey, RekorKey, TrustOverrides, VerifyOptions,
+    PublicKey, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions,
 };
 
 use super::sets::split_pem_blocks;
@@ -129,16 +129,7 @@ async fn verify_with_keys(
         let trust = subject
             .bundle_trust(log_overrides(None, rekor, ctlog))
             .map_err(|m| AttestorFailure::config(path, m))?;
-        let evidence = verifier
-            .evidence(&repository, EvidenceKind::Bundles, subject.digest)
-            .await
-            .map_err(|e| AttestorFailure::at(path, e))?;
-        let digest = subject.digest.to_owned();
-        off_workers(path, move || {
-            check_bundle_signatures(&evidence, &digest, &check, trust.as_ref())
-        })
-        .await?;
-        return Ok(());
+        return bundle_signatures(verifier, subject, &repository, check, trust, path).await;
     }
     let evidence = verifier
         .evidence(&repository, EvidenceKind::Signatures, subject.digest)
@@ -166,6 +157,27 @@ async fn verify_with_keys(
             message,
         });
     }
+    Ok(())
+}
+
+/// Sigstore bundle signatures referring to the image, signed as `check` requires.
+async fn bundle_signatures(
+    verifier: &Verifier,
+    subject: &ImageSubject<'_>,
+    repository: &Reference,
+    check: BundleCheck,
+    trust: Option<TrustedRoot>,
+    path: &str,
+) -> Result<(), AttestorFailure> {
+    let evidence = verifier
+        .evidence(repository, EvidenceKind::Bundles, subject.digest)
+        .await
+        .map_err(|e| AttestorFailure::at(path, e))?;
+    let digest = subject.digest.to_owned();
+    off_workers(path, move || {
+        check_bundle_signatures(&evidence, &digest, &check, trust.as_ref())
+    })
+    .await?;
     Ok(())
 }
 
@@ -217,16 +229,7 @@ async fn verify_keyless_entry(
         let trust = subject
             .bundle_trust(keyless_overrides(keyless))
             .map_err(|m| AttestorFailure::config(path, m))?;
-        let evidence = verifier
-            .evidence(&repository, EvidenceKind::Bundles, subject.digest)
-            .await
-            .map_err(|e| AttestorFailure::at(path, e))?;
-        let digest = subject.digest.to_owned();
-        off_workers(path, move || {
-            check_bundle_signatures(&evidence, &digest, &check, trust.as_ref())
-        })
-        .await?;
-        return Ok(());
+        return bundle_signatures(verifier, subject, &repository, check, trust, path).await;
     }
     let check = keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(path, m))?;
     let evidence = verifier

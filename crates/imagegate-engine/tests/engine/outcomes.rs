@@ -84,14 +84,20 @@ fn assert_denied_naming(response: &EngineResponse, image: &str, phase: &str) {
     );
 }
 
-async fn check_both_phases(broken: &str) {
+/// A registry holding the unsigned image `app/unsigned:v1`, the policy requiring a
+/// signature on it, and its reference.
+fn unsigned_image() -> (Registry, PolicySet, String) {
     let registry = Registry::start();
     let host = registry.host();
-    let pusher = registry.pusher();
-    pusher.push_image("app/unsigned", "v1");
-    let unsigned = format!("{host}/app/unsigned:v1");
+    registry.pusher().push_image("app/unsigned", "v1");
     let key = CosignKey::generate();
     let policies = policy(&key.public_pem(), &host);
+    (registry, policies, format!("{host}/app/unsigned:v1"))
+}
+
+async fn check_both_phases(broken: &str) {
+    let (registry, policies, unsigned) = unsigned_image();
+    let host = registry.host();
     let broken = broken.replace("{host}", &host);
     // The failing image first and last: the outcome must not depend on the order.
     for images in [
@@ -140,17 +146,12 @@ fn failures(engine: &Engine, reason: &'static str) -> u64 {
 async fn a_tag_is_resolved_once_per_review() {
     // Issue 8 item 4: with no digest cache, the validate phase resolved the tag again
     // and could verify (and pin) another digest than the mutate phase.
-    let registry = Registry::start();
-    let host = registry.host();
-    registry.pusher().push_image("app/unsigned", "v1");
-    let key = CosignKey::generate();
-    let policies = policy(&key.public_pem(), &host);
+    let (registry, policies, image) = unsigned_image();
     let client =
         RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
     let engine = Engine::builder(client)
         .caches(imagegate_engine::CacheOptions::disabled())
         .build();
-    let image = format!("{host}/app/unsigned:v1");
     let response = engine.evaluate_both(&policies, &pod(&[image])).await;
     assert!(response.blocked());
     let resolutions = registry
@@ -165,12 +166,7 @@ async fn a_tag_is_resolved_once_per_review() {
 async fn containers_repeating_an_image_are_verified_once() {
     // Issue 8 item 8: 4 000 containers of one image were 4 000 verifications, each
     // with its own copy of the request.
-    let registry = Registry::start();
-    let host = registry.host();
-    registry.pusher().push_image("app/unsigned", "v1");
-    let key = CosignKey::generate();
-    let policies = policy(&key.public_pem(), &host);
-    let image = format!("{host}/app/unsigned:v1");
+    let (_registry, policies, image) = unsigned_image();
     let images = vec![image.clone(); 4000];
     let engine = engine();
     let response = engine
