@@ -55,7 +55,7 @@ pub struct AdmissionInput {
 impl AdmissionInput {
     /// An input for a resource created outside admission (CLI `apply`/`test`).
     pub fn for_resource(resource: Value, match_context: MatchContext) -> AdmissionInput {
-        let operation = format!("{:?}", match_context.operation).to_ascii_uppercase();
+        let operation = match_context.operation.as_str();
         let request = json!({
             "operation": operation,
             "object": resource.clone(),
