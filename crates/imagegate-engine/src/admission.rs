@@ -5,7 +5,7 @@
 //! answer through [`review`], so they answer alike.
 
 use base64::Engine as _;
-use imagegate_policy::matching::{MatchContext, Operation};
+use imagegate_policy::matching::{MatchContext, Operation, UnknownOperation, rule_matches};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use imagegate_policy::model::FailurePolicy;
 
-use crate::evaluate::{AdmissionInput, Engine, Phase, PolicySet, failure_policy};
+use crate::evaluate::{AdmissionInput, Engine, Phase};
+use crate::policy_set::PolicySet;
 use crate::response::{EngineResponse, ResourceId};
 
 /// An `AdmissionReview` document.
@@ -91,12 +92,19 @@ pub struct AdmissionResponse {
     pub warnings: Vec<String>,
 }
 
+/// Largest AdmissionReview accepted, by the webhook and by `imagegate review` (the API
+/// server sends objects of at most 3 MiB, wrapped with the old object of an update).
+pub const MAX_REVIEW_BYTES: usize = 8 * 1024 * 1024;
+
 /// Why a review could not be answered at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     /// The document is not an AdmissionReview with a request.
     #[error("malformed AdmissionReview: {0}")]
     Malformed(String),
+    /// The request's operation is none of Kubernetes' (never taken for `CREATE`).
+    #[error("malformed AdmissionReview: {0}")]
+    UnknownOperation(#[from] UnknownOperation),
 }
 
 impl AdmissionReview {
@@ -130,10 +138,21 @@ impl AdmissionReview {
 }
 
 impl AdmissionRequest {
+    /// The request's operation; an unknown one is an error, not a `CREATE`.
+    pub fn operation(&self) -> Result<Operation, ReviewError> {
+        Ok(self.operation.parse::<Operation>()?)
+    }
+
     /// The engine input for this request; `None` when there is no object to check
-    /// (DELETE, CONNECT).
-    pub fn input(&self) -> Option<AdmissionInput> {
-        let mut object = self.object.clone().filter(|o| o.is_object())?;
+    /// (DELETE, CONNECT); an error for an unknown operation.
+    pub fn input(&self) -> Result<Option<AdmissionInput>, ReviewError> {
+        let operation = self.operation()?;
+        if operation == Operation::Delete || operation == Operation::Connect {
+            return Ok(None);
+        }
+        let Some(mut object) = self.object.clone().filter(|o| o.is_object()) else {
+            return Ok(None);
+        };
         // The request names the namespace; the object may not (older API servers,
         // `kubectl run`). Matching (`namespaces`, a namespaced `Policy`) and the denial
         // text (`Pod/default/x`) need it, as in Kyverno.
@@ -145,16 +164,6 @@ impl AdmissionRequest {
                 .is_none_or(str::is_empty)
         {
             metadata.insert("namespace".into(), Value::String(namespace.to_owned()));
-        }
-        let operation = match self.operation.to_ascii_uppercase().as_str() {
-            "CREATE" => Operation::Create,
-            "UPDATE" => Operation::Update,
-            "DELETE" => Operation::Delete,
-            "CONNECT" => Operation::Connect,
-            _ => Operation::Create,
-        };
-        if operation == Operation::Delete || operation == Operation::Connect {
-            return None;
         }
         let request = json!({
             "uid": self.uid,
@@ -173,10 +182,39 @@ impl AdmissionRequest {
             user_info: Some(self.user_info.clone()),
             ..MatchContext::default()
         };
-        Some(AdmissionInput {
+        Ok(Some(AdmissionInput {
             resource: object,
             match_context,
             request,
+        }))
+    }
+
+    /// Whether no rule of `policies` can apply to this request, decided on the object
+    /// as received, before anything is copied (issue 8 item 11: a large object of a
+    /// kind no policy matches must cost one parse, nothing more). `false` when unsure:
+    /// when the object lacks the namespace the request names, [`Self::input`] adds it
+    /// and matching must see it.
+    fn matches_no_rule(&self, operation: Operation, policies: &PolicySet) -> bool {
+        let Some(object) = self.object.as_ref().filter(|o| o.is_object()) else {
+            return false;
+        };
+        let object_namespace = object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if object_namespace.is_empty() && self.namespace.as_deref().is_some_and(|ns| !ns.is_empty())
+        {
+            return false;
+        }
+        let match_context = MatchContext {
+            operation,
+            user_info: Some(self.user_info.clone()),
+            ..MatchContext::default()
+        };
+        !policies.rules().any(|(policy, rules)| {
+            rules
+                .iter()
+                .any(|rule| rule_matches(rule, policy, object, &match_context))
         })
     }
 }
@@ -271,13 +309,25 @@ pub async fn review(
         );
         return answered(response, None, None);
     };
-    let Some(input) = request.input() else {
-        let response = AdmissionResponse {
-            uid: request.uid.clone(),
-            allowed: true,
-            ..AdmissionResponse::default()
-        };
-        return answered(response, None, None);
+    let admit = || AdmissionResponse {
+        uid: request.uid.clone(),
+        allowed: true,
+        ..AdmissionResponse::default()
+    };
+    let operation = match request.operation() {
+        Ok(operation) => operation,
+        Err(e) => return answered(deny(&request.uid, e.to_string(), Vec::new()), None, None),
+    };
+    if operation != Operation::Delete
+        && operation != Operation::Connect
+        && request.matches_no_rule(operation, policies)
+    {
+        return answered(admit(), None, None);
+    }
+    let input = match request.input() {
+        Ok(Some(input)) => input,
+        Ok(None) => return answered(admit(), None, None),
+        Err(e) => return answered(deny(&request.uid, e.to_string(), Vec::new()), None, None),
     };
     let deadline = deadline(policies);
     match tokio::time::timeout(deadline, engine.evaluate(policies, &input, phase)).await {
@@ -303,7 +353,7 @@ fn deadline_exceeded(
     let matching = policies.applicable(input);
     let failing: Vec<&str> = matching
         .iter()
-        .filter(|p| failure_policy(p) == FailurePolicy::Fail)
+        .filter(|p| p.failure_policy() == FailurePolicy::Fail)
         .map(|p| p.name())
         .collect();
     let resource = ResourceId::of(&input.resource).display();
@@ -357,13 +407,121 @@ mod tests {
         };
         let input = request(json!({"kind": "Pod", "metadata": {"name": "p"}}))
             .input()
+            .unwrap()
             .unwrap();
         assert_eq!(input.resource["metadata"]["namespace"], "default");
         assert_eq!(input.request["object"]["metadata"]["namespace"], "default");
         let input =
             request(json!({"kind": "Pod", "metadata": {"name": "p", "namespace": "other"}}))
                 .input()
+                .unwrap()
                 .unwrap();
         assert_eq!(input.resource["metadata"]["namespace"], "other");
+    }
+
+    fn engine() -> Engine {
+        let client = imagegate_oci::RegistryClient::new(
+            imagegate_oci::DockerConfig::anonymous(),
+            imagegate_oci::ClientOptions::default(),
+        )
+        .unwrap();
+        Engine::builder(client).build()
+    }
+
+    fn review_of(operation: &str, object: Value) -> AdmissionReview {
+        AdmissionReview {
+            api_version: "admission.k8s.io/v1".into(),
+            kind: "AdmissionReview".into(),
+            request: Some(AdmissionRequest {
+                uid: "u".into(),
+                operation: operation.into(),
+                namespace: Some("default".into()),
+                object: Some(object),
+                ..AdmissionRequest::default()
+            }),
+            response: None,
+        }
+    }
+
+    fn pod_policies() -> PolicySet {
+        let yaml = r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: signed
+spec:
+  rules:
+    - name: verify
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      verifyImages:
+        - imageReferences: ["*"]
+          failureAction: Enforce
+          attestors:
+            - entries:
+                - keyless:
+                    subject: someone
+                    issuer: https://issuer.example
+                    rekor:
+                      url: https://rekor.example
+"#;
+        PolicySet::new(imagegate_policy::load::load_policies(yaml, "test").unwrap())
+    }
+
+    #[tokio::test]
+    async fn unknown_operations_are_errors_and_connect_is_skipped() {
+        // Issue 9 item 5: an unknown operation was evaluated as a CREATE.
+        let pod = json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "127.0.0.1:1/x:v1"}]}});
+        let (engine, policies) = (engine(), pod_policies());
+        for operation in ["PATCH", "create", ""] {
+            let answered = review(
+                &engine,
+                &policies,
+                &review_of(operation, pod.clone()),
+                Phase::Mutate,
+            )
+            .await;
+            let response = answered.review.response.unwrap();
+            assert!(!response.allowed, "{operation:?} admitted");
+            let message = response.status.unwrap()["message"].to_string();
+            assert!(message.contains("unknown admission operation"), "{message}");
+        }
+        let answered = review(
+            &engine,
+            &policies,
+            &review_of("CONNECT", pod),
+            Phase::Mutate,
+        )
+        .await;
+        assert!(answered.review.response.unwrap().allowed);
+        assert!(answered.evaluated.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_kind_no_rule_matches_is_answered_without_evaluation() {
+        // Issue 8 item 11: a large object of a kind no policy matches was copied about
+        // four times before the engine found nothing to do.
+        let big = "x".repeat(1024 * 1024);
+        let config_map = json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "c", "namespace": "default"}, "data": {"big": big}});
+        let (engine, policies) = (engine(), pod_policies());
+        let answered = review(
+            &engine,
+            &policies,
+            &review_of("CREATE", config_map),
+            Phase::Mutate,
+        )
+        .await;
+        assert!(answered.review.response.unwrap().allowed);
+        assert!(answered.evaluated.is_none(), "evaluated a ConfigMap");
+        // Without a namespace in the object, the full path decides (it adds the
+        // request's namespace before matching).
+        let pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "127.0.0.1:1/x:v1"}]}});
+        let answered = review(&engine, &policies, &review_of("CREATE", pod), Phase::Mutate).await;
+        assert!(answered.evaluated.is_some());
     }
 }

@@ -61,9 +61,22 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         capacity: u64,
         metrics: EngineMetrics,
     ) -> Self {
-        let inner = ttl.filter(|t| !t.is_zero() && capacity > 0).map(|ttl| {
+        TtlCache::weighed(name, ttl, capacity, |_| 1, metrics)
+    }
+
+    /// A cache of at most `max_weight` total weight (each entry weighs `weigher(v)`,
+    /// e.g. its bytes) living `ttl`; disabled when `ttl` is `None`.
+    pub fn weighed(
+        name: &'static str,
+        ttl: Option<Duration>,
+        max_weight: u64,
+        weigher: fn(&V) -> u32,
+        metrics: EngineMetrics,
+    ) -> Self {
+        let inner = ttl.filter(|t| !t.is_zero() && max_weight > 0).map(|ttl| {
             Cache::builder()
-                .max_capacity(capacity)
+                .max_capacity(max_weight)
+                .weigher(move |_key: &u64, value: &V| weigher(value))
                 .time_to_live(ttl)
                 .build()
         });
@@ -92,11 +105,6 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
     /// Entries currently held (approximate).
     pub fn len(&self) -> u64 {
         self.inner.as_ref().map_or(0, Cache::entry_count)
-    }
-
-    /// Whether the cache holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Runs pending maintenance (evictions), so `len` is exact; for tests and benches.

@@ -9,30 +9,28 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use std::sync::Arc;
+
 use futures::future::join_all;
-use imagegate_oci::Reference;
-use imagegate_policy::autogen::expand_rules;
+use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::matching::{MatchContext, rule_matches};
-use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification, Policy, Rule};
-use imagegate_policy::pattern::image_matches;
+use imagegate_policy::model::{FailureAction, ImageVerification, Rule};
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
-use crate::attestors::{ImageSubject, verify_attestations, verify_attestors};
+use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, TtlCache, key_of};
+use crate::fetch::Verifier;
 use crate::metrics::EngineMetrics;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
 };
+use crate::policy_set::{PolicySet, covers};
 use crate::response::{
     EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
 };
-use crate::verify::Verifier;
-
-/// The annotation Kyverno writes with the images it verified.
-pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
 
 /// Which admission phase is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,121 +39,6 @@ pub enum Phase {
     Mutate,
     /// Re-check `verifyDigest`, `required` and `validate.deny` (validating webhook).
     Validate,
-}
-
-/// Policies ready for evaluation: autogen rules expanded once, at load time.
-#[derive(Debug, Clone, Default)]
-pub struct PolicySet {
-    entries: Vec<(Policy, Vec<Rule>)>,
-    /// Per policy, rule and verifyImages entry: the verdict-cache identity of the entry
-    /// (a hash of its whole content), or `None` when its conditions read the request
-    /// and so its verdict cannot be reused for another request.
-    verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
-}
-
-impl PolicySet {
-    /// Prepares loaded (normalised, validated) policies.
-    pub fn new(policies: Vec<Policy>) -> PolicySet {
-        let entries: Vec<(Policy, Vec<Rule>)> = policies
-            .into_iter()
-            .map(|policy| {
-                let rules = expand_rules(&policy);
-                (policy, rules)
-            })
-            .collect();
-        let verdict_keys = entries
-            .iter()
-            .map(|(_, rules)| {
-                rules
-                    .iter()
-                    .map(|rule| rule.verify_images.iter().map(verdict_key).collect())
-                    .collect()
-            })
-            .collect();
-        PolicySet {
-            entries,
-            verdict_keys,
-        }
-    }
-
-    /// The policies.
-    pub fn policies(&self) -> impl Iterator<Item = &Policy> {
-        self.entries.iter().map(|(p, _)| p)
-    }
-
-    /// The rules of each policy as applied (autogen included).
-    pub fn rules(&self) -> impl Iterator<Item = (&Policy, &[Rule])> {
-        self.entries.iter().map(|(p, r)| (p, r.as_slice()))
-    }
-
-    /// Number of policies.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no policy is loaded.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// The policies with a verifyImages rule that applies to the input and whose
-    /// `imageReferences` one of its images matches, selected as [`Engine::evaluate`]
-    /// selects them (a rule whose images cannot be extracted counts: it would error).
-    pub fn applicable(&self, input: &AdmissionInput) -> Vec<&Policy> {
-        self.entries
-            .iter()
-            .filter(|(policy, rules)| {
-                rules.iter().any(|rule| {
-                    if rule.verify_images.is_empty()
-                        || !rule_matches(rule, policy, &input.resource, &input.match_context)
-                    {
-                        return false;
-                    }
-                    let Ok(images) =
-                        extract_images(&input.resource, rule.image_extractors.as_ref())
-                    else {
-                        return true;
-                    };
-                    rule.verify_images
-                        .iter()
-                        .any(|verification| images.iter().any(|image| covers(verification, image)))
-                })
-            })
-            .map(|(policy, _)| policy)
-            .collect()
-    }
-
-    /// The largest `webhookTimeoutSeconds` (or `webhookConfiguration.timeoutSeconds`)
-    /// of the policies, if any sets one.
-    pub fn webhook_timeout_seconds(&self) -> Option<u32> {
-        self.policies()
-            .filter_map(|p| {
-                p.spec
-                    .webhook_configuration
-                    .as_ref()
-                    .and_then(|w| w.timeout_seconds)
-                    .or(p.spec.webhook_timeout_seconds)
-            })
-            .filter_map(|s| u32::try_from(s).ok())
-            .max()
-    }
-}
-
-/// Whether a verifyImages entry covers an image: `imageReferences` match it and
-/// `skipImageReferences` do not.
-fn covers(verification: &ImageVerification, image: &ImageRef) -> bool {
-    image_matches(&verification.image_references, &image.info)
-        && !image_matches(&verification.skip_image_references, &image.info)
-}
-
-/// The cache identity of a verifyImages entry: its whole content, so that a changed
-/// policy never reuses an old verdict. `None` when conditions read `request`.
-fn verdict_key(verification: &ImageVerification) -> Option<u64> {
-    if !verification.use_cache {
-        return None;
-    }
-    let text = serde_json::to_string(verification).ok()?;
-    (!text.contains("request.")).then(|| key_of(&text))
 }
 
 /// The request being evaluated.
@@ -172,7 +55,7 @@ pub struct AdmissionInput {
 impl AdmissionInput {
     /// An input for a resource created outside admission (CLI `apply`/`test`).
     pub fn for_resource(resource: Value, match_context: MatchContext) -> AdmissionInput {
-        let operation = format!("{:?}", match_context.operation).to_ascii_uppercase();
+        let operation = match_context.operation.as_str();
         let request = json!({
             "operation": operation,
             "object": resource.clone(),
@@ -213,9 +96,36 @@ pub struct Engine {
     failures: TtlCache<ImageOutcome>,
 }
 
+/// What one phase will check (see [`Engine::evaluate`]).
+struct Plan {
+    /// Per policy with an applicable rule: its response, placeholders included.
+    responses: Vec<PolicyResponse>,
+    /// Where the response of each rule with images to check sits in `responses`,
+    /// by (policy, rule) index.
+    rule_slots: HashMap<(usize, usize), usize>,
+    /// The images of each such rule, as extracted from the resource.
+    extracted: Vec<Vec<ImageRef>>,
+    /// One check per rule, verifyImages entry and covered image.
+    pending: Vec<PlannedCheck>,
+}
+
+/// One planned check, by index into the policy set and [`Plan::extracted`].
+struct PlannedCheck {
+    /// (policy, rule) in the policy set.
+    rule: (usize, usize),
+    /// The verifyImages entry of the rule.
+    entry: usize,
+    /// The rule's images in [`Plan::extracted`].
+    images: usize,
+    /// The image among them.
+    image: usize,
+}
+
 /// One image to check under one verifyImages entry of one rule.
 struct ImageTask<'a> {
     rule_key: (usize, usize),
+    /// Index of the verifyImages entry in the rule.
+    entry: usize,
     verification: &'a ImageVerification,
     verdict_key: Option<u64>,
     image: &'a ImageRef,
@@ -225,6 +135,8 @@ struct ImageTask<'a> {
 #[derive(Debug, Clone)]
 struct ImageOutcome {
     status: RuleStatus,
+    /// Why it did not pass.
+    cause: Option<Cause>,
     message: String,
     /// The verified digest, for pinning.
     digest: Option<String>,
@@ -232,7 +144,59 @@ struct ImageOutcome {
     verified: bool,
 }
 
+/// Builds an [`Engine`]: `Engine::builder(client).caches(…).metrics(…).build()`. The one
+/// place where the verifier, its caches and the metrics are wired together (the CLI,
+/// the webhook and the benchmarks all use it).
+#[derive(Debug)]
+pub struct EngineBuilder {
+    client: RegistryClient,
+    options: EngineOptions,
+}
+
+impl EngineBuilder {
+    /// Verdict and digest caches (default: [`CacheOptions::default`]).
+    pub fn caches(mut self, caches: CacheOptions) -> EngineBuilder {
+        self.options.caches = caches;
+        self
+    }
+
+    /// Where cache, verification and registry metrics go; the registry client reports
+    /// its requests there too.
+    pub fn metrics(mut self, metrics: EngineMetrics) -> EngineBuilder {
+        self.options.metrics = metrics;
+        self
+    }
+
+    /// The Sigstore trusted root (default: the embedded public-good root).
+    pub fn trusted_root(mut self, root: Option<imagegate_sigstore::TrustedRoot>) -> EngineBuilder {
+        self.options.trusted_root = root;
+        self
+    }
+
+    /// Rekor keys trusted in addition to the trusted root's.
+    pub fn rekor_keys(mut self, keys: Vec<RekorKey>) -> EngineBuilder {
+        self.options.rekor_keys = keys;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        let metrics = self.options.metrics.clone();
+        let client = Arc::new(self.client.with_observer(Arc::new(metrics.clone())));
+        let verifier = Verifier::with_digest_cache(client, self.options.caches.digest_ttl, metrics);
+        Engine::new(verifier, self.options)
+    }
+}
+
 impl Engine {
+    /// A builder for an engine fetching through `client`.
+    pub fn builder(client: RegistryClient) -> EngineBuilder {
+        EngineBuilder {
+            client,
+            options: EngineOptions::default(),
+        }
+    }
+
     /// An engine fetching through `verifier`.
     pub fn new(verifier: Verifier, options: EngineOptions) -> Engine {
         let caches = &options.caches;
@@ -280,11 +244,14 @@ impl Engine {
         policies: &PolicySet,
         input: &AdmissionInput,
     ) -> EngineResponse {
-        let mut response = self.evaluate(policies, input, Phase::Mutate).await;
+        let digests = ReviewDigests::default();
+        let mut response = self
+            .evaluate_with(policies, input, Phase::Mutate, &digests)
+            .await;
         let mut patched_input = input.clone();
         patched_input.resource = response.patched.clone();
         let validated = self
-            .evaluate(policies, &patched_input, Phase::Validate)
+            .evaluate_with(policies, &patched_input, Phase::Validate, &digests)
             .await;
         response.merge_phase(validated);
         response
@@ -297,12 +264,64 @@ impl Engine {
         input: &AdmissionInput,
         phase: Phase,
     ) -> EngineResponse {
+        self.evaluate_with(policies, input, phase, &ReviewDigests::default())
+            .await
+    }
+
+    /// Evaluates one phase, resolving tags through `digests` (shared by the phases of
+    /// one review).
+    async fn evaluate_with(
+        &self,
+        policies: &PolicySet,
+        input: &AdmissionInput,
+        phase: Phase,
+        digests: &ReviewDigests,
+    ) -> EngineResponse {
         let resource = &input.resource;
         let base_context = Context::new(json!({ "request": input.request }));
+        let plan = self.plan(policies, input, phase, &base_context);
+        let tasks: Vec<ImageTask<'_>> = plan
+            .pending
+            .iter()
+            .map(|check| {
+                let (p, r) = check.rule;
+                ImageTask {
+                    rule_key: check.rule,
+                    entry: check.entry,
+                    verification: &policies.entries[p].1[r].verify_images[check.entry],
+                    verdict_key: policies.verdict_keys[p][r][check.entry],
+                    image: &plan.extracted[check.images][check.image],
+                }
+            })
+            .collect();
+        let images_variable = images_variable(&plan.extracted);
+        let outcomes = self
+            .run(&tasks, phase, &base_context, &images_variable, digests)
+            .await;
+        assemble(
+            phase,
+            resource,
+            plan.responses,
+            &plan.rule_slots,
+            &tasks,
+            outcomes,
+        )
+    }
+
+    /// Plan: the rules that apply, their responses (placeholders for the rules with
+    /// images to check), and one check per rule, verifyImages entry and image.
+    fn plan(
+        &self,
+        policies: &PolicySet,
+        input: &AdmissionInput,
+        phase: Phase,
+        base_context: &Context,
+    ) -> Plan {
+        let resource = &input.resource;
         let mut responses: Vec<PolicyResponse> = Vec::new();
         let mut rule_slots: HashMap<(usize, usize), usize> = HashMap::new();
         let mut extracted: Vec<Vec<ImageRef>> = Vec::new();
-        let mut pending: Vec<((usize, usize), usize, usize, usize)> = Vec::new();
+        let mut pending: Vec<PlannedCheck> = Vec::new();
 
         for (p, (policy, rules)) in policies.entries.iter().enumerate() {
             let mut policy_response = PolicyResponse {
@@ -311,7 +330,7 @@ impl Engine {
                     .namespace()
                     .map(str::to_owned)
                     .filter(|_| !policy.is_cluster_policy()),
-                failure_policy: failure_policy(policy),
+                failure_policy: policy.failure_policy(),
                 rules: Vec::new(),
             };
             for (r, rule) in rules.iter().enumerate() {
@@ -344,7 +363,7 @@ impl Engine {
                     failure_action: action,
                 };
                 if let Some(preconditions) = &rule.preconditions {
-                    match conditions::evaluate_preconditions(preconditions, &base_context) {
+                    match conditions::evaluate_preconditions(preconditions, base_context) {
                         Ok(result) if result.passed => {}
                         Ok(_) => {
                             policy_response.rules.push(rule_response(
@@ -376,7 +395,12 @@ impl Engine {
                 for (v, verification) in rule.verify_images.iter().enumerate() {
                     for (i, image) in images.iter().enumerate() {
                         if covers(verification, image) {
-                            pending.push(((p, r), v, image_index, i));
+                            pending.push(PlannedCheck {
+                                rule: (p, r),
+                                entry: v,
+                                images: image_index,
+                                image: i,
+                            });
                             any = true;
                         }
                     }
@@ -405,114 +429,153 @@ impl Engine {
             responses.push(policy_response);
         }
 
-        let tasks: Vec<ImageTask<'_>> = pending
-            .iter()
-            .map(|&((p, r), v, image_index, i)| ImageTask {
-                rule_key: (p, r),
-                verification: &policies.entries[p].1[r].verify_images[v],
-                verdict_key: policies.verdict_keys[p][r][v],
-                image: &extracted[image_index][i],
-            })
-            .collect();
-        let images_variable = images_variable(&extracted);
-        let outcomes = join_all(
-            tasks
-                .iter()
-                .map(|task| self.check(task, phase, &base_context, &images_variable)),
-        )
-        .await;
-
-        // Assemble per rule, in task order (containers in resource order).
-        let mut per_rule: BTreeMap<(usize, usize), Vec<(&ImageTask<'_>, ImageOutcome)>> =
-            BTreeMap::new();
-        for (task, outcome) in tasks.iter().zip(outcomes) {
-            if let Some(outcome) = outcome {
-                per_rule
-                    .entry(task.rule_key)
-                    .or_default()
-                    .push((task, outcome));
-            }
-        }
-        let mut patches = Vec::new();
-        let mut verified_images: BTreeMap<String, String> = BTreeMap::new();
-        let mut silent: Vec<(usize, usize)> = Vec::new();
-        for (&(p, r), slot) in &rule_slots {
-            let rule_response = &mut responses[p].rules[*slot];
-            let Some(outcomes) = per_rule.get(&(p, r)) else {
-                // Nothing to check in this phase: the rule says nothing.
-                silent.push((p, *slot));
-                continue;
-            };
-            let worst = outcomes
-                .iter()
-                .map(|(_, o)| o)
-                .filter(|o| o.status != RuleStatus::Pass)
-                .max_by_key(|o| o.status);
-            match worst {
-                Some(outcome) => {
-                    rule_response.status = outcome.status;
-                    rule_response.message = outcome.message.clone();
-                }
-                None => {
-                    let mut messages: Vec<&str> =
-                        outcomes.iter().map(|(_, o)| o.message.as_str()).collect();
-                    messages.dedup();
-                    rule_response.status = RuleStatus::Pass;
-                    rule_response.message = messages.join("; ");
-                }
-            }
-            if phase == Phase::Mutate {
-                for (task, outcome) in outcomes {
-                    let Some(digest) = outcome
-                        .digest
-                        .as_deref()
-                        .filter(|_| outcome.status == RuleStatus::Pass)
-                    else {
-                        continue;
-                    };
-                    if outcome.verified {
-                        verified_images.insert(pinned_reference(task.image, digest), "pass".into());
-                    }
-                    if task.verification.mutate_digest && task.image.info.digest.is_none() {
-                        patches.push(pin_digest_patch(
-                            &task.image.pointer,
-                            &pinned_reference(task.image, digest),
-                        ));
-                    }
-                }
-            }
-        }
-        silent.sort_unstable();
-        for &(p, slot) in silent.iter().rev() {
-            responses[p].rules.remove(slot);
-        }
-        responses.retain(|p| !p.rules.is_empty());
-        patches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
-        patches.dedup();
-        if phase == Phase::Mutate && !rule_slots.is_empty() {
-            if !verified_images.is_empty() {
-                patches.push(verified_images_patch(resource, &verified_images));
-            } else if let Some(forged) = remove_client_annotation_patch(resource) {
-                // Nothing was verified here: a value the client wrote must not be stored
-                // as if imagegate (or Kyverno) had verified something.
-                patches.push(forged);
-            }
-        }
-        let patched = match apply_patches(resource, &patches) {
-            Ok(patched) => patched,
-            Err(e) => {
-                tracing::error!(error = %e, "generated patch does not apply");
-                resource.clone()
-            }
-        };
-        EngineResponse {
-            resource: ResourceId::of(resource),
-            policies: responses,
-            patches,
-            patched,
+        Plan {
+            responses,
+            rule_slots,
+            extracted,
+            pending,
         }
     }
 
+    /// Run: checks every distinct task concurrently; the outcome of each task, in order.
+    async fn run(
+        &self,
+        tasks: &[ImageTask<'_>],
+        phase: Phase,
+        base_context: &Context,
+        images_variable: &Value,
+        digests: &ReviewDigests,
+    ) -> Vec<Option<ImageOutcome>> {
+        // Each distinct image is checked once per verifyImages entry (issue 8 item 8):
+        // containers repeating an image share its outcome (the context of an image
+        // depends on the image only, not on the container).
+        let mut distinct: HashMap<((usize, usize), usize, &str), usize> = HashMap::new();
+        let mut to_check: Vec<&ImageTask<'_>> = Vec::new();
+        let slots: Vec<usize> = tasks
+            .iter()
+            .map(|task| {
+                let key = (task.rule_key, task.entry, task.image.text.as_str());
+                *distinct.entry(key).or_insert_with(|| {
+                    to_check.push(task);
+                    to_check.len() - 1
+                })
+            })
+            .collect();
+        let checked = join_all(
+            to_check
+                .iter()
+                .map(|task| self.check(task, phase, base_context, images_variable, digests)),
+        )
+        .await;
+        for cause in checked.iter().flatten().filter_map(|o| o.cause) {
+            self.options.metrics.verification_failed(cause.as_str());
+        }
+        slots.iter().map(|&slot| checked[slot].clone()).collect()
+    }
+}
+
+/// Assemble: per rule the worst outcome of its images (see [`RuleStatus`]), the digest
+/// pins and the verified-images annotation, the patched resource.
+fn assemble(
+    phase: Phase,
+    resource: &Value,
+    mut responses: Vec<PolicyResponse>,
+    rule_slots: &HashMap<(usize, usize), usize>,
+    tasks: &[ImageTask<'_>],
+    outcomes: Vec<Option<ImageOutcome>>,
+) -> EngineResponse {
+    // Assemble per rule, in task order (containers in resource order).
+    let mut per_rule: BTreeMap<(usize, usize), Vec<(&ImageTask<'_>, ImageOutcome)>> =
+        BTreeMap::new();
+    for (task, outcome) in tasks.iter().zip(outcomes) {
+        if let Some(outcome) = outcome {
+            per_rule
+                .entry(task.rule_key)
+                .or_default()
+                .push((task, outcome));
+        }
+    }
+    let mut patches = Vec::new();
+    let mut verified_images: BTreeMap<String, String> = BTreeMap::new();
+    let mut silent: Vec<(usize, usize)> = Vec::new();
+    for (&(p, r), slot) in rule_slots {
+        let rule_response = &mut responses[p].rules[*slot];
+        let Some(outcomes) = per_rule.get(&(p, r)) else {
+            // Nothing to check in this phase: the rule says nothing.
+            silent.push((p, *slot));
+            continue;
+        };
+        let worst = outcomes
+            .iter()
+            .map(|(_, o)| o)
+            .filter(|o| o.status != RuleStatus::Pass)
+            .max_by_key(|o| o.status);
+        match worst {
+            Some(outcome) => {
+                rule_response.status = outcome.status;
+                rule_response.message = outcome.message.clone();
+            }
+            None => {
+                let mut messages: Vec<&str> =
+                    outcomes.iter().map(|(_, o)| o.message.as_str()).collect();
+                messages.dedup();
+                rule_response.status = RuleStatus::Pass;
+                rule_response.message = messages.join("; ");
+            }
+        }
+        if phase == Phase::Mutate {
+            for (task, outcome) in outcomes {
+                let Some(digest) = outcome
+                    .digest
+                    .as_deref()
+                    .filter(|_| outcome.status == RuleStatus::Pass)
+                else {
+                    continue;
+                };
+                if outcome.verified {
+                    verified_images.insert(pinned_reference(task.image, digest), "pass".into());
+                }
+                if task.verification.mutate_digest && task.image.info.digest.is_none() {
+                    patches.push(pin_digest_patch(
+                        &task.image.pointer,
+                        &pinned_reference(task.image, digest),
+                    ));
+                }
+            }
+        }
+    }
+    silent.sort_unstable();
+    for &(p, slot) in silent.iter().rev() {
+        responses[p].rules.remove(slot);
+    }
+    responses.retain(|p| !p.rules.is_empty());
+    patches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    patches.dedup();
+    if phase == Phase::Mutate && !rule_slots.is_empty() {
+        if !verified_images.is_empty() {
+            patches.push(verified_images_patch(resource, &verified_images));
+        } else if let Some(forged) = remove_client_annotation_patch(resource) {
+            // Nothing was verified here: a value the client wrote must not be stored
+            // as if imagegate (or Kyverno) had verified something.
+            patches.push(forged);
+        }
+    }
+    let patched = match apply_patches(resource, &patches) {
+        Ok(patched) => patched,
+        Err(e) => {
+            tracing::error!(error = %e, "generated patch does not apply");
+            resource.clone()
+        }
+    };
+    EngineResponse {
+        resource: ResourceId::of(resource),
+        policies: responses,
+        patches,
+        patched,
+    }
+}
+
+impl Engine {
     /// Checks one image under one verifyImages entry; `None` when the phase has
     /// nothing to check for it.
     async fn check(
@@ -521,6 +584,7 @@ impl Engine {
         phase: Phase,
         base: &Context,
         images: &Value,
+        digests: &ReviewDigests,
     ) -> Option<ImageOutcome> {
         let verification = task.verification;
         let display = task.image.info.reference.clone();
@@ -531,14 +595,17 @@ impl Engine {
                 if !needs_verification {
                     return None;
                 }
-                Some(self.verify_image(task, base, images).await)
+                Some(self.verify_image(task, base, images, digests).await)
             }
             Phase::Validate => {
                 if verification.verify_digest && task.image.info.digest.is_none() {
-                    return Some(ImageOutcome::fail(format!("missing digest for {display}")));
+                    return Some(ImageOutcome::failed(
+                        Cause::MissingDigest,
+                        format!("missing digest for {display}"),
+                    ));
                 }
                 if verification.required && needs_verification {
-                    let outcome = self.verify_image(task, base, images).await;
+                    let outcome = self.verify_image(task, base, images, digests).await;
                     if outcome.status != RuleStatus::Pass {
                         return Some(outcome);
                     }
@@ -549,14 +616,10 @@ impl Engine {
                         match conditions::evaluate_preconditions(&deny.conditions, &context) {
                             Ok(result) => result.passed,
                             Err(e) => {
-                                return Some(ImageOutcome {
-                                    status: RuleStatus::Error,
-                                    message: format!(
-                                        "failed to evaluate validate.deny for {display}: {e}"
-                                    ),
-                                    digest: None,
-                                    verified: false,
-                                });
+                                return Some(ImageOutcome::failed(
+                                    Cause::ConditionError,
+                                    format!("failed to evaluate validate.deny for {display}: {e}"),
+                                ));
                             }
                         };
                     if denied {
@@ -565,11 +628,12 @@ impl Engine {
                             .as_ref()
                             .and_then(|v| v.message.clone())
                             .unwrap_or_else(|| format!("image {display} denied by validate.deny"));
-                        return Some(ImageOutcome::fail(message));
+                        return Some(ImageOutcome::failed(Cause::Denied, message));
                     }
                 }
                 Some(ImageOutcome {
                     status: RuleStatus::Pass,
+                    cause: None,
                     message: "image verified".into(),
                     digest: task.image.info.digest.clone(),
                     verified: false,
@@ -584,21 +648,25 @@ impl Engine {
         task: &ImageTask<'_>,
         base: &Context,
         images: &Value,
+        digests: &ReviewDigests,
     ) -> ImageOutcome {
         let display = task.image.info.reference.clone();
         let reference = match Reference::parse(&task.image.text) {
             Ok(reference) => reference,
-            Err(e) => return ImageOutcome::error(format!("failed to verify image {display}: {e}")),
+            Err(e) => {
+                return ImageOutcome::failed(
+                    Cause::InvalidReference,
+                    format!("failed to verify image {display}: {e}"),
+                );
+            }
         };
-        let digest = match self.verifier.resolve(&reference).await {
+        let digest = match digests.resolve(&self.verifier, &reference).await {
             Ok(digest) => digest,
             Err(e) => {
-                let outcome = format!("failed to verify image {display}: {e}");
-                return if e.is_registry_failure() {
-                    ImageOutcome::error(outcome)
-                } else {
-                    ImageOutcome::fail(outcome)
-                };
+                return ImageOutcome::failed(
+                    Cause::of(&e),
+                    format!("failed to verify image {display}: {e}"),
+                );
             }
         };
         let Some(entry_key) = task.verdict_key else {
@@ -645,17 +713,20 @@ impl Engine {
             trusted_root: self.options.trusted_root.as_ref(),
         };
         let failed = |failure: crate::attestors::AttestorFailure| {
-            let message = format!("failed to verify image {display}: {}", failure.message);
-            if failure.registry_error {
-                ImageOutcome::error(message)
-            } else {
-                ImageOutcome::fail(message)
-            }
+            ImageOutcome::failed(
+                failure.cause(),
+                format!("failed to verify image {display}: {failure}"),
+            )
         };
         if let Err(failure) = verify_attestors(&self.verifier, &subject).await {
             return failed(failure);
         }
-        let context = image_context(base, task.image, images);
+        // Built only when an attestation's conditions need it: it copies the request.
+        let context = if task.verification.attestations.is_empty() {
+            Context::new(Value::Null)
+        } else {
+            image_context(base, task.image, images)
+        };
         if let Err(failure) =
             verify_attestations(&self.verifier, &subject, &display, &context).await
         {
@@ -668,6 +739,7 @@ impl Engine {
         };
         ImageOutcome {
             status: RuleStatus::Pass,
+            cause: None,
             message: format!("verified image {what} for {display}"),
             digest: Some(digest.to_owned()),
             verified: true,
@@ -676,22 +748,56 @@ impl Engine {
 }
 
 impl ImageOutcome {
-    fn fail(message: String) -> ImageOutcome {
+    /// A failed check, or an error when the cause is one (see [`Cause::is_error`]).
+    fn failed(cause: Cause, message: String) -> ImageOutcome {
         ImageOutcome {
-            status: RuleStatus::Fail,
+            status: if cause.is_error() {
+                RuleStatus::Error
+            } else {
+                RuleStatus::Fail
+            },
+            cause: Some(cause),
             message,
             digest: None,
             verified: false,
         }
     }
+}
 
-    fn error(message: String) -> ImageOutcome {
-        ImageOutcome {
-            status: RuleStatus::Error,
-            message,
-            digest: None,
-            verified: false,
+/// The digest of every image reference of one review (issue 8 item 4): a tag is
+/// resolved once, and every rule, both phases and the patch use that digest, whether
+/// or not the verifier caches digests.
+#[derive(Debug, Default)]
+struct ReviewDigests {
+    resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
+}
+
+type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
+
+impl ReviewDigests {
+    async fn resolve(
+        &self,
+        verifier: &Verifier,
+        image: &Reference,
+    ) -> Result<String, crate::evidence::VerifyError> {
+        if let Some(digest) = image.digest() {
+            return Ok(digest.to_owned());
         }
+        let cell = {
+            let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
+            resolved.entry(image.to_string()).or_default().clone()
+        };
+        let outcome = cell
+            .get_or_init(|| async {
+                verifier.resolve(image).await.map_err(|e| match e {
+                    crate::evidence::VerifyError::Shared(shared) => shared,
+                    other => Arc::new(other),
+                })
+            })
+            .await;
+        outcome
+            .clone()
+            .map_err(crate::evidence::VerifyError::Shared)
     }
 }
 
@@ -702,17 +808,6 @@ fn pinned_reference(image: &ImageRef, digest: &str) -> String {
         Ok(reference) => reference.with_digest(digest).to_string(),
         Err(_) => format!("{}@{digest}", image.text),
     }
-}
-
-/// `spec.webhookConfiguration.failurePolicy`, else `spec.failurePolicy`, else `Fail`.
-pub fn failure_policy(policy: &Policy) -> FailurePolicy {
-    policy
-        .spec
-        .webhook_configuration
-        .as_ref()
-        .and_then(|w| w.failure_policy)
-        .or(policy.spec.failure_policy)
-        .unwrap_or(FailurePolicy::Fail)
 }
 
 /// A rule blocks when any of its verifyImages entries is Enforce.

@@ -12,9 +12,17 @@ use futures::FutureExt as _;
 use futures::future::{BoxFuture, Shared};
 
 /// Coalesces concurrent executions per key. Results are not kept once the execution
-/// has finished (that is the caches' job).
+/// has finished (that is the caches' job), and an execution whose every caller went
+/// away (deadline, client gone) is dropped with its entry: keys are chosen by
+/// requests, so an abandoned entry must not outlive its callers.
 pub struct SingleFlight<K, V: Clone> {
-    calls: Mutex<HashMap<K, Shared<BoxFuture<'static, V>>>>,
+    calls: Mutex<HashMap<K, Call<V>>>,
+}
+
+/// One execution under way and how many callers await it.
+struct Call<V: Clone> {
+    flight: Shared<BoxFuture<'static, V>>,
+    waiters: usize,
 }
 
 impl<K, V: Clone> std::fmt::Debug for SingleFlight<K, V> {
@@ -31,6 +39,36 @@ impl<K, V: Clone> Default for SingleFlight<K, V> {
     }
 }
 
+impl<K: Hash + Eq, V: Clone> SingleFlight<K, V> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Call<V>>> {
+        // Only map insertions and removals happen under the lock: a panic elsewhere
+        // cannot leave the map inconsistent.
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A caller's registration: dropping it (finished or cancelled) leaves the execution,
+/// and the last caller to leave removes the entry.
+struct Waiter<'a, K: Hash + Eq, V: Clone> {
+    flights: &'a SingleFlight<K, V>,
+    key: K,
+    flight: Shared<BoxFuture<'static, V>>,
+}
+
+impl<K: Hash + Eq, V: Clone> Drop for Waiter<'_, K, V> {
+    fn drop(&mut self) {
+        let mut calls = self.flights.lock();
+        if let Some(call) = calls.get_mut(&self.key)
+            && call.flight.ptr_eq(&self.flight)
+        {
+            call.waiters = call.waiters.saturating_sub(1);
+            if call.waiters == 0 {
+                calls.remove(&self.key);
+            }
+        }
+    }
+}
+
 impl<K, V> SingleFlight<K, V>
 where
     K: Hash + Eq + Clone + Send + 'static,
@@ -42,37 +80,38 @@ where
     where
         F: Future<Output = V> + Send + 'static,
     {
-        let flight = {
+        let waiter = {
             let mut calls = self.lock();
-            match calls.get(&key) {
-                Some(flight) => flight.clone(),
-                None => {
-                    let flight = work.boxed().shared();
-                    calls.insert(key.clone(), flight.clone());
-                    flight
-                }
+            let call = calls.entry(key.clone()).or_insert_with(|| Call {
+                flight: work.boxed().shared(),
+                waiters: 0,
+            });
+            call.waiters += 1;
+            Waiter {
+                flights: self,
+                key: key.clone(),
+                flight: call.flight.clone(),
             }
         };
-        let value = flight.clone().await;
+        let value = waiter.flight.clone().await;
+        // Finished: later callers start afresh (the caches keep results), so the entry
+        // goes now rather than with the last waiter.
         let mut calls = self.lock();
         if calls
             .get(&key)
-            .is_some_and(|current| current.ptr_eq(&flight))
+            .is_some_and(|current| current.flight.ptr_eq(&waiter.flight))
         {
             calls.remove(&key);
         }
+        drop(calls);
+        drop(waiter);
         value
     }
 
     /// Executions under way.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.lock().len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Shared<BoxFuture<'static, V>>>> {
-        // Only map insertions and removals happen under the lock: a panic elsewhere
-        // cannot leave the map inconsistent.
-        self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -113,5 +152,38 @@ mod tests {
         assert_eq!(flights.run(1, async { 10 }).await, 10);
         assert_eq!(flights.run(2, async { 20 }).await, 20);
         assert_eq!(flights.run(1, async { 11 }).await, 11);
+    }
+
+    #[tokio::test]
+    async fn cancelled_callers_leave_no_entry() {
+        // Issue 8 item 13: a caller cancelled by its deadline used to leave the shared
+        // future in the map for ever.
+        let flights: Arc<SingleFlight<u32, u32>> = Arc::default();
+        let pending = || std::future::pending::<u32>();
+        let first = tokio::time::timeout(Duration::from_millis(20), flights.run(1, pending()));
+        let second = tokio::time::timeout(Duration::from_millis(40), flights.run(1, pending()));
+        let (first, second) = tokio::join!(first, second);
+        assert!(first.is_err() && second.is_err());
+        assert_eq!(flights.in_flight(), 0);
+
+        // One caller cancelled, one still waiting: the execution goes on for the other.
+        let waiting = {
+            let flights = flights.clone();
+            tokio::spawn(async move {
+                flights
+                    .run(2, async {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        7
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let cancelled =
+            tokio::time::timeout(Duration::from_millis(5), flights.run(2, pending())).await;
+        assert!(cancelled.is_err());
+        assert_eq!(flights.in_flight(), 1);
+        assert_eq!(waiting.await.unwrap(), 7);
+        assert_eq!(flights.in_flight(), 0);
     }
 }

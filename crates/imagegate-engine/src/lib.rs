@@ -1,28 +1,48 @@
 //! Evaluation of resources against Kyverno `verifyImages` policies: what to fetch,
 //! verifying it (concurrently, coalesced), and the decisions, patches and messages that
 //! follow. Serves neither HTTP nor CLI flags.
+//!
+//! Layers, each depending only on those above it in this list (no cycles between files):
+//! - [`evidence`](crate::Evidence) — the vocabulary: fetched layers, verified envelopes,
+//!   why verification failed, attestation selection;
+//! - `check` — pure checks of evidence (`key`, `keyless`, `bundle`, `tlog`): no I/O, no
+//!   async;
+//! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers, with
+//!   caches and single-flight;
+//! - `attestors` — Kyverno attestor sets and entries over fetch and check;
+//! - `policy_set` — policies prepared once at load ([`PolicySet`]: autogen, verdict
+//!   keys);
+//! - `evaluate` — rules × images → verdicts, patches ([`Engine`]);
+//! - [`admission`] — AdmissionReview in, AdmissionReview out; [`response`] — results
+//!   and Kyverno's texts.
 #![deny(missing_docs)]
 
 pub mod admission;
-pub mod attestors;
-pub mod bundles;
-pub mod cache;
-pub mod evaluate;
-pub mod flight;
-pub mod keyless;
-pub mod metrics;
-pub mod patch;
+mod attestors;
+mod cache;
+mod check;
+mod evaluate;
+mod evidence;
+mod fetch;
+mod flight;
+mod metrics;
+mod patch;
+mod policy_set;
 pub mod response;
 pub mod trust;
-pub mod verify;
 
+pub use attestors::{
+    AttestorFailure, Cause, ImageSubject, identity_requirement, verify_attestations,
+    verify_attestors,
+};
 pub use cache::CacheOptions;
-pub use evaluate::{
-    AdmissionInput, Engine, EngineOptions, Phase, PolicySet, VERIFY_IMAGES_ANNOTATION,
-};
-pub use metrics::EngineMetrics;
+pub use check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
+pub use check::key::{check_attestations, check_signatures};
+pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
+pub use evaluate::{AdmissionInput, Engine, EngineBuilder, EngineOptions, Phase};
+pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
+pub use fetch::Verifier;
+pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
+pub use patch::VERIFY_IMAGES_ANNOTATION;
+pub use policy_set::PolicySet;
 pub use response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
-pub use verify::{
-    Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedAttestations, VerifiedEnvelope,
-    VerifiedSignatures, Verifier, VerifyError, check_attestations, check_signatures,
-};

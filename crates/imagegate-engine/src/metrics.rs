@@ -27,6 +27,13 @@ pub struct RegistryLabels {
     pub status: String,
 }
 
+/// Why an image failed verification.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The cause (`no_signatures`, `invalid_signature`, `registry`, …; a fixed set).
+    pub reason: &'static str,
+}
+
 /// The engine's metrics (cheap to clone: every field is a shared handle).
 #[derive(Debug, Clone)]
 pub struct EngineMetrics {
@@ -39,6 +46,9 @@ pub struct EngineMetrics {
     /// `imagegate_verification_duration_seconds`: one image under one verifyImages
     /// entry, cache misses only.
     pub verification_duration: Histogram,
+    /// `imagegate_verification_failures_total{reason}`: images that failed or errored
+    /// under one verifyImages entry, by cause.
+    pub verification_failures: Family<FailureLabels, Counter>,
 }
 
 impl Default for EngineMetrics {
@@ -48,6 +58,7 @@ impl Default for EngineMetrics {
             cache_misses: Family::default(),
             registry_requests: Family::default(),
             verification_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            verification_failures: Family::default(),
         }
     }
 }
@@ -75,6 +86,11 @@ impl EngineMetrics {
             "Time to verify one image under one verifyImages entry (cache misses)",
             self.verification_duration.clone(),
         );
+        registry.register(
+            "imagegate_verification_failures",
+            "Images that failed or errored under one verifyImages entry, by reason",
+            self.verification_failures.clone(),
+        );
     }
 
     /// Counts a cache lookup.
@@ -85,6 +101,13 @@ impl EngineMetrics {
             &self.cache_misses
         };
         family.get_or_create(&CacheLabels { cache }).inc();
+    }
+
+    /// Counts an image that failed or errored, by `reason`.
+    pub fn verification_failed(&self, reason: &'static str) {
+        self.verification_failures
+            .get_or_create(&FailureLabels { reason })
+            .inc();
     }
 
     /// Records one verification's duration.

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::evaluate::VERIFY_IMAGES_ANNOTATION;
+/// The annotation Kyverno writes with the images it verified.
+pub const VERIFY_IMAGES_ANNOTATION: &str = "kyverno.io/verify-images";
 
 /// Replaces the image string at `pointer` with `pinned`.
 pub fn pin_digest_patch(pointer: &str, pinned: &str) -> Value {
@@ -19,9 +20,7 @@ pub fn verified_images_patch(resource: &Value, verified: &BTreeMap<String, Strin
         .pointer("/metadata/annotations")
         .is_some_and(Value::is_object);
     if has_annotations {
-        let key = VERIFY_IMAGES_ANNOTATION
-            .replace('~', "~0")
-            .replace('/', "~1");
+        let key = annotation_pointer_token();
         json!({"op": "add", "path": format!("/metadata/annotations/{key}"), "value": value})
     } else {
         json!({"op": "add", "path": "/metadata/annotations", "value": {VERIFY_IMAGES_ANNOTATION: value}})

@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use imagegate_policy::model::{FailureAction, FailurePolicy};
 use serde::Serialize;
 
-/// Outcome of one rule for one resource (Kyverno's rule statuses).
+/// Outcome of one rule for one resource (Kyverno's rule statuses). The order is the one
+/// ordering of outcomes in the whole engine (the worse wins, per rule across images and
+/// across phases): a failed check ranks above an error, so that a registry error on one
+/// image never hides another image's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleStatus {
@@ -16,10 +19,10 @@ pub enum RuleStatus {
     Pass,
     /// A check failed but the failure only warns.
     Warn,
-    /// A check failed.
-    Fail,
     /// The rule could not be evaluated (registry unreachable, bad configuration).
     Error,
+    /// A check failed.
+    Fail,
 }
 
 impl RuleStatus {
@@ -31,17 +34,6 @@ impl RuleStatus {
             RuleStatus::Warn => "warn",
             RuleStatus::Fail => "fail",
             RuleStatus::Error => "error",
-        }
-    }
-
-    /// Severity order used when two phases report on one rule: the worse one wins.
-    fn severity(self) -> u8 {
-        match self {
-            RuleStatus::Skip => 0,
-            RuleStatus::Pass => 1,
-            RuleStatus::Warn => 2,
-            RuleStatus::Error => 3,
-            RuleStatus::Fail => 4,
         }
     }
 }
@@ -69,7 +61,7 @@ pub struct RuleResponse {
 impl RuleResponse {
     /// Keeps the worse of two results for the same rule (mutate then validate phase).
     pub fn merge(&mut self, other: RuleResponse) {
-        if other.status.severity() > self.status.severity() {
+        if other.status > self.status {
             *self = other;
         }
     }

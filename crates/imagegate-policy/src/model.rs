@@ -71,6 +71,27 @@ impl Policy {
             (kind, _) => format!("{}/{}", kind.as_str(), self.name()),
         }
     }
+
+    /// `spec.webhookConfiguration.failurePolicy`, else `spec.failurePolicy`, else `Fail`.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.spec
+            .webhook_configuration
+            .as_ref()
+            .and_then(|w| w.failure_policy)
+            .or(self.spec.failure_policy)
+            .unwrap_or(FailurePolicy::Fail)
+    }
+
+    /// `spec.webhookConfiguration.timeoutSeconds`, else `spec.webhookTimeoutSeconds`,
+    /// if set and representable.
+    pub fn webhook_timeout_seconds(&self) -> Option<u32> {
+        self.spec
+            .webhook_configuration
+            .as_ref()
+            .and_then(|w| w.timeout_seconds)
+            .or(self.spec.webhook_timeout_seconds)
+            .and_then(|s| u32::try_from(s).ok())
+    }
 }
 
 /// The two policy kinds of `kyverno.io/v1`.

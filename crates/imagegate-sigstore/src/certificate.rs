@@ -26,6 +26,12 @@ use crate::pem;
 
 /// Longest chain accepted, leaf and root included.
 pub const MAX_CHAIN_DEPTH: usize = 6;
+/// Most chain certificates accepted besides the leaf: real chains have one or two; many
+/// certificates sharing a name make the path search combinatorial (issue 8 item 7).
+pub const MAX_INTERMEDIATES: usize = 10;
+/// Most signature checks spent searching for a path, whatever the chain: a bound on
+/// the CPU one signature can cost.
+pub const MAX_SIGNATURE_CHECKS: usize = 32;
 
 /// Fulcio OIDC issuer extension, v1 (raw string value, deprecated).
 pub const OID_FULCIO_ISSUER_V1: ObjectIdentifier =
@@ -385,6 +391,14 @@ pub fn verify_certificate_chain(
     let leaf = leaves.remove(0);
     let mut intermediates = parse_pem_certificates(intermediates_pem, "chain")?;
     intermediates.extend(leaves);
+    if intermediates.len() > MAX_INTERMEDIATES {
+        return Err(CertificateError::UntrustedChain {
+            reason: format!(
+                "{} chain certificates, more than the {MAX_INTERMEDIATES} accepted",
+                intermediates.len()
+            ),
+        });
+    }
     let roots = parse_pem_certificates(roots_pem, "trusted roots")?;
     if roots.is_empty() {
         return Err(CertificateError::NoCertificate {
@@ -413,7 +427,8 @@ pub fn verify_certificate_chain(
     let public_key = leaf.public_key()?;
 
     let mut path = vec![&leaf];
-    let root = build_path(&mut path, &intermediates, &roots, at_unix_time)
+    let mut budget = MAX_SIGNATURE_CHECKS;
+    let root = build_path(&mut path, &intermediates, &roots, at_unix_time, &mut budget)
         .map_err(|reason| CertificateError::UntrustedChain { reason })?;
     let issuer = path.get(1).copied().unwrap_or(root);
     let issuer_spki_der = issuer
@@ -460,12 +475,15 @@ pub(crate) fn issued_by(child_der: &[u8], issuer_der: &[u8]) -> bool {
 }
 
 /// Extends `path` (leaf first) to a trusted root, depth first with backtracking;
-/// returns the root reached (not pushed onto `path`).
+/// returns the root reached (not pushed onto `path`). Every signature check spends one
+/// unit of `budget`; the search gives up when it is spent. Cheap checks (names, CA
+/// flag, validity, extensions) come before signatures.
 fn build_path<'a>(
     path: &mut Vec<&'a Parsed>,
     intermediates: &'a [Parsed],
     roots: &'a [Parsed],
     at: i64,
+    budget: &mut usize,
 ) -> Result<&'a Parsed, String> {
     let Some(current) = path.last().copied() else {
         return Err("empty path".into());
@@ -479,9 +497,11 @@ fn build_path<'a>(
         if current.cert.tbs_certificate.issuer != root.cert.tbs_certificate.subject {
             continue;
         }
-        match current
-            .signed_by(root)
-            .and_then(|()| root.check_valid_at(at).map_err(|e| e.to_string()))
+        spend(budget)?;
+        match root
+            .check_valid_at(at)
+            .map_err(|e| e.to_string())
+            .and_then(|()| current.signed_by(root))
         {
             Ok(()) => return Ok(root),
             Err(reason) => last_reason = format!("trusted root \"{}\": {reason}", root.subject()),
@@ -496,19 +516,25 @@ fn build_path<'a>(
         {
             continue;
         }
-        let step = current
-            .signed_by(candidate)
-            .and_then(|()| candidate.check_ca())
+        let cheap = candidate
+            .check_ca()
             .and_then(|()| candidate.check_valid_at(at).map_err(|e| e.to_string()))
             .and_then(|()| {
                 candidate
                     .check_critical_extensions()
                     .map_err(|e| e.to_string())
             });
+        let step = match cheap {
+            Ok(()) => {
+                spend(budget)?;
+                current.signed_by(candidate)
+            }
+            Err(reason) => Err(reason),
+        };
         match step {
             Ok(()) => {
                 path.push(candidate);
-                match build_path(path, intermediates, roots, at) {
+                match build_path(path, intermediates, roots, at, budget) {
                     Ok(root) => return Ok(root),
                     Err(reason) => last_reason = reason,
                 }
@@ -520,6 +546,17 @@ fn build_path<'a>(
         }
     }
     Err(last_reason)
+}
+
+/// Spends one signature check of `budget`, or fails when none is left.
+fn spend(budget: &mut usize) -> Result<(), String> {
+    if *budget == 0 {
+        return Err(format!(
+            "no path found within {MAX_SIGNATURE_CHECKS} signature checks"
+        ));
+    }
+    *budget -= 1;
+    Ok(())
 }
 
 fn subject_alt_names(cert: &Parsed) -> Result<Vec<String>, CertificateError> {
@@ -677,6 +714,44 @@ mod tests {
             .pem();
         let err = verify_certificate_chain(&leaf, &not_ca.pem(), &pki.root.pem(), AT).unwrap_err();
         assert!(err.to_string().contains("is not a CA"), "{err}");
+    }
+
+    /// `n` CA certificates all named "CA" with one key, the leaf issued by the first:
+    /// every certificate "issued" every other one, the path search's worst case.
+    fn same_name_cas(n: usize) -> (String, String) {
+        let key_pem = KeyPair::generate().unwrap().serialize_pem();
+        let cas: Vec<_> = (0..n)
+            .map(|i| {
+                let mut params = ca_params("CA");
+                params.serial_number = Some(rcgen::SerialNumber::from(i as u64 + 1));
+                CertifiedIssuer::self_signed(params, KeyPair::from_pem(&key_pem).unwrap()).unwrap()
+            })
+            .collect();
+        let leaf = leaf_params()
+            .signed_by(&KeyPair::generate().unwrap(), &cas[0])
+            .unwrap()
+            .pem();
+        (leaf, cas.iter().map(|ca| ca.pem()).collect())
+    }
+
+    #[test]
+    fn same_name_chains_are_bounded() {
+        // Issue 8 item 7: 24 such certificates made ~24^4 signature checks (19 s).
+        let pki = Pki::new();
+        let (leaf, chain) = same_name_cas(24);
+        let err = verify_certificate_chain(&leaf, &chain, &pki.root.pem(), AT).unwrap_err();
+        assert!(
+            err.to_string().contains("more than the 10 accepted"),
+            "{err}"
+        );
+        // Within the count, the search stops after its budget of signature checks.
+        let (leaf, chain) = same_name_cas(MAX_INTERMEDIATES);
+        let err = verify_certificate_chain(&leaf, &chain, &pki.root.pem(), AT).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no path found within 32 signature checks"),
+            "{err}"
+        );
     }
 
     #[test]

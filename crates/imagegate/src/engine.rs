@@ -1,8 +1,6 @@
 //! Building the engine shared by the commands that evaluate policies.
 
-use std::sync::Arc;
-
-use imagegate_engine::{CacheOptions, Engine, EngineMetrics, EngineOptions, Verifier};
+use imagegate_engine::{CacheOptions, Engine, EngineMetrics};
 
 use imagegate_sigstore::TrustedRoot;
 
@@ -25,18 +23,14 @@ pub fn build_with(
     caches: CacheOptions,
     metrics: EngineMetrics,
 ) -> anyhow::Result<Engine> {
-    let client = Arc::new(crate::registry::client(args)?.with_observer(Arc::new(metrics.clone())));
-    let verifier = Verifier::with_digest_cache(client, caches.digest_ttl, metrics.clone());
     let trusted_root = trust
         .trusted_root
         .as_deref()
         .map(TrustedRoot::from_file)
         .transpose()?;
-    let options = EngineOptions {
-        trusted_root,
-        caches,
-        metrics,
-        ..EngineOptions::default()
-    };
-    Ok(Engine::new(verifier, options))
+    Ok(Engine::builder(crate::registry::client(args)?)
+        .caches(caches)
+        .metrics(metrics)
+        .trusted_root(trusted_root)
+        .build())
 }

@@ -183,11 +183,11 @@ async fn keyless_layer_refuses_the_wrong_identity_issuer_regex_and_extensions() 
         .unwrap_err();
     assert!(
         failure
-            .message
+            .to_string()
             .starts_with(".attestors[0].entries[0].keyless: invalid signature"),
-        "{}",
-        failure.message
+        "{failure}"
     );
+    assert_eq!(failure.cause(), imagegate_engine::Cause::InvalidSignature);
 }
 
 #[tokio::test]

@@ -3,17 +3,18 @@
 //! Sigstore bundles from the shared vectors.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test set-up failures panic with their message
 
+mod budget;
 mod bundles;
 mod certificates;
 mod keyless;
+mod outcomes;
 mod stub;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use imagegate_engine::Verifier;
-use imagegate_engine::attestors::{
-    AttestorFailure, ImageSubject, verify_attestations, verify_attestors,
+use imagegate_engine::{
+    AttestorFailure, ImageSubject, Verifier, verify_attestations, verify_attestors,
 };
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
 use imagegate_policy::conditions::Context;
@@ -79,12 +80,9 @@ pub fn assert_fails_with(outcome: Result<(), AttestorFailure>, text: &str) {
     match outcome {
         Ok(()) => panic!("verification passed; expected a failure mentioning {text:?}"),
         Err(failure) => {
-            eprintln!("expected failure: {}", failure.message);
-            assert!(
-                failure.message.contains(text),
-                "expected {text:?} in {:?}",
-                failure.message
-            )
+            let message = failure.to_string();
+            eprintln!("expected failure: {message}");
+            assert!(message.contains(text), "expected {text:?} in {message:?}")
         }
     }
 }

@@ -5,22 +5,19 @@ use std::io::{Read as _, Write as _};
 
 use anyhow::Context as _;
 use imagegate_engine::Phase;
-use imagegate_engine::admission::{AdmissionReview, review};
+use imagegate_engine::admission::{AdmissionReview, MAX_REVIEW_BYTES, review};
 
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::cli::{ReviewArgs, ReviewPhase};
-
-/// Largest AdmissionReview accepted (the API server sends at most 3 MiB objects).
-const MAX_REVIEW_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Reads the review, evaluates the phase, prints the answer.
 pub async fn run(args: ReviewArgs) -> anyhow::Result<u8> {
     let mut input = Vec::new();
     std::io::stdin()
-        .take(MAX_REVIEW_BYTES + 1)
+        .take(MAX_REVIEW_BYTES as u64 + 1)
         .read_to_end(&mut input)
         .context("cannot read the AdmissionReview from stdin")?;
-    if input.len() as u64 > MAX_REVIEW_BYTES {
+    if input.len() > MAX_REVIEW_BYTES {
         anyhow::bail!("AdmissionReview larger than {MAX_REVIEW_BYTES} bytes");
     }
     let request = AdmissionReview::parse(&input)?;

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
-use imagegate_engine::bundles::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
-use imagegate_engine::keyless::{
-    KeylessCheck, check_keyless_attestations, check_keyless_signatures,
+use imagegate_engine::{
+    BundleCheck, EvidenceKind, KeylessCheck, SignatureCheck, Verifier, VerifyError,
+    check_attestations, check_bundle_attestations, check_bundle_signatures,
+    check_keyless_attestations, check_keyless_signatures,
 };
-use imagegate_engine::{EvidenceKind, SignatureCheck, Verifier, VerifyError, check_attestations};
 use imagegate_oci::Reference;
 use imagegate_sigstore::{
     BundleRequirement, IdentityRequirement, Matcher, PublicKey, TrustedRoot, VerifyOptions,

@@ -17,9 +17,7 @@ use tracing::Instrument as _;
 
 use super::State;
 
-/// Largest AdmissionReview accepted (the API server sends objects of at most 3 MiB,
-/// wrapped with the old object of an update).
-pub const MAX_REVIEW_BYTES: usize = 8 * 1024 * 1024;
+pub use imagegate_engine::admission::MAX_REVIEW_BYTES;
 
 /// The routes of the HTTPS listener.
 pub fn webhook_router(state: Arc<State>) -> Router {

@@ -30,7 +30,9 @@ use imagegate_sigstore::{
 };
 use serde_json::Value;
 
-use crate::verify::{Evidence, Layer, VerifiedEnvelope, VerifyError, select_attestations};
+use crate::evidence::{
+    Evidence, Layer, VerifiedEnvelope, VerifyError, now, select_attestations, summarise,
+};
 
 /// What a keyless signer must be, and how its evidence is checked.
 #[derive(Debug, Clone)]
@@ -333,24 +335,6 @@ fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Now, in Unix seconds.
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// Distinct reasons, in order, joined for one message.
-pub(crate) fn summarise(mut reasons: Vec<String>) -> String {
-    let mut seen = std::collections::HashSet::new();
-    reasons.retain(|r| seen.insert(r.clone()));
-    if reasons.is_empty() {
-        "no signature verified".to_owned()
-    } else {
-        reasons.join("; ")
-    }
 }
 
 #[cfg(test)]
