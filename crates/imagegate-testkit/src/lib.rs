@@ -8,6 +8,8 @@
 //!   attestations with the registry's credentials.
 //! - [`CosignKey`], [`simple_signing_payload`], [`dsse_pae`]: cosign's key-based signing
 //!   formats, byte for byte.
+//! - [`apiserver::ApiServer`]: a faithful Kubernetes API server fake over HTTPS (checked
+//!   against `kubectl`), for cluster-mode tests.
 //! - [`write_docker_config`], [`vectors_dir`]: docker `config.json` files and the shared
 //!   test vectors.
 //!
@@ -18,6 +20,7 @@
 #![deny(missing_docs)]
 #![allow(clippy::expect_used, clippy::unwrap_used)] // dev-only: test-setup failures panic loudly
 
+pub mod apiserver;
 mod block;
 mod cosign;
 mod docker_config;
