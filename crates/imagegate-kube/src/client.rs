@@ -24,7 +24,9 @@ pub struct Cluster {
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cluster").field("namespace", &self.namespace).finish_non_exhaustive()
+        f.debug_struct("Cluster")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
     }
 }
 
@@ -56,26 +58,38 @@ impl Cluster {
     /// Connects with `kubeconfig` if given, else `$KUBECONFIG`, else the in-cluster
     /// service account. Nothing is requested yet; the first request proves the connection.
     pub async fn connect(kubeconfig: Option<&Path>) -> Result<Cluster> {
-        let env_path = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env_path = std::env::var_os("KUBECONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
         let pod_namespace = std::env::var("POD_NAMESPACE").ok();
         let path = kubeconfig.map(Path::to_path_buf).or(env_path);
         let (config, context_ns) = match path {
             Some(path) => {
-                let bad = |reason: String| KubeError::Kubeconfig { path: path.display().to_string(), reason };
+                let bad = |reason: String| KubeError::Kubeconfig {
+                    path: path.display().to_string(),
+                    reason,
+                };
                 let kc = Kubeconfig::read_from(&path).map_err(|e| bad(e.to_string()))?;
                 let ns = context_namespace(&kc);
-                let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                    .await
-                    .map_err(|e| bad(e.to_string()))?;
+                let config =
+                    kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                        .await
+                        .map_err(|e| bad(e.to_string()))?;
                 (config, ns)
             }
             None => {
-                let config = kube::Config::incluster().map_err(|e| KubeError::NoCluster { reason: e.to_string() })?;
+                let config = kube::Config::incluster().map_err(|e| KubeError::NoCluster {
+                    reason: e.to_string(),
+                })?;
                 (config, None)
             }
         };
-        let client = kube::Client::try_from(config).map_err(|e| KubeError::Client(e.to_string()))?;
-        Ok(Cluster { client, namespace: own_namespace(pod_namespace.as_deref(), context_ns.as_deref()) })
+        let client =
+            kube::Client::try_from(config).map_err(|e| KubeError::Client(e.to_string()))?;
+        Ok(Cluster {
+            client,
+            namespace: own_namespace(pod_namespace.as_deref(), context_ns.as_deref()),
+        })
     }
 }
 

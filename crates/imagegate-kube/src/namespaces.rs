@@ -44,7 +44,11 @@ impl NamespaceLabels {
 
     /// The labels of `namespace`, `None` when it has not been seen (yet).
     pub fn labels(&self, namespace: &str) -> Option<Arc<Labels>> {
-        self.table.read().unwrap_or_else(|p| p.into_inner()).get(namespace).cloned()
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(namespace)
+            .cloned()
     }
 
     /// How many namespaces are known.
@@ -62,19 +66,27 @@ impl NamespaceLabels {
         let mut ready = self.ready.clone();
         match tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(KubeError::NotReady { what: "namespaces", seconds: timeout.as_secs() }),
+            _ => Err(KubeError::NotReady {
+                what: "namespaces",
+                seconds: timeout.as_secs(),
+            }),
         }
     }
 }
 
 fn entry(meta: &PartialObjectMeta<Namespace>) -> Option<(String, Arc<Labels>)> {
     let name = meta.metadata.name.clone()?;
-    Some((name, Arc::new(meta.metadata.labels.clone().unwrap_or_default())))
+    Some((
+        name,
+        Arc::new(meta.metadata.labels.clone().unwrap_or_default()),
+    ))
 }
 
 async fn run(client: kube::Client, table: Arc<RwLock<Table>>, ready: watch::Sender<bool>) {
     let api: Api<PartialObjectMeta<Namespace>> = Api::all(client);
-    let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut relist: Option<Table> = None;
     while let Some(event) = events.next().await {
         let event = match event {

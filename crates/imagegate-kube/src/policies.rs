@@ -52,7 +52,11 @@ impl PolicyWatch {
         let current = Arc::new(ArcSwap::from_pointee(PolicySet::default()));
         let (ready_tx, ready) = watch::channel(false);
         let task = tokio::spawn(run(client, current.clone(), ready_tx));
-        PolicyWatch { current, ready, task }
+        PolicyWatch {
+            current,
+            ready,
+            task,
+        }
     }
 
     /// The current set (cheap: an `Arc` clone).
@@ -76,7 +80,10 @@ impl PolicyWatch {
         let waited = tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await;
         match waited {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(KubeError::NotReady { what: "policies", seconds: timeout.as_secs() }),
+            _ => Err(KubeError::NotReady {
+                what: "policies",
+                seconds: timeout.as_secs(),
+            }),
         }
     }
 }
@@ -84,7 +91,9 @@ impl PolicyWatch {
 async fn run(client: kube::Client, current: Arc<ArcSwap<PolicySet>>, ready: watch::Sender<bool>) {
     let stream = |kind: Kind| {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
-        watcher(api, watcher::Config::default()).default_backoff().map(move |e| (kind, e))
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .map(move |e| (kind, e))
     };
     let mut events = futures::stream::select(stream(Kind::ClusterPolicy), stream(Kind::Policy));
     let mut reflector = Reflector::default();
@@ -145,10 +154,18 @@ async fn write_status(client: &kube::Client, write: &StatusWrite) {
         },
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let result = tokio::time::timeout(STATUS_DEADLINE, api.patch_status(&write.key.name, &params, &Patch::Apply(&patch))).await;
+    let result = tokio::time::timeout(
+        STATUS_DEADLINE,
+        api.patch_status(&write.key.name, &params, &Patch::Apply(&patch)),
+    )
+    .await;
     match result {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::warn!(policy = %write.key, error = %e, "writing the policy's Ready condition failed"),
-        Err(_) => tracing::warn!(policy = %write.key, "writing the policy's Ready condition timed out"),
+        Ok(Err(e)) => {
+            tracing::warn!(policy = %write.key, error = %e, "writing the policy's Ready condition failed")
+        }
+        Err(_) => {
+            tracing::warn!(policy = %write.key, "writing the policy's Ready condition timed out")
+        }
     }
 }

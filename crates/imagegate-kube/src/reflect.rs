@@ -50,7 +50,11 @@ impl PolicyKey {
         let meta = obj.get("metadata")?;
         Some(PolicyKey {
             kind,
-            namespace: meta.get("namespace").and_then(Value::as_str).unwrap_or("").to_owned(),
+            namespace: meta
+                .get("namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned(),
             name: meta.get("name")?.as_str()?.to_owned(),
         })
     }
@@ -123,7 +127,12 @@ fn already_reported(obj: &Value, ready: bool, reason: &str, message: &str) -> bo
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == want && c["reason"] == reason && c["message"] == message)
+        .any(|c| {
+            c["type"] == "Ready"
+                && c["status"] == want
+                && c["reason"] == reason
+                && c["message"] == message
+        })
 }
 
 /// The reflector's state between events.
@@ -159,19 +168,34 @@ impl Reflector {
     }
 
     /// Validates `obj`; returns the policy to hold under its key (new or previous).
-    fn admit(&self, kind: Kind, obj: &Value, out: &mut Outcome) -> Option<(PolicyKey, Option<Arc<Policy>>)> {
+    fn admit(
+        &self,
+        kind: Kind,
+        obj: &Value,
+        out: &mut Outcome,
+    ) -> Option<(PolicyKey, Option<Arc<Policy>>)> {
         let key = PolicyKey::of(kind, obj)?;
         match load_object(&key, obj) {
             Ok(policy) => {
                 let message = format!("loaded by imagegate ({} rules)", policy.spec.rules.len());
                 if !already_reported(obj, true, "Loaded", &message) {
-                    out.status.push(StatusWrite { key: key.clone(), ready: true, reason: "Loaded", message });
+                    out.status.push(StatusWrite {
+                        key: key.clone(),
+                        ready: true,
+                        reason: "Loaded",
+                        message,
+                    });
                 }
                 Some((key, Some(Arc::new(policy))))
             }
             Err(error) => {
                 if !already_reported(obj, false, "Invalid", &error) {
-                    out.status.push(StatusWrite { key: key.clone(), ready: false, reason: "Invalid", message: error.clone() });
+                    out.status.push(StatusWrite {
+                        key: key.clone(),
+                        ready: false,
+                        reason: "Invalid",
+                        message: error.clone(),
+                    });
                 }
                 out.invalid.push((key.clone(), error));
                 let previous = self.set.policies.get(&key).cloned();
@@ -202,14 +226,21 @@ impl Reflector {
         if !self.listed.contains(&kind) {
             self.listed.push(kind);
         }
-        Outcome { changed: true, ..Outcome::default() }
+        Outcome {
+            changed: true,
+            ..Outcome::default()
+        }
     }
 
     /// An object was added or modified.
     pub fn apply(&mut self, kind: Kind, obj: &Value) -> Outcome {
         let mut out = Outcome::default();
         if let Some((key, Some(p))) = self.admit(kind, obj, &mut out) {
-            let same = self.set.policies.get(&key).is_some_and(|old| Arc::ptr_eq(old, &p) || **old == *p);
+            let same = self
+                .set
+                .policies
+                .get(&key)
+                .is_some_and(|old| Arc::ptr_eq(old, &p) || **old == *p);
             if !same {
                 self.set.policies.insert(key, p);
                 out.changed = true;
@@ -220,8 +251,12 @@ impl Reflector {
 
     /// An object was deleted.
     pub fn delete(&mut self, kind: Kind, obj: &Value) -> Outcome {
-        let changed = PolicyKey::of(kind, obj).is_some_and(|k| self.set.policies.remove(&k).is_some());
-        Outcome { changed, ..Outcome::default() }
+        let changed =
+            PolicyKey::of(kind, obj).is_some_and(|k| self.set.policies.remove(&k).is_some());
+        Outcome {
+            changed,
+            ..Outcome::default()
+        }
     }
 }
 
@@ -252,14 +287,22 @@ mod tests {
         r.init(Kind::Policy);
         r.init_done(Kind::Policy);
         assert!(r.ready());
-        let key = PolicyKey { kind: Kind::ClusterPolicy, namespace: String::new(), name: "p".into() };
+        let key = PolicyKey {
+            kind: Kind::ClusterPolicy,
+            namespace: String::new(),
+            name: "p".into(),
+        };
         let before = r.set().get(&key).cloned().unwrap();
 
         let out = r.apply(Kind::ClusterPolicy, &policy("p", "Sometimes"));
         assert!(!out.changed);
         assert_eq!(out.status.len(), 1);
         assert!(!out.status[0].ready);
-        assert!(out.status[0].message.contains("validationFailureAction"), "{}", out.status[0].message);
+        assert!(
+            out.status[0].message.contains("validationFailureAction"),
+            "{}",
+            out.status[0].message
+        );
         assert!(Arc::ptr_eq(r.set().get(&key).unwrap(), &before));
 
         // A re-list with the invalid version still keeps the previous one.

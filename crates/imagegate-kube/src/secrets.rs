@@ -53,7 +53,9 @@ impl Drop for SecretKeys {
 
 /// Splits `k8s://NAMESPACE/NAME`.
 pub fn parse_reference(reference: &str) -> Result<(String, String)> {
-    let bad = || KubeError::BadSecretReference { reference: reference.to_owned() };
+    let bad = || KubeError::BadSecretReference {
+        reference: reference.to_owned(),
+    };
     let rest = reference.trim().strip_prefix("k8s://").ok_or_else(bad)?;
     let (ns, name) = rest.split_once('/').ok_or_else(bad)?;
     let ok = |s: &str| !s.is_empty() && s.len() <= 253 && !s.contains('/');
@@ -68,7 +70,11 @@ impl SecretKeys {
     pub fn start(client: kube::Client) -> SecretKeys {
         let state = Arc::new(Mutex::new(State::default()));
         let task = tokio::spawn(run(client.clone(), state.clone()));
-        SecretKeys { client, state, task }
+        SecretKeys {
+            client,
+            state,
+            task,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -76,7 +82,11 @@ impl SecretKeys {
     }
 
     /// The data of Secret `namespace/name`, from the cache while it is current.
-    pub async fn data(&self, namespace: &str, name: &str) -> Result<Arc<BTreeMap<String, Vec<u8>>>> {
+    pub async fn data(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<BTreeMap<String, Vec<u8>>>> {
         let key = (namespace.to_owned(), name.to_owned());
         {
             let state = self.lock();
@@ -89,14 +99,38 @@ impl SecretKeys {
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let secret = match tokio::time::timeout(READ_DEADLINE, api.get_opt(name)).await {
             Ok(Ok(Some(s))) => s,
-            Ok(Ok(None)) => return Err(KubeError::SecretNotFound { namespace: namespace.to_owned(), name: name.to_owned() }),
-            Ok(Err(e)) => return Err(KubeError::Api(format!("reading secret {namespace}/{name}: {e}"))),
-            Err(_) => return Err(KubeError::Api(format!("reading secret {namespace}/{name}: timed out"))),
+            Ok(Ok(None)) => {
+                return Err(KubeError::SecretNotFound {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(KubeError::Api(format!(
+                    "reading secret {namespace}/{name}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(KubeError::Api(format!(
+                    "reading secret {namespace}/{name}: timed out"
+                )));
+            }
         };
-        let data: BTreeMap<String, Vec<u8>> = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
         let data = Arc::new(data);
         if let Some(rv) = secret.metadata.resource_version {
-            self.lock().cache.insert(key, Cached { resource_version: rv, data: data.clone() });
+            self.lock().cache.insert(
+                key,
+                Cached {
+                    resource_version: rv,
+                    data: data.clone(),
+                },
+            );
         }
         Ok(data)
     }
@@ -105,7 +139,11 @@ impl SecretKeys {
     pub async fn public_key(&self, reference: &str) -> Result<String> {
         let (namespace, name) = parse_reference(reference)?;
         let data = self.data(&namespace, &name).await?;
-        let missing = || KubeError::SecretKeyMissing { namespace: namespace.clone(), name: name.clone(), key: COSIGN_PUB.to_owned() };
+        let missing = || KubeError::SecretKeyMissing {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            key: COSIGN_PUB.to_owned(),
+        };
         let bytes = data.get(COSIGN_PUB).ok_or_else(missing)?;
         String::from_utf8(bytes.clone()).map_err(|_| missing())
     }
@@ -113,10 +151,15 @@ impl SecretKeys {
 
 async fn run(client: kube::Client, state: Arc<Mutex<State>>) {
     let api: Api<PartialObjectMeta<Secret>> = Api::all(client);
-    let mut events = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut relist: Option<HashMap<Key, String>> = None;
     let key = |m: &PartialObjectMeta<Secret>| -> Option<(Key, String)> {
-        Some(((m.metadata.namespace.clone()?, m.metadata.name.clone()?), m.metadata.resource_version.clone()?))
+        Some((
+            (m.metadata.namespace.clone()?, m.metadata.name.clone()?),
+            m.metadata.resource_version.clone()?,
+        ))
     };
     while let Some(event) = events.next().await {
         let event = match event {
@@ -163,9 +206,25 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(parse_reference("k8s://ns/key").unwrap(), ("ns".into(), "key".into()));
-        for bad in ["k8s://ns", "k8s:///key", "k8s://ns/", "k8s://a/b/c", "https://x/y", ""] {
-            assert!(matches!(parse_reference(bad), Err(KubeError::BadSecretReference { .. })), "{bad}");
+        assert_eq!(
+            parse_reference("k8s://ns/key").unwrap(),
+            ("ns".into(), "key".into())
+        );
+        for bad in [
+            "k8s://ns",
+            "k8s:///key",
+            "k8s://ns/",
+            "k8s://a/b/c",
+            "https://x/y",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    parse_reference(bad),
+                    Err(KubeError::BadSecretReference { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -11,9 +11,13 @@ async fn kubeconfig_context_namespace_is_the_own_namespace_and_the_client_works(
         eprintln!("skipped: POD_NAMESPACE is set");
         return;
     }
-    let cluster = Cluster::connect(Some(&server.kubeconfig(Some("team-a")))).await.unwrap();
+    let cluster = Cluster::connect(Some(&server.kubeconfig(Some("team-a"))))
+        .await
+        .unwrap();
     assert_eq!(cluster.namespace, "team-a");
-    let cluster = Cluster::connect(Some(&server.kubeconfig(None))).await.unwrap();
+    let cluster = Cluster::connect(Some(&server.kubeconfig(None)))
+        .await
+        .unwrap();
     assert_eq!(cluster.namespace, "imagegate");
     let version = cluster.client.apiserver_version().await.unwrap();
     assert_eq!(version.minor, "33");

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 
 /// A fake API server and a client connected to it through a kubeconfig.
 pub async fn connect(server: &ApiServer) -> Cluster {
-    Cluster::connect(Some(&server.kubeconfig(Some("imagegate-system")))).await.unwrap()
+    Cluster::connect(Some(&server.kubeconfig(Some("imagegate-system"))))
+        .await
+        .unwrap()
 }
 
 /// Polls `f` every 20 ms until it returns `Some` or `limit` passes.

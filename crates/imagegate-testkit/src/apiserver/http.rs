@@ -30,11 +30,17 @@ pub(crate) struct Request {
 
 impl Request {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -50,7 +56,10 @@ pub(crate) enum ReadError {
 }
 
 /// Reads one request; `buf` carries bytes read past the previous request.
-pub(crate) async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Request, ReadError> {
+pub(crate) async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Request, ReadError> {
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;
@@ -78,11 +87,18 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
     if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
         return Err(ReadError::NeedLength);
     }
-    let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let len: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     if len > MAX_BODY {
         // Read (and drop) a moderately oversized body so the client sees the 413 rather
         // than a reset; anything larger just closes.
@@ -121,7 +137,13 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut
             (percent_decode(n), percent_decode(v))
         })
         .collect();
-    Ok(Request { method, path: percent_decode(&path), query, headers, body })
+    Ok(Request {
+        method,
+        path: percent_decode(&path),
+        query,
+        headers,
+        body,
+    })
 }
 
 fn reason(code: u16) -> &'static str {
@@ -144,7 +166,13 @@ fn reason(code: u16) -> &'static str {
 }
 
 /// Writes a whole response; `close` ends the connection after it.
-pub(crate) async fn write_response<S: AsyncWrite + Unpin>(stream: &mut S, code: u16, content_type: &str, body: &[u8], close: bool) -> std::io::Result<()> {
+pub(crate) async fn write_response<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    code: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+) -> std::io::Result<()> {
     let conn = if close { "close" } else { "keep-alive" };
     let head = format!(
         "HTTP/1.1 {code} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-cache, private\r\nConnection: {conn}\r\n\r\n",
@@ -164,8 +192,13 @@ pub(crate) async fn start_stream<S: AsyncWrite + Unpin>(stream: &mut S) -> std::
 }
 
 /// Writes one chunk (one WATCH event line).
-pub(crate) async fn write_chunk<S: AsyncWrite + Unpin>(stream: &mut S, data: &[u8]) -> std::io::Result<()> {
-    stream.write_all(format!("{:x}\r\n", data.len()).as_bytes()).await?;
+pub(crate) async fn write_chunk<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    data: &[u8],
+) -> std::io::Result<()> {
+    stream
+        .write_all(format!("{:x}\r\n", data.len()).as_bytes())
+        .await?;
     stream.write_all(data).await?;
     stream.write_all(b"\r\n").await?;
     stream.flush().await

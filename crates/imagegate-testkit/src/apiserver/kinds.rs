@@ -87,8 +87,9 @@ impl ResourceKind {
             if v.get("served").and_then(Value::as_bool) == Some(false) {
                 continue;
             }
-            let mut k = ResourceKind::new(group, v.get("name")?.as_str()?, kind, plural, namespaced)
-                .with_short(&short);
+            let mut k =
+                ResourceKind::new(group, v.get("name")?.as_str()?, kind, plural, namespaced)
+                    .with_short(&short);
             if let Some(s) = names.get("singular").and_then(Value::as_str) {
                 s.clone_into(&mut k.singular);
             }
@@ -107,8 +108,7 @@ pub(crate) fn builtin() -> Vec<ResourceKind> {
             .with_short(&["ns"]),
         ResourceKind::new("", "v1", "Secret", "secrets", true),
         ResourceKind::new("", "v1", "ConfigMap", "configmaps", true).with_short(&["cm"]),
-        ResourceKind::new("", "v1", "ServiceAccount", "serviceaccounts", true)
-            .with_short(&["sa"]),
+        ResourceKind::new("", "v1", "ServiceAccount", "serviceaccounts", true).with_short(&["sa"]),
         ResourceKind::new("", "v1", "Pod", "pods", true)
             .with_status()
             .with_short(&["po"]),
@@ -130,7 +130,13 @@ pub(crate) fn builtin() -> Vec<ResourceKind> {
 /// (`kyverno.io/v1` policies, `wgpolicyk8s.io/v1alpha2` reports,
 /// `policies.kyverno.io/v1alpha1` ImageValidatingPolicy), reduced to what the fake reads.
 pub fn kyverno_crds() -> Vec<Value> {
-    let crd = |group: &str, version: &str, kind: &str, plural: &str, scope: &str, short: &[&str], status: bool| {
+    let crd = |group: &str,
+               version: &str,
+               kind: &str,
+               plural: &str,
+               scope: &str,
+               short: &[&str],
+               status: bool| {
         let mut v = json!({"name": version, "served": true, "storage": true});
         if status {
             v["subresources"] = json!({"status": {}});
@@ -148,11 +154,51 @@ pub fn kyverno_crds() -> Vec<Value> {
         })
     };
     vec![
-        crd("kyverno.io", "v1", "ClusterPolicy", "clusterpolicies", "Cluster", &["cpol"], true),
-        crd("kyverno.io", "v1", "Policy", "policies", "Namespaced", &["pol"], true),
-        crd("wgpolicyk8s.io", "v1alpha2", "PolicyReport", "policyreports", "Namespaced", &["polr"], false),
-        crd("wgpolicyk8s.io", "v1alpha2", "ClusterPolicyReport", "clusterpolicyreports", "Cluster", &["cpolr"], false),
-        crd("policies.kyverno.io", "v1alpha1", "ImageValidatingPolicy", "imagevalidatingpolicies", "Cluster", &["ivpol"], true),
+        crd(
+            "kyverno.io",
+            "v1",
+            "ClusterPolicy",
+            "clusterpolicies",
+            "Cluster",
+            &["cpol"],
+            true,
+        ),
+        crd(
+            "kyverno.io",
+            "v1",
+            "Policy",
+            "policies",
+            "Namespaced",
+            &["pol"],
+            true,
+        ),
+        crd(
+            "wgpolicyk8s.io",
+            "v1alpha2",
+            "PolicyReport",
+            "policyreports",
+            "Namespaced",
+            &["polr"],
+            false,
+        ),
+        crd(
+            "wgpolicyk8s.io",
+            "v1alpha2",
+            "ClusterPolicyReport",
+            "clusterpolicyreports",
+            "Cluster",
+            &["cpolr"],
+            false,
+        ),
+        crd(
+            "policies.kyverno.io",
+            "v1alpha1",
+            "ImageValidatingPolicy",
+            "imagevalidatingpolicies",
+            "Cluster",
+            &["ivpol"],
+            true,
+        ),
     ]
 }
 
@@ -208,9 +254,14 @@ pub(crate) fn group_list(kinds: &[ResourceKind]) -> Value {
 
 /// `GET /api/v1` or `/apis/GROUP/VERSION`, `None` when nothing is served there.
 pub(crate) fn resource_list(kinds: &[ResourceKind], group: &str, version: &str) -> Option<Value> {
-    let verbs = json!(["create", "delete", "get", "list", "patch", "update", "watch"]);
+    let verbs = json!([
+        "create", "delete", "get", "list", "patch", "update", "watch"
+    ]);
     let mut resources = Vec::new();
-    for k in kinds.iter().filter(|k| k.group == group && k.version == version) {
+    for k in kinds
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+    {
         resources.push(json!({
             "name": k.plural, "singularName": k.singular, "namespaced": k.namespaced,
             "kind": k.kind, "verbs": verbs, "shortNames": k.short_names,
@@ -225,6 +276,69 @@ pub(crate) fn resource_list(kinds: &[ResourceKind], group: &str, version: &str) 
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
+}
+
+/// `GET /openapi/v3`: one entry per served group-version.
+pub(crate) fn openapi_root(kinds: &[ResourceKind]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for k in kinds {
+        let gv = if k.group.is_empty() {
+            "api/v1".to_owned()
+        } else {
+            format!("apis/{}/{}", k.group, k.version)
+        };
+        paths.insert(
+            gv.clone(),
+            json!({"serverRelativeURL": format!("/openapi/v3/{gv}?hash=fake")}),
+        );
+    }
+    json!({"paths": paths})
+}
+
+/// `GET /openapi/v3/api/v1` or `/openapi/v3/apis/GROUP/VERSION`: a reduced document that
+/// only says what clients ask of it — which operations exist per kind and that PATCH
+/// takes `fieldValidation` (kubectl then leaves field validation to the server). No
+/// schemas: the fake does not validate fields.
+pub(crate) fn openapi_group_version(
+    kinds: &[ResourceKind],
+    group: &str,
+    version: &str,
+) -> Option<Value> {
+    let mut paths = serde_json::Map::new();
+    let param = json!([{"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": true}}]);
+    for k in kinds
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+    {
+        let prefix = if group.is_empty() {
+            "/api/v1".to_owned()
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let item = if k.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", k.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", k.plural)
+        };
+        let gvk = json!({"group": group, "version": version, "kind": k.kind});
+        let op = |action: &str| json!({"x-kubernetes-action": action, "x-kubernetes-group-version-kind": gvk, "parameters": param, "responses": {"200": {"description": "OK"}}});
+        paths.insert(item, json!({"get": op("get"), "put": op("put"), "patch": op("patch"), "delete": op("delete"), "parameters": param}));
+    }
+    if paths.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.33.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }))
 }

@@ -15,6 +15,7 @@
 
 mod http;
 mod kinds;
+mod protobuf;
 mod selector;
 mod serve;
 mod status;
@@ -48,7 +49,9 @@ pub fn kubectl() -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() && std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-        panic!("imagegate-testkit: kubectl is not on PATH and {REQUIRE_ENV}=1 (scripts/install-deps installs it)");
+        panic!(
+            "imagegate-testkit: kubectl is not on PATH and {REQUIRE_ENV}=1 (scripts/install-deps installs it)"
+        );
     }
     found
 }
@@ -107,7 +110,9 @@ pub struct ApiServer {
 
 impl std::fmt::Debug for ApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiServer").field("url", &self.url()).finish_non_exhaustive()
+        f.debug_struct("ApiServer")
+            .field("url", &self.url())
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,25 +129,44 @@ impl ApiStatus {
 }
 
 fn certificates() -> (String, rustls::ServerConfig) {
-    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("imagegate-testkit: API server CA key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("imagegate-testkit: CA parameters");
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "imagegate-testkit apiserver CA");
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .expect("imagegate-testkit: API server CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("imagegate-testkit: CA parameters");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "imagegate-testkit apiserver CA");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).expect("imagegate-testkit: self-signing the CA");
-    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("imagegate-testkit: serving key");
-    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned(), "kubernetes.default.svc".to_owned()])
-        .expect("imagegate-testkit: serving certificate parameters");
-    params.distinguished_name.push(rcgen::DnType::CommonName, "kube-apiserver");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key)
+        .expect("imagegate-testkit: self-signing the CA");
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .expect("imagegate-testkit: serving key");
+    let mut params = rcgen::CertificateParams::new(vec![
+        "127.0.0.1".to_owned(),
+        "localhost".to_owned(),
+        "kubernetes.default.svc".to_owned(),
+    ])
+    .expect("imagegate-testkit: serving certificate parameters");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "kube-apiserver");
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf = params.signed_by(&leaf_key, &ca).expect("imagegate-testkit: signing the serving certificate");
+    let leaf = params
+        .signed_by(&leaf_key, &ca)
+        .expect("imagegate-testkit: signing the serving certificate");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("imagegate-testkit: TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-        .expect("imagegate-testkit: TLS server configuration");
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("imagegate-testkit: TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+    .expect("imagegate-testkit: TLS server configuration");
     // HTTP/1.1 only: clients then stream watches over chunked responses.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     (ca.pem(), config)
@@ -152,15 +176,24 @@ impl ApiServer {
     /// Starts the fake with the built-in kinds and Kyverno's CRDs.
     pub fn start() -> ApiServer {
         let (ca_pem, tls) = certificates();
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("imagegate-testkit: cannot bind the API server on 127.0.0.1");
-        std_listener.set_nonblocking(true).expect("imagegate-testkit: non-blocking listener");
-        let addr = std_listener.local_addr().expect("imagegate-testkit: listener address");
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("imagegate-testkit: cannot bind the API server on 127.0.0.1");
+        std_listener
+            .set_nonblocking(true)
+            .expect("imagegate-testkit: non-blocking listener");
+        let addr = std_listener
+            .local_addr()
+            .expect("imagegate-testkit: listener address");
         let mut token = [0u8; 24];
         aws_lc_rs::rand::fill(&mut token).expect("imagegate-testkit: random token");
         let mut store = Store::new();
         for crd in kyverno_crds() {
-            let kind = store.kind("apiextensions.k8s.io", "customresourcedefinitions").expect("builtin kind");
-            store.create(&kind, None, crd).expect("imagegate-testkit: installing Kyverno's CRDs");
+            let kind = store
+                .kind("apiextensions.k8s.io", "customresourcedefinitions")
+                .expect("builtin kind");
+            store
+                .create(&kind, None, crd)
+                .expect("imagegate-testkit: installing Kyverno's CRDs");
         }
         let shared = Arc::new(Shared {
             store: Mutex::new(store),
@@ -182,7 +215,8 @@ impl ApiServer {
                 .build()
                 .expect("imagegate-testkit: API server runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).expect("imagegate-testkit: tokio listener");
+                let listener = tokio::net::TcpListener::from_std(std_listener)
+                    .expect("imagegate-testkit: tokio listener");
                 let stop = worker.stop.subscribe();
                 serve::accept_loop(listener, acceptor, worker, stop).await;
             });
@@ -214,14 +248,19 @@ impl ApiServer {
     /// Writes a kubeconfig for this server (context namespace `namespace` when given) and
     /// returns its path; it lives as long as the server.
     pub fn kubeconfig(&self, namespace: Option<&str>) -> PathBuf {
-        let ns = namespace.map(|n| format!("\n    namespace: {n}")).unwrap_or_default();
+        let ns = namespace
+            .map(|n| format!("\n    namespace: {n}"))
+            .unwrap_or_default();
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: tester\n  user:\n    token: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester{ns}\ncurrent-context: fake\n",
             self.url(),
             STANDARD.encode(&self.ca_pem),
             self.shared.token,
         );
-        let path = self.dir.path().join(format!("kubeconfig-{}", namespace.unwrap_or("none")));
+        let path = self
+            .dir
+            .path()
+            .join(format!("kubeconfig-{}", namespace.unwrap_or("none")));
         std::fs::write(&path, text).expect("imagegate-testkit: writing the kubeconfig");
         path
     }
@@ -240,38 +279,75 @@ impl ApiServer {
 
     /// Creates an object (`resource` is `plural` or `plural.group`, e.g.
     /// `clusterpolicies.kyverno.io`).
-    pub fn create(&self, resource: &str, namespace: Option<&str>, object: Value) -> Result<Value, ApiStatus> {
+    pub fn create(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        object: Value,
+    ) -> Result<Value, ApiStatus> {
         let mut store = self.store();
         let kind = self.kind(&store, resource)?;
-        store.create(&kind, namespace, object).map_err(|e| ApiStatus(e.status()))
+        store
+            .create(&kind, namespace, object)
+            .map_err(|e| ApiStatus(e.status()))
     }
 
     /// Reads an object.
-    pub fn get(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Value, ApiStatus> {
+    pub fn get(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiStatus> {
         let store = self.store();
         let kind = self.kind(&store, resource)?;
-        store.get(&kind, namespace, name).map_err(|e| ApiStatus(e.status()))
+        store
+            .get(&kind, namespace, name)
+            .map_err(|e| ApiStatus(e.status()))
     }
 
     /// Replaces an object (PUT semantics: a stale `metadata.resourceVersion` conflicts).
-    pub fn replace(&self, resource: &str, namespace: Option<&str>, name: &str, object: Value) -> Result<Value, ApiStatus> {
+    pub fn replace(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+        object: Value,
+    ) -> Result<Value, ApiStatus> {
         let mut store = self.store();
         let kind = self.kind(&store, resource)?;
-        store.update(&kind, namespace, name, object, false).map_err(|e| ApiStatus(e.status()))
+        store
+            .update(&kind, namespace, name, object, false)
+            .map_err(|e| ApiStatus(e.status()))
     }
 
     /// Applies a JSON merge patch.
-    pub fn merge_patch(&self, resource: &str, namespace: Option<&str>, name: &str, patch: Value) -> Result<Value, ApiStatus> {
+    pub fn merge_patch(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, ApiStatus> {
         let mut store = self.store();
         let kind = self.kind(&store, resource)?;
-        store.patch(&kind, namespace, name, PatchType::Merge, patch, None, false).map_err(|e| ApiStatus(e.status()))
+        store
+            .patch(&kind, namespace, name, PatchType::Merge, patch, None, false)
+            .map_err(|e| ApiStatus(e.status()))
     }
 
     /// Deletes an object.
-    pub fn delete(&self, resource: &str, namespace: Option<&str>, name: &str) -> Result<Value, ApiStatus> {
+    pub fn delete(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiStatus> {
         let mut store = self.store();
         let kind = self.kind(&store, resource)?;
-        store.delete(&kind, namespace, name).map_err(|e| ApiStatus(e.status()))
+        store
+            .delete(&kind, namespace, name)
+            .map_err(|e| ApiStatus(e.status()))
     }
 
     /// The current (latest) resourceVersion.
@@ -281,12 +357,18 @@ impl ApiServer {
 
     /// Every request answered so far, oldest first.
     pub fn requests(&self) -> Vec<LoggedApiRequest> {
-        self.shared.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Watch streams open now.
     pub fn open_watches(&self) -> usize {
-        self.shared.watches.load(std::sync::atomic::Ordering::SeqCst)
+        self.shared
+            .watches
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Cuts every open watch stream (as a broken connection would).
@@ -303,7 +385,11 @@ impl ApiServer {
 
     /// How often WATCH streams that asked for bookmarks get one (default 1 s).
     pub fn set_bookmark_interval(&self, every: Duration) {
-        *self.shared.bookmark_interval.lock().unwrap_or_else(|p| p.into_inner()) = every;
+        *self
+            .shared
+            .bookmark_interval
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = every;
     }
 }
 

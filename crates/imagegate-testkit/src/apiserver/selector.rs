@@ -47,7 +47,11 @@ impl Selector {
     /// Parses a label selector; `Err` names the bad term.
     pub(crate) fn labels(s: &str) -> Result<Selector, String> {
         let mut reqs = Vec::new();
-        for term in split_top(s).into_iter().map(str::trim).filter(|t| !t.is_empty()) {
+        for term in split_top(s)
+            .into_iter()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             let req = if let Some(k) = term.strip_prefix('!') {
                 Requirement::NotExists(k.trim().to_owned())
             } else if let Some((k, v)) = term.split_once("!=") {
@@ -55,10 +59,19 @@ impl Selector {
             } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
                 Requirement::Equals(k.trim().to_owned(), v.trim().to_owned())
             } else if let Some((k, v)) = term.split_once(" notin ") {
-                Requirement::NotIn(k.trim().to_owned(), set(v).ok_or(format!("unable to parse requirement: {term:?}"))?)
+                Requirement::NotIn(
+                    k.trim().to_owned(),
+                    set(v).ok_or(format!("unable to parse requirement: {term:?}"))?,
+                )
             } else if let Some((k, v)) = term.split_once(" in ") {
-                Requirement::In(k.trim().to_owned(), set(v).ok_or(format!("unable to parse requirement: {term:?}"))?)
-            } else if term.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+                Requirement::In(
+                    k.trim().to_owned(),
+                    set(v).ok_or(format!("unable to parse requirement: {term:?}"))?,
+                )
+            } else if term
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 Requirement::Exists(term.to_owned())
             } else {
                 return Err(format!("unable to parse requirement: {term:?}"));
@@ -86,7 +99,11 @@ impl Selector {
 
     /// Whether the object's labels satisfy every requirement.
     pub(crate) fn matches_labels(&self, obj: &Value) -> bool {
-        let label = |k: &str| obj.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str);
+        let label = |k: &str| {
+            obj.pointer("/metadata/labels")
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+        };
         self.0.iter().all(|r| match r {
             Requirement::Equals(k, v) => label(k) == Some(v),
             Requirement::NotEquals(k, v) => label(k) != Some(v),
@@ -100,7 +117,11 @@ impl Selector {
     /// Whether the object's fields satisfy every requirement.
     pub(crate) fn matches_fields(&self, obj: &Value) -> bool {
         let field = |f: &str| {
-            let p = if f == "metadata.name" { "/metadata/name" } else { "/metadata/namespace" };
+            let p = if f == "metadata.name" {
+                "/metadata/name"
+            } else {
+                "/metadata/namespace"
+            };
             obj.pointer(p).and_then(Value::as_str).unwrap_or("")
         };
         self.0.iter().all(|r| match r {
@@ -132,7 +153,11 @@ mod tests {
             ("env in (dev,prod),team=a", true),
             ("env in (dev,prod),team=b", false),
         ] {
-            assert_eq!(Selector::labels(sel).unwrap().matches_labels(&obj), want, "{sel}");
+            assert_eq!(
+                Selector::labels(sel).unwrap().matches_labels(&obj),
+                want,
+                "{sel}"
+            );
         }
         assert!(Selector::labels("env in dev").is_err());
         assert!(Selector::fields("spec.nodeName=x").is_err());

@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::http::{self, ReadError, Request};
 use super::kinds::{self, ResourceKind};
+use super::protobuf;
 use super::selector::Selector;
 use super::status::ApiError;
 use super::store::{PatchType, Query, Store, WatchStart};
@@ -25,7 +26,12 @@ const MAX_WATCHES: usize = 512;
 const MAX_WATCH: Duration = Duration::from_secs(1800);
 
 /// Accepts connections until `stop` changes.
-pub(crate) async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let (tcp, _) = tokio::select! {
             r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
@@ -37,7 +43,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, tls: TlsAcceptor, shared:
         }
         let (tls, shared) = (tls.clone(), shared.clone());
         tokio::spawn(async move {
-            if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await {
+            if let Ok(Ok(stream)) =
+                tokio::time::timeout(Duration::from_secs(10), tls.accept(tcp)).await
+            {
                 serve_connection(stream, &shared).await;
             }
             shared.connections.fetch_sub(1, Ordering::SeqCst);
@@ -61,7 +69,10 @@ struct WatchPlan {
     bookmarks: bool,
 }
 
-async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(mut stream: S, shared: &Arc<Shared>) {
+async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    shared: &Arc<Shared>,
+) {
     let mut buf = Vec::new();
     loop {
         let req = match http::read_request(&mut stream, &mut buf).await {
@@ -73,7 +84,14 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
                     _ => ApiError::bad_request("a request body needs a Content-Length"),
                 };
                 let body = err.status().to_string();
-                let _ = http::write_response(&mut stream, err.code, "application/json", body.as_bytes(), true).await;
+                let _ = http::write_response(
+                    &mut stream,
+                    err.code,
+                    "application/json",
+                    body.as_bytes(),
+                    true,
+                )
+                .await;
                 return;
             }
         };
@@ -93,7 +111,16 @@ async fn serve_connection<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpi
         match reply {
             Reply::Json(code, body) => {
                 let body = body.to_string();
-                if http::write_response(&mut stream, code, "application/json", body.as_bytes(), false).await.is_err() {
+                if http::write_response(
+                    &mut stream,
+                    code,
+                    "application/json",
+                    body.as_bytes(),
+                    false,
+                )
+                .await
+                .is_err()
+                {
                     return;
                 }
             }
@@ -138,9 +165,26 @@ fn handle(req: &Request, shared: &Arc<Shared>) -> Result<Reply, ApiError> {
     match segs.as_slice() {
         ["api"] if get => ok(kinds::core_versions(&shared.addr.to_string())),
         ["apis"] if get => ok(kinds::group_list(&store().kinds)),
-        ["api", "v1"] if get => kinds::resource_list(&store().kinds, "", "v1").map(json200).ok_or_else(ApiError::no_route),
-        ["apis", g] if get => kinds::group(&store().kinds, g).map(json200).ok_or_else(ApiError::no_route),
-        ["apis", g, v] if get => kinds::resource_list(&store().kinds, g, v).map(json200).ok_or_else(ApiError::no_route),
+        ["api", "v1"] if get => kinds::resource_list(&store().kinds, "", "v1")
+            .map(json200)
+            .ok_or_else(ApiError::no_route),
+        ["apis", g] if get => kinds::group(&store().kinds, g)
+            .map(json200)
+            .ok_or_else(ApiError::no_route),
+        ["openapi", "v3"] if get => ok(kinds::openapi_root(&store().kinds)),
+        ["openapi", "v3", "api", "v1"] if get => {
+            kinds::openapi_group_version(&store().kinds, "", "v1")
+                .map(json200)
+                .ok_or_else(ApiError::no_route)
+        }
+        ["openapi", "v3", "apis", g, v] if get => {
+            kinds::openapi_group_version(&store().kinds, g, v)
+                .map(json200)
+                .ok_or_else(ApiError::no_route)
+        }
+        ["apis", g, v] if get => kinds::resource_list(&store().kinds, g, v)
+            .map(json200)
+            .ok_or_else(ApiError::no_route),
         ["api", "v1", rest @ ..] => resource(req, shared, "", "v1", rest),
         ["apis", g, v, rest @ ..] => resource(req, shared, g, v, rest),
         _ => Err(ApiError::no_route()),
@@ -151,13 +195,22 @@ fn json200(v: Value) -> Reply {
     Reply::Json(200, v)
 }
 
-fn resource(req: &Request, shared: &Arc<Shared>, group: &str, version: &str, rest: &[&str]) -> Result<Reply, ApiError> {
+fn resource(
+    req: &Request,
+    shared: &Arc<Shared>,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Reply, ApiError> {
     // [plural], [plural, name], [plural, name, status], and the same under
     // [namespaces, ns, ...]; `namespaces/NAME/status` is the namespace's own status.
     let (ns, rest) = match rest {
-        ["namespaces", ns, plural, more @ ..] if *plural != "status" && *plural != "finalize" => {
-            (Some(*ns), std::iter::once(*plural).chain(more.iter().copied()).collect::<Vec<_>>())
-        }
+        ["namespaces", ns, plural, more @ ..] if *plural != "status" && *plural != "finalize" => (
+            Some(*ns),
+            std::iter::once(*plural)
+                .chain(more.iter().copied())
+                .collect::<Vec<_>>(),
+        ),
         _ => (None, rest.to_vec()),
     };
     let mut store = shared.store.lock().unwrap_or_else(|p| p.into_inner());
@@ -169,18 +222,28 @@ fn resource(req: &Request, shared: &Arc<Shared>, group: &str, version: &str, res
         return Err(ApiError::no_route());
     }
     let body = || -> Result<Value, ApiError> {
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+        let ct = req.header("content-type").unwrap_or("application/json");
+        if ct.starts_with(protobuf::MEDIA_TYPE) {
+            return protobuf::decode(&req.body, &kind.kind)
+                .ok_or_else(|| ApiError::unsupported_media(ct));
+        }
+        serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
     };
     match (req.method.as_str(), &rest[1..]) {
         ("GET", []) => {
             let query = Query {
                 namespace: ns.map(str::to_owned),
-                labels: Selector::labels(req.param("labelSelector").unwrap_or("")).map_err(ApiError::bad_request)?,
-                fields: Selector::fields(req.param("fieldSelector").unwrap_or("")).map_err(ApiError::bad_request)?,
+                labels: Selector::labels(req.param("labelSelector").unwrap_or(""))
+                    .map_err(ApiError::bad_request)?,
+                fields: Selector::fields(req.param("fieldSelector").unwrap_or(""))
+                    .map_err(ApiError::bad_request)?,
             };
             if matches!(req.param("watch"), Some("true" | "1")) {
                 let rv = match req.param("resourceVersion").filter(|v| !v.is_empty()) {
-                    Some(v) => Some(v.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {v:?}")))?),
+                    Some(v) => Some(v.parse::<u64>().map_err(|_| {
+                        ApiError::bad_request(format!("invalid resource version: {v:?}"))
+                    })?),
                     None => None,
                 };
                 if shared.watches.load(Ordering::SeqCst) >= MAX_WATCHES {
@@ -191,11 +254,27 @@ fn resource(req: &Request, shared: &Arc<Shared>, group: &str, version: &str, res
                     .and_then(|t| t.parse::<u64>().ok())
                     .map_or(MAX_WATCH, |s| Duration::from_secs(s).min(MAX_WATCH));
                 let bookmarks = matches!(req.param("allowWatchBookmarks"), Some("true" | "1"));
-                return Ok(Reply::Watch(Box::new(WatchPlan { meta_only: meta_only(req), kind, query, rv, timeout, bookmarks })));
+                return Ok(Reply::Watch(Box::new(WatchPlan {
+                    meta_only: meta_only(req),
+                    kind,
+                    query,
+                    rv,
+                    timeout,
+                    bookmarks,
+                })));
             }
             let limit = req.param("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
-            let list = store.list(&kind, &query, limit, req.param("continue").filter(|c| !c.is_empty()))?;
-            ok(if meta_only(req) { partial_list(list) } else { list })
+            let list = store.list(
+                &kind,
+                &query,
+                limit,
+                req.param("continue").filter(|c| !c.is_empty()),
+            )?;
+            ok(if meta_only(req) {
+                partial_list(list)
+            } else {
+                list
+            })
         }
         ("POST", []) => Ok(Reply::Json(201, store.create(&kind, ns, body()?)?)),
         ("GET", [name]) => {
@@ -204,9 +283,13 @@ fn resource(req: &Request, shared: &Arc<Shared>, group: &str, version: &str, res
         }
         ("GET", [name, "status"]) if kind.status_subresource => ok(store.get(&kind, ns, name)?),
         ("PUT", [name]) => ok(store.update(&kind, ns, name, body()?, false)?),
-        ("PUT", [name, "status"]) if kind.status_subresource => ok(store.update(&kind, ns, name, body()?, true)?),
+        ("PUT", [name, "status"]) if kind.status_subresource => {
+            ok(store.update(&kind, ns, name, body()?, true)?)
+        }
         ("PATCH", [name]) => patch(req, &mut store, &kind, ns, name, false),
-        ("PATCH", [name, "status"]) if kind.status_subresource => patch(req, &mut store, &kind, ns, name, true),
+        ("PATCH", [name, "status"]) if kind.status_subresource => {
+            patch(req, &mut store, &kind, ns, name, true)
+        }
         ("DELETE", [name]) => {
             // Immediate deletion answers the deleted object (as for kinds without finalizers).
             ok(store.delete(&kind, ns, name)?)
@@ -216,30 +299,55 @@ fn resource(req: &Request, shared: &Arc<Shared>, group: &str, version: &str, res
     }
 }
 
-fn patch(req: &Request, store: &mut Store, kind: &ResourceKind, ns: Option<&str>, name: &str, status_only: bool) -> Result<Reply, ApiError> {
+fn patch(
+    req: &Request,
+    store: &mut Store,
+    kind: &ResourceKind,
+    ns: Option<&str>,
+    name: &str,
+    status_only: bool,
+) -> Result<Reply, ApiError> {
     let ct = req.header("content-type").unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim();
     let ty = match media {
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => PatchType::Merge,
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => {
+            PatchType::Merge
+        }
         "application/json-patch+json" => PatchType::Json,
         "application/apply-patch+yaml" => PatchType::Apply,
         _ => return Err(ApiError::unsupported_media(ct)),
     };
-    let text = std::str::from_utf8(&req.body).map_err(|_| ApiError::bad_request("the patch is not UTF-8"))?;
+    let text = std::str::from_utf8(&req.body)
+        .map_err(|_| ApiError::bad_request("the patch is not UTF-8"))?;
     let patch: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(_) if ty == PatchType::Apply => serde_saphyr::from_str(text).map_err(|y| ApiError::bad_request(format!("the apply patch is not valid YAML: {y}")))?,
-        Err(e) => return Err(ApiError::bad_request(format!("the patch is not valid JSON: {e}"))),
+        Err(_) if ty == PatchType::Apply => serde_saphyr::from_str(text).map_err(|y| {
+            ApiError::bad_request(format!("the apply patch is not valid YAML: {y}"))
+        })?,
+        Err(e) => {
+            return Err(ApiError::bad_request(format!(
+                "the patch is not valid JSON: {e}"
+            )));
+        }
     };
     let created = ty == PatchType::Apply && store.get(kind, ns, name).is_err();
-    let obj = store.patch(kind, ns, name, ty, patch, req.param("fieldManager"), status_only)?;
+    let obj = store.patch(
+        kind,
+        ns,
+        name,
+        ty,
+        patch,
+        req.param("fieldManager"),
+        status_only,
+    )?;
     Ok(Reply::Json(if created { 201 } else { 200 }, obj))
 }
 
 /// Whether the client asked for `PartialObjectMetadata` (kube-rs and client-go metadata
 /// informers do, through `Accept`).
 fn meta_only(req: &Request) -> bool {
-    req.header("accept").is_some_and(|a| a.contains("as=PartialObjectMetadata"))
+    req.header("accept")
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"))
 }
 
 fn partial(obj: &Value) -> Value {
@@ -247,18 +355,33 @@ fn partial(obj: &Value) -> Value {
 }
 
 fn partial_list(list: Value) -> Value {
-    let items: Vec<Value> = list["items"].as_array().into_iter().flatten().map(partial).collect();
+    let items: Vec<Value> = list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(partial)
+        .collect();
     json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": list["metadata"], "items": items})
 }
 
 fn event_line(ty: &str, object: &Value) -> Vec<u8> {
-    let mut line = json!({"type": ty, "object": object}).to_string().into_bytes();
+    let mut line = json!({"type": ty, "object": object})
+        .to_string()
+        .into_bytes();
     line.push(b'\n');
     line
 }
 
-async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, shared: &Arc<Shared>, plan: WatchPlan) {
-    let started = shared.store.lock().unwrap_or_else(|p| p.into_inner()).watch(&plan.kind, &plan.query, plan.rv);
+async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    shared: &Arc<Shared>,
+    plan: WatchPlan,
+) {
+    let started = shared
+        .store
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .watch(&plan.kind, &plan.query, plan.rv);
     if http::start_stream(stream).await.is_err() {
         return;
     }
@@ -271,9 +394,18 @@ async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, shared: 
             return;
         }
     };
-    let shape = |o: &Value| if plan.meta_only { partial(o) } else { o.clone() };
+    let shape = |o: &Value| {
+        if plan.meta_only {
+            partial(o)
+        } else {
+            o.clone()
+        }
+    };
     for e in first {
-        if http::write_chunk(stream, &event_line(e.kind, &shape(&e.object))).await.is_err() {
+        if http::write_chunk(stream, &event_line(e.kind, &shape(&e.object)))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -281,7 +413,10 @@ async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, shared: 
     let mut stop = shared.stop.subscribe();
     let deadline = tokio::time::sleep(plan.timeout);
     tokio::pin!(deadline);
-    let interval = *shared.bookmark_interval.lock().unwrap_or_else(|p| p.into_inner());
+    let interval = *shared
+        .bookmark_interval
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
         tokio::select! {

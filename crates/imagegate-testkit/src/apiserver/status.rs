@@ -15,7 +15,12 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: String) -> Self {
-        ApiError { code, reason, message, details: None }
+        ApiError {
+            code,
+            reason,
+            message,
+            details: None,
+        }
     }
 
     fn with_details(mut self, group: &str, plural: &str, name: &str) -> Self {
@@ -31,13 +36,21 @@ impl ApiError {
 
     /// 404 for a path the server does not serve.
     pub(crate) fn no_route() -> Self {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource".into())
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource".into(),
+        )
     }
 
     /// 409 on create of an existing name.
     pub(crate) fn already_exists(group: &str, qualified: &str, plural: &str, name: &str) -> Self {
-        ApiError::new(409, "AlreadyExists", format!("{qualified} \"{name}\" already exists"))
-            .with_details(group, plural, name)
+        ApiError::new(
+            409,
+            "AlreadyExists",
+            format!("{qualified} \"{name}\" already exists"),
+        )
+        .with_details(group, plural, name)
     }
 
     /// 409 on a stale `resourceVersion`.
@@ -54,7 +67,11 @@ impl ApiError {
 
     /// 422 with a field error.
     pub(crate) fn invalid(kind: &str, name: &str, cause: &str) -> Self {
-        ApiError::new(422, "Invalid", format!("{kind} \"{name}\" is invalid: {cause}"))
+        ApiError::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{name}\" is invalid: {cause}"),
+        )
     }
 
     /// 400.
@@ -74,17 +91,31 @@ impl ApiError {
 
     /// 405.
     pub(crate) fn method_not_allowed() -> Self {
-        ApiError::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource".into())
+        ApiError::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource".into(),
+        )
     }
 
     /// 413.
     pub(crate) fn too_large() -> Self {
-        ApiError::new(413, "RequestEntityTooLarge", "the request body is too large".into())
+        ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            "the request body is too large".into(),
+        )
     }
 
     /// 415.
     pub(crate) fn unsupported_media(ct: &str) -> Self {
-        ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"))
+        ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+            ),
+        )
     }
 
     /// 429 when the fake's bounds (connections, watches) are reached.

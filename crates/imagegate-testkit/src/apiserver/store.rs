@@ -86,7 +86,10 @@ pub(crate) struct Store {
 }
 
 fn now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     // Civil-from-days (Howard Hinnant's algorithm) for an RFC 3339 UTC timestamp.
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
@@ -98,20 +101,35 @@ fn now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 /// A lowercase RFC 1123 subdomain, as names of most kinds must be.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && name.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
-        && name.as_bytes().last().is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphanumeric)
+        && name
+            .as_bytes()
+            .last()
+            .is_some_and(u8::is_ascii_alphanumeric)
 }
 
 /// Everything of an object except `metadata` and `status` (a change bumps `generation`).
@@ -135,7 +153,11 @@ impl Store {
             sender,
         };
         for ns in ["default", "kube-system", "kube-public"] {
-            let _ = store.create(&store.kind("", "namespaces").expect("builtin"), None, json!({"metadata": {"name": ns}}));
+            let _ = store.create(
+                &store.kind("", "namespaces").expect("builtin"),
+                None,
+                json!({"metadata": {"name": ns}}),
+            );
         }
         store
     }
@@ -146,7 +168,10 @@ impl Store {
 
     /// The served kind at `group`/`plural` (any version).
     pub(crate) fn kind(&self, group: &str, plural: &str) -> Option<ResourceKind> {
-        self.kinds.iter().find(|k| k.group == group && k.plural == plural).cloned()
+        self.kinds
+            .iter()
+            .find(|k| k.group == group && k.plural == plural)
+            .cloned()
     }
 
     /// The served kind at `group/version/plural`.
@@ -159,7 +184,11 @@ impl Store {
 
     /// Serves a new kind (idempotent).
     pub(crate) fn register(&mut self, kind: ResourceKind) {
-        if !self.kinds.iter().any(|k| k.group == kind.group && k.version == kind.version && k.plural == kind.plural) {
+        if !self
+            .kinds
+            .iter()
+            .any(|k| k.group == kind.group && k.version == kind.version && k.plural == kind.plural)
+        {
             self.kinds.push(kind);
         }
     }
@@ -191,7 +220,12 @@ impl Store {
     }
 
     fn key(kind: &ResourceKind, ns: &str, name: &str) -> Key {
-        (kind.group.clone(), kind.plural.clone(), ns.to_owned(), name.to_owned())
+        (
+            kind.group.clone(),
+            kind.plural.clone(),
+            ns.to_owned(),
+            name.to_owned(),
+        )
     }
 
     /// The object as served at the kind's version.
@@ -205,12 +239,19 @@ impl Store {
     fn namespace_of(kind: &ResourceKind, ns: Option<&str>) -> Result<String, ApiError> {
         match (kind.namespaced, ns) {
             (true, Some(ns)) => Ok(ns.to_owned()),
-            (true, None) => Err(ApiError::bad_request("the namespace of the object must be given")),
+            (true, None) => Err(ApiError::bad_request(
+                "the namespace of the object must be given",
+            )),
             (false, _) => Ok(String::new()),
         }
     }
 
-    pub(crate) fn get(&self, kind: &ResourceKind, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub(crate) fn get(
+        &self,
+        kind: &ResourceKind,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let ns = Store::namespace_of(kind, ns)?;
         self.objects
             .get(&Store::key(kind, &ns, name))
@@ -219,7 +260,13 @@ impl Store {
     }
 
     /// LIST with pagination: `limit` 0 means all; `cont` is a token from a previous page.
-    pub(crate) fn list(&self, kind: &ResourceKind, query: &Query, limit: usize, cont: Option<&str>) -> Result<Value, ApiError> {
+    pub(crate) fn list(
+        &self,
+        kind: &ResourceKind,
+        query: &Query,
+        limit: usize,
+        cont: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let (list_rv, after) = match cont {
             Some(token) => {
                 let bad = || ApiError::bad_request("continue key is not valid");
@@ -231,8 +278,16 @@ impl Store {
                         "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
                     ));
                 }
-                let ns = v.get("ns").and_then(Value::as_str).ok_or_else(bad)?.to_owned();
-                let name = v.get("name").and_then(Value::as_str).ok_or_else(bad)?.to_owned();
+                let ns = v
+                    .get("ns")
+                    .and_then(Value::as_str)
+                    .ok_or_else(bad)?
+                    .to_owned();
+                let name = v
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(bad)?
+                    .to_owned();
                 (rv, Some((ns, name)))
             }
             None => (self.rv, None),
@@ -245,7 +300,11 @@ impl Store {
             if *g != kind.group || *p != kind.plural {
                 break;
             }
-            if after.as_ref().is_some_and(|(ans, aname)| (ns, name) <= (ans, aname)) || !query.matches(ns, obj) {
+            if after
+                .as_ref()
+                .is_some_and(|(ans, aname)| (ns, name) <= (ans, aname))
+                || !query.matches(ns, obj)
+            {
                 continue;
             }
             if limit > 0 && items.len() == limit {
@@ -306,9 +365,14 @@ impl Store {
                 WatchStart::Now(events)
             }
             Some(rv) if rv < self.compacted => {
-                return Err(ApiError::gone(format!("too old resource version: {rv} ({})", self.compacted + 1)));
+                return Err(ApiError::gone(format!(
+                    "too old resource version: {rv} ({})",
+                    self.compacted + 1
+                )));
             }
-            Some(rv) => WatchStart::Replay(self.history.iter().filter(|e| e.rv > rv).cloned().collect()),
+            Some(rv) => {
+                WatchStart::Replay(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
+            }
         };
         Ok((start, self.rv, rx))
     }
@@ -318,30 +382,48 @@ impl Store {
         e.group == kind.group && e.plural == kind.plural && query.matches(&e.namespace, &e.object)
     }
 
-    pub(crate) fn create(&mut self, kind: &ResourceKind, ns: Option<&str>, mut body: Value) -> Result<Value, ApiError> {
+    pub(crate) fn create(
+        &mut self,
+        kind: &ResourceKind,
+        ns: Option<&str>,
+        mut body: Value,
+    ) -> Result<Value, ApiError> {
         let ns = Store::namespace_of(kind, ns)?;
         if !body.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
         }
         check_type(kind, &body)?;
         if self.objects.len() >= MAX_OBJECTS {
-            return Err(ApiError::too_many("the fake API server holds its maximum number of objects"));
+            return Err(ApiError::too_many(
+                "the fake API server holds its maximum number of objects",
+            ));
         }
         let meta = body.get_mut("metadata").filter(|m| m.is_object());
         let mut meta = match meta {
             Some(m) => std::mem::take(m),
             None => Value::Object(Map::new()),
         };
-        let name = match (meta.get("name").and_then(Value::as_str), meta.get("generateName").and_then(Value::as_str)) {
+        let name = match (
+            meta.get("name").and_then(Value::as_str),
+            meta.get("generateName").and_then(Value::as_str),
+        ) {
             (Some(n), _) if !n.is_empty() => n.to_owned(),
             (_, Some(prefix)) => format!("{prefix}{:05x}", self.uid + 1),
-            _ => return Err(ApiError::invalid(&kind.kind, "", "metadata.name: Required value: name or generateName is required")),
+            _ => {
+                return Err(ApiError::invalid(
+                    &kind.kind,
+                    "",
+                    "metadata.name: Required value: name or generateName is required",
+                ));
+            }
         };
         if !valid_name(&name) {
             return Err(ApiError::invalid(
                 &kind.kind,
                 &name,
-                &format!("metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
+                &format!(
+                    "metadata.name: Invalid value: {name:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+                ),
             ));
         }
         if let Some(body_ns) = meta.get("namespace").and_then(Value::as_str) {
@@ -351,16 +433,33 @@ impl Store {
                 ));
             }
         }
-        if kind.namespaced && !self.objects.contains_key(&(String::new(), "namespaces".into(), String::new(), ns.clone())) {
+        if kind.namespaced
+            && !self.objects.contains_key(&(
+                String::new(),
+                "namespaces".into(),
+                String::new(),
+                ns.clone(),
+            ))
+        {
             return Err(ApiError::not_found("", "namespaces", "namespaces", &ns));
         }
         let key = Store::key(kind, &ns, &name);
         if self.objects.contains_key(&key) {
-            return Err(ApiError::already_exists(&kind.group, &kind.qualified(), &kind.plural, &name));
+            return Err(ApiError::already_exists(
+                &kind.group,
+                &kind.qualified(),
+                &kind.plural,
+                &name,
+            ));
         }
         if kind.group == "apiextensions.k8s.io" {
-            let crd_kinds = ResourceKind::from_crd(&body)
-                .ok_or_else(|| ApiError::invalid(&kind.kind, &name, "spec: Required value: group, names, scope and versions are required"))?;
+            let crd_kinds = ResourceKind::from_crd(&body).ok_or_else(|| {
+                ApiError::invalid(
+                    &kind.kind,
+                    &name,
+                    "spec: Required value: group, names, scope and versions are required",
+                )
+            })?;
             for k in crd_kinds {
                 self.register(k);
             }
@@ -385,7 +484,9 @@ impl Store {
             // Since Kubernetes 1.21 every namespace carries its own name as a label.
             meta["labels"]["kubernetes.io/metadata.name"] = json!(name);
             body["status"] = json!({"phase": "Active"});
-        } else if kind.status_subresource && let Some(o) = body.as_object_mut() {
+        } else if kind.status_subresource
+            && let Some(o) = body.as_object_mut()
+        {
             o.remove("status");
         }
         body["metadata"] = meta;
@@ -397,7 +498,14 @@ impl Store {
     }
 
     /// PUT of the object (or, with `status_only`, of its status subresource).
-    pub(crate) fn update(&mut self, kind: &ResourceKind, ns: Option<&str>, name: &str, mut body: Value, status_only: bool) -> Result<Value, ApiError> {
+    pub(crate) fn update(
+        &mut self,
+        kind: &ResourceKind,
+        ns: Option<&str>,
+        name: &str,
+        mut body: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
         let ns = Store::namespace_of(kind, ns)?;
         if !body.is_object() {
             return Err(ApiError::bad_request("the body must be a JSON object"));
@@ -405,14 +513,27 @@ impl Store {
         check_type(kind, &body)?;
         let key = Store::key(kind, &ns, name);
         let Some(old) = self.objects.get(&key).cloned() else {
-            return Err(ApiError::not_found(&kind.group, &kind.qualified(), &kind.plural, name));
+            return Err(ApiError::not_found(
+                &kind.group,
+                &kind.qualified(),
+                &kind.plural,
+                name,
+            ));
         };
         if meta_str(&body, "name").is_some_and(|n| n != name) {
-            return Err(ApiError::bad_request(format!("the name of the object ({}) does not match the name on the URL ({name})", meta_str(&body, "name").unwrap_or(""))));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                meta_str(&body, "name").unwrap_or("")
+            )));
         }
         match meta_str(&body, "resourceVersion") {
             Some(rv) if !rv.is_empty() && Some(rv) != meta_str(&old, "resourceVersion") => {
-                return Err(ApiError::conflict(&kind.group, &kind.qualified(), &kind.plural, name));
+                return Err(ApiError::conflict(
+                    &kind.group,
+                    &kind.qualified(),
+                    &kind.plural,
+                    name,
+                ));
             }
             _ => {}
         }
@@ -438,7 +559,11 @@ impl Store {
             }
         }
         // Fields the server owns.
-        let mut meta = body.get("metadata").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+        let mut meta = body
+            .get("metadata")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
         for f in ["name", "namespace", "uid", "creationTimestamp"] {
             match old["metadata"].get(f) {
                 Some(v) => meta[f] = v.clone(),
@@ -451,7 +576,11 @@ impl Store {
         }
         let generation = old["metadata"]["generation"].as_u64().unwrap_or(1);
         let changed_spec = spec_part(&old) != spec_part(&body);
-        meta["generation"] = json!(if changed_spec { generation + 1 } else { generation });
+        meta["generation"] = json!(if changed_spec {
+            generation + 1
+        } else {
+            generation
+        });
         if kind.group.is_empty() && kind.plural == "namespaces" {
             meta["labels"]["kubernetes.io/metadata.name"] = json!(name);
         }
@@ -484,13 +613,23 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let ns_s = Store::namespace_of(kind, ns)?;
         if ty == PatchType::Apply && field_manager.is_none_or(str::is_empty) {
-            return Err(ApiError::invalid("PatchOptions.meta.k8s.io", "", "fieldManager: Required value: is required for apply patch"));
+            return Err(ApiError::invalid(
+                "PatchOptions.meta.k8s.io",
+                "",
+                "fieldManager: Required value: is required for apply patch",
+            ));
         }
         let managed = |obj: &mut Value| {
             if let (PatchType::Apply, Some(m)) = (ty, field_manager) {
                 let entry = json!({"manager": m, "operation": "Apply", "apiVersion": kind.api_version(), "time": now(), "fieldsType": "FieldsV1", "fieldsV1": {}});
-                let list = obj["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
-                let mut list: Vec<Value> = list.into_iter().filter(|e| e["manager"] != json!(m)).collect();
+                let list = obj["metadata"]["managedFields"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let mut list: Vec<Value> = list
+                    .into_iter()
+                    .filter(|e| e["manager"] != json!(m))
+                    .collect();
                 list.push(entry);
                 obj["metadata"]["managedFields"] = Value::Array(list);
             }
@@ -505,7 +644,12 @@ impl Store {
                 managed(&mut body);
                 return self.create(kind, ns, body);
             }
-            return Err(ApiError::not_found(&kind.group, &kind.qualified(), &kind.plural, name));
+            return Err(ApiError::not_found(
+                &kind.group,
+                &kind.qualified(),
+                &kind.plural,
+                name,
+            ));
         };
         let mut doc = old.clone();
         match ty {
@@ -518,26 +662,50 @@ impl Store {
             PatchType::Json => {
                 let p: json_patch::Patch = serde_json::from_value(patch)
                     .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-                json_patch::patch(&mut doc, &p)
-                    .map_err(|e| ApiError::invalid(&kind.kind, name, &format!("the JSON patch could not be applied: {e}")))?;
+                json_patch::patch(&mut doc, &p).map_err(|e| {
+                    ApiError::invalid(
+                        &kind.kind,
+                        name,
+                        &format!("the JSON patch could not be applied: {e}"),
+                    )
+                })?;
             }
         }
         managed(&mut doc);
         if !doc.is_object() {
-            return Err(ApiError::invalid(&kind.kind, name, "the patched object is not an object"));
+            return Err(ApiError::invalid(
+                &kind.kind,
+                name,
+                "the patched object is not an object",
+            ));
         }
         self.update(kind, ns, name, doc, status_only)
     }
 
-    pub(crate) fn delete(&mut self, kind: &ResourceKind, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub(crate) fn delete(
+        &mut self,
+        kind: &ResourceKind,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let ns = Store::namespace_of(kind, ns)?;
         let Some(mut obj) = self.objects.remove(&Store::key(kind, &ns, name)) else {
-            return Err(ApiError::not_found(&kind.group, &kind.qualified(), &kind.plural, name));
+            return Err(ApiError::not_found(
+                &kind.group,
+                &kind.qualified(),
+                &kind.plural,
+                name,
+            ));
         };
         if kind.group.is_empty() && kind.plural == "namespaces" {
             // Deleting a namespace deletes what is in it (at once, where a real cluster
             // finalizes over seconds).
-            let inside: Vec<Key> = self.objects.keys().filter(|(_, _, n, _)| *n == *name).cloned().collect();
+            let inside: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|(_, _, n, _)| *n == *name)
+                .cloned()
+                .collect();
             for k in inside {
                 if let (Some(o), Some(kk)) = (self.objects.remove(&k), self.kind(&k.0, &k.1)) {
                     self.rv += 1;
@@ -577,7 +745,11 @@ fn normalize(kind: &ResourceKind, body: &mut Value) {
                 body["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(s));
             }
         }
-        if body.get("type").is_none() {
+        if body
+            .get("type")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             body["type"] = json!("Opaque");
         }
     }
