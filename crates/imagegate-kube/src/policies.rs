@@ -94,6 +94,7 @@ async fn run(client: kube::Client, current: Arc<ArcSwap<PolicySet>>, ready: watc
         watcher(api, watcher::Config::default())
             .default_backoff()
             .map(move |e| (kind, e))
+            .boxed()
     };
     let mut events = futures::stream::select(stream(Kind::ClusterPolicy), stream(Kind::Policy));
     let mut reflector = Reflector::default();

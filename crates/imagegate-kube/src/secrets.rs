@@ -38,11 +38,16 @@ struct State {
 }
 
 /// On-demand Secret reads with a watch-invalidated cache; the watch stops when dropped.
-#[derive(Debug)]
 pub struct SecretKeys {
     client: kube::Client,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SecretKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKeys").finish_non_exhaustive()
+    }
 }
 
 impl Drop for SecretKeys {

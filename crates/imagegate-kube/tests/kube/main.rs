@@ -42,7 +42,7 @@ pub fn cluster_policy(name: &str, action: &str) -> Value {
         "metadata": {"name": name},
         "spec": {"validationFailureAction": action, "rules": [{
             "name": "verify", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
-            "verifyImages": [{"imageReferences": ["registry.example/*"], "attestors": [{"entries": [{"keys": {"publicKeys": "k8s://default/keys"}}]}]}]
+            "verifyImages": [{"imageReferences": ["registry.example/*"], "mutateDigest": false, "attestors": [{"entries": [{"keys": {"publicKeys": "k8s://default/keys"}}]}]}]
         }]}
     })
 }

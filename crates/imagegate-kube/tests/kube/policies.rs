@@ -115,7 +115,12 @@ async fn broken_policy_keeps_previous_version_and_writes_ready_false() {
     );
     assert_eq!(action(&watch, "p").as_deref(), Some("Enforce"));
     let kept = watch.current();
-    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        kept.len(),
+        1,
+        "{:?}",
+        kept.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
 
     // Fixed: loaded, Ready=True again.
     server

@@ -370,9 +370,13 @@ impl Store {
                     self.compacted + 1
                 )));
             }
-            Some(rv) => {
-                WatchStart::Replay(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
-            }
+            Some(rv) => WatchStart::Replay(
+                self.history
+                    .iter()
+                    .filter(|e| e.rv > rv && Store::event_matches(kind, query, e))
+                    .cloned()
+                    .collect(),
+            ),
         };
         Ok((start, self.rv, rx))
     }
@@ -539,7 +543,12 @@ impl Store {
         }
         if status_only {
             let status = body.get("status").cloned();
+            // Field managers are recorded for status writes too.
+            let managed = body.pointer("/metadata/managedFields").cloned();
             body = old.clone();
+            if let Some(m) = managed {
+                body["metadata"]["managedFields"] = m;
+            }
             match status {
                 Some(s) => body["status"] = s,
                 None => {

@@ -592,6 +592,21 @@ async fn watch_replays_streams_bookmarks_and_answers_410_after_compaction() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Changes of another kind and another namespace are not replayed.
+    server
+        .create(
+            "configmaps",
+            Some("default"),
+            json!({"metadata": {"name": "before"}}),
+        )
+        .unwrap();
+    server
+        .create(
+            "secrets",
+            Some("kube-system"),
+            json!({"metadata": {"name": "elsewhere"}}),
+        )
+        .unwrap();
     server
         .create(
             "secrets",
