@@ -209,10 +209,10 @@ impl Store {
             kind: ty,
             object,
         });
-        if self.history.len() >= HISTORY {
-            if let Some(old) = self.history.pop_front() {
-                self.compacted = old.rv;
-            }
+        if self.history.len() >= HISTORY
+            && let Some(old) = self.history.pop_front()
+        {
+            self.compacted = old.rv;
         }
         self.history.push_back(event.clone());
         // No receiver is fine: nobody watches.
@@ -430,12 +430,14 @@ impl Store {
                 ),
             ));
         }
-        if let Some(body_ns) = meta.get("namespace").and_then(Value::as_str) {
-            if kind.namespaced && !body_ns.is_empty() && body_ns != ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
+        if let Some(body_ns) = meta.get("namespace").and_then(Value::as_str)
+            && kind.namespaced
+            && !body_ns.is_empty()
+            && body_ns != ns
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
         }
         if kind.namespaced
             && !self.objects.contains_key(&(
