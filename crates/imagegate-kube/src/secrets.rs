@@ -95,10 +95,10 @@ impl SecretKeys {
         let key = (namespace.to_owned(), name.to_owned());
         {
             let state = self.lock();
-            if let (Some(c), Some(seen)) = (state.cache.get(&key), state.seen.get(&key)) {
-                if c.resource_version == *seen {
-                    return Ok(c.data.clone());
-                }
+            if let (Some(c), Some(seen)) = (state.cache.get(&key), state.seen.get(&key))
+                && c.resource_version == *seen
+            {
+                return Ok(c.data.clone());
             }
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
