@@ -10,6 +10,8 @@
 //!   formats, byte for byte.
 //! - [`notation`]: a Notation signer (certificate chains, JWS/COSE envelopes, an RFC 3161
 //!   TSA) and pushing signatures with the `sha256-<hex>` referrers tag schema.
+//! - [`apiserver::ApiServer`]: a faithful Kubernetes API server fake over HTTPS (checked
+//!   against `kubectl`), for cluster-mode tests.
 //! - [`write_docker_config`], [`vectors_dir`]: docker `config.json` files and the shared
 //!   test vectors.
 //!
@@ -20,6 +22,7 @@
 #![deny(missing_docs)]
 #![allow(clippy::expect_used, clippy::unwrap_used)] // dev-only: test-setup failures panic loudly
 
+pub mod apiserver;
 mod block;
 mod cosign;
 mod docker_config;

@@ -654,3 +654,6 @@ fn registry_in_a_static_is_shared_across_threads() {
         .count();
     assert_eq!(puts, 4);
 }
+
+#[path = "testkit/apiserver.rs"]
+mod apiserver;

@@ -1,0 +1,27 @@
+//! imagegate in the cluster: what the Kubernetes API feeds the engine (kube-rs).
+//!
+//! - [`client`]: connecting (in-cluster, `--kubeconfig`, `KUBECONFIG`) and imagegate's own
+//!   namespace.
+//! - [`policies`]: a reflector of `kyverno.io/v1` ClusterPolicy and Policy, validated with
+//!   `imagegate-policy`, published as an atomically swapped [`PolicySet`], with
+//!   `status.conditions[type=Ready]` written back.
+//! - [`reflect`]: the pure part of the policy reflector (events in, set and status writes out).
+//! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
+//! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
+//!   invalidated by a metadata-only watch.
+//! - [`error`]: this crate's errors.
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod namespaces;
+pub mod policies;
+pub mod reflect;
+pub mod secrets;
+
+pub use client::{Cluster, own_namespace};
+pub use error::{KubeError, Result};
+pub use namespaces::NamespaceLabels;
+pub use policies::PolicyWatch;
+pub use reflect::{PolicyKey, PolicySet};
+pub use secrets::SecretKeys;

@@ -1,0 +1,172 @@
+//! The policy reflector: `kyverno.io/v1` ClusterPolicy and Policy watched (one LIST, then
+//! WATCH with bookmarks; after 410 Gone or a broken stream kube-runtime re-watches or
+//! re-lists, with exponential backoff on errors), fed through [`Reflector`], published
+//! as an atomically swapped [`PolicySet`], and `status.conditions[type=Ready]` written
+//! back with server-side apply (field manager `imagegate`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::error::{KubeError, Result};
+use crate::reflect::{Kind, Outcome, PolicySet, Reflector, StatusWrite};
+
+/// Field manager of imagegate's status writes.
+pub const FIELD_MANAGER: &str = "imagegate";
+/// Deadline of one status write.
+const STATUS_DEADLINE: Duration = Duration::from_secs(10);
+
+fn resource(kind: Kind) -> ApiResource {
+    let gvk = GroupVersionKind::gvk("kyverno.io", "v1", kind.as_str());
+    let plural = match kind {
+        Kind::ClusterPolicy => "clusterpolicies",
+        Kind::Policy => "policies",
+    };
+    ApiResource::from_gvk_with_plural(&gvk, plural)
+}
+
+/// A running policy reflector; stops when dropped.
+#[derive(Debug)]
+pub struct PolicyWatch {
+    current: Arc<ArcSwap<PolicySet>>,
+    ready: watch::Receiver<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for PolicyWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PolicyWatch {
+    /// Starts watching both kinds cluster-wide.
+    pub fn start(client: kube::Client) -> PolicyWatch {
+        let current = Arc::new(ArcSwap::from_pointee(PolicySet::default()));
+        let (ready_tx, ready) = watch::channel(false);
+        let task = tokio::spawn(run(client, current.clone(), ready_tx));
+        PolicyWatch {
+            current,
+            ready,
+            task,
+        }
+    }
+
+    /// The current set (cheap: an `Arc` clone).
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.current.load_full()
+    }
+
+    /// A handle that always reads the latest set, for the engine.
+    pub fn handle(&self) -> Arc<ArcSwap<PolicySet>> {
+        self.current.clone()
+    }
+
+    /// Whether the first complete list of both kinds has arrived (readiness).
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Waits for the first complete list of both kinds.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
+        let mut ready = self.ready.clone();
+        let waited = tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await;
+        match waited {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(KubeError::NotReady {
+                what: "policies",
+                seconds: timeout.as_secs(),
+            }),
+        }
+    }
+}
+
+async fn run(client: kube::Client, current: Arc<ArcSwap<PolicySet>>, ready: watch::Sender<bool>) {
+    let stream = |kind: Kind| {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .map(move |e| (kind, e))
+            .boxed()
+    };
+    let mut events = futures::stream::select(stream(Kind::ClusterPolicy), stream(Kind::Policy));
+    let mut reflector = Reflector::default();
+    while let Some((kind, event)) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(kind = kind.as_str(), error = %e, "policy watch failed; retrying with backoff");
+                continue;
+            }
+        };
+        let value = |o: &DynamicObject| serde_json::to_value(o).unwrap_or(Value::Null);
+        let outcome: Outcome = match event {
+            watcher::Event::Init => {
+                reflector.init(kind);
+                Outcome::default()
+            }
+            watcher::Event::InitApply(o) => reflector.init_apply(kind, &value(&o)),
+            watcher::Event::InitDone => reflector.init_done(kind),
+            watcher::Event::Apply(o) => reflector.apply(kind, &value(&o)),
+            watcher::Event::Delete(o) => reflector.delete(kind, &value(&o)),
+        };
+        for (key, error) in &outcome.invalid {
+            tracing::warn!(policy = %key, %error, "invalid policy: keeping its previous version, if any");
+        }
+        if outcome.changed {
+            current.store(Arc::new(reflector.set().clone()));
+        }
+        if reflector.ready() && !*ready.borrow() {
+            let _ = ready.send(true);
+        }
+        for write in outcome.status {
+            write_status(&client, &write).await;
+        }
+    }
+}
+
+/// Writes one Ready condition; a failure is logged (the next change retries).
+async fn write_status(client: &kube::Client, write: &StatusWrite) {
+    let ar = resource(write.key.kind);
+    let api: Api<DynamicObject> = match write.key.kind {
+        Kind::ClusterPolicy => Api::all_with(client.clone(), &ar),
+        Kind::Policy => Api::namespaced_with(client.clone(), &write.key.namespace, &ar),
+    };
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let patch = json!({
+        "apiVersion": "kyverno.io/v1",
+        "kind": write.key.kind.as_str(),
+        "status": {
+            "ready": write.ready,
+            "conditions": [{
+                "type": "Ready",
+                "status": if write.ready { "True" } else { "False" },
+                "reason": write.reason,
+                "message": write.message,
+                "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            }],
+        },
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let result = tokio::time::timeout(
+        STATUS_DEADLINE,
+        api.patch_status(&write.key.name, &params, &Patch::Apply(&patch)),
+    )
+    .await;
+    match result {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(policy = %write.key, error = %e, "writing the policy's Ready condition failed")
+        }
+        Err(_) => {
+            tracing::warn!(policy = %write.key, "writing the policy's Ready condition timed out")
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Secrets for `k8s://NAMESPACE/NAME` keys (cosign's convention: the `cosign.pub` key),
+//! read on demand and cached. A metadata-only watch of Secrets records each Secret's
+//! latest `resourceVersion`; a cached Secret is used only while its version is the latest
+//! the watch has seen, so an update or delete invalidates it without holding any Secret
+//! data beyond the ones asked for.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::task::JoinHandle;
+
+use crate::error::{KubeError, Result};
+
+/// Key of the public key in a Secret named by `k8s://` (cosign's convention).
+pub const COSIGN_PUB: &str = "cosign.pub";
+/// Deadline of one Secret read.
+const READ_DEADLINE: Duration = Duration::from_secs(10);
+
+type Key = (String, String);
+
+/// A Secret's data with the version it was read at.
+#[derive(Debug)]
+struct Cached {
+    resource_version: String,
+    data: Arc<BTreeMap<String, Vec<u8>>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Latest version per Secret, from the watch.
+    seen: HashMap<Key, String>,
+    cache: HashMap<Key, Cached>,
+}
+
+/// On-demand Secret reads with a watch-invalidated cache; the watch stops when dropped.
+pub struct SecretKeys {
+    client: kube::Client,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SecretKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKeys").finish_non_exhaustive()
+    }
+}
+
+impl Drop for SecretKeys {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Splits `k8s://NAMESPACE/NAME`.
+pub fn parse_reference(reference: &str) -> Result<(String, String)> {
+    let bad = || KubeError::BadSecretReference {
+        reference: reference.to_owned(),
+    };
+    let rest = reference.trim().strip_prefix("k8s://").ok_or_else(bad)?;
+    let (ns, name) = rest.split_once('/').ok_or_else(bad)?;
+    let ok = |s: &str| !s.is_empty() && s.len() <= 253 && !s.contains('/');
+    if !ok(ns) || !ok(name) {
+        return Err(bad());
+    }
+    Ok((ns.to_owned(), name.to_owned()))
+}
+
+impl SecretKeys {
+    /// Starts the invalidation watch.
+    pub fn start(client: kube::Client) -> SecretKeys {
+        let state = Arc::new(Mutex::new(State::default()));
+        let task = tokio::spawn(run(client.clone(), state.clone()));
+        SecretKeys {
+            client,
+            state,
+            task,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The data of Secret `namespace/name`, from the cache while it is current.
+    pub async fn data(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Arc<BTreeMap<String, Vec<u8>>>> {
+        let key = (namespace.to_owned(), name.to_owned());
+        {
+            let state = self.lock();
+            if let (Some(c), Some(seen)) = (state.cache.get(&key), state.seen.get(&key))
+                && c.resource_version == *seen
+            {
+                return Ok(c.data.clone());
+            }
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = match tokio::time::timeout(READ_DEADLINE, api.get_opt(name)).await {
+            Ok(Ok(Some(s))) => s,
+            Ok(Ok(None)) => {
+                return Err(KubeError::SecretNotFound {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(KubeError::Api(format!(
+                    "reading secret {namespace}/{name}: {e}"
+                )));
+            }
+            Err(_) => {
+                return Err(KubeError::Api(format!(
+                    "reading secret {namespace}/{name}: timed out"
+                )));
+            }
+        };
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        let data = Arc::new(data);
+        if let Some(rv) = secret.metadata.resource_version {
+            self.lock().cache.insert(
+                key,
+                Cached {
+                    resource_version: rv,
+                    data: data.clone(),
+                },
+            );
+        }
+        Ok(data)
+    }
+
+    /// The PEM public key a `k8s://NAMESPACE/NAME` reference names (its `cosign.pub`).
+    pub async fn public_key(&self, reference: &str) -> Result<String> {
+        let (namespace, name) = parse_reference(reference)?;
+        let data = self.data(&namespace, &name).await?;
+        let missing = || KubeError::SecretKeyMissing {
+            namespace: namespace.clone(),
+            name: name.clone(),
+            key: COSIGN_PUB.to_owned(),
+        };
+        let bytes = data.get(COSIGN_PUB).ok_or_else(missing)?;
+        String::from_utf8(bytes.clone()).map_err(|_| missing())
+    }
+}
+
+async fn run(client: kube::Client, state: Arc<Mutex<State>>) {
+    let api: Api<PartialObjectMeta<Secret>> = Api::all(client);
+    let mut events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut relist: Option<HashMap<Key, String>> = None;
+    let key = |m: &PartialObjectMeta<Secret>| -> Option<(Key, String)> {
+        Some((
+            (m.metadata.namespace.clone()?, m.metadata.name.clone()?),
+            m.metadata.resource_version.clone()?,
+        ))
+    };
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "secret watch failed; retrying with backoff");
+                continue;
+            }
+        };
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        match event {
+            watcher::Event::Init => relist = Some(HashMap::new()),
+            watcher::Event::InitApply(m) => {
+                if let (Some(buf), Some((k, rv))) = (relist.as_mut(), key(&m)) {
+                    buf.insert(k, rv);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(buf) = relist.take() {
+                    s.seen = buf;
+                }
+            }
+            watcher::Event::Apply(m) => {
+                if let Some((k, rv)) = key(&m) {
+                    s.seen.insert(k, rv);
+                }
+            }
+            watcher::Event::Delete(m) => {
+                if let Some((k, _)) = key(&m) {
+                    s.seen.remove(&k);
+                    s.cache.remove(&k);
+                }
+            }
+        }
+        // Entries whose Secret changed are dead weight.
+        let State { seen, cache } = &mut *s;
+        cache.retain(|k, c| seen.get(k).is_none_or(|rv| *rv == c.resource_version));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(
+            parse_reference("k8s://ns/key").unwrap(),
+            ("ns".into(), "key".into())
+        );
+        for bad in [
+            "k8s://ns",
+            "k8s:///key",
+            "k8s://ns/",
+            "k8s://a/b/c",
+            "https://x/y",
+            "",
+        ] {
+            assert!(
+                matches!(
+                    parse_reference(bad),
+                    Err(KubeError::BadSecretReference { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
