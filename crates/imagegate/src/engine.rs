@@ -1,40 +1,40 @@
-//! Building the engine shared by the commands that evaluate policies.
+//! Building the engine shared by the commands that evaluate policies: the one place
+//! where registry client, trust root, caches and metrics are wired together (the
+//! webhook, the offline commands and the tests all come through [`build`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use imagegate_engine::{CacheOptions, Engine, EngineMetrics, EngineOptions, Verifier};
-
 use imagegate_sigstore::TrustedRoot;
 
-use crate::cli::{RegistryArgs, TrustArgs};
+use crate::registry::RegistryConfig;
 
-/// An engine fetching with the registry settings of `args`, default caches.
-pub fn build(args: &RegistryArgs, trust: &TrustArgs) -> anyhow::Result<Engine> {
-    build_with(
-        args,
-        trust,
-        CacheOptions::default(),
-        EngineMetrics::default(),
-    )
+/// What the engine is built from.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Registry access.
+    pub registry: RegistryConfig,
+    /// Sigstore trusted_root.json; `None`: the embedded public-good root.
+    pub trusted_root: Option<PathBuf>,
+    /// Cache lifetimes and sizes.
+    pub caches: CacheOptions,
 }
 
-/// An engine with explicit caches, reporting to `metrics` (registry requests included).
-pub fn build_with(
-    args: &RegistryArgs,
-    trust: &TrustArgs,
-    caches: CacheOptions,
-    metrics: EngineMetrics,
-) -> anyhow::Result<Engine> {
-    let client = Arc::new(crate::registry::client(args)?.with_observer(Arc::new(metrics.clone())));
-    let verifier = Verifier::with_digest_cache(client, caches.digest_ttl, metrics.clone());
-    let trusted_root = trust
+/// An engine as `config` says, reporting to `metrics` (registry requests included).
+pub fn build(config: &EngineConfig, metrics: EngineMetrics) -> anyhow::Result<Engine> {
+    let client = Arc::new(
+        crate::registry::client(&config.registry)?.with_observer(Arc::new(metrics.clone())),
+    );
+    let verifier = Verifier::with_digest_cache(client, config.caches.digest_ttl, metrics.clone());
+    let trusted_root = config
         .trusted_root
         .as_deref()
         .map(TrustedRoot::from_file)
         .transpose()?;
     let options = EngineOptions {
         trusted_root,
-        caches,
+        caches: config.caches.clone(),
         metrics,
         ..EngineOptions::default()
     };
