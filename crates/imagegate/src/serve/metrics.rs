@@ -393,3 +393,61 @@ pub fn encode(registry: &Registry) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_fields_become_labels_only_as_real_names() {
+        let bounds = LabelBounds::default();
+        for (kind, namespace, expected) in [
+            ("Pod", "default", ("Pod", "default")),
+            ("Deployment", "", ("Deployment", "")),
+            ("Task", "ci-1", ("Task", "ci-1")),
+            ("pod", "default", (OTHER, "default")),
+            ("Pod", "Default", ("Pod", OTHER)),
+            ("Pod", "-x", ("Pod", OTHER)),
+            ("Pod", "x-", ("Pod", OTHER)),
+            ("Pod\"", "a\nb", (OTHER, OTHER)),
+            (&*format!("K{}", "a".repeat(63)), "a", (OTHER, "a")),
+            ("Pod", &*"a".repeat(64), ("Pod", OTHER)),
+        ] {
+            let (k, n) = bounds.resource(kind, namespace);
+            assert_eq!((k.as_str(), n.as_str()), expected, "{kind:?} {namespace:?}");
+        }
+        for (operation, expected) in [
+            ("CREATE", "create"),
+            ("update", "update"),
+            ("DELETE", "delete"),
+            ("CONNECT", "connect"),
+            ("PATCH", OTHER),
+            ("", OTHER),
+        ] {
+            assert_eq!(operation_label(operation), expected);
+        }
+    }
+
+    #[test]
+    fn distinct_values_stop_at_their_caps() {
+        let bounds = LabelBounds::default();
+        let kinds: HashSet<String> = (0..MAX_OTHER_KINDS + 10)
+            .map(|i| bounds.resource(&format!("Kind{i}"), "").0)
+            .collect();
+        assert_eq!(kinds.len(), MAX_OTHER_KINDS + 1);
+        assert!(kinds.contains(OTHER));
+        // Workload kinds are labelled whatever came before.
+        assert_eq!(bounds.resource("Pod", "").0, "Pod");
+        let namespaces: HashSet<String> = (0..MAX_NAMESPACES + 10)
+            .map(|i| bounds.resource("Pod", &format!("ns-{i}")).1)
+            .collect();
+        assert_eq!(namespaces.len(), MAX_NAMESPACES + 1);
+        let pairs: HashSet<(String, String)> = WORKLOAD_KINDS
+            .iter()
+            .flat_map(|kind| (0..MAX_NAMESPACES).map(move |i| (*kind, i)))
+            .map(|(kind, i)| bounds.resource(kind, &format!("ns-{i}")))
+            .collect();
+        assert!(pairs.len() <= MAX_RESOURCE_PAIRS + 1, "{}", pairs.len());
+        assert!(pairs.contains(&(OTHER.to_owned(), OTHER.to_owned())));
+    }
+}
