@@ -63,6 +63,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Admission reviews being read or evaluated at once; further ones get 429 at once.
     pub max_concurrent_reviews: usize,
+    /// Bytes of review bodies being received or evaluated at once (reserved from each
+    /// request's Content-Length, or the largest review when it has none); a review that
+    /// does not fit gets 429 at once. At least one largest review always fits.
+    pub max_body_bytes_in_flight: usize,
     /// Time for the TLS handshake.
     pub tls_handshake_timeout: Duration,
     /// Time for a request's headers (HTTP/1.1) and for the first request of a
@@ -85,6 +89,7 @@ impl Default for Limits {
         Limits {
             max_connections: 512,
             max_concurrent_reviews: 128,
+            max_body_bytes_in_flight: 64 * 1024 * 1024,
             tls_handshake_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),

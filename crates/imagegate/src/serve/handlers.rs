@@ -2,15 +2,16 @@
 //! probes `GET /healthz`, `GET /readyz`. Metrics listener (plain HTTP): `GET /metrics`
 //! and the same probes.
 //!
-//! A review first takes a permit of `State::reviews` (none left: 429 at once, before
-//! the body is read, so a flood costs neither memory nor CPU), then must deliver its
-//! body within `Limits::body_read_timeout` (else 408).
+//! A review first takes a permit of `State::reviews` and reserves its body's bytes
+//! from `State::body_budget` (either exhausted: 429 at once, before the body is read,
+//! so a flood costs neither memory nor CPU), then must deliver its body within
+//! `Limits::body_read_timeout` (else 408).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody as _};
 use axum::extract::{DefaultBodyLimit, FromRequest as _, Request, State as Shared};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -70,6 +71,28 @@ async fn admission(state: &State, request: Request, phase: Phase) -> Response {
         )
             .into_response();
     };
+    // Reserve the body's bytes before reading it: a flood of large bodies is refused
+    // instead of buffered. The length comes from Content-Length (hyper's exact size
+    // hint); without one (chunked), the largest review is reserved.
+    let declared = request
+        .body()
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok());
+    let reserve = kib(declared.unwrap_or(MAX_REVIEW_BYTES).min(MAX_REVIEW_BYTES));
+    let Ok(_bytes) = state.body_budget.try_acquire_many(reserve) else {
+        state.metrics.rejected();
+        tracing::warn!(
+            limit = state.limits.max_body_bytes_in_flight,
+            "refused an admission request: too many review bytes in flight"
+        );
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many admission review bytes in flight\n",
+        )
+            .into_response();
+    };
     let deadline = state.limits.body_read_timeout;
     let body = match tokio::time::timeout(deadline, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => body,
@@ -123,6 +146,11 @@ async fn admission(state: &State, request: Request, phase: Phase) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `bytes` in whole KiB (rounded up, at least 1), as semaphore permits.
+pub(super) fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
 }
 
 /// The longest prefix of `text` of at most `max` bytes ending on a character boundary.

@@ -55,6 +55,8 @@ pub struct State {
     pub accepting: AtomicBool,
     /// Permits for reviews in progress (`Limits::max_concurrent_reviews`).
     pub reviews: Semaphore,
+    /// KiB of review bodies in flight (`Limits::max_body_bytes_in_flight`).
+    pub body_budget: Semaphore,
     /// The limits applied per request.
     pub limits: Limits,
 }
@@ -79,6 +81,9 @@ impl State {
             registry,
             accepting: AtomicBool::new(true),
             reviews: Semaphore::new(limits.max_concurrent_reviews.max(1)),
+            body_budget: Semaphore::new(handlers::kib(
+                limits.max_body_bytes_in_flight.max(MAX_REVIEW_BYTES),
+            ) as usize),
             limits,
         }
     }

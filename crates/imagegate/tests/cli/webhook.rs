@@ -25,6 +25,7 @@ use crate::serve::{count, decoded_patch, images, pod, policy, review_of, write};
 /// The webhook's routers over one state, with a runtime to drive them.
 pub(crate) struct Webhook {
     pub runtime: tokio::runtime::Runtime,
+    pub state: Arc<State>,
     router: Router,
     metrics_router: Router,
     _home: tempfile::TempDir,
@@ -59,7 +60,8 @@ impl Webhook {
         let state = Arc::new(State::new(engine, &engine_metrics, policies, limits));
         Webhook {
             router: imagegate::serve::webhook_router(Arc::clone(&state)),
-            metrics_router: imagegate::serve::metrics_router(state),
+            metrics_router: imagegate::serve::metrics_router(Arc::clone(&state)),
+            state,
             runtime,
             _home: home,
         }
@@ -693,4 +695,72 @@ fn request_fields_do_not_flood_metric_labels() {
     assert!(namespaces.len() <= 513, "{} namespaces", namespaces.len());
     assert!(namespaces.contains("other"), "{namespaces:?}");
     assert!(namespaces.contains("team-0"), "{namespaces:?}");
+}
+
+/// Bodies being received count against a byte budget: while two 8 MiB bodies trickle
+/// in, a third large review is refused at once instead of buffered.
+#[test]
+fn review_bytes_in_flight_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    write(
+        &policy_file,
+        &policy(
+            "check-image",
+            "127.0.0.1:*",
+            &CosignKey::generate(),
+            "Fail",
+            10,
+            "",
+        ),
+    );
+    let server = Webhook::with_limits(
+        &[&policy_file],
+        Limits {
+            max_body_bytes_in_flight: 16 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(5),
+            ..Limits::default()
+        },
+    );
+    let pending = |length: usize| {
+        let body = Body::from_stream(futures::stream::pending::<
+            Result<axum::body::Bytes, std::io::Error>,
+        >());
+        Request::post("/mutate")
+            .header("content-type", "application/json")
+            .header("content-length", length.to_string())
+            .body(body)
+            .unwrap()
+    };
+    let eight_mib = 8 * 1024 * 1024;
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            server
+                .runtime
+                .spawn(Webhook::send(server.router(), pending(eight_mib)))
+        })
+        .collect();
+    let started = Instant::now();
+    while server.state.body_budget.available_permits() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "bodies never reserved"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let started = Instant::now();
+    let (status, text) = server
+        .runtime
+        .block_on(Webhook::send(server.router(), pending(eight_mib)));
+    assert_eq!(status, 429, "{text}");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    // The trickling ones run into the body deadline (408) and give their bytes back.
+    for held in held {
+        let (status, _) = server.runtime.block_on(held).unwrap();
+        assert_eq!(status, 408);
+    }
+    server.review(
+        "/mutate",
+        &review_of("admission.k8s.io/v1", "uid-after", &pod("p", "nginx:1.27")),
+    );
 }
