@@ -17,6 +17,7 @@ pub struct ColdSingle {
     /// Fresh engine, shared (warm) registry connections.
     pub warm_connections: Samples,
     /// Fresh engine and fresh registry client (new connections) per verification.
+    #[cfg_attr(not(feature = "peer"), allow(dead_code))] // read by scenario 5 only
     pub fresh_client: Samples,
     /// Registry requests of one verification.
     pub requests: usize,

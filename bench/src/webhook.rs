@@ -22,7 +22,7 @@ use crate::report::{Met, Row, Samples, ms};
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running `imagegate serve`, killed when dropped.
-struct Server {
+pub struct Server {
     child: Child,
     port: u16,
     metrics_port: u16,
@@ -41,7 +41,7 @@ impl Server {
     /// `imagegate serve` with `policy` on free loopback ports and a self-signed
     /// certificate (its CA bundle written into `dir`), logging at `log_level`
     /// (`None`: the default, `info`, one JSON line per review).
-    async fn start(
+    pub async fn start(
         binary: &Path,
         dir: &Path,
         policy: &Path,
@@ -117,8 +117,41 @@ impl Server {
         Ok(server)
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}/mutate", self.port)
+    }
+
+    /// A client trusting only the server's CA bundle.
+    pub fn client(&self, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+        Ok(reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&self.ca)?])
+            .timeout(timeout)
+            .build()?)
+    }
+
+    /// The server's peak resident set so far (`VmHWM`), in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    }
+
+    /// The text of `/metrics`.
+    pub async fn metrics_text(&self) -> anyhow::Result<String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(client
+            .get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .send()
+            .await?
+            .text()
+            .await?)
     }
 
     /// User + system CPU seconds the server has used.

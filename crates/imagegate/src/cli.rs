@@ -120,6 +120,26 @@ pub struct RegistryArgs {
     pub registry_timeout: u64,
 }
 
+impl RegistryArgs {
+    /// The registry client's configuration.
+    pub fn config(&self) -> crate::registry::RegistryConfig {
+        crate::registry::RegistryConfig {
+            docker_config: self.docker_config.clone(),
+            insecure_registries: self.allow_insecure_registry.clone(),
+            request_timeout: std::time::Duration::from_secs(self.registry_timeout),
+        }
+    }
+
+    /// The engine of an offline command: these registries, `trust`, default caches.
+    pub fn engine_config(&self, trust: &TrustArgs) -> crate::engine::EngineConfig {
+        crate::engine::EngineConfig {
+            registry: self.config(),
+            trusted_root: trust.trusted_root.clone(),
+            caches: imagegate_engine::CacheOptions::default(),
+        }
+    }
+}
+
 /// `imagegate verify`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
@@ -271,6 +291,12 @@ pub struct ServeArgs {
     /// Log format (stderr).
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "json")]
     pub log_format: LogFormat,
+    /// Most open connections on the webhook listener; more are closed at once.
+    #[arg(long, value_name = "COUNT", default_value_t = crate::serve::Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Most admission reviews evaluated at once; more are answered 429 at once.
+    #[arg(long, value_name = "COUNT", default_value_t = crate::serve::Limits::default().max_concurrent_reviews)]
+    pub max_concurrent_reviews: usize,
     /// Caches.
     #[command(flatten)]
     pub cache: CacheArgs,
@@ -280,6 +306,46 @@ pub struct ServeArgs {
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+impl ServeArgs {
+    /// The webhook's configuration (the server never reads these arguments itself).
+    pub fn config(&self) -> crate::serve::Config {
+        use crate::serve::{Config, Limits, TlsConfig};
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => TlsConfig::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            },
+            _ => TlsConfig::SelfSigned {
+                service_name: self.service_name.clone(),
+                service_namespace: self.service_namespace.clone(),
+                extra_names: self.tls_san.clone(),
+                ca_bundle_out: self.ca_bundle_out.clone(),
+            },
+        };
+        Config {
+            policies: self.policies.clone(),
+            listen: self.listen,
+            metrics_listen: self.metrics_listen,
+            tls,
+            reload_interval: std::time::Duration::from_secs_f64(
+                // NaN and out-of-range values fall back to the bounds.
+                self.reload_interval.clamp(0.05, 3600.0).max(0.05),
+            ),
+            shutdown_timeout: std::time::Duration::from_secs(self.shutdown_timeout),
+            engine: crate::engine::EngineConfig {
+                registry: self.registry.config(),
+                trusted_root: self.trust.trusted_root.clone(),
+                caches: self.cache.options(),
+            },
+            limits: Limits {
+                max_connections: self.max_connections.max(1),
+                max_concurrent_reviews: self.max_concurrent_reviews.max(1),
+                ..Limits::default()
+            },
+        }
+    }
 }
 
 /// Sigstore trust for the policy-evaluating commands.

@@ -1,35 +1,34 @@
-//! Building the engine shared by the commands that evaluate policies.
+//! Building the engine shared by the commands that evaluate policies: the one place
+//! where registry client, trust root, caches and metrics are wired together (the
+//! webhook, the offline commands and the tests all come through [`build`]).
+
+use std::path::PathBuf;
 
 use imagegate_engine::{CacheOptions, Engine, EngineMetrics};
-
 use imagegate_sigstore::TrustedRoot;
 
-use crate::cli::{RegistryArgs, TrustArgs};
+use crate::registry::RegistryConfig;
 
-/// An engine fetching with the registry settings of `args`, default caches.
-pub fn build(args: &RegistryArgs, trust: &TrustArgs) -> anyhow::Result<Engine> {
-    build_with(
-        args,
-        trust,
-        CacheOptions::default(),
-        EngineMetrics::default(),
-    )
+/// What the engine is built from.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Registry access.
+    pub registry: RegistryConfig,
+    /// Sigstore trusted_root.json; `None`: the embedded public-good root.
+    pub trusted_root: Option<PathBuf>,
+    /// Cache lifetimes and sizes.
+    pub caches: CacheOptions,
 }
 
-/// An engine with explicit caches, reporting to `metrics` (registry requests included).
-pub fn build_with(
-    args: &RegistryArgs,
-    trust: &TrustArgs,
-    caches: CacheOptions,
-    metrics: EngineMetrics,
-) -> anyhow::Result<Engine> {
-    let trusted_root = trust
+/// An engine as `config` says, reporting to `metrics` (registry requests included).
+pub fn build(config: &EngineConfig, metrics: EngineMetrics) -> anyhow::Result<Engine> {
+    let trusted_root = config
         .trusted_root
         .as_deref()
         .map(TrustedRoot::from_file)
         .transpose()?;
-    Ok(Engine::builder(crate::registry::client(args)?)
-        .caches(caches)
+    Ok(Engine::builder(crate::registry::client(&config.registry)?)
+        .caches(config.caches.clone())
         .metrics(metrics)
         .trusted_root(trusted_root)
         .build())

@@ -15,7 +15,10 @@ use crate::cli::{ApplyArgs, OutputFormat};
 pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
     let policies = crate::resources::load_policies(&args.policy)?;
     let resources = crate::resources::load_resources(&args.resource)?;
-    let engine = crate::engine::build(&args.registry, &args.trust)?;
+    let engine = crate::engine::build(
+        &args.registry.engine_config(&args.trust),
+        Default::default(),
+    )?;
     let responses = futures::future::join_all(resources.into_iter().map(|resource| {
         let input = AdmissionInput::for_resource(resource, MatchContext::default());
         let engine = &engine;

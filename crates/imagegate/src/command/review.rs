@@ -22,7 +22,10 @@ pub async fn run(args: ReviewArgs) -> anyhow::Result<u8> {
     }
     let request = AdmissionReview::parse(&input)?;
     let policies = crate::resources::load_policies(&args.policy)?;
-    let engine = crate::engine::build(&args.registry, &args.trust)?;
+    let engine = crate::engine::build(
+        &args.registry.engine_config(&args.trust),
+        Default::default(),
+    )?;
     let phase = match args.phase {
         ReviewPhase::Mutate => Phase::Mutate,
         ReviewPhase::Validate => Phase::Validate,

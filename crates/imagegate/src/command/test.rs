@@ -81,7 +81,10 @@ pub async fn run(args: TestArgs) -> anyhow::Result<u8> {
         );
     }
     files.sort();
-    let engine = crate::engine::build(&args.registry, &args.trust)?;
+    let engine = crate::engine::build(
+        &args.registry.engine_config(&args.trust),
+        Default::default(),
+    )?;
     let mut out = std::io::stdout().lock();
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {

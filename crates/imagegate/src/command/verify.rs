@@ -119,7 +119,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
         predicate_type: args.predicate_type.clone(),
     };
     let verifier = Verifier::new(std::sync::Arc::new(crate::registry::client(
-        &args.registry,
+        &args.registry.config(),
     )?));
     let deadline = Duration::from_secs(args.timeout.max(1));
     let outcomes = join_all(

@@ -1,13 +1,18 @@
 //! HTTP routes. Webhook listener (HTTPS): `POST /mutate`, `POST /validate`, and the
 //! probes `GET /healthz`, `GET /readyz`. Metrics listener (plain HTTP): `GET /metrics`
 //! and the same probes.
+//!
+//! A review first takes a permit of `State::reviews` and reserves its body's bytes
+//! from `State::body_budget` (either exhausted: 429 at once, before the body is read,
+//! so a flood costs neither memory nor CPU), then must deliver its body within
+//! `Limits::body_read_timeout` (else 408).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State as Shared};
+use axum::body::{Bytes, HttpBody as _};
+use axum::extract::{DefaultBodyLimit, FromRequest as _, Request, State as Shared};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,16 +44,71 @@ pub fn metrics_router(state: Arc<State>) -> Router {
         .with_state(state)
 }
 
-async fn mutate(Shared(state): Shared<Arc<State>>, body: Bytes) -> Response {
-    admission(&state, &body, Phase::Mutate).await
+/// Longest request field copied into a log line (namespaces and names are shorter).
+const MAX_LOGGED_FIELD: usize = 253;
+
+async fn mutate(Shared(state): Shared<Arc<State>>, request: Request) -> Response {
+    admission(&state, request, Phase::Mutate).await
 }
 
-async fn validate(Shared(state): Shared<Arc<State>>, body: Bytes) -> Response {
-    admission(&state, &body, Phase::Validate).await
+async fn validate(Shared(state): Shared<Arc<State>>, request: Request) -> Response {
+    admission(&state, request, Phase::Validate).await
 }
 
-async fn admission(state: &State, body: &[u8], phase: Phase) -> Response {
-    let review = match AdmissionReview::parse(body) {
+async fn admission(state: &State, request: Request, phase: Phase) -> Response {
+    let Ok(_permit) = state.reviews.try_acquire() else {
+        state.metrics.rejected();
+        tracing::warn!(
+            limit = state.limits.max_concurrent_reviews,
+            "refused an admission request: too many reviews in progress"
+        );
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many admission reviews in progress\n",
+        )
+            .into_response();
+    };
+    // Reserve the body's bytes before reading it: a flood of large bodies is refused
+    // instead of buffered. The length comes from Content-Length (hyper's exact size
+    // hint); without one (chunked), the largest review is reserved.
+    let declared = request
+        .body()
+        .size_hint()
+        .exact()
+        .and_then(|n| usize::try_from(n).ok());
+    let reserve = kib(declared.unwrap_or(MAX_REVIEW_BYTES).min(MAX_REVIEW_BYTES));
+    let Ok(_bytes) = state.body_budget.try_acquire_many(reserve) else {
+        state.metrics.rejected();
+        tracing::warn!(
+            limit = state.limits.max_body_bytes_in_flight,
+            "refused an admission request: too many review bytes in flight"
+        );
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "too many admission review bytes in flight\n",
+        )
+            .into_response();
+    };
+    let deadline = state.limits.body_read_timeout;
+    let body = match tokio::time::timeout(deadline, Bytes::from_request(request, &())).await {
+        Ok(Ok(body)) => body,
+        // Too large (413) or broken: the extractor's own answer.
+        Ok(Err(rejection)) => return rejection.into_response(),
+        Err(_) => {
+            tracing::warn!("refused an admission request whose body was not sent in time");
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body was not received within {}s\n",
+                    deadline.as_secs_f64()
+                ),
+            )
+                .into_response();
+        }
+    };
+    let review = match AdmissionReview::parse(&body) {
         Ok(review) => review,
         Err(e) => {
             tracing::warn!(error = %e, "rejected a request that is not an AdmissionReview");
@@ -56,8 +116,9 @@ async fn admission(state: &State, body: &[u8], phase: Phase) -> Response {
         }
     };
     let request = review.request.as_ref();
+    // Request fields are the client's strings: cut to a log line's worth.
     let field = |f: fn(&imagegate_engine::admission::AdmissionRequest) -> Option<&str>| {
-        request.and_then(f).unwrap_or_default().to_owned()
+        truncate(request.and_then(f).unwrap_or_default(), MAX_LOGGED_FIELD).to_owned()
     };
     let span = tracing::info_span!(
         "admission",
@@ -66,7 +127,7 @@ async fn admission(state: &State, body: &[u8], phase: Phase) -> Response {
             Phase::Mutate => "mutate",
             Phase::Validate => "validate",
         },
-        kind = field(|r| r.kind.get("kind").and_then(|k| k.as_str())),
+        kind = field(|r| Some(super::review::request_kind(r))),
         namespace = field(|r| r.namespace.as_deref()),
         resource_name = field(|r| r.name.as_deref()),
         operation = field(|r| Some(r.operation.as_str())),
@@ -83,6 +144,20 @@ async fn admission(state: &State, body: &[u8], phase: Phase) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `bytes` in whole KiB (rounded up, at least 1), as semaphore permits.
+pub(super) fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
+}
+
+/// The longest prefix of `text` of at most `max` bytes ending on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Alive: the process answers HTTP.

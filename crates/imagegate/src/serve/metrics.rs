@@ -4,7 +4,15 @@
 //! Everything is registered in one `prometheus_client::registry::Registry` built in
 //! `serve::run`; other parts (the engine's cache and registry metrics) register theirs
 //! in the same registry before the server starts.
+//!
+//! Label values taken from a request (kind, namespace, operation) are attacker-chosen
+//! strings and every label set lives as long as the process, so they go through
+//! [`LabelBounds`]: only values that can name real objects (Kubernetes name syntax,
+//! bounded length, known operations), a cap on distinct kinds, namespaces and
+//! kind × namespace pairs, and `other` for everything else (issue 8 item 10).
 
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use imagegate_engine::EngineResponse;
@@ -20,6 +28,111 @@ use prometheus_client::registry::Registry;
 const RULE_TYPE: &str = "imageVerify";
 /// Kyverno's `rule_execution_cause` for admission.
 const EXECUTION_CAUSE: &str = "admission_request";
+
+/// The label value of anything that is not a real object's, or beyond a cap.
+pub const OTHER: &str = "other";
+/// Longest kind or namespace (a DNS-1123 label / Kubernetes kind is at most 63 bytes).
+const MAX_NAME_BYTES: usize = 63;
+/// Kinds whose name is always a label value: those carrying pod specs.
+const WORKLOAD_KINDS: &[&str] = &[
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+];
+/// Other well-formed kinds kept as label values (custom resources with image
+/// extractors); later ones are `other`.
+const MAX_OTHER_KINDS: usize = 32;
+/// Distinct namespaces kept as label values; later ones are `other`.
+const MAX_NAMESPACES: usize = 512;
+/// Distinct kind × namespace pairs; later ones are `other` × `other`.
+const MAX_RESOURCE_PAIRS: usize = 1024;
+
+/// The bounded label values of request fields, shared by every metric family.
+#[derive(Debug, Default)]
+pub struct LabelBounds {
+    seen: Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    kinds: HashSet<String>,
+    namespaces: HashSet<String>,
+    pairs: HashSet<(String, String)>,
+}
+
+impl LabelBounds {
+    /// The `resource_kind` and `resource_namespace` label values of an object.
+    pub fn resource(&self, kind: &str, namespace: &str) -> (String, String) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = WORKLOAD_KINDS.contains(&kind)
+            || (is_kind(kind) && admit(&mut seen.kinds, kind, MAX_OTHER_KINDS));
+        let kind = if known { kind } else { OTHER };
+        let namespace = if namespace.is_empty() {
+            // Cluster-scoped, as Kyverno labels it.
+            ""
+        } else if is_namespace(namespace) && admit(&mut seen.namespaces, namespace, MAX_NAMESPACES)
+        {
+            namespace
+        } else {
+            OTHER
+        };
+        let pair = (kind.to_owned(), namespace.to_owned());
+        if seen.pairs.contains(&pair) || seen.pairs.len() < MAX_RESOURCE_PAIRS {
+            seen.pairs.insert(pair.clone());
+            pair
+        } else {
+            (OTHER.to_owned(), OTHER.to_owned())
+        }
+    }
+}
+
+/// The `resource_request_operation` label value: Kyverno's lower-case operation names.
+pub fn operation_label(operation: &str) -> &'static str {
+    const OPERATIONS: [(&str, &str); 4] = [
+        ("CREATE", "create"),
+        ("UPDATE", "update"),
+        ("DELETE", "delete"),
+        ("CONNECT", "connect"),
+    ];
+    OPERATIONS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(operation))
+        .map_or(OTHER, |(_, label)| label)
+}
+
+/// Whether `value` is in `set`, or was added to it below `cap`.
+fn admit(set: &mut HashSet<String>, value: &str, cap: usize) -> bool {
+    if set.contains(value) {
+        return true;
+    }
+    if set.len() >= cap {
+        return false;
+    }
+    set.insert(value.to_owned());
+    true
+}
+
+/// A Kubernetes kind: an upper-case letter, then letters and digits.
+fn is_kind(kind: &str) -> bool {
+    kind.len() <= MAX_NAME_BYTES
+        && kind.starts_with(|c: char| c.is_ascii_uppercase())
+        && kind.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// A namespace name: a DNS-1123 label.
+fn is_namespace(namespace: &str) -> bool {
+    namespace.len() <= MAX_NAME_BYTES
+        && namespace.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && namespace.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && namespace
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
 
 /// Labels of `kyverno_admission_requests_total` and
 /// `kyverno_admission_review_duration_seconds`.
@@ -99,6 +212,8 @@ pub struct Metrics {
     deadline_exceeded: Family<DeadlineLabels, Counter>,
     policy_reloads: Family<ReloadLabels, Counter>,
     policies: Gauge,
+    rejected: Counter,
+    bounds: LabelBounds,
 }
 
 impl Metrics {
@@ -112,6 +227,8 @@ impl Metrics {
             deadline_exceeded: Family::default(),
             policy_reloads: Family::default(),
             policies: Gauge::default(),
+            rejected: Counter::default(),
+            bounds: LabelBounds::default(),
         };
         registry.register(
             "kyverno_admission_requests",
@@ -144,11 +261,38 @@ impl Metrics {
             metrics.policy_reloads.clone(),
         );
         registry.register(
+            "imagegate_admission_rejected",
+            "Admission requests refused with 429 because the cap on concurrent reviews was reached",
+            metrics.rejected.clone(),
+        );
+        registry.register(
             "imagegate_policies",
             "Policies loaded",
             metrics.policies.clone(),
         );
         metrics
+    }
+
+    /// The labels of one answered review of an object of `kind` in `namespace`.
+    pub fn admission_labels(
+        &self,
+        kind: &str,
+        namespace: &str,
+        operation: &str,
+        allowed: bool,
+    ) -> AdmissionLabels {
+        let (resource_kind, resource_namespace) = self.bounds.resource(kind, namespace);
+        AdmissionLabels {
+            resource_kind,
+            resource_namespace,
+            resource_request_operation: operation_label(operation).to_owned(),
+            request_allowed: allowed.to_string(),
+        }
+    }
+
+    /// One admission request refused because too many reviews were in progress.
+    pub fn rejected(&self) {
+        self.rejected.inc();
     }
 
     /// One answered admission review.
@@ -161,6 +305,10 @@ impl Metrics {
 
     /// The rule results of one evaluation that took `elapsed`.
     pub fn policy_results(&self, response: &EngineResponse, operation: &str, elapsed: Duration) {
+        let (resource_kind, resource_namespace) = self
+            .bounds
+            .resource(&response.resource.kind, &response.resource.namespace);
+        let operation = operation_label(operation);
         for policy in &response.policies {
             let (policy_type, policy_namespace) = match &policy.namespace {
                 Some(ns) => ("namespaced", ns.clone()),
@@ -184,9 +332,9 @@ impl Metrics {
                         policy_background_mode: "false".into(),
                         policy_name: policy.policy.clone(),
                         policy_namespace: policy_namespace.clone(),
-                        resource_kind: response.resource.kind.clone(),
-                        resource_namespace: response.resource.namespace.clone(),
-                        resource_request_operation: operation.to_ascii_lowercase(),
+                        resource_kind: resource_kind.clone(),
+                        resource_namespace: resource_namespace.clone(),
+                        resource_request_operation: operation.into(),
                         rule_name: rule.name.clone(),
                         rule_result: rule.status.as_str().into(),
                         rule_type: RULE_TYPE.into(),
@@ -200,7 +348,7 @@ impl Metrics {
                         policy_background_mode: "false".into(),
                         policy_name: policy.policy.clone(),
                         policy_namespace: policy_namespace.clone(),
-                        resource_request_operation: operation.to_ascii_lowercase(),
+                        resource_request_operation: operation.into(),
                         rule_name: rule.name.clone(),
                         rule_result: rule.status.as_str().into(),
                         rule_type: RULE_TYPE.into(),
@@ -244,4 +392,62 @@ pub fn encode(registry: &Registry) -> String {
         tracing::error!(error = %e, "cannot encode the metrics");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_fields_become_labels_only_as_real_names() {
+        let bounds = LabelBounds::default();
+        for (kind, namespace, expected) in [
+            ("Pod", "default", ("Pod", "default")),
+            ("Deployment", "", ("Deployment", "")),
+            ("Task", "ci-1", ("Task", "ci-1")),
+            ("pod", "default", (OTHER, "default")),
+            ("Pod", "Default", ("Pod", OTHER)),
+            ("Pod", "-x", ("Pod", OTHER)),
+            ("Pod", "x-", ("Pod", OTHER)),
+            ("Pod\"", "a\nb", (OTHER, OTHER)),
+            (&*format!("K{}", "a".repeat(63)), "a", (OTHER, "a")),
+            ("Pod", &*"a".repeat(64), ("Pod", OTHER)),
+        ] {
+            let (k, n) = bounds.resource(kind, namespace);
+            assert_eq!((k.as_str(), n.as_str()), expected, "{kind:?} {namespace:?}");
+        }
+        for (operation, expected) in [
+            ("CREATE", "create"),
+            ("update", "update"),
+            ("DELETE", "delete"),
+            ("CONNECT", "connect"),
+            ("PATCH", OTHER),
+            ("", OTHER),
+        ] {
+            assert_eq!(operation_label(operation), expected);
+        }
+    }
+
+    #[test]
+    fn distinct_values_stop_at_their_caps() {
+        let bounds = LabelBounds::default();
+        let kinds: HashSet<String> = (0..MAX_OTHER_KINDS + 10)
+            .map(|i| bounds.resource(&format!("Kind{i}"), "").0)
+            .collect();
+        assert_eq!(kinds.len(), MAX_OTHER_KINDS + 1);
+        assert!(kinds.contains(OTHER));
+        // Workload kinds are labelled whatever came before.
+        assert_eq!(bounds.resource("Pod", "").0, "Pod");
+        let namespaces: HashSet<String> = (0..MAX_NAMESPACES + 10)
+            .map(|i| bounds.resource("Pod", &format!("ns-{i}")).1)
+            .collect();
+        assert_eq!(namespaces.len(), MAX_NAMESPACES + 1);
+        let pairs: HashSet<(String, String)> = WORKLOAD_KINDS
+            .iter()
+            .flat_map(|kind| (0..MAX_NAMESPACES).map(move |i| (*kind, i)))
+            .map(|(kind, i)| bounds.resource(kind, &format!("ns-{i}")))
+            .collect();
+        assert!(pairs.len() <= MAX_RESOURCE_PAIRS + 1, "{}", pairs.len());
+        assert!(pairs.contains(&(OTHER.to_owned(), OTHER.to_owned())));
+    }
 }

@@ -46,7 +46,7 @@ pub enum PolicySource {
 
 impl PolicySource {
     /// `--policies` paths, else `./policies` if it is a directory, else the bundled set.
-    pub fn from_args(paths: &[PathBuf]) -> anyhow::Result<PolicySource> {
+    pub fn from_paths(paths: &[PathBuf]) -> anyhow::Result<PolicySource> {
         if !paths.is_empty() {
             for path in paths {
                 if !path.exists() {

@@ -7,7 +7,6 @@ use imagegate_engine::Phase;
 use imagegate_engine::admission::{self, AdmissionRequest, AdmissionReview};
 
 use super::State;
-use super::metrics::AdmissionLabels;
 
 /// Answers `review` for `phase` with the current policies, and records metrics.
 pub async fn answer(state: &State, review: &AdmissionReview, phase: Phase) -> AdmissionReview {
@@ -33,15 +32,20 @@ pub async fn answer(state: &State, review: &AdmissionReview, phase: Phase) -> Ad
             elapsed_ms = elapsed.as_secs_f64() * 1000.0,
             "admission review answered"
         );
-        state
-            .metrics
-            .admission(admission_labels(request, response.allowed), elapsed);
+        let labels = state.metrics.admission_labels(
+            request_kind(request),
+            request.namespace.as_deref().unwrap_or_default(),
+            request.operation.as_str(),
+            response.allowed,
+        );
+        state.metrics.admission(labels, elapsed);
     }
     answered.review
 }
 
-fn admission_labels(request: &AdmissionRequest, allowed: bool) -> AdmissionLabels {
-    let kind = request
+/// The kind of the reviewed object, as the request names it.
+pub fn request_kind(request: &AdmissionRequest) -> &str {
+    request
         .kind
         .get("kind")
         .and_then(|k| k.as_str())
@@ -52,11 +56,5 @@ fn admission_labels(request: &AdmissionRequest, allowed: bool) -> AdmissionLabel
                 .and_then(|o| o.get("kind"))
                 .and_then(|k| k.as_str())
         })
-        .unwrap_or_default();
-    AdmissionLabels {
-        resource_kind: kind.to_owned(),
-        resource_namespace: request.namespace.clone().unwrap_or_default(),
-        resource_request_operation: request.operation.to_ascii_lowercase(),
-        request_allowed: allowed.to_string(),
-    }
+        .unwrap_or_default()
 }

@@ -13,8 +13,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::TlsConfig;
 use super::reload::Fingerprint;
-use crate::cli::ServeArgs;
 
 /// Where the server certificate comes from.
 #[derive(Debug)]
@@ -36,25 +36,32 @@ pub enum TlsSource {
 }
 
 impl TlsSource {
-    /// The files of the arguments, or a self-signed certificate whose CA is written to
-    /// `--ca-bundle-out`.
-    pub fn from_args(args: &ServeArgs) -> anyhow::Result<TlsSource> {
-        if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-            return Ok(TlsSource::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            });
-        }
-        let names = self_signed_names(&args.service_name, &args.service_namespace, &args.tls_san);
+    /// The files of `config`, or a self-signed certificate whose CA bundle is written
+    /// where `config` says.
+    pub fn from_config(config: &TlsConfig) -> anyhow::Result<TlsSource> {
+        let (service_name, service_namespace, extra_names, ca_bundle_out) = match config {
+            TlsConfig::Files { cert, key } => {
+                return Ok(TlsSource::Files {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                });
+            }
+            TlsConfig::SelfSigned {
+                service_name,
+                service_namespace,
+                extra_names,
+                ca_bundle_out,
+            } => (service_name, service_namespace, extra_names, ca_bundle_out),
+        };
+        let names = self_signed_names(service_name, service_namespace, extra_names);
         let generated = generate(&names)?;
-        std::fs::write(&args.ca_bundle_out, &generated.ca_pem).with_context(|| {
+        std::fs::write(ca_bundle_out, &generated.ca_pem).with_context(|| {
             format!(
                 "cannot write the CA bundle of the self-signed certificate to {} (choose another file with --ca-bundle-out, or give --tls-cert/--tls-key)",
-                args.ca_bundle_out.display()
+                ca_bundle_out.display()
             )
         })?;
-        let ca_path =
-            std::path::absolute(&args.ca_bundle_out).unwrap_or_else(|_| args.ca_bundle_out.clone());
+        let ca_path = std::path::absolute(ca_bundle_out).unwrap_or_else(|_| ca_bundle_out.clone());
         tracing::info!(
             ca_bundle = %ca_path.display(),
             names = names.join(","),

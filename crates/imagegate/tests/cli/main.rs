@@ -5,7 +5,9 @@ mod util;
 
 mod bundles;
 mod deploy;
+mod limits;
 mod policies;
 mod serve;
 mod verify;
 mod verify_bundle;
+mod webhook;
