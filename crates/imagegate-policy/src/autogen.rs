@@ -22,61 +22,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::matching::is_version;
-use crate::model::{MatchResources, Policy, ResourceDescription, ResourceFilter, Rule};
+use crate::kinds::{POD_CONTROLLERS, TEMPLATE_CONTROLLERS_SORTED, controller_gvk, is_version};
+use crate::model::{
+    MatchResources, Policy, ResourceDescription, ResourceFilter, Rule, restore_normalize_marks,
+};
 
 /// The policy annotation that selects the autogen controllers.
 pub const AUTOGEN_CONTROLLERS_ANNOTATION: &str = "pod-policies.kyverno.io/autogen-controllers";
-
-/// The controllers autogen covers by default, in Kyverno's order.
-pub const POD_CONTROLLERS: [&str; 7] = [
-    "DaemonSet",
-    "Deployment",
-    "Job",
-    "StatefulSet",
-    "ReplicaSet",
-    "ReplicationController",
-    "CronJob",
-];
-
-/// The controllers of `autogen-<rule>` (all but CronJob), sorted as Kyverno sorts them.
-const TEMPLATE_CONTROLLERS_SORTED: [&str; 6] = [
-    "DaemonSet",
-    "Deployment",
-    "Job",
-    "ReplicaSet",
-    "ReplicationController",
-    "StatefulSet",
-];
-
-/// JSON pointer of the Pod spec in a resource of this kind: `/spec` for `Pod`,
-/// `/spec/template/spec` for `DaemonSet`, `Deployment`, `Job`, `ReplicaSet`,
-/// `ReplicationController`, `StatefulSet`, `/spec/jobTemplate/spec/template/spec` for
-/// `CronJob`; `None` for other kinds.
-pub fn pod_template_path(kind: &str) -> Option<&'static str> {
-    match kind {
-        "Pod" => Some("/spec"),
-        "DaemonSet"
-        | "Deployment"
-        | "Job"
-        | "ReplicaSet"
-        | "ReplicationController"
-        | "StatefulSet" => Some("/spec/template/spec"),
-        "CronJob" => Some("/spec/jobTemplate/spec/template/spec"),
-        _ => None,
-    }
-}
-
-/// The fully qualified kind Kyverno writes into autogen rules
-/// (`Deployment` → `apps/v1/Deployment`); other names are kept.
-pub fn controller_gvk(kind: &str) -> String {
-    match kind {
-        "DaemonSet" | "Deployment" | "StatefulSet" | "ReplicaSet" => format!("apps/v1/{kind}"),
-        "Job" | "CronJob" => format!("batch/v1/{kind}"),
-        "ReplicationController" | "Pod" => format!("v1/{kind}"),
-        other => other.to_owned(),
-    }
-}
 
 /// The rules Kyverno applies for `policy`: the policy's rules followed, when autogen
 /// applies, by `autogen-<rule>` and `autogen-cronjob-<rule>` for each Pod rule (in
@@ -359,7 +311,10 @@ fn shift_references(rule: Rule, kind: &str) -> Rule {
     // Kyverno applies the replacements in this order: object.spec, oldObject.spec,
     // object.metadata, oldObject.metadata.
     let ordered = [0usize, 2, 1, 3].map(|i| replacements[i].clone());
-    rewrite_strings(rule, &ordered)
+    let mut shifted = rewrite_strings(rule.clone(), &ordered);
+    // The JSON round trip drops what is not YAML; restore it.
+    restore_normalize_marks(&rule, &mut shifted);
+    shifted
 }
 
 fn rewrite_strings<T: Serialize + DeserializeOwned + Clone>(

@@ -18,8 +18,9 @@ use std::fmt;
 use imagegate_oci::{Reference, ReferenceError};
 use serde_json::{Map, Value};
 
-use crate::autogen::pod_template_path;
+use crate::kinds::pod_template_path;
 use crate::model::ImageExtractorConfig;
+use crate::pattern::{ImageMatchTarget, is_docker_hub};
 
 /// The registry Kyverno prepends to names without one (its `defaultRegistry`).
 pub const KYVERNO_DEFAULT_REGISTRY: &str = "docker.io";
@@ -98,14 +99,6 @@ pub struct ImageInfo {
     pub reference: String,
     /// Kyverno's `referenceWithTag`: `registry/<written path>:tag`.
     pub reference_with_tag: String,
-}
-
-/// Docker Hub under any of its names.
-fn is_docker_hub(registry: &str) -> bool {
-    matches!(
-        registry,
-        "docker.io" | "index.docker.io" | "registry-1.docker.io"
-    )
 }
 
 impl ImageInfo {
@@ -241,6 +234,19 @@ impl ImageRef {
             map.insert("jsonPointer".into(), Value::String(self.pointer.clone()));
         }
         value
+    }
+}
+
+impl ImageMatchTarget for ImageInfo {
+    /// [`ImageInfo::reference`] (`registry/path@digest` or `registry/path:tag`).
+    fn match_text(&self) -> &str {
+        &self.reference
+    }
+}
+
+impl ImageMatchTarget for ImageRef {
+    fn match_text(&self) -> &str {
+        &self.info.reference
     }
 }
 

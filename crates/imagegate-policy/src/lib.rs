@@ -4,12 +4,17 @@
 //! Kyverno's operators). Pure: nothing here fetches or verifies.
 #![deny(missing_docs)]
 
-pub mod autogen;
-pub mod conditions;
-pub mod error;
-pub mod images;
-pub mod load;
-pub mod matching;
-pub mod model;
-pub mod pattern;
-pub mod validate;
+// Leaves: depend on nothing else in this crate.
+pub mod error; // path-qualified load and validation errors
+pub mod kinds; // pod controllers, template paths, apiVersion and kind-selector grammar
+pub mod pattern; // the one wildcard matcher (`*`/`?`) and image patterns
+
+pub mod actions; // Enforce or Audit per rule and namespace (validationFailureActionOverrides)
+pub mod autogen; // rules derived for pod controllers
+pub mod conditions; // JMESPath variables and Kyverno's operators
+pub mod images; // images of a resource and Kyverno's ImageInfo
+pub mod load; // policy files and texts → validated, normalised policies
+pub mod matching; // match/exclude
+pub mod model; // the kyverno.io/v1 policy model and legacy conversion
+pub mod unsupported; // warnings for fields imagegate reads but does not act on
+pub mod validate; // Kyverno's validation rules

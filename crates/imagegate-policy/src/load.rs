@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::error::{PolicyError, Result};
 use crate::model::{Policy, normalize};
+use crate::unsupported::{PolicyWarning, unsupported_fields};
 use crate::validate::{validate, validate_document};
 
 /// Largest policy file (and text) accepted: 8 MiB.
@@ -24,6 +25,8 @@ pub struct LoadedPolicies {
     pub policies: Vec<Policy>,
     /// Documents skipped because their kind is not `ClusterPolicy`/`Policy`.
     pub skipped: Vec<SkippedDocument>,
+    /// Fields of the policies that imagegate does not act on (log them).
+    pub warnings: Vec<PolicyWarning>,
 }
 
 /// A document that was not a policy (e.g. a `Pod` or a `ConfigMap` in the same file).
@@ -157,6 +160,7 @@ pub fn load_policy_files(paths: &[PathBuf]) -> Result<LoadedPolicies> {
             let one = load_documents(&text, &file.display().to_string())?;
             loaded.policies.extend(one.policies);
             loaded.skipped.extend(one.skipped);
+            loaded.warnings.extend(one.warnings);
         }
     }
     Ok(loaded)
@@ -291,6 +295,13 @@ fn process(
             source_name: source.to_owned(),
             policy: policy.display_name(),
             errors,
+        });
+    }
+    for finding in unsupported_fields(&policy) {
+        loaded.warnings.push(PolicyWarning {
+            source: source.to_owned(),
+            policy: policy.display_name(),
+            finding,
         });
     }
     normalize(&mut policy);

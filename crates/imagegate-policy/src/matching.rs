@@ -18,6 +18,7 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::kinds::{parse_kind_selector, split_api_version};
 use crate::model::{
     LabelSelector, MatchResources, Policy, ResourceDescription, ResourceFilter, Rule,
     SelectorOperator, Subject,
@@ -175,58 +176,6 @@ impl<'a> ResourceView<'a> {
             labels: string_map(metadata.and_then(|m| m.get("labels"))),
             annotations: string_map(metadata.and_then(|m| m.get("annotations"))),
         }
-    }
-}
-
-/// Splits an `apiVersion` into group and version: `apps/v1` → (`apps`, `v1`),
-/// `v1` → (``, `v1`).
-fn split_api_version(api_version: &str) -> (&str, &str) {
-    api_version.split_once('/').unwrap_or(("", api_version))
-}
-
-/// Whether a kind-selector part is a version (`v1`, `v1beta2`) or `*`.
-pub(crate) fn is_version(part: &str) -> bool {
-    // Kyverno: ^(v\d+((alpha|beta)\d+)?|\*)$
-    if part == "*" {
-        return true;
-    }
-    let Some(rest) = part.strip_prefix('v') else {
-        return false;
-    };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    if digits == 0 {
-        return false;
-    }
-    let rest = &rest[digits..];
-    if rest.is_empty() {
-        return true;
-    }
-    let Some(rest) = rest
-        .strip_prefix("alpha")
-        .or_else(|| rest.strip_prefix("beta"))
-    else {
-        return false;
-    };
-    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// A kind selector split as Kyverno's `ParseKindSelector` does:
-/// (group, version, kind, subresource).
-fn parse_kind_selector(input: &str) -> (&str, &str, &str, &str) {
-    let mut parts: Vec<&str> = input.split('/').collect();
-    if let Some(last) = parts.pop() {
-        parts.extend(last.split('.'));
-    }
-    match parts.as_slice() {
-        [kind] => ("*", "*", kind, ""),
-        ["*", "*"] => ("*", "*", "*", "*"),
-        ["*", sub] if sub.to_lowercase() == *sub => ("*", "*", "*", sub),
-        [version, kind] if is_version(version) => ("*", version, kind, ""),
-        [kind, sub] => ("*", "*", kind, sub),
-        [version, kind, sub] if is_version(version) => ("*", version, kind, sub),
-        [group, version, kind] => (group, version, kind, ""),
-        [group, version, kind, sub] => (group, version, kind, sub),
-        _ => ("", "", "", ""),
     }
 }
 

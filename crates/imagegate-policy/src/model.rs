@@ -504,6 +504,12 @@ pub struct ImageVerification {
     /// Per-entry failure action; [`normalize`] fills it from the policy or `Audit`.
     #[serde(default)]
     pub failure_action: Option<FailureAction>,
+    /// Set by [`normalize`] when the entry wrote no `failureAction` (so the one above
+    /// came from the policy): only such entries are subject to
+    /// `validationFailureActionOverrides` ([`Policy::rule_failure_action`]). Not part
+    /// of the YAML.
+    #[serde(skip)]
+    pub failure_action_inherited: bool,
     /// Image patterns (`*`, `?` wildcards) this entry applies to.
     #[serde(default, deserialize_with = "null_default")]
     pub image_references: Vec<String>,
@@ -568,6 +574,7 @@ impl Default for ImageVerification {
         Self {
             type_: None,
             failure_action: None,
+            failure_action_inherited: false,
             image_references: Vec::new(),
             skip_image_references: Vec::new(),
             attestors: Vec::new(),
@@ -600,6 +607,15 @@ impl ImageVerification {
     /// The failure action, `Audit` (Kyverno's default) when absent.
     pub fn failure_action(&self) -> FailureAction {
         self.failure_action.unwrap_or(FailureAction::Audit)
+    }
+
+    /// Whether `imageRegistryCredentials.allowInsecureRegistry: true`: the registries
+    /// of the images this entry covers may be reached over plain HTTP (as Kyverno's
+    /// `crane.Insecure`), for this entry only.
+    pub fn allows_insecure_registry(&self) -> bool {
+        self.image_registry_credentials
+            .as_ref()
+            .is_some_and(|c| c.allow_insecure_registry)
     }
 
     fn has_legacy_attestor(&self) -> bool {
@@ -722,6 +738,27 @@ pub struct StaticKeyAttestor {
     /// Certificate transparency settings.
     #[serde(default)]
     pub ctlog: Option<CTLog>,
+    /// Set by [`normalize`] on the key made from the 2021 `key:` field of a
+    /// verifyImages entry: such keys keep cosign 1.x's meaning, signatures and
+    /// key-signed attestations verified without the transparency log
+    /// ([`StaticKeyAttestor::requires_tlog`]). Never read from YAML; written when set,
+    /// so that anything keyed by the serialised entry (verdict caches) tells the two
+    /// forms apart.
+    #[serde(default, skip_deserializing, skip_serializing_if = "is_false")]
+    pub legacy_key_form: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl StaticKeyAttestor {
+    /// Whether signatures and attestations by these keys need a transparency-log
+    /// entry: yes, unless `rekor.ignoreTlog: true` or the key comes from the 2021
+    /// `key:` form (cosign 1.x verified key signatures without the log).
+    pub fn requires_tlog(&self) -> bool {
+        !self.legacy_key_form && !self.rekor.as_ref().is_some_and(|r| r.ignore_tlog)
+    }
 }
 
 /// A reference to a Kubernetes Secret.
@@ -880,7 +917,8 @@ pub struct Condition {
 /// - `attestations[].predicateType` → `type` (when `type` is absent);
 /// - an attestation without attestors inherits the image's attestors (Kyverno would
 ///   accept any signer there; imagegate requires the image's attestors);
-/// - `failureAction` absent → `spec.validationFailureAction`, else `Audit`.
+/// - `failureAction` absent → `spec.validationFailureAction`, else `Audit`, marked
+///   [`ImageVerification::failure_action_inherited`];
 ///
 /// Idempotent: normalising a normalised policy changes nothing.
 pub fn normalize(policy: &mut Policy) {
@@ -891,6 +929,7 @@ pub fn normalize(policy: &mut Policy) {
             inherit_attestors(iv);
             if iv.failure_action.is_none() {
                 iv.failure_action = Some(spec_action.unwrap_or(FailureAction::Audit));
+                iv.failure_action_inherited = true;
             }
         }
     }
@@ -911,6 +950,7 @@ pub(crate) fn convert_legacy(iv: &mut ImageVerification) {
         if let Some(key) = iv.key.take().filter(|k| !k.is_empty()) {
             entry.keys = Some(StaticKeyAttestor {
                 public_keys: Some(key),
+                legacy_key_form: true,
                 ..Default::default()
             });
         } else if non_empty(&iv.issuer) || non_empty(&iv.subject) || non_empty(&iv.roots) {
@@ -944,6 +984,28 @@ pub(crate) fn convert_legacy(iv: &mut ImageVerification) {
             && attestation.type_.as_deref().is_none_or(str::is_empty)
         {
             attestation.type_ = Some(predicate_type);
+        }
+    }
+}
+
+/// Copies what [`normalize`] recorded outside the YAML (inherited failure actions,
+/// legacy keys) from `from` to `to`, the same rule after a round trip through JSON
+/// that changed only strings (autogen).
+pub(crate) fn restore_normalize_marks(from: &Rule, to: &mut Rule) {
+    fn sets(from: &[AttestorSet], to: &mut [AttestorSet]) {
+        for (f, t) in from.iter().zip(to) {
+            for (fe, te) in f.entries.iter().zip(&mut t.entries) {
+                if let (Some(fk), Some(tk)) = (&fe.keys, &mut te.keys) {
+                    tk.legacy_key_form = fk.legacy_key_form;
+                }
+            }
+        }
+    }
+    for (f, t) in from.verify_images.iter().zip(&mut to.verify_images) {
+        t.failure_action_inherited = f.failure_action_inherited;
+        sets(&f.attestors, &mut t.attestors);
+        for (fa, ta) in f.attestations.iter().zip(&mut t.attestations) {
+            sets(&fa.attestors, &mut ta.attestors);
         }
     }
 }

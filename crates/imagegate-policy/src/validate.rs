@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::conditions::has_variables;
 use crate::error::FieldError;
 use crate::model::{
     AnyAllConditions, Attestor, AttestorSet, FailureAction, ImageVerification, MatchResources,
@@ -50,6 +51,13 @@ const SIGNATURE_ALGORITHMS: &[&str] = &["sha224", "sha256", "sha384", "sha512"];
 /// Kyverno's text for Audit with `mutateDigest: true` (Kyverno ≥ 1.10, with its quotes).
 pub const MUTATE_DIGEST_AUDIT: &str =
     "mutateDigest must be set to false for ‘Audit’ failure action";
+
+/// Kyverno's text for a `{{ }}` variable in `imageReferences` (its rule-level error
+/// reads "rule \"R\" should not have variables in image reference section").
+pub const IMAGE_REFERENCE_VARIABLES: &str = "variables are not allowed in image reference";
+
+/// Why `type: Notary` is refused until Notation signatures are verified.
+pub const NOTARY_UNSUPPORTED: &str = "type Notary is not supported by imagegate yet: Notation signatures cannot be verified, and the entry is refused rather than checked as Cosign";
 
 // ---------------------------------------------------------------------------------------
 // Pass 1: raw document
@@ -429,10 +437,10 @@ fn validate_image_verification(
         ));
     }
     if let Some(image) = raw.image.as_deref().filter(|i| !i.is_empty()) {
-        check_image_pattern(image, &format!("{path}.image"), errs);
+        check_image_reference(image, &format!("{path}.image"), errs);
     }
     for (i, pattern) in raw.image_references.iter().enumerate() {
-        check_image_pattern(pattern, &format!("{path}.imageReferences[{i}]"), errs);
+        check_image_reference(pattern, &format!("{path}.imageReferences[{i}]"), errs);
     }
     for (i, pattern) in raw.skip_image_references.iter().enumerate() {
         check_image_pattern(pattern, &format!("{path}.skipImageReferences[{i}]"), errs);
@@ -442,6 +450,11 @@ fn validate_image_verification(
     }
 
     let notary = iv.verification_type() == VerificationType::Notary;
+    if notary {
+        // Refused rather than accepted: the entry would otherwise verify nothing, or
+        // be mistaken for a Cosign check.
+        errs.push(FieldError::new(format!("{path}.type"), NOTARY_UNSUPPORTED));
+    }
     for (s, set) in iv.attestors.iter().enumerate() {
         validate_set(set, &format!("{path}.attestors[{s}]"), notary, errs);
     }
@@ -462,13 +475,23 @@ fn validate_image_verification(
     }
 }
 
+/// An `imageReferences` entry (or the legacy `image`): a pattern without variables,
+/// which Kyverno refuses there ("variables are not allowed in image reference").
+fn check_image_reference(pattern: &str, path: &str, errs: &mut Vec<FieldError>) {
+    if has_variables(pattern) {
+        errs.push(FieldError::new(path, IMAGE_REFERENCE_VARIABLES));
+    } else {
+        check_image_pattern(pattern, path, errs);
+    }
+}
+
 /// An image pattern: a reference with optional `*`/`?` wildcards, or a `{{ }}` variable.
 fn check_image_pattern(pattern: &str, path: &str, errs: &mut Vec<FieldError>) {
     if pattern.is_empty() {
         errs.push(FieldError::new(path, "image pattern must not be empty"));
         return;
     }
-    if pattern.contains("{{") {
+    if has_variables(pattern) {
         return;
     }
     if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) {

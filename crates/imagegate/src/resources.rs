@@ -16,18 +16,8 @@ pub fn load_policies(paths: &[PathBuf]) -> anyhow::Result<PolicySet> {
     for skipped in &loaded.skipped {
         tracing::info!("{skipped}");
     }
-    for policy in &loaded.policies {
-        for rule in &policy.spec.rules {
-            let unsupported = rule.unsupported_rule_types();
-            if !unsupported.is_empty() {
-                tracing::warn!(
-                    policy = policy.name(),
-                    rule = rule.name,
-                    "{} rules are not evaluated by imagegate (verifyImages only)",
-                    unsupported.join("/")
-                );
-            }
-        }
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
     }
     if loaded.policies.is_empty() {
         bail!(

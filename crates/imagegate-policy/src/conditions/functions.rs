@@ -17,10 +17,11 @@ use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 
 use super::duration::{Timestamp, format_duration, parse_duration, parse_layout, parse_rfc3339};
-use super::operators::{sprint, wildcard_match};
+use super::operators::sprint;
 use super::quantity::{
     Format, Quantity, format_quantity, parse_quantity, parse_version, range_matches,
 };
+use crate::pattern::wildcard_match;
 
 /// Largest string a function builds (guards against memory blow-ups from crafted input).
 const MAX_OUTPUT: usize = 16 * 1024 * 1024;

@@ -9,11 +9,16 @@
 //!   with Kyverno's any/all rules; there, a variable whose path does not exist resolves to
 //!   `""` (Kyverno's preconditions resolver) instead of failing.
 //! - [`jmespath_search`] runs one expression with Kyverno's functions registered.
+//! - [`expression_reads`] / [`value_reads`] tell from the parsed expressions which
+//!   variables they read.
 
 mod duration;
 mod functions;
 mod operators;
 mod quantity;
+mod reads;
+
+pub use reads::{REQUEST_VARIABLES, Reads, expression_reads, value_reads};
 
 use std::sync::{Arc, LazyLock, OnceLock};
 
@@ -309,6 +314,11 @@ enum Mode {
     Strict,
     /// `NotResolved` becomes `""` (Kyverno's preconditions resolver, used by conditions).
     Conditions,
+}
+
+/// Whether `text` holds a `{{ }}` variable (an escaped `\{{ }}` is not one).
+pub(crate) fn has_variables(text: &str) -> bool {
+    text.contains("{{") && VARIABLES.as_ref().is_none_or(|re| re.is_match(text))
 }
 
 /// Replaces `{{ expr }}` in every string (and object key) of `value`. A string that is

@@ -6,10 +6,10 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_json::Value;
-use wildmatch::WildMatch;
 
 use super::duration::parse_duration;
 use super::quantity::{parse_quantity, parse_version};
+use crate::pattern::wildcard_match;
 
 /// The operators Kyverno accepts in conditions (names matched case-insensitively).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,14 +88,6 @@ impl Operator {
             Operator::Duration(cmp) => cmp.holds(duration_order(key, value)),
         }
     }
-}
-
-/// `wildcard.Match(pattern, name)`: `*` any run, `?` exactly one character.
-pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
-    if !pattern.contains(['*', '?']) {
-        return pattern == name;
-    }
-    WildMatch::new(pattern).matches(name)
 }
 
 /// `fmt.Sprint` of a JSON value, with integers written without exponent.

@@ -9,6 +9,10 @@ use imagegate_policy::load::{MAX_POLICY_BYTES, load_documents, load_policies, lo
 use imagegate_policy::model::{
     FailureAction, FailurePolicy, Policy, PolicyKind, SelectorOperator, VerificationType, normalize,
 };
+use imagegate_policy::unsupported::{
+    CONTEXT_IGNORED, INSECURE_REGISTRY_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED,
+    SECRETS_IGNORED,
+};
 use proptest::prelude::*;
 
 fn data_dir() -> PathBuf {
@@ -18,6 +22,31 @@ fn data_dir() -> PathBuf {
 fn fixture(name: &str) -> String {
     let path = data_dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The policy without what normalisation records about the spelling (whether a
+/// failure action was inherited, whether the legacy form was used): two spellings
+/// of one policy are equal after this.
+fn spelling_erased(policy: &Policy) -> Policy {
+    let mut policy = policy.clone();
+    for rule in &mut policy.spec.rules {
+        for iv in &mut rule.verify_images {
+            iv.failure_action_inherited = false;
+            let sets = iv.attestors.iter_mut().chain(
+                iv.attestations
+                    .iter_mut()
+                    .flat_map(|a| a.attestors.iter_mut()),
+            );
+            for set in sets {
+                for entry in &mut set.entries {
+                    if let Some(keys) = &mut entry.keys {
+                        keys.legacy_key_form = false;
+                    }
+                }
+            }
+        }
+    }
+    policy
 }
 
 fn load_one(name: &str) -> Policy {
@@ -34,7 +63,10 @@ fn load_one(name: &str) -> Policy {
 fn legacy_key_and_current_key_normalise_to_the_same_policy() {
     let legacy = load_one("legacy_key.yaml");
     let current = load_one("current_key.yaml");
-    assert_eq!(legacy, current);
+    assert_eq!(spelling_erased(&legacy), spelling_erased(&current));
+    // The legacy file takes its action from the policy, the current one writes it.
+    assert!(legacy.spec.rules[0].verify_images[0].failure_action_inherited);
+    assert!(!current.spec.rules[0].verify_images[0].failure_action_inherited);
 
     let iv = &current.spec.rules[0].verify_images[0];
     assert_eq!(iv.image_references, ["ghcr.io/kyverno/test-verify-image:*"]);
@@ -61,7 +93,7 @@ fn legacy_key_and_current_key_normalise_to_the_same_policy() {
 fn legacy_keyless_with_attestations_and_current_form_normalise_to_the_same_policy() {
     let legacy = load_one("legacy_keyless_attestations.yaml");
     let current = load_one("current_keyless_attestations.yaml");
-    assert_eq!(legacy, current);
+    assert_eq!(spelling_erased(&legacy), spelling_erased(&current));
 
     let iv = &legacy.spec.rules[0].verify_images[0];
     // Kyverno's Convert(): with attestations, the legacy identity attests them and is
@@ -667,5 +699,179 @@ fn kyverno_cli_digest_vector_policy_loads() {
             .get("pod-policies.kyverno.io/autogen-controllers")
             .map(String::as_str),
         Some("none")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Load-time honesty (issue 9 item 4)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn fields_imagegate_does_not_act_on_are_warned_about_with_their_path() {
+    let name = "unsupported_fields.yaml";
+    let loaded = load_documents(&fixture(name), name).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.policies.len(), 1);
+    let got: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    let prefix = "unsupported_fields.yaml: ClusterPolicy/unsupported-fields: spec.";
+    let expected = [
+        format!("{prefix}webhookConfiguration.matchConditions: {MATCH_CONDITIONS_IGNORED}"),
+        format!("{prefix}rules[0].context: {CONTEXT_IGNORED}"),
+        format!(
+            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.allowInsecureRegistry: {INSECURE_REGISTRY_IGNORED}"
+        ),
+        format!(
+            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.providers: {PROVIDERS_IGNORED}"
+        ),
+        format!(
+            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.secrets: {SECRETS_IGNORED}"
+        ),
+        format!(
+            "{prefix}rules[1].validate: validate rules are not evaluated by imagegate (verifyImages only)"
+        ),
+    ];
+    assert_eq!(got, expected);
+    // Through files too.
+    let files = load_policy_files(&[data_dir().join(name)]).unwrap();
+    assert_eq!(files.warnings.len(), expected.len());
+    // A policy that uses none of them has no warnings.
+    let clean = load_documents(&fixture("current_key.yaml"), "current_key.yaml").unwrap();
+    assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+}
+
+#[test]
+fn allow_insecure_registry_is_exposed_per_entry() {
+    let name = "unsupported_fields.yaml";
+    let policy = load_one(name);
+    let entries = &policy.spec.rules[0].verify_images;
+    assert!(entries[0].allows_insecure_registry());
+    assert!(!entries[1].allows_insecure_registry());
+    assert!(
+        !load_one("current_key.yaml").spec.rules[0].verify_images[0].allows_insecure_registry()
+    );
+}
+
+#[test]
+fn notary_entries_are_refused_not_checked_as_cosign() {
+    let text = fixture("current_key.yaml").replace(
+        "failureAction: Enforce",
+        "failureAction: Enforce\n      type: Notary",
+    );
+    assert!(text.contains("type: Notary"), "fixture layout changed");
+    let err = load_policies(&text, "notary.yaml").expect_err("Notary must be refused");
+    assert!(
+        err.to_string()
+            .contains(".type: type Notary is not supported by imagegate yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn escaped_variables_in_image_references_are_not_variables() {
+    let text = fixture("current_key.yaml").replace(
+        "      - \"ghcr.io/kyverno/test-verify-image:*\"\n",
+        "      - \"ghcr.io/kyverno/test-verify-image:*\"\n      - '\\{{ x }}'\n",
+    );
+    assert!(text.contains("'\\{{ x }}'"), "fixture layout changed");
+    // The escaped variable is checked (and refused) as an image pattern, not as a
+    // variable.
+    let err = load_policies(&text, "escaped.yaml").expect_err("not an image");
+    let PolicyError::Invalid { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].path,
+        "spec.rules[0].verifyImages[0].imageReferences[1]"
+    );
+    assert!(
+        errors[0].message.starts_with("invalid image pattern"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The 2021 `key:` form keeps its meaning (issue 9 item 1, policy side)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn legacy_key_form_is_told_apart_from_attestor_keys() {
+    let legacy = load_one("legacy_key.yaml");
+    let keys = legacy.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(keys.legacy_key_form);
+    assert!(!keys.requires_tlog());
+
+    let current = load_one("current_key.yaml");
+    let keys = current.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(!keys.legacy_key_form);
+    assert!(keys.requires_tlog());
+
+    // rekor.ignoreTlog still turns the log off for the current form.
+    let ignoring = fixture("current_key.yaml").replace(
+        "-----END PUBLIC KEY-----\n",
+        "-----END PUBLIC KEY-----\n            rekor: {ignoreTlog: true}\n",
+    );
+    let ignoring = load_policies(&ignoring, "ignore.yaml").unwrap().remove(0);
+    let keys = ignoring.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(
+        keys.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+        "fixture layout changed"
+    );
+    assert!(!keys.requires_tlog());
+
+    // Normalising again keeps the mark; a cache key made from the serialised entry
+    // tells the forms apart.
+    let mut again = legacy.clone();
+    normalize(&mut again);
+    assert_eq!(again, legacy);
+    let serialised = |p: &Policy| serde_json::to_string(&p.spec.rules[0].verify_images[0]).unwrap();
+    assert_ne!(serialised(&legacy), serialised(&current));
+}
+
+#[test]
+fn the_mark_cannot_be_written_in_yaml() {
+    let text = fixture("current_key.yaml").replace(
+        "-----END PUBLIC KEY-----\n",
+        "-----END PUBLIC KEY-----\n            legacyKeyForm: true\n",
+    );
+    assert!(text.contains("legacyKeyForm"), "fixture layout changed");
+    let policy = load_policies(&text, "forged.yaml").unwrap().remove(0);
+    let keys = policy.spec.rules[0].verify_images[0].attestors[0].entries[0]
+        .keys
+        .as_ref()
+        .unwrap();
+    assert!(!keys.legacy_key_form);
+    assert!(keys.requires_tlog());
+}
+
+#[test]
+fn legacy_key_attests_its_attestations_without_the_log_also_in_autogen_rules() {
+    let policy = load_one("legacy_key_attestations.yaml");
+    let rules = imagegate_policy::autogen::expand_rules(&policy);
+    assert_eq!(rules.len(), 3, "Pod rule and two autogen rules");
+    for rule in &rules {
+        let iv = &rule.verify_images[0];
+        assert!(iv.attestors.is_empty(), "{}", rule.name);
+        let keys = iv.attestations[0].attestors[0].entries[0]
+            .keys
+            .as_ref()
+            .unwrap();
+        assert!(keys.legacy_key_form, "{}", rule.name);
+        assert!(!keys.requires_tlog(), "{}", rule.name);
+        assert!(iv.failure_action_inherited, "{}", rule.name);
+    }
+    // The autogen rules were rewritten (round-tripped through JSON).
+    let autogen = serde_json::to_string(&rules[1]).unwrap();
+    assert!(
+        autogen.contains("request.object.spec.template.metadata.name"),
+        "{autogen}"
     );
 }

@@ -1,0 +1,19 @@
+//! The policy crate's integration tests, one binary: loading and validation
+//! (`policies`), conditions, and matching split by concern (kinds, names, selectors,
+//! filters, autogen, image extraction, ImageInfo, image patterns). Fixtures live in
+//! `tests/data/`, named after the case.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test set-up failures panic with their message
+
+mod actions;
+mod autogen;
+mod conditions;
+mod extraction;
+mod filters;
+mod image_info;
+mod kinds;
+mod names;
+mod patterns;
+mod policies;
+mod reads;
+mod selectors;
+mod util;
