@@ -16,7 +16,7 @@ use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::matching::{MatchContext, rule_matches};
-use imagegate_policy::model::{FailureAction, ImageVerification, Rule};
+use imagegate_policy::model::{FailureAction, ImageVerification};
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
@@ -318,6 +318,11 @@ impl Engine {
         base_context: &Context,
     ) -> Plan {
         let resource = &input.resource;
+        // Overrides select by the resource's namespace (empty: cluster-scoped).
+        let resource_namespace = resource
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut responses: Vec<PolicyResponse> = Vec::new();
         let mut rule_slots: HashMap<(usize, usize), usize> = HashMap::new();
         let mut extracted: Vec<Vec<ImageRef>> = Vec::new();
@@ -354,7 +359,11 @@ impl Engine {
                     }
                     continue;
                 }
-                let action = rule_failure_action(rule);
+                let action = policy.rule_failure_action(
+                    rule,
+                    resource_namespace,
+                    input.match_context.namespace_labels.as_ref(),
+                );
                 let rule_response = |status, message: String| RuleResponse {
                     name: rule.name.clone(),
                     rule_type: IMAGE_VERIFY,
@@ -592,13 +601,34 @@ impl Engine {
             !verification.attestors.is_empty() || !verification.attestations.is_empty();
         match phase {
             Phase::Mutate => {
-                if !needs_verification {
-                    return None;
+                if needs_verification {
+                    return Some(self.verify_image(task, base, images, digests).await);
                 }
-                Some(self.verify_image(task, base, images, digests).await)
+                // Kyverno: `mutateDigest` alone still pins the tag (issue 9 item 2).
+                if verification.mutate_digest && task.image.info.digest.is_none() {
+                    return Some(match self.resolve(task, digests).await {
+                        Ok(digest) => ImageOutcome {
+                            status: RuleStatus::Pass,
+                            cause: None,
+                            message: "mutated image digest".into(),
+                            digest: Some(digest),
+                            verified: false,
+                        },
+                        Err(failed) => failed,
+                    });
+                }
+                None
             }
             Phase::Validate => {
                 if verification.verify_digest && task.image.info.digest.is_none() {
+                    // Missing because the mutate phase could not reach the registry
+                    // (an error: `failurePolicy` decides), or although the tag
+                    // resolves (a violation)? Issue 9 item 3.
+                    if let Err(failed) = self.resolve(task, digests).await
+                        && failed.cause == Some(Cause::Registry)
+                    {
+                        return Some(failed);
+                    }
                     return Some(ImageOutcome::failed(
                         Cause::MissingDigest,
                         format!("missing digest for {display}"),
@@ -642,6 +672,43 @@ impl Engine {
         }
     }
 
+    /// The image's reference and digest (resolved once per review), or the outcome
+    /// that says why not.
+    async fn reference_and_digest(
+        &self,
+        task: &ImageTask<'_>,
+        digests: &ReviewDigests,
+    ) -> Result<(Reference, String), ImageOutcome> {
+        let display = &task.image.info.reference;
+        let reference = Reference::parse(&task.image.text).map_err(|e| {
+            ImageOutcome::failed(
+                Cause::InvalidReference,
+                format!("failed to verify image {display}: {e}"),
+            )
+        })?;
+        let digest = digests
+            .resolve(&self.verifier, &reference)
+            .await
+            .map_err(|e| {
+                ImageOutcome::failed(
+                    Cause::of(&e),
+                    format!("failed to verify image {display}: {e}"),
+                )
+            })?;
+        Ok((reference, digest))
+    }
+
+    /// The image's digest, or the outcome that says why not.
+    async fn resolve(
+        &self,
+        task: &ImageTask<'_>,
+        digests: &ReviewDigests,
+    ) -> Result<String, ImageOutcome> {
+        self.reference_and_digest(task, digests)
+            .await
+            .map(|(_, digest)| digest)
+    }
+
     /// Resolves the image, then reuses a cached verdict for its digest or verifies.
     async fn verify_image(
         &self,
@@ -651,23 +718,9 @@ impl Engine {
         digests: &ReviewDigests,
     ) -> ImageOutcome {
         let display = task.image.info.reference.clone();
-        let reference = match Reference::parse(&task.image.text) {
-            Ok(reference) => reference,
-            Err(e) => {
-                return ImageOutcome::failed(
-                    Cause::InvalidReference,
-                    format!("failed to verify image {display}: {e}"),
-                );
-            }
-        };
-        let digest = match digests.resolve(&self.verifier, &reference).await {
-            Ok(digest) => digest,
-            Err(e) => {
-                return ImageOutcome::failed(
-                    Cause::of(&e),
-                    format!("failed to verify image {display}: {e}"),
-                );
-            }
+        let (reference, digest) = match self.reference_and_digest(task, digests).await {
+            Ok(resolved) => resolved,
+            Err(failed) => return failed,
         };
         let Some(entry_key) = task.verdict_key else {
             return self
@@ -807,19 +860,6 @@ fn pinned_reference(image: &ImageRef, digest: &str) -> String {
     match Reference::parse(&image.text) {
         Ok(reference) => reference.with_digest(digest).to_string(),
         Err(_) => format!("{}@{digest}", image.text),
-    }
-}
-
-/// A rule blocks when any of its verifyImages entries is Enforce.
-fn rule_failure_action(rule: &Rule) -> FailureAction {
-    if rule
-        .verify_images
-        .iter()
-        .any(|v| v.failure_action() == FailureAction::Enforce)
-    {
-        FailureAction::Enforce
-    } else {
-        FailureAction::Audit
     }
 }
 

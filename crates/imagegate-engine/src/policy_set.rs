@@ -109,11 +109,13 @@ pub(crate) fn covers(verification: &ImageVerification, image: &ImageRef) -> bool
 }
 
 /// The cache identity of a verifyImages entry: its whole content, so that a changed
-/// policy never reuses an old verdict. `None` when conditions read `request`.
+/// policy never reuses an old verdict. `None` when its variables read the request
+/// (in any spelling: `request.x`, `request | namespace`, `images`, …) or the clock,
+/// as the parsed expressions say.
 fn verdict_key(verification: &ImageVerification) -> Option<u64> {
-    if !verification.use_cache {
+    if !verification.use_cache || verification.verdict_depends_on_request() {
         return None;
     }
     let text = serde_json::to_string(verification).ok()?;
-    (!text.contains("request.")).then(|| key_of(&text))
+    Some(key_of(&text))
 }

@@ -13,7 +13,7 @@ use super::{AttestorFailure, ImageSubject};
 use crate::check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 use crate::check::key::{check_attestations, check_signatures};
 use crate::check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
-use crate::check::tlog::check_transparency_log;
+use crate::check::tlog::{check_transparency_log, logged_attestation_layers};
 use crate::evidence::{EvidenceKind, SignatureCheck, VerifyError, now};
 use crate::fetch::Verifier;
 
@@ -43,6 +43,7 @@ pub(super) async fn verify_entry(
             subject,
             entry,
             vec![key],
+            !certificates.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
             certificates.rekor.as_ref(),
             certificates.ctlog.as_ref(),
             &path,
@@ -67,6 +68,9 @@ pub(super) async fn verify_entry(
         subject,
         entry,
         keys,
+        // The 2021 `key:` form needs no log entry (cosign 1.x), the current form does
+        // unless `rekor.ignoreTlog`.
+        keys_attestor.requires_tlog(),
         keys_attestor.rekor.as_ref(),
         keys_attestor.ctlog.as_ref(),
         &path,
@@ -106,17 +110,19 @@ fn certificate_key(certificates: &CertificateAttestor) -> Result<PublicKey, Stri
 }
 
 /// Signatures (legacy `.sig` or bundles) by one of `keys`, with the transparency log
-/// checked unless `rekor.ignoreTlog`.
+/// checked when `require_tlog`.
+#[allow(clippy::too_many_arguments)] // one call per attestor kind, each field distinct
 async fn verify_with_keys(
     verifier: &Verifier,
     subject: &ImageSubject<'_>,
     entry: &Attestor,
     keys: Vec<PublicKey>,
+    require_tlog: bool,
     rekor: Option<&Rekor>,
     ctlog: Option<&CTLog>,
     path: &str,
 ) -> Result<(), AttestorFailure> {
-    let ignore_tlog = rekor.is_some_and(|r| r.ignore_tlog);
+    let ignore_tlog = !require_tlog;
     let repository = repository_for(subject, entry)?;
     if subject.uses_bundles() {
         let check = BundleCheck {
@@ -282,7 +288,7 @@ pub(super) async fn attestation_statements(
             let check = BundleCheck {
                 requirements: keys.into_iter().map(BundleRequirement::Key).collect(),
                 options: VerifyOptions {
-                    ignore_tlog: keys_attestor.rekor.as_ref().is_some_and(|r| r.ignore_tlog),
+                    ignore_tlog: !keys_attestor.requires_tlog(),
                     ignore_sct: true,
                 },
             };
@@ -298,6 +304,30 @@ pub(super) async fn attestation_statements(
             })
             .await?
         } else {
+            // The 2021 `key:` form keeps cosign 1.x's meaning: no log needed.
+            let rekor_keys = if keys_attestor.requires_tlog() {
+                Some(
+                    tlog_keys(subject, keys_attestor.rekor.as_ref())
+                        .map_err(|m| AttestorFailure::config(&path, m))?,
+                )
+            } else {
+                None
+            };
+            let evidence = match rekor_keys {
+                Some(rekor_keys) => {
+                    let keys = keys.clone();
+                    off_workers(&path, move || {
+                        Ok(logged_attestation_layers(&evidence, &keys, &rekor_keys))
+                    })
+                    .await?
+                    .map(std::sync::Arc::new)
+                    .map_err(|message| AttestorFailure::TransparencyLog {
+                        path: path.clone(),
+                        message,
+                    })?
+                }
+                None => evidence,
+            };
             off_workers(&path, move || {
                 check_attestations(&evidence, &digest, &keys, &predicate)
             })

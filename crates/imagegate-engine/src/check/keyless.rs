@@ -264,8 +264,13 @@ fn check_identity(certificate: &VerifiedCertificate, check: &KeylessCheck) -> Re
 }
 
 /// Step 4 for DSSE: an `intoto` (0.0.1/0.0.2) or `dsse` log entry records the
-/// envelope's payload hash and the signing certificate.
-fn dsse_entry_matches(bundle: &RekorBundle, payload: &[u8], cert_der: &[u8]) -> Result<(), String> {
+/// envelope's payload hash and the verifier: the signing certificate (keyless) or the
+/// public key's SubjectPublicKeyInfo (key-signed attestations).
+pub(crate) fn dsse_entry_matches(
+    bundle: &RekorBundle,
+    payload: &[u8],
+    verifier_der: &[u8],
+) -> Result<(), String> {
     let mismatch = |what: &str| format!("Rekor entry does not match the attestation: {what}");
     let body = base64::engine::general_purpose::STANDARD
         .decode(&bundle.payload.body)
@@ -299,38 +304,39 @@ fn dsse_entry_matches(bundle: &RekorBundle, payload: &[u8], cert_der: &[u8]) -> 
             "it records payload {recorded}, the envelope's is {wanted}"
         )));
     }
-    let mut certificates = Vec::new();
-    collect_certificates(body.get("spec").unwrap_or(&Value::Null), &mut certificates);
-    if !certificates.iter().any(|der| der == cert_der) {
-        return Err(mismatch("it records another certificate"));
+    let mut verifiers = Vec::new();
+    collect_verifiers(body.get("spec").unwrap_or(&Value::Null), &mut verifiers);
+    if !verifiers.iter().any(|der| der == verifier_der) {
+        return Err(mismatch("it records another certificate or key"));
     }
     Ok(())
 }
 
-/// Every certificate found in base64-encoded PEM strings under `value` (where intoto
-/// and dsse entries keep their verifiers).
-fn collect_certificates(value: &Value, out: &mut Vec<Vec<u8>>) {
+/// Every certificate and public key found in base64-encoded PEM strings under `value`
+/// (where intoto and dsse entries keep their verifiers).
+fn collect_verifiers(value: &Value, out: &mut Vec<Vec<u8>>) {
     match value {
         Value::String(text) => {
             if let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(text)
                 && let Ok(pem) = std::str::from_utf8(&decoded)
             {
-                out.extend(pem_certificates(pem));
+                out.extend(pem_verifiers(pem));
             }
         }
-        Value::Array(items) => items.iter().for_each(|v| collect_certificates(v, out)),
-        Value::Object(map) => map.values().for_each(|v| collect_certificates(v, out)),
+        Value::Array(items) => items.iter().for_each(|v| collect_verifiers(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_verifiers(v, out)),
         _ => {}
     }
 }
 
-/// The DER of each `CERTIFICATE` block of `text` (none when it is not well-formed PEM).
-fn pem_certificates(text: &str) -> Vec<Vec<u8>> {
+/// The DER of each `CERTIFICATE` and `PUBLIC KEY` block of `text` (none when it is
+/// not well-formed PEM).
+fn pem_verifiers(text: &str) -> Vec<Vec<u8>> {
     imagegate_sigstore::pem::parse_blocks(text)
         .map(|blocks| {
             blocks
                 .into_iter()
-                .filter(|block| block.label == "CERTIFICATE")
+                .filter(|block| block.label == "CERTIFICATE" || block.label == "PUBLIC KEY")
                 .map(|block| block.der)
                 .collect()
         })
@@ -347,7 +353,7 @@ mod tests {
         let encoded = base64::engine::general_purpose::STANDARD.encode(pem);
         let spec = serde_json::json!({"signatures": [{"verifier": encoded, "sig": "x"}]});
         let mut found = Vec::new();
-        collect_certificates(&spec, &mut found);
+        collect_verifiers(&spec, &mut found);
         assert_eq!(found, vec![vec![1u8, 2, 3]]);
     }
 }

@@ -8,6 +8,7 @@ mod bundles;
 mod certificates;
 mod keyless;
 mod outcomes;
+mod semantics;
 mod stub;
 
 use std::path::PathBuf;
