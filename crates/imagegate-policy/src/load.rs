@@ -24,6 +24,9 @@ pub struct LoadedPolicies {
     pub policies: Vec<Policy>,
     /// Documents skipped because their kind is not `ClusterPolicy`/`Policy`.
     pub skipped: Vec<SkippedDocument>,
+    /// Compiled `ImageValidatingPolicy`/`NamespacedImageValidatingPolicy` documents in
+    /// source order.
+    pub image_validating: Vec<crate::ivp::CompiledIvp>,
 }
 
 /// A document that was not a policy (e.g. a `Pod` or a `ConfigMap` in the same file).
@@ -157,6 +160,7 @@ pub fn load_policy_files(paths: &[PathBuf]) -> Result<LoadedPolicies> {
             let one = load_documents(&text, &file.display().to_string())?;
             loaded.policies.extend(one.policies);
             loaded.skipped.extend(one.skipped);
+            loaded.image_validating.extend(one.image_validating);
         }
     }
     Ok(loaded)
@@ -234,6 +238,16 @@ fn process(
     let kind = text("kind");
     match kind.as_str() {
         "ClusterPolicy" | "Policy" => {}
+        crate::ivp::KIND_CLUSTER | crate::ivp::KIND_NAMESPACED => {
+            let compiled =
+                crate::ivp::compile_document(&value).map_err(|errors| PolicyError::Invalid {
+                    source_name: source.to_owned(),
+                    policy: raw_display_name(&value, &kind),
+                    errors,
+                })?;
+            loaded.image_validating.push(compiled);
+            return Ok(());
+        }
         "List" => {
             if let Some(items) = map.get("items").and_then(Value::as_array) {
                 for item in items.clone() {
@@ -304,7 +318,9 @@ fn raw_display_name(value: &Value, kind: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     match value.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) if kind == "Policy" => format!("Policy/{ns}/{name}"),
+        Some(ns) if kind == "Policy" || kind == crate::ivp::KIND_NAMESPACED => {
+            format!("{kind}/{ns}/{name}")
+        }
         _ => format!("{kind}/{name}"),
     }
 }

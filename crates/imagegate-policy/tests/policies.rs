@@ -669,3 +669,6 @@ fn kyverno_cli_digest_vector_policy_loads() {
         Some("none")
     );
 }
+
+// ImageValidatingPolicy (CEL) tests live in tests/ivp/ (one test binary).
+mod ivp;

@@ -13,7 +13,7 @@
 mod duration;
 mod functions;
 mod operators;
-mod quantity;
+pub(crate) mod quantity;
 
 use std::sync::{Arc, LazyLock, OnceLock};
 
