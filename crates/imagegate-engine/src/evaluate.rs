@@ -50,6 +50,8 @@ pub struct PolicySet {
     /// (a hash of its whole content), or `None` when its conditions read the request
     /// and so its verdict cannot be reused for another request.
     verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
+    /// ImageValidatingPolicies (cluster-wide and namespaced), compiled at load.
+    image_validating: Vec<Arc<imagegate_policy::ivp::CompiledIvp>>,
 }
 
 impl PolicySet {
@@ -74,7 +76,23 @@ impl PolicySet {
         PolicySet {
             entries,
             verdict_keys,
+            image_validating: Vec::new(),
         }
+    }
+
+    /// Adds the ImageValidatingPolicies evaluated with these policies.
+    pub fn with_image_validating(
+        mut self,
+        policies: impl IntoIterator<Item = imagegate_policy::ivp::CompiledIvp>,
+    ) -> PolicySet {
+        self.image_validating
+            .extend(policies.into_iter().map(Arc::new));
+        self
+    }
+
+    /// The ImageValidatingPolicies.
+    pub fn image_validating(&self) -> &[Arc<imagegate_policy::ivp::CompiledIvp>] {
+        &self.image_validating
     }
 
     /// The policies.
@@ -87,14 +105,14 @@ impl PolicySet {
         self.entries.iter().map(|(p, r)| (p, r.as_slice()))
     }
 
-    /// Number of policies.
+    /// Number of policies (ImageValidatingPolicies included).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.image_validating.len()
     }
 
     /// Whether no policy is loaded.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The policies with a verifyImages rule that applies to the input and whose
@@ -207,9 +225,11 @@ pub struct EngineOptions {
 #[derive(Debug, Clone)]
 pub struct Engine {
     verifier: Verifier,
-    options: EngineOptions,
+    pub(crate) options: EngineOptions,
     verdicts: TtlCache<ImageOutcome>,
     failures: TtlCache<ImageOutcome>,
+    /// Verdicts of ImageValidatingPolicy checks (see [`crate::ivp`]).
+    pub(crate) ivp_verdicts: TtlCache<crate::ivp::CheckVerdict>,
 }
 
 /// One image to check under one verifyImages entry of one rule.
@@ -303,11 +323,18 @@ impl Engine {
             caches.verdict_capacity,
             options.metrics.clone(),
         );
+        let ivp_verdicts = TtlCache::new(
+            "ivp_verdict",
+            caches.verdict_ttl,
+            caches.verdict_capacity,
+            options.metrics.clone(),
+        );
         Engine {
             verifier,
             options,
             verdicts,
             failures,
+            ivp_verdicts,
         }
     }
 
@@ -374,6 +401,9 @@ impl Engine {
         let mut rule_slots: HashMap<(usize, usize), usize> = HashMap::new();
         let mut extracted: Vec<Vec<ImageRef>> = Vec::new();
         let mut pending: Vec<((usize, usize), usize, usize, usize)> = Vec::new();
+        let ivp = self
+            .evaluate_ivps(&policies.image_validating, input, phase, digests)
+            .await;
 
         for (p, (policy, rules)) in policies.entries.iter().enumerate() {
             let mut policy_response = PolicyResponse {
@@ -578,6 +608,8 @@ impl Engine {
             responses[p].rules.remove(slot);
         }
         responses.retain(|p| !p.rules.is_empty());
+        responses.extend(ivp.policies);
+        patches.extend(ivp.patches);
         patches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
         patches.dedup();
         if phase == Phase::Mutate && !rule_slots.is_empty() {
@@ -796,14 +828,14 @@ impl ImageOutcome {
 /// resolved once, and every rule, both phases and the patch use that digest, whether
 /// or not the verifier caches digests.
 #[derive(Debug, Default)]
-struct ReviewDigests {
+pub(crate) struct ReviewDigests {
     resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
 }
 
 type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
 
 impl ReviewDigests {
-    async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         verifier: &Verifier,
         image: &Reference,

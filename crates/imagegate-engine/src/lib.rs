@@ -10,7 +10,8 @@
 //! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers, with
 //!   caches and single-flight;
 //! - `attestors` — Kyverno attestor sets and entries over fetch and check;
-//! - `evaluate` — rules × images → verdicts, patches ([`Engine`]);
+//! - `evaluate` — rules × images → verdicts, patches ([`Engine`]); `ivp` — the same
+//!   for ImageValidatingPolicies (plan, verify, CEL evaluation), called from `evaluate`;
 //! - [`admission`] — AdmissionReview in, AdmissionReview out; [`response`] — results
 //!   and Kyverno's texts.
 #![deny(missing_docs)]
@@ -23,6 +24,7 @@ mod evaluate;
 mod evidence;
 mod fetch;
 mod flight;
+mod ivp;
 mod metrics;
 mod patch;
 pub mod response;
@@ -41,6 +43,7 @@ pub use evaluate::{
 };
 pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
 pub use fetch::Verifier;
+pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};

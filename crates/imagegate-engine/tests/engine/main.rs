@@ -5,6 +5,7 @@
 
 mod bundles;
 mod certificates;
+mod ivp;
 mod keyless;
 mod outcomes;
 mod stub;
