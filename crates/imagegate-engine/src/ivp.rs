@@ -104,8 +104,10 @@ impl Engine {
         // Mutate phase: pin first (the digest resolved once for this review, which is
         // the digest then verified), and evaluate the pinned object, as the validating
         // webhook will see it.
+        // Validate phase: an image left unpinned because its registry failed is an
+        // error there too, not the "no digest" failure.
         let mut pin_errors: HashMap<usize, String> = HashMap::new();
-        if phase == Phase::Mutate {
+        {
             for (i, policy) in ivps.iter().enumerate() {
                 let Ok(plan) = policy.plan(&ivp_input) else {
                     continue;
@@ -114,19 +116,39 @@ impl Engine {
                     continue;
                 }
                 let mut resolved = HashMap::new();
+                let mut failures = Vec::new();
                 for image in &plan.mutate_digest {
-                    if let Ok(reference) = Reference::parse(image)
-                        && let Ok(digest) = digests.resolve(self.verifier(), &reference).await
-                    {
-                        resolved.insert(image.clone(), digest);
+                    let outcome = match Reference::parse(image) {
+                        Ok(reference) => digests
+                            .resolve(self.verifier(), &reference)
+                            .await
+                            .map_err(|e| {
+                                format!(
+                                    "failed to resolve digest for image {image} at {}: {e}",
+                                    reference.registry()
+                                )
+                            }),
+                        Err(e) => Err(format!("invalid image reference {image}: {e}")),
+                    };
+                    match outcome {
+                        Ok(digest) => {
+                            resolved.insert(image.clone(), digest);
+                        }
+                        Err(message) => failures.push(message),
                     }
                 }
                 let (patches, errors) =
                     policy.digest_patches(&ivp_input, &|image| resolved.get(image).cloned());
                 if !errors.is_empty() {
-                    pin_errors.insert(i, errors.join("; "));
+                    if failures.is_empty() {
+                        failures = errors;
+                    }
+                    pin_errors.insert(i, failures.join("; "));
                 }
                 response.patches.extend(patches);
+            }
+            if phase == Phase::Validate {
+                response.patches.clear();
             }
             if !response.patches.is_empty() {
                 match apply_patches(&input.resource, &response.patches) {
@@ -166,7 +188,8 @@ impl Engine {
                 self.metrics().verification_failed(cause.as_str());
             }
             let results = per_plan.entry(*plan as *const _).or_default();
-            if let (Check::Attestation { attestation, .. }, Some(payload)) = (check, verdict.payload)
+            if let (Check::Attestation { attestation, .. }, Some(payload)) =
+                (check, verdict.payload)
             {
                 results.insert_payload(image, attestation, payload);
             }
@@ -178,9 +201,7 @@ impl Engine {
             let outcome = match plan {
                 Err(outcome) => (**outcome).clone(),
                 Ok(plan) => {
-                    let results = per_plan
-                        .remove(&(plan as *const _))
-                        .unwrap_or_default();
+                    let results = per_plan.remove(&(plan as *const _)).unwrap_or_default();
                     policy.evaluate(&ivp_input, Arc::new(results))
                 }
             };
@@ -189,8 +210,13 @@ impl Engine {
         enforce_required(&mut outcomes);
 
         for (i, (policy, mut outcome)) in ivps.iter().zip(outcomes).enumerate() {
+            // An image that could not be pinned because its registry failed is an
+            // error (failurePolicy decides), not the "no digest" failure that follows.
             if let Some(message) = pin_errors.remove(&i)
-                && matches!(outcome.verdict, Verdict::Pass)
+                && matches!(
+                    outcome.verdict,
+                    Verdict::Pass | Verdict::Fail { index: None, .. }
+                )
             {
                 outcome.verdict = Verdict::Error { message };
             }

@@ -115,7 +115,11 @@ fn setup(glob: String, validation: &'static str) -> Setup {
 
 /// Pushes `app/signed:v1` (signed with `key`) and `app/unsigned:v1`; returns their
 /// tag references and the signed image's digest.
-fn images(registry: &Registry, key: &CosignKey, predicate: Option<&str>) -> (String, String, String) {
+fn images(
+    registry: &Registry,
+    key: &CosignKey,
+    predicate: Option<&str>,
+) -> (String, String, String) {
     let host = registry.host();
     let pusher = registry.pusher();
     let digest = pusher.push_image("app/signed", "v1");
@@ -154,7 +158,9 @@ async fn signed_image_is_admitted_and_pinned() {
     let (signed, _, digest) = images(&registry, &key, None);
     let policies = policy(&key, &setup(format!("{}/*", registry.host()), SIGNATURES));
     let engine = engine();
-    let mutate = engine.evaluate(&policies, &pod(&signed), Phase::Mutate).await;
+    let mutate = engine
+        .evaluate(&policies, &pod(&signed), Phase::Mutate)
+        .await;
     assert_eq!(rule(&mutate).status, RuleStatus::Pass, "{mutate:#?}");
     assert!(!mutate.blocked());
     let pinned = format!("{signed}@{digest}");
