@@ -22,13 +22,23 @@ struct Setup {
 }
 
 fn policy(key: &CosignKey, setup: &Setup) -> PolicySet {
+    load(&policy_yaml(key, setup))
+}
+
+fn load(yaml: &str) -> PolicySet {
+    let loaded = load_documents(yaml, "test").expect("policy loads");
+    assert!(!loaded.image_validating.is_empty(), "{yaml}");
+    PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating)
+}
+
+fn policy_yaml(key: &CosignKey, setup: &Setup) -> String {
     let key_pem = key
         .public_pem()
         .lines()
         .map(|l| format!("            {l}"))
         .collect::<Vec<_>>()
         .join("\n");
-    let yaml = format!(
+    format!(
         r#"apiVersion: policies.kyverno.io/v1beta1
 kind: ImageValidatingPolicy
 metadata:
@@ -69,10 +79,7 @@ spec:
         actions = setup.actions,
         glob = setup.glob,
         validation = setup.validation,
-    );
-    let loaded = load_documents(&yaml, "test").expect("policy loads");
-    assert_eq!(loaded.image_validating.len(), 1, "{yaml}");
-    PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating)
+    )
 }
 
 const SIGNATURES: &str = r#"    - expression: >-
@@ -276,4 +283,28 @@ async fn images_outside_the_references_are_not_checked() {
     let response = engine().evaluate_both(&policies, &pod(&unsigned)).await;
     assert!(!response.blocked(), "{response:#?}");
     assert!(response.patches.is_empty(), "{:#?}", response.patches);
+}
+
+#[tokio::test]
+async fn one_attestor_is_verified_once_across_policies() {
+    let registry = Registry::start();
+    let key = CosignKey::generate();
+    let (signed, _, digest) = images(&registry, &key, None);
+    let one = policy_yaml(&key, &setup(format!("{}/*", registry.host()), SIGNATURES));
+    let two = one.replace("name: ivpol-sample", "name: ivpol-second");
+    let policies = load(&format!("{one}\n---\n{two}"));
+    let sig_tag = format!("/v2/app/signed/manifests/{}.sig", digest.replace(':', "-"));
+    // The pusher read the tag too (before appending the signature): count from here.
+    let fetches = || {
+        registry
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path == sig_tag)
+            .count()
+    };
+    let before = fetches();
+    let response = engine().evaluate_both(&policies, &pod(&signed)).await;
+    assert!(!response.blocked(), "{response:#?}");
+    assert_eq!(response.policies.len(), 2, "{response:#?}");
+    assert_eq!(fetches() - before, 1, "{}", registry.log());
 }
