@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use std::time::Duration;
 
+use imagegate_policy::ivp::model::FailurePolicy as IvpFailurePolicy;
 use imagegate_policy::model::FailurePolicy;
 
 use crate::evaluate::{AdmissionInput, Engine, Phase};
@@ -195,6 +196,11 @@ impl AdmissionRequest {
     /// when the object lacks the namespace the request names, [`Self::input`] adds it
     /// and matching must see it.
     fn matches_no_rule(&self, operation: Operation, policies: &PolicySet) -> bool {
+        // ImageValidatingPolicies match by their own constraints (and CEL): never skip
+        // them here.
+        if !policies.image_validating().is_empty() {
+            return false;
+        }
         let Some(object) = self.object.as_ref().filter(|o| o.is_object()) else {
             return false;
         };
@@ -350,11 +356,23 @@ fn deadline_exceeded(
     policies: &PolicySet,
     deadline: Duration,
 ) -> (AdmissionResponse, bool) {
-    let matching = policies.applicable(input);
+    // (name, failurePolicy is Fail) of every policy that applies, ImageValidatingPolicies
+    // included: one that plans checks for this resource applies.
+    let ivp_input = crate::ivp::ivp_input(input);
+    let matching: Vec<(String, bool)> = policies
+        .applicable(input)
+        .iter()
+        .map(|p| (p.name().to_owned(), p.failure_policy() == FailurePolicy::Fail))
+        .chain(policies.image_validating().iter().filter_map(|ivp| {
+            let plan = ivp.plan(&ivp_input).ok()?;
+            let fail = ivp.policy.spec.failure_policy() == IvpFailurePolicy::Fail;
+            Some((plan.policy, fail))
+        }))
+        .collect();
     let failing: Vec<&str> = matching
         .iter()
-        .filter(|p| p.failure_policy() == FailurePolicy::Fail)
-        .map(|p| p.name())
+        .filter(|(_, fail)| *fail)
+        .map(|(name, _)| name.as_str())
         .collect();
     let resource = ResourceId::of(&input.resource).display();
     let seconds = deadline.as_secs_f64();
@@ -369,7 +387,7 @@ fn deadline_exceeded(
         );
         return (deny(uid, message, Vec::new()), true);
     }
-    let names: Vec<&str> = matching.iter().map(|p| p.name()).collect();
+    let names: Vec<&str> = matching.iter().map(|(name, _)| name.as_str()).collect();
     tracing::warn!(
         policies = names.join(","),
         "deadline exceeded; admitted (failurePolicy Ignore)"

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, TtlCache, key_of};
 use crate::fetch::Verifier;
+use crate::ivp::IvpResponse;
 use crate::metrics::EngineMetrics;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
@@ -91,9 +92,11 @@ pub struct EngineOptions {
 #[derive(Debug, Clone)]
 pub struct Engine {
     verifier: Verifier,
-    options: EngineOptions,
+    pub(crate) options: EngineOptions,
     verdicts: TtlCache<ImageOutcome>,
     failures: TtlCache<ImageOutcome>,
+    /// Verdicts of ImageValidatingPolicy checks (see [`crate::ivp`]).
+    pub(crate) ivp_verdicts: TtlCache<crate::ivp::CheckVerdict>,
 }
 
 /// What one phase will check (see [`Engine::evaluate`]).
@@ -212,11 +215,18 @@ impl Engine {
             caches.verdict_capacity,
             options.metrics.clone(),
         );
+        let ivp_verdicts = TtlCache::new(
+            "ivp_verdict",
+            caches.verdict_ttl,
+            caches.verdict_capacity,
+            options.metrics.clone(),
+        );
         Engine {
             verifier,
             options,
             verdicts,
             failures,
+            ivp_verdicts,
         }
     }
 
@@ -295,9 +305,10 @@ impl Engine {
             })
             .collect();
         let images_variable = images_variable(&plan.extracted);
-        let outcomes = self
-            .run(&tasks, phase, &base_context, &images_variable, digests)
-            .await;
+        let (outcomes, ivp) = futures::join!(
+            self.run(&tasks, phase, &base_context, &images_variable, digests),
+            self.evaluate_ivps(&policies.image_validating, input, phase, digests),
+        );
         assemble(
             phase,
             resource,
@@ -305,6 +316,7 @@ impl Engine {
             &plan.rule_slots,
             &tasks,
             outcomes,
+            ivp,
         )
     }
 
@@ -492,6 +504,7 @@ fn assemble(
     rule_slots: &HashMap<(usize, usize), usize>,
     tasks: &[ImageTask<'_>],
     outcomes: Vec<Option<ImageOutcome>>,
+    ivp: IvpResponse,
 ) -> EngineResponse {
     // Assemble per rule, in task order (containers in resource order).
     let mut per_rule: BTreeMap<(usize, usize), Vec<(&ImageTask<'_>, ImageOutcome)>> =
@@ -558,6 +571,8 @@ fn assemble(
         responses[p].rules.remove(slot);
     }
     responses.retain(|p| !p.rules.is_empty());
+    responses.extend(ivp.policies);
+    patches.extend(ivp.patches);
     patches.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
     patches.dedup();
     if phase == Phase::Mutate && !rule_slots.is_empty() {
@@ -821,14 +836,14 @@ impl ImageOutcome {
 /// resolved once, and every rule, both phases and the patch use that digest, whether
 /// or not the verifier caches digests.
 #[derive(Debug, Default)]
-struct ReviewDigests {
+pub(crate) struct ReviewDigests {
     resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
 }
 
 type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
 
 impl ReviewDigests {
-    async fn resolve(
+    pub(crate) async fn resolve(
         &self,
         verifier: &Verifier,
         image: &Reference,

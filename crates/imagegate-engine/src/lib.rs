@@ -13,6 +13,8 @@
 //! - `policy_set` — policies prepared once at load ([`PolicySet`]: autogen, verdict
 //!   keys);
 //! - `evaluate` — rules × images → verdicts, patches ([`Engine`]);
+//! - `ivp` — the same for ImageValidatingPolicies (plan, verify, CEL evaluation),
+//!   called from `evaluate`;
 //! - [`admission`] — AdmissionReview in, AdmissionReview out; [`response`] — results
 //!   and Kyverno's texts.
 #![deny(missing_docs)]
@@ -25,6 +27,7 @@ mod evaluate;
 mod evidence;
 mod fetch;
 mod flight;
+mod ivp;
 mod metrics;
 mod patch;
 mod policy_set;
@@ -42,6 +45,7 @@ pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless
 pub use evaluate::{AdmissionInput, Engine, EngineBuilder, EngineOptions, Phase};
 pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
 pub use fetch::Verifier;
+pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;

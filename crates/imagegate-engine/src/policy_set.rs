@@ -1,8 +1,11 @@
 //! Policies prepared for evaluation, once at load time: autogen rules expanded, and
 //! the verdict-cache identity of every verifyImages entry.
 
+use std::sync::Arc;
+
 use imagegate_policy::autogen::expand_rules;
 use imagegate_policy::images::{ImageRef, extract_images};
+use imagegate_policy::ivp::CompiledIvp;
 use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{ImageVerification, Policy, Rule};
 use imagegate_policy::pattern::image_matches;
@@ -18,6 +21,8 @@ pub struct PolicySet {
     /// (a hash of its whole content), or `None` when its conditions read the request
     /// and so its verdict cannot be reused for another request.
     pub(crate) verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
+    /// ImageValidatingPolicies (cluster-wide and namespaced), compiled at load.
+    pub(crate) image_validating: Vec<Arc<CompiledIvp>>,
 }
 
 impl PolicySet {
@@ -42,7 +47,23 @@ impl PolicySet {
         PolicySet {
             entries,
             verdict_keys,
+            image_validating: Vec::new(),
         }
+    }
+
+    /// Adds the ImageValidatingPolicies evaluated with these policies.
+    pub fn with_image_validating(
+        mut self,
+        policies: impl IntoIterator<Item = CompiledIvp>,
+    ) -> PolicySet {
+        self.image_validating
+            .extend(policies.into_iter().map(Arc::new));
+        self
+    }
+
+    /// The ImageValidatingPolicies.
+    pub fn image_validating(&self) -> &[Arc<CompiledIvp>] {
+        &self.image_validating
     }
 
     /// The policies.
@@ -55,14 +76,14 @@ impl PolicySet {
         self.entries.iter().map(|(p, r)| (p, r.as_slice()))
     }
 
-    /// Number of policies.
+    /// Number of policies (ImageValidatingPolicies included).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.image_validating.len()
     }
 
     /// Whether no policy is loaded.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The policies with a verifyImages rule that applies to the input and whose
@@ -95,8 +116,15 @@ impl PolicySet {
     /// The largest `webhookTimeoutSeconds` (or `webhookConfiguration.timeoutSeconds`)
     /// of the policies, if any sets one.
     pub fn webhook_timeout_seconds(&self) -> Option<u32> {
+        let ivps = self.image_validating.iter().filter_map(|ivp| {
+            ivp.policy
+                .spec
+                .timeout_seconds()
+                .and_then(|s| u32::try_from(s).ok())
+        });
         self.policies()
             .filter_map(Policy::webhook_timeout_seconds)
+            .chain(ivps)
             .max()
     }
 }

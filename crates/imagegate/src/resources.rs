@@ -19,9 +19,9 @@ pub fn load_policies(paths: &[PathBuf]) -> anyhow::Result<PolicySet> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    if loaded.policies.is_empty() {
+    if loaded.policies.is_empty() && loaded.image_validating.is_empty() {
         bail!(
-            "no ClusterPolicy or Policy found in {}",
+            "no ClusterPolicy, Policy or ImageValidatingPolicy found in {}",
             paths
                 .iter()
                 .map(|p| p.display().to_string())
@@ -29,7 +29,8 @@ pub fn load_policies(paths: &[PathBuf]) -> anyhow::Result<PolicySet> {
                 .join(", ")
         );
     }
-    Ok(PolicySet::new(loaded.policies))
+    // ImageValidatingPolicies are enforced with the ClusterPolicies, never dropped.
+    Ok(PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating))
 }
 
 /// Every Kubernetes object of the YAML/JSON files `paths`; `kind: List` items are

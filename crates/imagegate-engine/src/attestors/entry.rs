@@ -253,7 +253,7 @@ async fn verify_keyless_entry(
 
 /// The statements of `predicate_type` that `entry` made about the image, with the
 /// attestor's policy path (`….entries[0].keys`).
-pub(super) async fn attestation_statements(
+pub(crate) async fn attestation_statements(
     verifier: &Verifier,
     subject: &ImageSubject<'_>,
     entry: &Attestor,

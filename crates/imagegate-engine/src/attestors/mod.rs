@@ -13,6 +13,7 @@ use imagegate_sigstore::{RekorKey, TrustOverrides, TrustedRoot};
 
 use crate::evidence::VerifyError;
 
+pub(crate) use entry::attestation_statements;
 pub use entry::identity_requirement;
 pub use sets::{verify_attestations, verify_attestors};
 

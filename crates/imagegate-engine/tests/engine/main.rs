@@ -6,6 +6,7 @@
 mod budget;
 mod bundles;
 mod certificates;
+mod ivp;
 mod keyless;
 mod outcomes;
 mod semantics;

@@ -37,7 +37,12 @@ struct TestFile {
 #[serde(rename_all = "camelCase")]
 struct ExpectedResult {
     policy: String,
+    /// Absent for ImageValidatingPolicy results.
+    #[serde(default)]
     rule: String,
+    /// A result of an ImageValidatingPolicy, matched by policy name alone.
+    #[serde(default)]
+    is_image_validating_policy: bool,
     #[serde(default)]
     resources: Vec<String>,
     /// Older test files name one resource.
@@ -240,11 +245,21 @@ async fn run_file(engine: &imagegate_engine::Engine, file: &Path) -> anyhow::Res
                             || p.namespace.as_deref() == policy_namespace)
                 })
                 .flat_map(|p| &p.rules)
-                .find(|r| r.name == expected.rule);
-            row.actual = rule
-                .map_or(RuleStatus::Skip, |r| r.status)
-                .as_str()
-                .to_owned();
+                .find(|r| {
+                    if expected.is_image_validating_policy {
+                        r.rule_type == imagegate_engine::IMAGE_VALIDATING_POLICY
+                    } else {
+                        r.name == expected.rule
+                    }
+                });
+            let status = rule.map_or(RuleStatus::Skip, |r| r.status);
+            // Kyverno's CLI reports a failed ImageValidatingPolicy as `fail` whatever
+            // its validationActions (Warn only changes what admission returns).
+            let status = match status {
+                RuleStatus::Warn if expected.is_image_validating_policy => RuleStatus::Fail,
+                other => other,
+            };
+            row.actual = status.as_str().to_owned();
             if let Some(patched_file) = &expected.patched_resource {
                 match patched_matches(&base.join(patched_file), &response.patched) {
                     Ok(true) => {}
