@@ -66,7 +66,8 @@ pub struct ClientOptions {
     /// Longest wait between retries; a longer `Retry-After` fails at once.
     pub max_backoff: Duration,
     /// Registries (host or host:port) that may be reached over plain HTTP although
-    /// they are not on loopback.
+    /// they are not on loopback; like loopback registries they are asked over plain
+    /// HTTP first, and over HTTPS when that is refused.
     pub insecure_registries: Vec<String>,
     /// Requests to one registry in flight at the same time (from sending to the last
     /// body byte read), at most: protects registries and their rate limits from a burst

@@ -29,7 +29,7 @@ async fn fetch_slowly(options: ClientOptions, content: Vec<u8>, count: usize) ->
     let stub = Stub::start(move |_: &Request| Reply::Slow {
         body: served.as_ref().clone(),
         chunks: 3,
-        pause: Duration::from_millis(20),
+        pause: Duration::from_millis(10),
     })
     .await;
     let client = Arc::new(client_with(
@@ -71,6 +71,9 @@ async fn sixty_four_signature_layers_of_3_mb_stay_within_the_byte_budget() {
     let most = fetch_slowly(
         ClientOptions {
             max_body_bytes_in_flight: 8 * 1024 * 1024,
+            // 32 rounds of two bodies on a shared machine: waiting for the budget is
+            // bounded by the request deadline, so give it room.
+            request_timeout: Duration::from_secs(60),
             ..options()
         },
         vec![3u8; 3_000_000],
@@ -202,4 +205,84 @@ async fn state_kept_per_registry_and_repository_is_bounded() {
         .resolve_digest(&reference(&stubs[0].host(), "repo0:v1"))
         .await
         .unwrap();
+}
+
+/// Set (to the helper's log file) in the child process of
+/// `a_creds_store_helper_is_asked_only_about_hosts_it_lists`.
+const HELPER_LOG: &str = "IMAGEGATE_TEST_HELPER_LOG";
+
+/// A fake `docker-credential-imagegate-test`: logs each action; lists one server.
+const FAKE_HELPER: &str = r#"#!/bin/sh
+echo "$1" >> "$IMAGEGATE_TEST_HELPER_LOG"
+case "$1" in
+  list) echo '{"https://known.example:5000":"alice"}' ;;
+  get)
+    read -r server
+    if [ "$server" = "known.example:5000" ]; then
+      echo '{"Username":"alice","Secret":"s3cret"}'
+    else
+      echo "credentials not found in native keychain"; exit 1
+    fi ;;
+esac
+"#;
+
+#[test]
+fn a_creds_store_helper_is_asked_only_about_hosts_it_lists() {
+    // Issue 8 item 14: every image names a host; a `credsStore` must not cost a helper
+    // process per host. The helper is found through PATH, which a test cannot change in
+    // its own process, so the lookups run in a child: this test binary, filtered to
+    // `creds_store_lookups`, with PATH and the log file set.
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("docker-credential-imagegate-test");
+    std::fs::write(&helper, FAKE_HELPER).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = dir.path().join("helper.log");
+    let path = std::env::join_paths(std::iter::once(dir.path().to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["bounds::creds_store_lookups", "--exact", "--nocapture"])
+        .env("PATH", path)
+        .env(HELPER_LOG, &log)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let actions = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        actions.lines().collect::<Vec<_>>(),
+        ["list", "get"],
+        "one list for fifty unknown hosts, one get for the known one"
+    );
+}
+
+/// The lookups of `a_creds_store_helper_is_asked_only_about_hosts_it_lists`, run in its
+/// child process; outside it (no log file set) there is no helper and nothing to do.
+#[tokio::test]
+async fn creds_store_lookups() {
+    if std::env::var_os(HELPER_LOG).is_none() {
+        return;
+    }
+    let config = imagegate_oci::DockerConfig::parse(
+        std::path::Path::new("config.json"),
+        br#"{"credsStore":"imagegate-test"}"#,
+    )
+    .unwrap();
+    for i in 0..50 {
+        let host = format!("attacker-{i}.example");
+        assert_eq!(config.credential_for(&host).await.unwrap(), None);
+    }
+    assert_eq!(
+        config.credential_for("known.example:5000").await.unwrap(),
+        Some(imagegate_oci::Credential::UserPassword {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        })
+    );
 }
