@@ -24,7 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::bounded::LruMap;
-use crate::challenge::{Challenge, parse_challenge};
+use crate::challenge::{Challenge, parse_challenge, parse_token_answer};
 use crate::credentials::{Credential, DockerConfig};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, FetchedManifest};
@@ -221,16 +221,6 @@ pub struct RegistryClient {
 pub trait RequestObserver: Send + Sync + std::fmt::Debug {
     /// One request to `registry` ended with HTTP `status`, or with no answer (`None`).
     fn observe(&self, registry: &str, status: Option<u16>);
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
 }
 
 impl RegistryClient {
@@ -886,13 +876,8 @@ impl<'a> Call<'a> {
         let bytes = self
             .read_limited(registry, answer, MAX_TOKEN_RESPONSE_BYTES, "token response")
             .await?;
-        let answer: TokenAnswer = serde_json::from_slice(&bytes)
-            .map_err(|e| token_error(format!("answer is not a token document: {e}")))?;
-        let token = answer
-            .token
-            .or(answer.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_error("answer has no token".into()))?;
+        let answer = parse_token_answer(&bytes).map_err(|e| token_error(e.to_string()))?;
+        let token = answer.token;
         let lifetime = answer
             .expires_in
             .map(Duration::from_secs)

@@ -6,7 +6,6 @@
 
 #[cfg(feature = "client")]
 mod bounded;
-#[cfg(feature = "client")]
 pub mod challenge;
 #[cfg(feature = "client")]
 pub mod client;

@@ -244,6 +244,14 @@ impl Stub {
             .clone()
     }
 
+    /// Every request received so far as `METHOD target` (target with its query).
+    pub fn log(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect()
+    }
+
     /// Plain-HTTP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
