@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all six)
+//!   --only 1,2,…      run these scenarios (default: all seven)
 //!   --iterations N    timed iterations of scenarios 2, 3, 5 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
@@ -15,13 +15,15 @@
 //! Scenarios: 1 `/mutate` over TLS, warm cache (the real `imagegate serve` under
 //! `wrk`); 2 cold verification of one tagged image; 3 a pod of ten images, cold; 4 500
 //! concurrent reviews sharing five images (single-flight); 5 the same cold verification
-//! by sigstore-rs; 6 peak RSS with 10 000 cached verdicts. Everything listens on
+//! by sigstore-rs; 6 peak RSS with 10 000 cached verdicts; 7 a whole cold `imagegate
+//! verify` process against sigstore-rs in its own process. Everything listens on
 //! 127.0.0.1, every loop is bounded, and every process started is stopped.
 
 mod cold;
 mod fixture;
 mod memory;
 mod peer;
+mod process;
 mod report;
 mod webhook;
 
@@ -44,7 +46,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=6).collect(),
+        only: (1..=7).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -103,6 +105,11 @@ fn main() -> anyhow::Result<()> {
         let dir = args.next().context("--rss-child needs a directory")?;
         return memory::child(std::path::Path::new(&dir));
     }
+    if let Some(flag @ "--peer-verify") = std::env::args().nth(1).as_deref() {
+        let (image, key) = (args.next(), args.next());
+        let (image, key) = image.zip(key).with_context(|| format!("{flag} IMAGE KEY"))?;
+        return peer::child(&image, std::path::Path::new(&key));
+    }
     let options = parse_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,7 +127,7 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, usize::from),
         cpu_model()
     );
-    if only.iter().any(|s| (2..=5).contains(s)) {
+    if only.iter().any(|s| (2..=5).contains(s) || *s == 7) {
         let fixture = fixture::Fixture::start();
         let images = cold::push(&fixture);
         eprintln!("bench: scenario 2 (cold, one image)");
@@ -140,6 +147,13 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         if only.contains(&5) {
             eprintln!("bench: scenario 5 (sigstore-rs)");
             peer::run(&fixture, &images.single, &single, options.iterations, rows).await?;
+        }
+        if only.contains(&7) {
+            eprintln!("bench: scenario 7 (whole cold processes)");
+            let (image, bin) = (&images.single, &options.imagegate);
+            tokio::task::block_in_place(|| {
+                process::run(&fixture, image, bin, options.iterations, rows)
+            })?;
         }
     }
     if only.contains(&6) {
