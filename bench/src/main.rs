@@ -107,7 +107,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(flag @ "--peer-verify") = std::env::args().nth(1).as_deref() {
         let (image, key) = (args.next(), args.next());
-        let (image, key) = image.zip(key).with_context(|| format!("{flag} IMAGE KEY"))?;
+        let (image, key) = image
+            .zip(key)
+            .with_context(|| format!("{flag} IMAGE KEY"))?;
         return peer::child(&image, std::path::Path::new(&key));
     }
     let options = parse_args()?;
