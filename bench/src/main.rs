@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all, 1–11)
+//!   --only 1,2,…      run these scenarios (default: all, 1–12)
 //!   --iterations N    timed iterations of scenarios 2, 3, 5 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
@@ -18,7 +18,8 @@
 //! by sigstore-rs; 6 peak RSS with 10 000 cached verdicts. Everything listens on
 //! 127.0.0.1, every loop is bounded, and every process started is stopped. 7–11 are
 //! the attacks of issue 8 on the real binary (see `attacks.rs`): time to answer and
-//! peak RSS.
+//! peak RSS. 12 a whole cold `imagegate verify` process against sigstore-rs in its own
+//! process (feature `peer`).
 
 mod attacks;
 mod cold;
@@ -26,6 +27,8 @@ mod fixture;
 mod memory;
 #[cfg(feature = "peer")]
 mod peer;
+#[cfg(feature = "peer")]
+mod process;
 mod report;
 mod webhook;
 
@@ -48,7 +51,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=11).collect(),
+        only: (1..=12).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -107,6 +110,14 @@ fn main() -> anyhow::Result<()> {
         let dir = args.next().context("--rss-child needs a directory")?;
         return memory::child(std::path::Path::new(&dir));
     }
+    #[cfg(feature = "peer")]
+    if let Some(flag @ "--peer-verify") = std::env::args().nth(1).as_deref() {
+        let (image, key) = (args.next(), args.next());
+        let (image, key) = image
+            .zip(key)
+            .with_context(|| format!("{flag} IMAGE KEY"))?;
+        return peer::child(&image, std::path::Path::new(&key));
+    }
     let options = parse_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -124,7 +135,7 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         std::thread::available_parallelism().map_or(0, usize::from),
         cpu_model()
     );
-    if only.iter().any(|s| (2..=5).contains(s)) {
+    if only.iter().any(|s| (2..=5).contains(s) || *s == 12) {
         let fixture = fixture::Fixture::start();
         let images = cold::push(&fixture);
         eprintln!("bench: scenario 2 (cold, one image)");
@@ -145,6 +156,14 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         if only.contains(&5) {
             eprintln!("bench: scenario 5 (sigstore-rs)");
             peer::run(&fixture, &images.single, &single, options.iterations, rows).await?;
+        }
+        #[cfg(feature = "peer")]
+        if only.contains(&12) {
+            eprintln!("bench: scenario 12 (whole cold processes)");
+            let (image, bin) = (&images.single, &options.imagegate);
+            tokio::task::block_in_place(|| {
+                process::run(&fixture, image, bin, options.iterations, rows)
+            })?;
         }
     }
     if only.contains(&6) {

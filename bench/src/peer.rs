@@ -45,6 +45,18 @@ async fn verify(client: &mut Client, image: &OciReference, pem: &[u8]) -> anyhow
     Ok(())
 }
 
+/// `bench --peer-verify IMAGE KEY`: one cold verification in this process (scenario 12).
+pub fn child(image: &str, key: &std::path::Path) -> anyhow::Result<()> {
+    let reference: OciReference = image
+        .parse()
+        .with_context(|| format!("sigstore-rs cannot parse {image}"))?;
+    let pem = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async { verify(&mut client()?, &reference, &pem).await })
+}
+
 /// Runs the peer on the image of scenario 2 and compares.
 pub async fn run(
     fixture: &Fixture,

@@ -1,6 +1,9 @@
-//! `WWW-Authenticate` challenges of the distribution auth protocol.
+//! The distribution auth protocol's texts from outside: `WWW-Authenticate` challenges
+//! and token service answers. Pure (no I/O), so they can be fuzzed without the client.
 
 use std::collections::BTreeMap;
+
+use serde::Deserialize;
 
 /// What a registry asked for in its `401` answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +41,51 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
         }
         _ => None,
     }
+}
+
+/// What a token service answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenAnswer {
+    /// The token (`token`, or OAuth2's `access_token`), never empty.
+    pub token: String,
+    /// Seconds it is valid for, if the answer says.
+    pub expires_in: Option<u64>,
+}
+
+/// Why a token service answer is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenAnswerError {
+    /// Not the JSON object the protocol defines.
+    #[error("answer is not a token document: {0}")]
+    NotATokenDocument(String),
+    /// Neither `token` nor `access_token` (or both empty).
+    #[error("answer has no token")]
+    NoToken,
+}
+
+/// Parses a token service's JSON answer (docker's token protocol, or OAuth2's).
+pub fn parse_token_answer(bytes: &[u8]) -> Result<TokenAnswer, TokenAnswerError> {
+    #[derive(Deserialize)]
+    struct Document {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        access_token: Option<String>,
+        #[serde(default)]
+        expires_in: Option<u64>,
+    }
+    let document: Document = serde_json::from_slice(bytes)
+        .map_err(|e| TokenAnswerError::NotATokenDocument(e.to_string()))?;
+    let token = document
+        .token
+        .filter(|t| !t.is_empty())
+        .or(document.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or(TokenAnswerError::NoToken)?;
+    Ok(TokenAnswer {
+        token,
+        expires_in: document.expires_in,
+    })
 }
 
 /// `key="value", key=value` pairs; quoted values may contain commas and `\"`.
@@ -80,6 +128,44 @@ fn parse_params(text: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_answers() {
+        let ok = |token: &str, expires_in| {
+            Ok(TokenAnswer {
+                token: token.into(),
+                expires_in,
+            })
+        };
+        assert_eq!(
+            parse_token_answer(br#"{"token":"t","expires_in":60}"#),
+            ok("t", Some(60))
+        );
+        assert_eq!(
+            parse_token_answer(br#"{"access_token":"a"}"#),
+            ok("a", None)
+        );
+        assert_eq!(
+            parse_token_answer(br#"{"token":"","access_token":"a"}"#),
+            ok("a", None)
+        );
+        assert_eq!(
+            parse_token_answer(br#"{"token":""}"#),
+            Err(TokenAnswerError::NoToken)
+        );
+        assert_eq!(parse_token_answer(b"{}"), Err(TokenAnswerError::NoToken));
+        // serde reads a struct from an array too; an empty one has no token.
+        assert_eq!(parse_token_answer(b"[]"), Err(TokenAnswerError::NoToken));
+        for bad in [&b"<html>"[..], br#"{"expires_in":-1,"token":"t"}"#] {
+            assert!(
+                matches!(
+                    parse_token_answer(bad),
+                    Err(TokenAnswerError::NotATokenDocument(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
 
     #[test]
     fn challenges() {

@@ -4,8 +4,13 @@
 //! few round trips as possible (no `/v2/` ping, auth negotiated on the first `401` and
 //! cached per registry and scope, `HEAD` to resolve tags) and every answer must be
 //! size-limited and digest-checked before anything else looks at it.
+//!
+//! Memory and state are bounded against hostile input: a body holds its registry's
+//! concurrency permit and a share of a process-wide byte budget until it is read; a
+//! [`Call`] can lower the limits and cap the bytes of one verification; and every map
+//! keyed by a host or repository (which Pods choose) forgets its least recently used
+//! entries.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,7 +23,8 @@ use reqwest::{Method, Response, StatusCode};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256, Sha512};
 
-use crate::challenge::{Challenge, parse_challenge};
+use crate::bounded::LruMap;
+use crate::challenge::{Challenge, parse_challenge, parse_token_answer};
 use crate::credentials::{Credential, DockerConfig};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, FetchedManifest};
@@ -35,6 +41,14 @@ const TOKEN_EXPIRY_MARGIN: Duration = Duration::from_secs(5);
 const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Redirects followed for one request (blob downloads redirect to storage once).
 const MAX_REDIRECTS: usize = 5;
+/// How long a credential lookup (found or not) is reused: a helper is a process, so it
+/// is not run per request, yet a `docker login` is noticed within minutes.
+const CREDENTIAL_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// Cached tokens per cached registry (one per repository scope).
+const TOKENS_PER_REGISTRY: usize = 4;
+/// The byte budget is counted in units of this many bytes (semaphore permits are `u32`
+/// per acquisition).
+const BUDGET_UNIT: u64 = 1024;
 
 /// Limits and deadlines of a [`RegistryClient`].
 #[derive(Debug, Clone)]
@@ -52,11 +66,20 @@ pub struct ClientOptions {
     /// Longest wait between retries; a longer `Retry-After` fails at once.
     pub max_backoff: Duration,
     /// Registries (host or host:port) that may be reached over plain HTTP although
-    /// they are not on loopback.
+    /// they are not on loopback; like loopback registries they are asked over plain
+    /// HTTP first, and over HTTPS when that is refused.
     pub insecure_registries: Vec<String>,
-    /// Requests to one registry waiting for their answer at the same time, at most
-    /// (protects registries and their rate limits from a burst of cold images).
+    /// Requests to one registry in flight at the same time (from sending to the last
+    /// body byte read), at most: protects registries and their rate limits from a burst
+    /// of cold images.
     pub max_concurrent_per_registry: usize,
+    /// Bytes of answer bodies being read at the same time by the whole client, at most
+    /// (each body reserves its size, or its limit when the size is unknown, before it is
+    /// requested). A body larger than the budget is read alone.
+    pub max_body_bytes_in_flight: u64,
+    /// Registries whose scheme, credentials and concurrency bound are remembered; the
+    /// least recently used are forgotten beyond it (tokens: four times as many).
+    pub max_cached_registries: usize,
 }
 
 impl Default for ClientOptions {
@@ -70,7 +93,51 @@ impl Default for ClientOptions {
             max_backoff: Duration::from_secs(2),
             insecure_registries: Vec::new(),
             max_concurrent_per_registry: 16,
+            max_body_bytes_in_flight: 64 * 1024 * 1024,
+            max_cached_registries: 1024,
         }
+    }
+}
+
+/// What one group of requests (e.g. one image's verification under one rule) asks of
+/// the client beyond its [`ClientOptions`]: limits can only be lowered here.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// Plain HTTP is allowed for every registry of this call (Kyverno's per-rule
+    /// `imageRegistryCredentials.allowInsecureRegistry`), tried first as on loopback.
+    pub allow_plain_http: bool,
+    /// Largest manifest (or referrers index) accepted, if lower than the client's.
+    pub max_manifest_bytes: Option<u64>,
+    /// Largest blob accepted, if lower than the limit `get_blob` is given.
+    pub max_blob_bytes: Option<u64>,
+    /// Bytes of answer bodies this call may read in total (manifests, blobs, referrers,
+    /// tokens), over all its requests; beyond it requests fail with
+    /// [`RegistryError::CallBudgetExceeded`].
+    pub max_total_bytes: Option<u64>,
+}
+
+/// A view of a [`RegistryClient`] with [`CallOptions`]; cheap to create and clone (the
+/// clones share the count of bytes read). Everything else (connections, tokens,
+/// schemes) is the client's.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    client: &'a RegistryClient,
+    options: CallOptions,
+    read: Arc<AtomicU64>,
+}
+
+/// An answer whose headers arrived, holding its places (registry concurrency, byte
+/// budget) until its body is read or it is dropped.
+pub(crate) struct Answer {
+    pub(crate) response: Response,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    budget: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Answer {
+    type Target = Response;
+    fn deref(&self) -> &Response {
+        &self.response
     }
 }
 
@@ -95,16 +162,41 @@ enum Authorization {
     Bearer { header: String, expires: Instant },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Scheme that worked for each registry host.
-    schemes: HashMap<String, Scheme>,
+    schemes: LruMap<String, Scheme>,
     /// Authorization header per (registry, scope).
-    authorizations: HashMap<(String, String), Authorization>,
-    /// Credentials looked up per registry (helpers are slow to run).
-    credentials: HashMap<String, Option<Credential>>,
-    /// Bound on concurrent requests per registry host.
-    permits: HashMap<String, Arc<tokio::sync::Semaphore>>,
+    authorizations: LruMap<(String, String), Authorization>,
+    /// Credentials looked up per registry, and when (helpers are slow to run).
+    credentials: LruMap<String, (Option<Credential>, Instant)>,
+    /// Bound on concurrent requests per registry host. Forgetting one whose permits are
+    /// held lets a few more requests through to that host for a moment, no more.
+    permits: LruMap<String, Arc<tokio::sync::Semaphore>>,
+}
+
+impl State {
+    fn new(registries: usize) -> State {
+        State {
+            schemes: LruMap::new(registries),
+            authorizations: LruMap::new(registries.saturating_mul(TOKENS_PER_REGISTRY)),
+            credentials: LruMap::new(registries),
+            permits: LruMap::new(registries),
+        }
+    }
+}
+
+/// Entries held in the client's caches (for tests and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Registries whose scheme is known.
+    pub schemes: usize,
+    /// Cached `Authorization` headers (registry × scope).
+    pub authorizations: usize,
+    /// Registries whose credential lookup is cached.
+    pub credentials: usize,
+    /// Registries with a concurrency bound.
+    pub permits: usize,
 }
 
 /// A registry client shared by every verification: it reuses connections, tokens and
@@ -117,22 +209,18 @@ pub struct RegistryClient {
     state: Mutex<State>,
     requests: AtomicU64,
     observer: Option<Arc<dyn RequestObserver>>,
+    /// The process-wide budget of body bytes in flight, in [`BUDGET_UNIT`]s.
+    body_budget: Arc<tokio::sync::Semaphore>,
+    body_budget_units: u32,
+    /// Credential helpers run one at a time: a burst of images from new hosts costs one
+    /// helper process after another, never hundreds at once.
+    helper_gate: tokio::sync::Mutex<()>,
 }
 
 /// Told about every registry answer (for metrics); must be cheap.
 pub trait RequestObserver: Send + Sync + std::fmt::Debug {
     /// One request to `registry` ended with HTTP `status`, or with no answer (`None`).
     fn observe(&self, registry: &str, status: Option<u16>);
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    access_token: Option<String>,
-    #[serde(default)]
-    expires_in: Option<u64>,
 }
 
 impl RegistryClient {
@@ -149,13 +237,19 @@ impl RegistryClient {
                 registry: "(client set-up)".into(),
                 reason: error_chain(&e),
             })?;
+        let body_budget_units = u32::try_from(options.max_body_bytes_in_flight / BUDGET_UNIT)
+            .unwrap_or(u32::MAX)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
         Ok(RegistryClient {
             http,
+            state: Mutex::new(State::new(options.max_cached_registries)),
             options,
             docker_config,
-            state: Mutex::new(State::default()),
             requests: AtomicU64::new(0),
             observer: None,
+            body_budget: Arc::new(tokio::sync::Semaphore::new(body_budget_units as usize)),
+            body_budget_units,
+            helper_gate: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -176,9 +270,74 @@ impl RegistryClient {
         &self.options
     }
 
-    /// How many HTTP requests this client has sent (registry and token service).
+    /// How many HTTP requests this client has sent (registry and token service): a
+    /// connection attempt that was refused sent nothing and is not counted.
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Entries held in the caches keyed by registry.
+    pub fn cache_sizes(&self) -> CacheSizes {
+        let state = self.lock();
+        CacheSizes {
+            schemes: state.schemes.len(),
+            authorizations: state.authorizations.len(),
+            credentials: state.credentials.len(),
+            permits: state.permits.len(),
+        }
+    }
+
+    /// A view of this client with `options` for one group of requests.
+    pub fn call(&self, options: CallOptions) -> Call<'_> {
+        Call {
+            client: self,
+            options,
+            read: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The digest `image` names; see [`Call::resolve_digest`].
+    pub async fn resolve_digest(&self, image: &Reference) -> Result<String> {
+        self.call(CallOptions::default())
+            .resolve_digest(image)
+            .await
+    }
+
+    /// The manifest `image` names; see [`Call::get_manifest`].
+    pub async fn get_manifest(&self, image: &Reference) -> Result<Option<FetchedManifest>> {
+        self.call(CallOptions::default()).get_manifest(image).await
+    }
+
+    /// The blob `descriptor` names; see [`Call::get_blob`].
+    pub async fn get_blob(
+        &self,
+        repository: &Reference,
+        descriptor: &Descriptor,
+        limit: u64,
+    ) -> Result<Vec<u8>> {
+        self.call(CallOptions::default())
+            .get_blob(repository, descriptor, limit)
+            .await
+    }
+}
+
+impl<'a> Call<'a> {
+    /// The client this call uses.
+    pub fn client(&self) -> &'a RegistryClient {
+        self.client
+    }
+
+    /// Bytes of answer bodies this call (and its clones) has read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// The manifest limit in force for this call.
+    pub fn max_manifest_bytes(&self) -> u64 {
+        lowered(
+            self.client.options.max_manifest_bytes,
+            self.options.max_manifest_bytes,
+        )
     }
 
     /// The digest `image` names: its own digest if it has one (no request), else the
@@ -190,7 +349,7 @@ impl RegistryClient {
         }
         let path = format!("manifests/{}", image.reference_for_api());
         let response = self
-            .send(image, Method::HEAD, &path, &ACCEPTED_MANIFEST_TYPES)
+            .send(image, Method::HEAD, &path, &ACCEPTED_MANIFEST_TYPES, 0)
             .await?;
         match response.status() {
             StatusCode::NOT_FOUND => Err(RegistryError::ManifestUnknown {
@@ -215,7 +374,7 @@ impl RegistryClient {
                         }),
                 }
             }
-            s => Err(self.unexpected(image, s, "HEAD", &path)),
+            s => Err(self.client.unexpected(image, s, "HEAD", &path)),
         }
     }
 
@@ -223,15 +382,16 @@ impl RegistryClient {
     /// the registry does not have it. The bytes are size-limited and digest-checked.
     pub async fn get_manifest(&self, image: &Reference) -> Result<Option<FetchedManifest>> {
         let path = format!("manifests/{}", image.reference_for_api());
+        let limit = self.max_manifest_bytes();
         let response = self
-            .send(image, Method::GET, &path, &ACCEPTED_MANIFEST_TYPES)
+            .send(image, Method::GET, &path, &ACCEPTED_MANIFEST_TYPES, limit)
             .await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         if !status.is_success() {
-            return Err(self.unexpected(image, status, "GET", &path));
+            return Err(self.client.unexpected(image, status, "GET", &path));
         }
         let header_digest = response
             .headers()
@@ -244,12 +404,7 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned());
         let bytes = self
-            .read_limited(
-                image.registry(),
-                response,
-                self.options.max_manifest_bytes,
-                "manifest",
-            )
+            .read_limited(image.registry(), response, limit, "manifest")
             .await?;
         let expected = image.digest().map(str::to_owned).or(header_digest);
         let digest = match &expected {
@@ -283,7 +438,8 @@ impl RegistryClient {
     }
 
     /// The blob `descriptor` names, from the repository of `repository`; at most `limit`
-    /// bytes, and exactly the size and digest the descriptor gives.
+    /// bytes (or this call's lower blob limit), and exactly the size and digest the
+    /// descriptor gives. Its size is reserved in the byte budget before it is asked for.
     pub async fn get_blob(
         &self,
         repository: &Reference,
@@ -301,6 +457,7 @@ impl RegistryClient {
             });
         }
         let what = format!("blob {}", descriptor.digest);
+        let limit = lowered(limit, self.options.max_blob_bytes);
         if descriptor.size > limit {
             return Err(RegistryError::TooLarge {
                 registry: registry.to_owned(),
@@ -308,8 +465,11 @@ impl RegistryClient {
                 limit,
             });
         }
+        self.check_total(registry, &what, descriptor.size)?;
         let path = format!("blobs/{}", descriptor.digest);
-        let response = self.send(repository, Method::GET, &path, &[]).await?;
+        let response = self
+            .send(repository, Method::GET, &path, &[], descriptor.size)
+            .await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Err(RegistryError::BlobUnknown {
@@ -319,7 +479,7 @@ impl RegistryClient {
             });
         }
         if !status.is_success() {
-            return Err(self.unexpected(repository, status, "GET", &path));
+            return Err(self.client.unexpected(repository, status, "GET", &path));
         }
         let bytes = self.read_limited(registry, response, limit, &what).await?;
         if bytes.len() as u64 != descriptor.size {
@@ -343,21 +503,28 @@ impl RegistryClient {
     }
 
     /// Sends one request for `/v2/<repository>/<path>`, negotiating scheme and
-    /// authorization, and retrying `429`/`5xx` with bounded backoff.
+    /// authorization, and retrying `429`/`5xx` with bounded backoff. `reserve` bytes of
+    /// the body budget (the size of the body to come, or its limit) and a place among
+    /// the registry's requests are held by the answer until its body is read.
     pub(crate) async fn send(
         &self,
         image: &Reference,
         method: Method,
         path: &str,
         accept: &[&str],
-    ) -> Result<Response> {
+        reserve: u64,
+    ) -> Result<Answer> {
         let registry = image.registry();
         let host = image.api_host();
-        // Held until the answer's headers arrive (the body is read by the caller).
-        let _permit = self.permit(host).await;
+        // Budget first, then the registry's place, always in this order: a request
+        // holding one never waits for the other held by a request waiting for the first.
+        let budget = self.client.reserve(registry, reserve).await?;
+        let permit = self.client.permit(host).await;
         let scope = format!("repository:{}:pull", image.repository());
-        let plain_http_allowed = image.is_loopback()
+        let plain_http_allowed = self.options.allow_plain_http
+            || image.is_loopback()
             || self
+                .client
                 .options
                 .insecure_registries
                 .iter()
@@ -366,17 +533,29 @@ impl RegistryClient {
         // The authorization just negotiated, used for the next attempt even if it is
         // already stale by the cache's margin (e.g. `expires_in` of a few seconds).
         let mut fresh_authorization: Option<String> = None;
-        // HTTPS was refused by a registry allowed to speak plain HTTP: try that. The
-        // scheme is only remembered once a registry answered with it.
-        let mut plain_http = false;
+        // First contact with a registry whose scheme is not known: where plain HTTP is
+        // allowed it is tried first (as go-containerregistry does: no TLS handshake to
+        // wait for on loopback), HTTPS when nothing speaks plain HTTP there. The scheme
+        // is only remembered once a registry answered with it.
+        let mut https_after_plain = false;
+        // A `400` to the plain-HTTP first contact (what a TLS-only Go server answers):
+        // kept in case HTTPS does not answer either.
+        let mut plain_answer: Option<Response> = None;
         // A request on a pooled connection the server had just closed is resent once.
         let mut resent = false;
         let mut attempts = 0u32;
         loop {
-            let known_scheme = self.lock().schemes.get(host).copied();
+            // A scheme learned by a call allowed plain HTTP is not used by one that is not.
+            let known_scheme = self
+                .client
+                .lock()
+                .schemes
+                .get(&host.to_owned())
+                .copied()
+                .filter(|scheme| *scheme == Scheme::Https || plain_http_allowed);
             let scheme = match known_scheme {
                 Some(scheme) => scheme,
-                None if plain_http => Scheme::Http,
+                None if plain_http_allowed && !https_after_plain => Scheme::Http,
                 None => Scheme::Https,
             };
             let url = format!(
@@ -384,32 +563,58 @@ impl RegistryClient {
                 scheme.as_str(),
                 image.repository()
             );
-            let mut request = self.http.request(method.clone(), &url);
+            let mut request = self.client.http.request(method.clone(), &url);
             if !accept.is_empty() {
                 request = request.header(ACCEPT, accept.join(", "));
             }
             if let Some(authorization) = fresh_authorization
                 .take()
-                .or_else(|| self.cached_authorization(registry, &scope))
+                .or_else(|| self.client.cached_authorization(registry, &scope))
             {
                 request = request.header(AUTHORIZATION, authorization);
             }
             attempts += 1;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = match request.send().await {
+            let sent = request.send().await;
+            // A connection that could not be made (refused, TLS handshake failed) carried
+            // no HTTP request.
+            if !matches!(&sent, Err(e) if e.is_connect()) {
+                self.client.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            let first_plain_contact =
+                known_scheme.is_none() && scheme == Scheme::Http && !https_after_plain;
+            let response = match sent {
                 Ok(response) => response,
+                // Nothing listens for plain HTTP: try HTTPS.
+                Err(e) if first_plain_contact && e.is_connect() && !e.is_timeout() => {
+                    tracing::debug!(registry, error = %error_chain(&e), "plain HTTP failed, trying HTTPS");
+                    https_after_plain = true;
+                    attempts -= 1;
+                    continue;
+                }
                 Err(e) if known_scheme.is_none() && scheme == Scheme::Https && e.is_connect() => {
-                    // Docker's rule: HTTPS first; plain HTTP only where allowed.
-                    if plain_http_allowed {
-                        tracing::debug!(registry, "HTTPS refused, trying plain HTTP");
-                        plain_http = true;
-                        attempts -= 1;
-                        continue;
+                    if let Some(response) = plain_answer.take() {
+                        // HTTPS does not answer either: the `400` was the registry's.
+                        self.client
+                            .lock()
+                            .schemes
+                            .insert(host.to_owned(), Scheme::Http);
+                        self.client
+                            .observe(registry, Some(response.status().as_u16()));
+                        return Ok(Answer {
+                            response,
+                            _permit: permit,
+                            budget,
+                        });
                     }
                     // No connection at all is a network problem, not a registry that
                     // does not speak HTTPS.
-                    if e.is_timeout() || e.is_dns() || is_tcp_connect_failure(&e) {
-                        return Err(self.transport_error(registry, &e));
+                    if plain_http_allowed
+                        || e.is_timeout()
+                        || e.is_dns()
+                        || is_tcp_connect_failure(&e)
+                    {
+                        self.client.observe(registry, None);
+                        return Err(self.client.transport_error(registry, &e));
                     }
                     return Err(RegistryError::InsecureRefused {
                         registry: registry.to_owned(),
@@ -426,15 +631,22 @@ impl RegistryClient {
                     continue;
                 }
                 Err(e) => {
-                    self.observe(registry, None);
-                    return Err(self.transport_error(registry, &e));
+                    self.client.observe(registry, None);
+                    return Err(self.client.transport_error(registry, &e));
                 }
             };
-            if known_scheme.is_none() {
-                self.lock().schemes.insert(host.to_owned(), scheme);
-            }
             let status = response.status();
-            self.observe(registry, Some(status.as_u16()));
+            if first_plain_contact && status == StatusCode::BAD_REQUEST {
+                tracing::debug!(registry, "plain HTTP answered 400, trying HTTPS");
+                plain_answer = Some(response);
+                https_after_plain = true;
+                attempts -= 1;
+                continue;
+            }
+            if known_scheme.is_none() {
+                self.client.lock().schemes.insert(host.to_owned(), scheme);
+            }
+            self.client.observe(registry, Some(status.as_u16()));
             tracing::debug!(registry, %method, path, status = status.as_u16(), "registry request");
             if status == StatusCode::UNAUTHORIZED && !authenticated {
                 authenticated = true;
@@ -443,7 +655,7 @@ impl RegistryClient {
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                let hint = match self.credential(registry).await? {
+                let hint = match self.client.credential(registry).await? {
                     Some(_) => "",
                     None => " (no credentials configured)",
                 };
@@ -454,7 +666,7 @@ impl RegistryClient {
                 });
             }
             if is_retryable(status) {
-                if attempts > self.options.max_retries {
+                if attempts > self.client.options.max_retries {
                     return Err(RegistryError::RetriesExhausted {
                         registry: registry.to_owned(),
                         status: status.as_u16(),
@@ -462,73 +674,39 @@ impl RegistryClient {
                     });
                 }
                 let wait = match retry_after(response.headers()) {
-                    Some(wait) if wait > self.options.max_backoff => {
+                    Some(wait) if wait > self.client.options.max_backoff => {
                         return Err(RegistryError::RateLimited {
                             registry: registry.to_owned(),
                             retry_after: wait,
                         });
                     }
                     Some(wait) => wait,
-                    None => backoff(attempts, self.options.max_backoff),
+                    None => backoff(attempts, self.client.options.max_backoff),
                 };
                 tracing::debug!(registry, status = status.as_u16(), ?wait, "retrying");
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            return Ok(response);
+            return Ok(Answer {
+                response,
+                _permit: permit,
+                budget,
+            });
         }
     }
 
-    /// A place among the requests in flight to `host`.
-    async fn permit(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let semaphore = {
-            let mut state = self.lock();
-            state
-                .permits
-                .entry(host.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(tokio::sync::Semaphore::new(
-                        self.options.max_concurrent_per_registry.max(1),
-                    ))
+    /// Fails if reading `more` bytes would take this call past its total budget.
+    fn check_total(&self, registry: &str, what: &str, more: u64) -> Result<()> {
+        match self.options.max_total_bytes {
+            Some(limit) if self.bytes_read().saturating_add(more) > limit => {
+                Err(RegistryError::CallBudgetExceeded {
+                    registry: registry.to_owned(),
+                    what: what.to_owned(),
+                    limit,
                 })
-                .clone()
-        };
-        // The semaphore is never closed, so acquiring only fails if it were.
-        semaphore.acquire_owned().await.ok()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // The state is plain maps; a panic elsewhere cannot leave them inconsistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn cached_authorization(&self, registry: &str, scope: &str) -> Option<String> {
-        let mut state = self.lock();
-        let key = (registry.to_owned(), scope.to_owned());
-        match state.authorizations.get(&key) {
-            Some(Authorization::Basic(header)) => Some(header.clone()),
-            Some(Authorization::Bearer { header, expires }) if *expires > Instant::now() => {
-                Some(header.clone())
             }
-            Some(Authorization::Bearer { .. }) => {
-                state.authorizations.remove(&key);
-                None
-            }
-            None => None,
+            _ => Ok(()),
         }
-    }
-
-    async fn credential(&self, registry: &str) -> Result<Option<Credential>> {
-        if let Some(found) = self.lock().credentials.get(registry) {
-            return Ok(found.clone());
-        }
-        let found = self.docker_config.credential_for(registry).await?;
-        self.lock()
-            .credentials
-            .insert(registry.to_owned(), found.clone());
-        Ok(found)
     }
 
     /// Answers a `401`: Basic credentials, or a token from the realm. Returns the
@@ -546,7 +724,7 @@ impl RegistryClient {
             .filter_map(|v| v.to_str().ok())
             .filter_map(parse_challenge)
             .next();
-        let credential = self.credential(registry).await?;
+        let credential = self.client.credential(registry).await?;
         let unauthorized = |hint| RegistryError::Unauthorized {
             registry: registry.to_owned(),
             repository: image.repository().to_owned(),
@@ -580,7 +758,8 @@ impl RegistryClient {
         let header = match &authorization {
             Authorization::Basic(header) | Authorization::Bearer { header, .. } => header.clone(),
         };
-        self.lock()
+        self.client
+            .lock()
             .authorizations
             .insert((registry.to_owned(), scope.to_owned()), authorization);
         Ok(header)
@@ -622,12 +801,17 @@ impl RegistryClient {
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,
         };
+        let realm_host = realm_url.host_str();
         let realm_host_allowed = realm_is_loopback
-            || self.options.insecure_registries.iter().any(|r| {
-                realm_url
-                    .host_str()
-                    .is_some_and(|h| r.split(':').next() == Some(h))
-            });
+            || self
+                .client
+                .options
+                .insecure_registries
+                .iter()
+                .any(|r| realm_host.is_some_and(|h| r.split(':').next() == Some(h)))
+            // A call allowed plain HTTP may get its token from the registry's own host.
+            || (self.options.allow_plain_http
+                && realm_host.is_some_and(|h| registry.split(':').next() == Some(h)));
         if realm_is_plain && !realm_host_allowed {
             return Err(token_error(
                 "refusing to send credentials to a token service over plain HTTP".into(),
@@ -650,22 +834,24 @@ impl RegistryClient {
                 let body = url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs(form)
                     .finish();
-                self.http
+                self.client
+                    .http
                     .post(realm_url)
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .body(body)
             }
             Some(Credential::UserPassword { username, password }) => self
+                .client
                 .http
                 .get(token_url)
                 .header(AUTHORIZATION, basic_header(username, password)),
-            None => self.http.get(token_url),
+            None => self.client.http.get(token_url),
         };
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request
-            .send()
-            .await
-            .map_err(|e| token_error(error_chain(&e)))?;
+        let sent = request.send().await;
+        if !matches!(&sent, Err(e) if e.is_connect()) {
+            self.client.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        let response = sent.map_err(|e| token_error(error_chain(&e)))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(RegistryError::Unauthorized {
@@ -681,21 +867,17 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(token_error(format!("answered {}", status.as_u16())));
         }
+        // Read within the registry request that asked for it (whose places it uses).
+        let answer = Answer {
+            response,
+            _permit: None,
+            budget: None,
+        };
         let bytes = self
-            .read_limited(
-                registry,
-                response,
-                MAX_TOKEN_RESPONSE_BYTES,
-                "token response",
-            )
+            .read_limited(registry, answer, MAX_TOKEN_RESPONSE_BYTES, "token response")
             .await?;
-        let answer: TokenAnswer = serde_json::from_slice(&bytes)
-            .map_err(|e| token_error(format!("answer is not a token document: {e}")))?;
-        let token = answer
-            .token
-            .or(answer.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_error("answer has no token".into()))?;
+        let answer = parse_token_answer(&bytes).map_err(|e| token_error(e.to_string()))?;
+        let token = answer.token;
         let lifetime = answer
             .expires_in
             .map(Duration::from_secs)
@@ -708,33 +890,146 @@ impl RegistryClient {
         })
     }
 
+    /// The body of `answer`, at most `limit` bytes (and within this call's total);
+    /// the answer's places are given back once it is read.
     pub(crate) async fn read_limited(
         &self,
         registry: &str,
-        mut response: Response,
+        answer: Answer,
         limit: u64,
         what: &str,
     ) -> Result<Vec<u8>> {
+        let Answer {
+            mut response,
+            _permit,
+            mut budget,
+        } = answer;
         let too_large = || RegistryError::TooLarge {
             registry: registry.to_owned(),
             what: what.to_owned(),
             limit,
         };
-        if response.content_length().is_some_and(|len| len > limit) {
+        let announced = response.content_length();
+        if announced.is_some_and(|len| len > limit) {
             return Err(too_large());
+        }
+        if let Some(len) = announced {
+            self.check_total(registry, what, len)?;
+            // Give back what the announced length will not use of the reservation.
+            if let Some(held) = budget.as_mut() {
+                let needed = budget_units(len).max(1) as usize;
+                if held.num_permits() > needed {
+                    drop(held.split(held.num_permits() - needed));
+                }
+            }
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.transport_error(registry, &e))?
+            .map_err(|e| self.client.transport_error(registry, &e))?
         {
             if (bytes.len() + chunk.len()) as u64 > limit {
                 return Err(too_large());
             }
+            self.check_total(registry, what, chunk.len() as u64)?;
+            self.read.fetch_add(chunk.len() as u64, Ordering::Relaxed);
             bytes.extend_from_slice(&chunk);
         }
         Ok(bytes)
+    }
+}
+
+impl RegistryClient {
+    /// `bytes` of the body budget (at most all of it), waited for no longer than a
+    /// request may take.
+    async fn reserve(
+        &self,
+        registry: &str,
+        bytes: u64,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>> {
+        if bytes == 0 {
+            return Ok(None);
+        }
+        let units = budget_units(bytes).clamp(1, self.body_budget_units);
+        let wait = self.options.request_timeout;
+        match tokio::time::timeout(
+            wait,
+            Arc::clone(&self.body_budget).acquire_many_owned(units),
+        )
+        .await
+        {
+            // The semaphore is never closed.
+            Ok(permit) => Ok(permit.ok()),
+            Err(_) => Err(RegistryError::Busy {
+                registry: registry.to_owned(),
+                after: wait,
+            }),
+        }
+    }
+
+    /// A place among the requests in flight to `host`.
+    async fn permit(&self, host: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = {
+            let mut state = self.lock();
+            state
+                .permits
+                .get_or_insert_with(&host.to_owned(), || {
+                    Arc::new(tokio::sync::Semaphore::new(
+                        self.options.max_concurrent_per_registry.max(1),
+                    ))
+                })
+                .clone()
+        };
+        // The semaphore is never closed, so acquiring only fails if it were.
+        semaphore.acquire_owned().await.ok()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain maps; a panic elsewhere cannot leave them inconsistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn cached_authorization(&self, registry: &str, scope: &str) -> Option<String> {
+        let mut state = self.lock();
+        let key = (registry.to_owned(), scope.to_owned());
+        match state.authorizations.get(&key) {
+            Some(Authorization::Basic(header)) => Some(header.clone()),
+            Some(Authorization::Bearer { header, expires }) if *expires > Instant::now() => {
+                Some(header.clone())
+            }
+            Some(Authorization::Bearer { .. }) => {
+                state.authorizations.remove(&key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The credential for `registry`, looked up at most once per
+    /// [`CREDENTIAL_LIFETIME`] (found or not: a host without credentials is the common
+    /// case and must not run a helper per request).
+    async fn credential(&self, registry: &str) -> Result<Option<Credential>> {
+        let key = registry.to_owned();
+        let cached = |client: &RegistryClient| match client.lock().credentials.get(&key) {
+            Some((found, at)) if at.elapsed() < CREDENTIAL_LIFETIME => Some(found.clone()),
+            _ => None,
+        };
+        if let Some(found) = cached(self) {
+            return Ok(found);
+        }
+        // One lookup at a time; a caller that waited finds the lookup it waited for.
+        let _gate = self.helper_gate.lock().await;
+        if let Some(found) = cached(self) {
+            return Ok(found);
+        }
+        let found = self.docker_config.credential_for(registry).await?;
+        self.lock()
+            .credentials
+            .insert(key, (found.clone(), Instant::now()));
+        Ok(found)
     }
 
     fn transport_error(&self, registry: &str, error: &reqwest::Error) -> RegistryError {
@@ -774,6 +1069,16 @@ impl RegistryClient {
             path: format!("/v2/{}/{path}", image.repository()),
         }
     }
+}
+
+/// `limit`, or `lower` if that is lower.
+fn lowered(limit: u64, lower: Option<u64>) -> u64 {
+    lower.map_or(limit, |lower| lower.min(limit))
+}
+
+/// Budget units covering `bytes`.
+fn budget_units(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
 }
 
 fn basic_header(username: &str, password: &str) -> String {

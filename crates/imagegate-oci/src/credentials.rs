@@ -5,10 +5,10 @@
 //! `credHelpers` and a default `credsStore` (both run `docker-credential-<name> get`).
 //! Secrets are held in [`Credential`], whose `Debug` output never shows them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -20,6 +20,12 @@ const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 const HELPER_TIMEOUT: Duration = Duration::from_secs(10);
 /// `config.json` larger than this is refused.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// Largest answer read from a credential helper.
+const MAX_HELPER_OUTPUT: usize = 1024 * 1024;
+/// How long a `credsStore`'s list of servers is reused before it is asked again.
+const STORE_LIST_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// The end of a helper failure's reason when the helper said it has no credentials.
+const NOT_FOUND: &str = " (credentials not found)";
 
 /// A secret used to authenticate to one registry.
 #[derive(Clone, PartialEq, Eq)]
@@ -124,6 +130,8 @@ struct HelperAnswer {
 pub struct DockerConfig {
     path: PathBuf,
     file: ConfigFile,
+    /// The hosts the `credsStore` helper last listed, and when.
+    store_servers: tokio::sync::Mutex<Option<(Instant, BTreeSet<String>)>>,
 }
 
 impl DockerConfig {
@@ -157,6 +165,7 @@ impl DockerConfig {
         Ok(DockerConfig {
             path: path.to_owned(),
             file,
+            store_servers: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -188,6 +197,11 @@ impl DockerConfig {
         }
         match &self.file.creds_store {
             Some(store) if !store.is_empty() => {
+                // Images name any host they like: a `get` process per such host would be
+                // work without bound, so only hosts the store lists are asked about.
+                if !self.store_lists(store, registry).await? {
+                    return Ok(None);
+                }
                 run_helper(store, &helper_server_name(registry)).await
             }
             _ => Ok(None),
@@ -197,25 +211,35 @@ impl DockerConfig {
     /// The `auths` entry for a registry, accepting the spellings docker writes
     /// (`host`, `https://host`, `https://host/v1/`, Docker Hub's legacy key).
     fn auth_entry(&self, registry: &str) -> Option<&AuthEntry> {
-        let wanted = if registry == "docker.io" {
-            "index.docker.io"
-        } else {
-            registry
-        };
-        self.file.auths.iter().find_map(|(key, entry)| {
-            let host = key
-                .trim_start_matches("https://")
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            let host = if host == "registry-1.docker.io" || host == "docker.io" {
-                "index.docker.io"
-            } else {
-                host
-            };
-            (host == wanted).then_some(entry)
-        })
+        let wanted = config_key_host(registry);
+        self.file
+            .auths
+            .iter()
+            .find_map(|(key, entry)| (config_key_host(key) == wanted).then_some(entry))
+    }
+
+    /// Whether the `credsStore` helper lists `registry` among its servers
+    /// (`docker-credential-<store> list`, run at most once per [`STORE_LIST_LIFETIME`]).
+    async fn store_lists(&self, store: &str, registry: &str) -> Result<bool, CredentialsError> {
+        let mut listed = self.store_servers.lock().await;
+        let fresh = matches!(&*listed, Some((at, _)) if at.elapsed() < STORE_LIST_LIFETIME);
+        if !fresh {
+            let output = helper_output(store, "list", "", registry).await?;
+            let servers: BTreeMap<String, String> =
+                serde_json::from_slice(&output).map_err(|_| CredentialsError::Helper {
+                    helper: store.to_owned(),
+                    registry: registry.to_owned(),
+                    reason: "`list` answer is not a JSON object of servers".to_owned(),
+                })?;
+            let hosts = servers
+                .keys()
+                .map(|key| config_key_host(key).to_owned())
+                .collect();
+            *listed = Some((Instant::now(), hosts));
+        }
+        Ok(listed
+            .as_ref()
+            .is_some_and(|(_, hosts)| hosts.contains(config_key_host(registry))))
     }
 
     fn entry_credential(
@@ -262,7 +286,30 @@ fn helper_server_name(registry: &str) -> String {
     }
 }
 
-async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, CredentialsError> {
+/// The registry host a config key or registry name stands for: scheme and path
+/// dropped, Docker Hub's spellings folded into one.
+fn config_key_host(key: &str) -> &str {
+    let host = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    match host {
+        "registry-1.docker.io" | "docker.io" => "index.docker.io",
+        host => host,
+    }
+}
+
+/// What `docker-credential-<helper> <action>` prints given `input`, size-limited and
+/// within [`HELPER_TIMEOUT`]. A failure exit is an error whose reason notes "credentials
+/// not found" when the helper said so.
+async fn helper_output(
+    helper: &str,
+    action: &str,
+    input: &str,
+    server: &str,
+) -> Result<Vec<u8>, CredentialsError> {
     let failed = |reason: String| CredentialsError::Helper {
         helper: helper.to_owned(),
         registry: server.to_owned(),
@@ -276,7 +323,7 @@ async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, Cr
         return Err(failed("invalid helper name".to_owned()));
     }
     let mut child = tokio::process::Command::new(format!("docker-credential-{helper}"))
-        .arg("get")
+        .arg(action)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -285,7 +332,7 @@ async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, Cr
         .map_err(|e| failed(e.to_string()))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
-            .write_all(server.as_bytes())
+            .write_all(input.as_bytes())
             .await
             .map_err(|e| failed(e.to_string()))?;
     }
@@ -293,15 +340,38 @@ async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, Cr
         .await
         .map_err(|_| failed(format!("no answer within {HELPER_TIMEOUT:?}")))?
         .map_err(|e| failed(e.to_string()))?;
+    if output.stdout.len() > MAX_HELPER_OUTPUT {
+        return Err(failed(format!(
+            "answer larger than {MAX_HELPER_OUTPUT} bytes"
+        )));
+    }
     if !output.status.success() {
         // Helpers exit non-zero with "credentials not found" when they know nothing.
         let stdout = String::from_utf8_lossy(&output.stdout);
-        if stdout.contains("credentials not found") {
+        let not_found = if stdout.contains("credentials not found") {
+            NOT_FOUND
+        } else {
+            ""
+        };
+        return Err(failed(format!("exited with {}{not_found}", output.status)));
+    }
+    Ok(output.stdout)
+}
+
+async fn run_helper(helper: &str, server: &str) -> Result<Option<Credential>, CredentialsError> {
+    let stdout = match helper_output(helper, "get", server, server).await {
+        Ok(stdout) => stdout,
+        Err(CredentialsError::Helper { reason, .. }) if reason.ends_with(NOT_FOUND) => {
             return Ok(None);
         }
-        return Err(failed(format!("exited with {}", output.status)));
-    }
-    let answer: HelperAnswer = serde_json::from_slice(&output.stdout)
+        Err(e) => return Err(e),
+    };
+    let failed = |reason: String| CredentialsError::Helper {
+        helper: helper.to_owned(),
+        registry: server.to_owned(),
+        reason,
+    };
+    let answer: HelperAnswer = serde_json::from_slice(&stdout)
         .map_err(|_| failed("answer is not {\"Username\",\"Secret\"} JSON".to_owned()))?;
     if answer.username == "<token>" {
         Ok(Some(Credential::IdentityToken(answer.secret)))

@@ -156,6 +156,28 @@ pub enum RegistryError {
         /// The registry host.
         registry: String,
     },
+    /// The answers of one call (one verification) would exceed the bytes it may read.
+    #[error(
+        "{what} from {registry} would take this verification's registry answers past their {limit}-byte budget"
+    )]
+    CallBudgetExceeded {
+        /// The registry host.
+        registry: String,
+        /// What was being read.
+        what: String,
+        /// The call's budget.
+        limit: u64,
+    },
+    /// Too many answer bodies were in flight for this one to start within the deadline.
+    #[error(
+        "registry {registry} not asked: the client's budget of answer bytes in flight had no room within {after:?}"
+    )]
+    Busy {
+        /// The registry host.
+        registry: String,
+        /// How long the request waited.
+        after: Duration,
+    },
     /// Credentials could not be read.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),

@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 #[cfg(feature = "client")]
+mod bounded;
 pub mod challenge;
 #[cfg(feature = "client")]
 pub mod client;
@@ -18,7 +19,10 @@ pub mod reference;
 pub mod referrers;
 
 #[cfg(feature = "client")]
-pub use client::{ClientOptions, RegistryClient, RequestObserver, is_valid_digest, sha256_digest};
+pub use client::{
+    CacheSizes, Call, CallOptions, ClientOptions, RegistryClient, RequestObserver, is_valid_digest,
+    sha256_digest,
+};
 #[cfg(feature = "client")]
 pub use credentials::{Credential, CredentialsError, DockerConfig};
 #[cfg(feature = "client")]

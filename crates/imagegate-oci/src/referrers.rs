@@ -9,7 +9,7 @@
 use reqwest::header::HeaderValue;
 use reqwest::{Method, StatusCode};
 
-use crate::client::RegistryClient;
+use crate::client::{Call, CallOptions, RegistryClient};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{ImageIndex, OCI_INDEX};
 use crate::reference::Reference;
@@ -48,6 +48,20 @@ pub fn referrers_tag(digest: &str) -> Option<String> {
 }
 
 impl RegistryClient {
+    /// The referrers of `digest`; see [`Call::get_referrers`].
+    pub async fn get_referrers(
+        &self,
+        repository: &Reference,
+        digest: &str,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers> {
+        self.call(CallOptions::default())
+            .get_referrers(repository, digest, artifact_type)
+            .await
+    }
+}
+
+impl Call<'_> {
     /// The referrers of `digest` in the repository of `repository`: from the referrers
     /// API, or, when the registry answers `404` there, from the `sha256-<hex>` fallback
     /// tag. `artifact_type` is passed to the API as a filter (registries may ignore
@@ -74,15 +88,16 @@ impl RegistryClient {
             path.push_str("?artifactType=");
             path.push_str(&encoded);
         }
+        let limit = self.max_manifest_bytes();
         let response = self
-            .send(repository, Method::GET, &path, &[OCI_INDEX])
+            .send(repository, Method::GET, &path, &[OCI_INDEX], limit)
             .await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return self.fallback_referrers(repository, digest).await;
         }
         if !status.is_success() {
-            return Err(self.unexpected(repository, status, "GET", &path));
+            return Err(self.client().unexpected(repository, status, "GET", &path));
         }
         let filtered = response
             .headers()
@@ -90,12 +105,7 @@ impl RegistryClient {
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .is_some_and(|v| v.split(',').any(|f| f.trim() == "artifactType"));
         let bytes = self
-            .read_limited(
-                &registry,
-                response,
-                self.options().max_manifest_bytes,
-                "referrers index",
-            )
+            .read_limited(&registry, response, limit, "referrers index")
             .await?;
         let index: ImageIndex = serde_json::from_slice(&bytes)
             .map_err(|e| malformed(format!("referrers answer is not an image index: {e}")))?;

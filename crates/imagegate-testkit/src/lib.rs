@@ -32,6 +32,7 @@ pub mod oci;
 mod push;
 mod registry;
 pub mod sigstore;
+pub mod stub;
 mod token;
 mod vectors;
 

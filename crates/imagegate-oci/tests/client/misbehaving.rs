@@ -4,11 +4,12 @@
 use std::time::{Duration, Instant};
 
 use imagegate_oci::{
-    ClientOptions, Descriptor, DockerConfig, RegistryClient, RegistryError, sha256_digest,
+    CallOptions, ClientOptions, Descriptor, DockerConfig, RegistryClient, RegistryError,
+    sha256_digest,
 };
 
-use crate::stub::{Reply, Request, Stub};
 use crate::{anonymous_client, assert_mentions, client_with, non_loopback_ip, options, reference};
+use imagegate_testkit::stub::{Reply, Request, Stub};
 
 const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
 
@@ -307,7 +308,7 @@ async fn head_without_docker_content_digest_falls_back_to_get_and_hashes() {
 }
 
 #[tokio::test]
-async fn connections_are_reused_and_https_is_probed_once() {
+async fn loopback_registry_is_reached_over_plain_http_first_on_one_connection() {
     let stub = Stub::start(|r: &Request| match r.path() {
         "/v2/repo/manifests/v1" => {
             Reply::ok(MANIFEST.to_vec()).header("Docker-Content-Digest", &sha256_digest(MANIFEST))
@@ -352,8 +353,38 @@ async fn connections_are_reused_and_https_is_probed_once() {
         .await
         .unwrap();
     assert_eq!(stub.requests().len(), 3 * 3 + 2 + 1);
-    assert_eq!(stub.tls_probes(), 1, "HTTPS is tried once per registry");
+    assert_eq!(
+        stub.tls_probes(),
+        0,
+        "a loopback registry is asked over plain HTTP first: no TLS handshake to wait for"
+    );
     assert_eq!(stub.connections(), 1, "one connection for every request");
+    assert_eq!(client.requests_sent(), 3 * 3 + 2 + 1);
+}
+
+#[tokio::test]
+async fn a_loopback_registry_answering_plain_http_with_400_is_tried_over_https() {
+    // What a TLS-only Go server answers to plain HTTP. HTTPS is then tried (here it
+    // fails too: the stub speaks no TLS), and the 400 is reported as the answer.
+    let stub = Stub::start(|_: &Request| {
+        Reply::ok(b"Client sent an HTTP request to an HTTPS server.\n".to_vec()).status_code(400)
+    })
+    .await;
+    let client = anonymous_client();
+    match client
+        .get_manifest(&reference(&stub.host(), "repo:v1"))
+        .await
+    {
+        Err(RegistryError::UnexpectedStatus { status: 400, .. }) => {}
+        other => panic!("expected UnexpectedStatus 400, got {other:?}"),
+    }
+    assert_eq!(stub.tls_probes(), 1, "HTTPS is tried after the 400");
+    assert_eq!(stub.requests().len(), 1);
+    assert_eq!(
+        client.requests_sent(),
+        1,
+        "the failed TLS handshake sent no request"
+    );
 }
 
 #[tokio::test]
@@ -400,6 +431,11 @@ async fn the_scheme_is_learned_from_an_answer_not_from_a_failed_first_contact() 
     let image = reference(&addr.to_string(), "repo:v1");
     let err = client.resolve_digest(&image).await.unwrap_err();
     assert!(matches!(&err, RegistryError::Unreachable { .. }), "{err:?}");
+    assert_eq!(
+        client.requests_sent(),
+        0,
+        "refused connections sent no request"
+    );
 
     let stub = Stub::start_at(addr, |_: &Request| {
         Reply::ok(MANIFEST.to_vec()).header("Docker-Content-Digest", &sha256_digest(MANIFEST))
@@ -409,8 +445,9 @@ async fn the_scheme_is_learned_from_an_answer_not_from_a_failed_first_contact() 
         client.resolve_digest(&image).await.unwrap(),
         sha256_digest(MANIFEST)
     );
-    assert_eq!(stub.tls_probes(), 1, "HTTPS is tried again");
+    assert_eq!(stub.tls_probes(), 0, "plain HTTP is tried first again");
     assert_eq!(stub.requests().len(), 1);
+    assert_eq!(client.requests_sent(), 1);
 }
 
 #[tokio::test]
@@ -450,6 +487,31 @@ async fn non_loopback_registry_gets_plain_http_only_when_allowed() {
         sha256_digest(MANIFEST)
     );
     assert_eq!(stub.requests().len(), 1);
+    assert_eq!(
+        stub.tls_probes(),
+        1,
+        "an allowed registry is asked over HTTP first"
+    );
+
+    // Allowed for one call only (a rule's allowInsecureRegistry): that call speaks plain
+    // HTTP; the client's other calls, later, still refuse it.
+    let client = anonymous_client();
+    let per_call = client.call(CallOptions {
+        allow_plain_http: true,
+        ..CallOptions::default()
+    });
+    assert_eq!(
+        per_call.resolve_digest(&image).await.unwrap(),
+        sha256_digest(MANIFEST)
+    );
+    assert_eq!(stub.requests().len(), 2);
+    assert_eq!(stub.tls_probes(), 1);
+    match client.resolve_digest(&image).await {
+        Err(RegistryError::InsecureRefused { .. }) => {}
+        other => panic!("expected InsecureRefused, got {other:?}"),
+    }
+    assert_eq!(stub.requests().len(), 2, "the learned scheme is not reused");
+    assert_eq!(stub.tls_probes(), 2);
 }
 
 /// A 401 whose Bearer realm is `realm`, from a stub that also serves the token endpoint

@@ -1,20 +1,26 @@
-//! A tiny misbehaving HTTP/1.1 server for the registry client's error paths.
+//! A tiny misbehaving registry: an HTTP/1.1 server with canned answers, for the error
+//! paths of registry clients (the one stub of the workspace; the oci and engine tests
+//! use it).
 //!
-//! Why not the real registry: every test that *can* run against `docker-registry` does
-//! (see `registry.rs`). A real registry cannot misbehave: it never serves bytes that do
+//! Why not the real registry: every test that *can* run against `docker-registry`
+//! ([`crate::Registry`]) does. A real registry cannot misbehave: it never serves bytes that do
 //! not hash to their digest, never truncates a body, never redirects forever, never
 //! rate-limits, never hangs, never omits `WWW-Authenticate` or `Docker-Content-Digest`,
 //! and its token service never answers garbage. This server serves exactly those failure
-//! modes, and nothing else: canned answers per request, chosen by a closure.
+//! modes (and the OCI 1.1 referrers API, which docker-registry 2.8 lacks), and nothing
+//! else: canned answers per request, chosen by a closure ([`by_path`] for a fixed map).
 //!
-//! It runs as a task on the calling test's tokio runtime (so it dies with the test) and
-//! is also aborted when the [`Stub`] is dropped. Like a plain-HTTP Go server, it answers
+//! Unlike the rest of the test kit it is async: it runs as a task on the calling test's
+//! tokio runtime (so it dies with the test) and is also aborted when the [`Stub`] is
+//! dropped. Like a plain-HTTP Go server, it answers
 //! a TLS `ClientHello` with `400` and closes, so the client's HTTPS-first probe fails the
 //! way it does against a real plain-HTTP registry.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -59,18 +65,39 @@ impl Request {
 pub enum Reply {
     /// A complete answer with `Content-Length` (no body to `HEAD`); keeps the connection.
     Full {
+        /// HTTP status.
         status: u16,
+        /// Extra headers.
         headers: Vec<(String, String)>,
+        /// The body.
         body: Vec<u8>,
     },
     /// A complete `Transfer-Encoding: chunked` answer, so no `Content-Length`.
     Chunked {
+        /// HTTP status.
         status: u16,
+        /// Extra headers.
         headers: Vec<(String, String)>,
+        /// The body.
         body: Vec<u8>,
     },
+    /// `200` with `Content-Length`, the body written in `chunks` pieces with `pause`
+    /// between them (a slow transfer: the answer stays in flight for a while).
+    Slow {
+        /// The body.
+        body: Vec<u8>,
+        /// Pieces the body is written in.
+        chunks: usize,
+        /// Pause after each piece.
+        pause: Duration,
+    },
     /// `200` announcing `Content-Length: declared`, then `body` (shorter), then close.
-    Truncated { declared: usize, body: Vec<u8> },
+    Truncated {
+        /// The length announced.
+        declared: usize,
+        /// The (shorter) body sent.
+        body: Vec<u8>,
+    },
     /// Accepts the request and never answers (the connection stays open).
     Hang,
     /// Reads the request and closes the connection without answering (what a client
@@ -106,6 +133,11 @@ impl Reply {
         }
     }
 
+    /// Adds `Content-Type`.
+    pub fn content_type(self, value: &str) -> Reply {
+        self.header("Content-Type", value)
+    }
+
     /// Replaces the status.
     pub fn status_code(mut self, code: u16) -> Reply {
         if let Reply::Full { status, .. } | Reply::Chunked { status, .. } = &mut self {
@@ -123,6 +155,18 @@ impl Reply {
     }
 }
 
+/// A handler answering the requests for the paths (query excluded) in `answers`, and
+/// `404` with an empty JSON body for every other path.
+pub fn by_path(answers: HashMap<String, Reply>) -> impl Fn(&Request) -> Reply + Send + Sync {
+    move |request: &Request| {
+        answers.get(request.path()).cloned().unwrap_or_else(|| {
+            Reply::ok(b"{}".to_vec())
+                .status_code(404)
+                .content_type("application/json")
+        })
+    }
+}
+
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
 
 #[derive(Default)]
@@ -132,6 +176,9 @@ struct Shared {
     connections: AtomicUsize,
     /// Connections that started with a TLS handshake (answered 400 and closed).
     tls_probes: AtomicUsize,
+    /// Answers being written right now, and the most there ever were at once.
+    active: AtomicUsize,
+    max_active: AtomicUsize,
 }
 
 /// A running stub; aborted (with its connections) when dropped.
@@ -197,6 +244,14 @@ impl Stub {
             .clone()
     }
 
+    /// Every request received so far as `METHOD target` (target with its query).
+    pub fn log(&self) -> Vec<String> {
+        self.requests()
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect()
+    }
+
     /// Plain-HTTP connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -205,6 +260,13 @@ impl Stub {
     /// TLS handshakes refused so far (the client's HTTPS probes).
     pub fn tls_probes(&self) -> usize {
         self.shared.tls_probes.load(Ordering::SeqCst)
+    }
+
+    /// The most answers that were being written at the same time (from the request
+    /// head read to the last body byte written): how many requests a client had in
+    /// flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_active.load(Ordering::SeqCst)
     }
 }
 
@@ -277,53 +339,81 @@ async fn serve(mut stream: TcpStream, shared: Arc<Shared>, handler: Arc<Handler>
             request
         };
         let is_head = request.method == "HEAD";
-        let written = match handler(&request) {
-            Reply::Full {
-                status,
-                headers,
-                body,
-            } => {
-                let mut out =
-                    head_bytes(status, &headers, &format!("Content-Length: {}", body.len()));
-                if !is_head {
-                    out.extend_from_slice(&body);
-                }
-                stream.write_all(&out).await
-            }
-            Reply::Chunked {
-                status,
-                headers,
-                body,
-            } => {
-                let mut out = head_bytes(status, &headers, "Transfer-Encoding: chunked");
-                if !is_head {
-                    for chunk in body.chunks(CHUNK) {
-                        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                        out.extend_from_slice(chunk);
-                        out.extend_from_slice(b"\r\n");
-                    }
-                    out.extend_from_slice(b"0\r\n\r\n");
-                }
-                stream.write_all(&out).await
-            }
-            Reply::Truncated { declared, body } => {
-                let mut out = head_bytes(200, &[], &format!("Content-Length: {declared}"));
-                out.extend_from_slice(&body);
-                let _ = stream.write_all(&out).await;
-                let _ = stream.shutdown().await;
-                return;
-            }
-            Reply::Close => return,
-            Reply::Hang => {
-                // Keep `stream` open until the client gives up or the test ends.
-                std::future::pending::<()>().await;
-                return;
-            }
-        };
-        if written.is_err() {
+        let active = shared.active.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_active.fetch_max(active, Ordering::SeqCst);
+        let written = answer(&mut stream, handler(&request), is_head).await;
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+        if !written {
             return;
         }
     }
+}
+
+/// Writes `reply`; whether the connection can serve another request.
+async fn answer(stream: &mut TcpStream, reply: Reply, is_head: bool) -> bool {
+    let written = match reply {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut out = head_bytes(status, &headers, &format!("Content-Length: {}", body.len()));
+            if !is_head {
+                out.extend_from_slice(&body);
+            }
+            stream.write_all(&out).await
+        }
+        Reply::Chunked {
+            status,
+            headers,
+            body,
+        } => {
+            let mut out = head_bytes(status, &headers, "Transfer-Encoding: chunked");
+            if !is_head {
+                for chunk in body.chunks(CHUNK) {
+                    out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                    out.extend_from_slice(chunk);
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            stream.write_all(&out).await
+        }
+        Reply::Truncated { declared, body } => {
+            let mut out = head_bytes(200, &[], &format!("Content-Length: {declared}"));
+            out.extend_from_slice(&body);
+            let _ = stream.write_all(&out).await;
+            let _ = stream.shutdown().await;
+            return false;
+        }
+        Reply::Slow {
+            body,
+            chunks,
+            pause,
+        } => {
+            let head = head_bytes(200, &[], &format!("Content-Length: {}", body.len()));
+            if stream.write_all(&head).await.is_err() {
+                return false;
+            }
+            if !is_head {
+                let piece = body.len().div_ceil(chunks.max(1)).max(1);
+                for chunk in body.chunks(piece) {
+                    if stream.write_all(chunk).await.is_err() {
+                        return false;
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            Ok(())
+        }
+        Reply::Close => return false,
+        Reply::Hang => {
+            // Keep `stream` open until the client gives up or the test ends.
+            std::future::pending::<()>().await;
+            return false;
+        }
+    };
+    written.is_ok()
 }
 
 /// Reads into `buf` until it holds a complete request head; its length without the

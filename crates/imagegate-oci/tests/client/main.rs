@@ -2,8 +2,11 @@
 //!
 //! - `registry`: everything a real registry can show, against the CNCF distribution
 //!   registry (`docker-registry`) started by `imagegate-testkit`.
-//! - `misbehaving`: the failure modes a real registry cannot produce, against the tiny
-//!   HTTP/1.1 server in `stub` (see its module comment for why it exists).
+//! - `bounds`: memory and state bounds (body budget, per-call limits, bounded caches),
+//!   against the test kit's misbehaving registry.
+//! - `misbehaving`: the failure modes a real registry cannot produce, against the test
+//!   kit's misbehaving registry (`imagegate_testkit::stub`, whose module comment says why
+//!   it exists).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -13,12 +16,9 @@ use std::time::Duration;
 
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
 
-#[path = "client/misbehaving.rs"]
+mod bounds;
 mod misbehaving;
-#[path = "client/registry.rs"]
 mod registry;
-#[path = "client/stub.rs"]
-mod stub;
 
 /// Options for tests: short deadlines so a broken test fails fast, not in minutes.
 fn options() -> ClientOptions {
