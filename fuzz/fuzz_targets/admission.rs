@@ -54,6 +54,8 @@ spec:
                     - keyless:
                         subject: "*@example.com"
                         issuer: https://accounts.example.com
+                        rekor:
+                          url: https://rekor.sigstore.dev
               conditions:
                 - all:
                     - key: "{{ invocation.parameters.env }}"
