@@ -105,12 +105,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let fixture = &*FIXTURE;
     for phase in [Phase::Mutate, Phase::Validate] {
-        let answered = fixture.runtime.block_on(review(
-            &fixture.engine,
-            &fixture.policies,
-            &parsed,
-            phase,
-        ));
+        let answered =
+            fixture
+                .runtime
+                .block_on(review(&fixture.engine, &fixture.policies, &parsed, phase));
         if let Err(e) = serde_json::to_vec(&answered.review) {
             panic!("the answer does not serialise: {e}");
         }

@@ -23,7 +23,13 @@ fuzz_target!(|data: &[u8]| {
         ignore_tlog: true,
         ignore_sct: true,
     };
-    let _ = verify_bundle_with(data, Artifact::Bytes(data), &PUBLIC_GOOD, &identity, &relaxed);
+    let _ = verify_bundle_with(
+        data,
+        Artifact::Bytes(data),
+        &PUBLIC_GOOD,
+        &identity,
+        &relaxed,
+    );
     if let Some(key) = FIXED_KEYS.first() {
         let keyed = BundleRequirement::Key(key.clone());
         let _ = verify_bundle_with(data, digest, &PUBLIC_GOOD, &keyed, &relaxed);

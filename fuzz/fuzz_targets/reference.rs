@@ -11,7 +11,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(reference) = Reference::parse(&input) else {
         return;
     };
-    let _ = (reference.registry(), reference.repository(), reference.tag());
+    let _ = (
+        reference.registry(),
+        reference.repository(),
+        reference.tag(),
+    );
     let _ = (reference.digest(), reference.name(), reference.api_host());
     let _ = (reference.is_loopback(), reference.reference_for_api());
     let _ = reference.try_with_digest(IMAGE_DIGEST);
