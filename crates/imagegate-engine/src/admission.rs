@@ -362,7 +362,12 @@ fn deadline_exceeded(
     let matching: Vec<(String, bool)> = policies
         .applicable(input)
         .iter()
-        .map(|p| (p.name().to_owned(), p.failure_policy() == FailurePolicy::Fail))
+        .map(|p| {
+            (
+                p.name().to_owned(),
+                p.failure_policy() == FailurePolicy::Fail,
+            )
+        })
         .chain(policies.image_validating().iter().filter_map(|ivp| {
             let plan = ivp.plan(&ivp_input).ok()?;
             let fail = ivp.policy.spec.failure_policy() == IvpFailurePolicy::Fail;
