@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use imagegate_testkit::Registry;
 use imagegate_testkit::oci::{Descriptor, OCI_INDEX, OCI_MANIFEST};
 use imagegate_testkit::sigstore::BUNDLE_V03;
+use imagegate_testkit::stub::{Reply, Stub, by_path};
 use serde_json::{Value, json};
 
-use crate::stub::{Answer, Stub};
 use crate::{assert_fails_with, check, read, read_text, vectors, verification};
 
 const SUBJECT: &str = "sha256:d7d5640c741c60b47fa4b5530daa20a6469b55754a89dd42adbadadb59f9093c";
@@ -193,13 +193,13 @@ fn api_index(extra: &[Value]) -> Vec<u8> {
 }
 
 async fn referrers_stub(t: &Tobby, index: Vec<u8>) -> Stub {
-    let answer = |content_type: &str, body: &[u8], digest: &str| Answer {
-        content_type: content_type.to_owned(),
-        body: body.to_vec(),
-        headers: vec![("Docker-Content-Digest".to_owned(), digest.to_owned())],
+    let answer = |content_type: &str, body: &[u8], digest: &str| {
+        Reply::ok(body)
+            .content_type(content_type)
+            .header("Docker-Content-Digest", digest)
     };
     let index_digest = imagegate_oci::sha256_digest(&index);
-    Stub::start(HashMap::from([
+    Stub::start(by_path(HashMap::from([
         (
             format!("/v2/lab/subject/referrers/{SUBJECT}"),
             answer(OCI_INDEX, &index, &index_digest),
@@ -212,7 +212,7 @@ async fn referrers_stub(t: &Tobby, index: Vec<u8>) -> Stub {
             format!("/v2/lab/subject/blobs/{BUNDLE}"),
             answer("application/octet-stream", &t.bundle, BUNDLE),
         ),
-    ]))
+    ])))
     .await
 }
 

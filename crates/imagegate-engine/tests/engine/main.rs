@@ -10,7 +10,6 @@ mod ivp;
 mod keyless;
 mod outcomes;
 mod semantics;
-mod stub;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,16 +1,11 @@
-//! Sigstore bundles against the shared vectors, read at test time from `../shared/vectors`
-//! (never copied here):
+//! Sigstore bundles against the shared vectors:
 //! - every sigstore-conformance `bundle-verify` case, with the artifact given as bytes and
 //!   as its SHA-256 digest (70 × 2 = 140 runs), with the suite's conventions
 //!   (`vectors/sigstore-conformance/cases.json`);
 //! - the cosign v3 bundles of `vectors/cosign-bundle` with their recorded outcomes.
-//!
-//! When the folder is absent each test prints "skipped" and returns, unless
-//! `IMAGEGATE_REQUIRE_VECTORS=1`, in which case it panics.
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test set-up failures panic with their message
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use imagegate_sigstore::{
     Artifact, BundleError, BundleRequirement, GitHubWorkflow, IdentityError, IdentityRequirement,
@@ -18,24 +13,6 @@ use imagegate_sigstore::{
 };
 use serde_json::Value;
 use sha2::Digest as _;
-
-/// The shared vectors (read at test time, never copied); `None` prints "skipped".
-fn vectors() -> Option<PathBuf> {
-    let dir = imagegate_testkit::vectors_dir();
-    if dir.is_none() {
-        println!("skipped: ../shared/vectors not found");
-    }
-    dir
-}
-
-macro_rules! vectors_or_skip {
-    () => {
-        match vectors() {
-            Some(dir) => dir,
-            None => return,
-        }
-    };
-}
 
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))

@@ -1,11 +1,8 @@
-//! Real cosign / Kyverno / sigstore-rs vectors from `../shared/vectors`, read at test time.
-//!
-//! The folder is found through `IMAGEGATE_VECTORS` or next to the workspace. When it is
-//! absent each test prints "skipped: ../shared/vectors not found" and returns, unless
-//! `IMAGEGATE_REQUIRE_VECTORS=1`, in which case it panics.
+//! Cosign signature layers, Rekor SETs, certificates and DSSE attestations from the real
+//! cosign / Kyverno / sigstore-rs vectors.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use imagegate_sigstore::certificate::CertificateError;
 use imagegate_sigstore::{
@@ -15,24 +12,6 @@ use imagegate_sigstore::{
 };
 use serde_json::Value;
 use sha2::Digest as _;
-
-/// The shared vectors (read at test time, never copied); `None` prints "skipped".
-fn vectors() -> Option<PathBuf> {
-    let dir = imagegate_testkit::vectors_dir();
-    if dir.is_none() {
-        println!("skipped: ../shared/vectors not found");
-    }
-    dir
-}
-
-macro_rules! vectors_or_skip {
-    () => {
-        match vectors() {
-            Some(dir) => dir,
-            None => return,
-        }
-    };
-}
 
 fn read(dir: &Path, rel: &str) -> Vec<u8> {
     let path = dir.join(rel);
