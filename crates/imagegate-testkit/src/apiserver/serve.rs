@@ -420,8 +420,17 @@ async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     loop {
         tokio::select! {
+            biased;
+            // The test hook: drop the connection without a clean end (a broken stream).
+            _ = epoch.changed() => return,
+            _ = stop.changed() => return,
             r = rx.recv() => match r {
                 Ok(e) => {
+                    // A stream cut by the test hook delivers nothing written after the
+                    // cut, even when the event and the cut are ready at once.
+                    if epoch.has_changed().unwrap_or(true) {
+                        return;
+                    }
                     if e.rv <= last_rv {
                         continue;
                     }
@@ -441,9 +450,6 @@ async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(
                     return;
                 }
             }
-            // The test hook: drop the connection without a clean end (a broken stream).
-            _ = epoch.changed() => return,
-            _ = stop.changed() => return,
             () = &mut deadline => break,
         }
     }
