@@ -168,6 +168,14 @@ async fn gone_relists_once_and_loses_no_update() {
         .unwrap();
     let path = "/apis/kyverno.io/v1/clusterpolicies";
     assert_eq!(lists(&server, path), 1);
+    // Both watches (ClusterPolicy, Policy) open: the cut below must hit a live stream.
+    // (A watch not yet opened would start from the listed version, which compaction
+    // keeps valid, and need no re-LIST.)
+    eventually(Duration::from_secs(5), || {
+        (server.open_watches() >= 2).then_some(())
+    })
+    .await
+    .expect("the watches are open");
 
     // History compacted and streams cut; a change lands before the client re-watches.
     server.expire_history();

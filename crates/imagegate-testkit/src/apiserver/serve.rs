@@ -377,6 +377,9 @@ async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(
     shared: &Arc<Shared>,
     plan: WatchPlan,
 ) {
+    // Subscribed before anything is read or written, so a cut made at any point of
+    // this stream's life ends it.
+    let mut epoch = shared.epoch.subscribe();
     let started = shared
         .store
         .lock()
@@ -409,7 +412,6 @@ async fn stream_watch<S: tokio::io::AsyncWrite + Unpin>(
             return;
         }
     }
-    let mut epoch = shared.epoch.subscribe();
     let mut stop = shared.stop.subscribe();
     let deadline = tokio::time::sleep(plan.timeout);
     tokio::pin!(deadline);

@@ -196,6 +196,9 @@ impl Store {
     /// Forgets the whole history: any WATCH or `continue` from a version seen so far
     /// answers 410 Gone (as after an etcd compaction).
     pub(crate) fn compact_all(&mut self) {
+        // As if other writes had happened and then been compacted: every version a
+        // client has seen, the newest included, is now too old to watch from.
+        self.rv += 1;
         self.history.clear();
         self.compacted = self.rv;
     }
