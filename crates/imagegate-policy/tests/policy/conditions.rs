@@ -692,13 +692,15 @@ fn preconditions_both_forms() {
 /// The attestation policies of Kyverno's engine tests, replayed over the recorded predicate.
 #[test]
 fn kyverno_attestation_vectors() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
-    let path = format!("{dir}/dsse/kyverno-attestations/meta.json");
+    let path = crate::util::vectors_dir().join("dsse/kyverno-attestations/meta.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         if std::env::var("IMAGEGATE_REQUIRE_VECTORS").as_deref() == Ok("1") {
-            panic!("{path} is required (IMAGEGATE_REQUIRE_VECTORS=1) but missing");
+            panic!(
+                "{} is required (IMAGEGATE_REQUIRE_VECTORS=1) but missing",
+                path.display()
+            );
         }
-        println!("skipped: {path} not found");
+        println!("skipped: {} not found", path.display());
         return;
     };
     let meta: Value = serde_json::from_str(&text).expect("meta.json");

@@ -671,11 +671,9 @@ proptest! {
 // Shared vectors
 // ---------------------------------------------------------------------------------------
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
-
 #[test]
 fn kyverno_cli_digest_vector_policy_loads() {
-    let path = Path::new(VECTORS).join("kyverno-cli/digest/policies.yaml");
+    let path = crate::util::vectors_dir().join("kyverno-cli/digest/policies.yaml");
     if !path.exists() {
         assert!(
             std::env::var("IMAGEGATE_REQUIRE_VECTORS").as_deref() != Ok("1"),

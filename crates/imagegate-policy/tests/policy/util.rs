@@ -15,6 +15,19 @@ pub use imagegate_policy::model::{LabelSelector, Policy, Rule};
 pub use imagegate_policy::pattern::{canonical_image, image_matches, wildcard_match};
 pub use serde_json::{Value, json};
 
+/// The shared test vectors: `$IMAGEGATE_VECTORS`, else `<workspace>/../shared/vectors`
+/// (the test kit's lookup; this crate keeps its tests free of the test kit's graph).
+pub fn vectors_dir() -> PathBuf {
+    std::env::var_os("IMAGEGATE_VECTORS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/vectors"
+            ))
+        })
+}
+
 pub fn data_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/matching")

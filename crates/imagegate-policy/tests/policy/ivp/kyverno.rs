@@ -25,17 +25,9 @@ const IO_CALLS: &[&str] = &["resource.", "globalContext.", "http.", "image.GetMe
 /// `<vectors>/kyverno-ivp` with the same `test/...` layout (`$IMAGEGATE_VECTORS` or
 /// `../shared/vectors`). Missing: skipped, or a failure with IMAGEGATE_REQUIRE_KYVERNO=1.
 pub(crate) fn kyverno_src() -> Option<PathBuf> {
-    let vectors = std::env::var_os("IMAGEGATE_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/vectors"
-            ))
-        });
     let dir = std::env::var_os("IMAGEGATE_KYVERNO_SRC")
         .map(PathBuf::from)
-        .unwrap_or_else(|| vectors.join("kyverno-ivp"));
+        .unwrap_or_else(|| crate::util::vectors_dir().join("kyverno-ivp"));
     if dir.join("test").is_dir() {
         return Some(dir);
     }
