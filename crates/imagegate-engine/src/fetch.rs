@@ -52,6 +52,8 @@ const MAX_REFERRERS: usize = 64;
 const MAX_BUNDLE_LAYERS: usize = 8;
 
 type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
+/// Evidence is fetched once per (repository, kind, image digest, access).
+type EvidenceKey = (String, EvidenceKind, String, Access);
 
 /// How the registries of one verification may be reached, beyond what the client
 /// allows every verification (loopback, `--allow-insecure-registry`). Part of every
@@ -88,7 +90,7 @@ pub struct Verifier {
     digest_cache: TtlCache<String>,
     evidence_cache: TtlCache<Arc<Evidence>>,
     digests: Arc<SingleFlight<(String, Access), Flight<String>>>,
-    evidence: Arc<SingleFlight<(String, EvidenceKind, String, Access), Flight<Evidence>>>,
+    evidence: Arc<SingleFlight<EvidenceKey, Flight<Evidence>>>,
 }
 
 impl Verifier {
@@ -168,7 +170,7 @@ impl Verifier {
         digest: &str,
         access: Access,
     ) -> Result<Arc<Evidence>, VerifyError> {
-        let key = (repository.name(), kind, digest.to_owned(), access);
+        let key: EvidenceKey = (repository.name(), kind, digest.to_owned(), access);
         let cache_key = key_of(&key);
         if let Some(evidence) = self.evidence_cache.get(cache_key).await {
             return Ok(evidence);

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::error::FieldError;
+use crate::ivp::model::ImageValidatingPolicy;
 use crate::model::Policy;
 
 /// One warning about a loaded policy.
@@ -77,6 +78,24 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
             if !credentials.secrets.is_empty() {
                 found.push(FieldError::new(format!("{cpath}.secrets"), SECRETS_IGNORED));
             }
+        }
+    }
+    found
+}
+
+/// The fields of an ImageValidatingPolicy that imagegate does not act on, in document
+/// order.
+pub fn unsupported_ivp_fields(policy: &ImageValidatingPolicy) -> Vec<FieldError> {
+    let mut found = Vec::new();
+    if let Some(credentials) = &policy.spec.credentials {
+        if !credentials.providers.is_empty() {
+            found.push(FieldError::new(
+                "spec.credentials.providers",
+                PROVIDERS_IGNORED,
+            ));
+        }
+        if !credentials.secrets.is_empty() {
+            found.push(FieldError::new("spec.credentials.secrets", SECRETS_IGNORED));
         }
     }
     found
