@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use imagegate_engine::admission::{AdmissionRequest, AdmissionReview, review};
+use imagegate_engine::admission::{AdmissionReview, review};
 use imagegate_engine::{Engine, Phase, PolicySet};
 use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
 use imagegate_policy::load::load_policies;
@@ -154,18 +154,20 @@ async fn the_review_deadline_fires_during_a_cpu_heavy_verification() {
         "metadata": {"name": "chain", "namespace": "default"},
         "spec": {"containers": [{"name": "c", "image": image}]},
     });
-    let request = AdmissionReview {
-        api_version: "admission.k8s.io/v1".into(),
-        kind: "AdmissionReview".into(),
-        request: Some(AdmissionRequest {
-            uid: "chain".into(),
-            operation: "CREATE".into(),
-            namespace: Some("default".into()),
-            object: Some(serde_json::value::to_raw_value(&pod).expect("a Pod is JSON")),
-            ..AdmissionRequest::default()
-        }),
-        response: None,
-    };
+    let request = AdmissionReview::parse(
+        &serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "chain",
+                "operation": "CREATE",
+                "namespace": "default",
+                "object": pod,
+            },
+        }))
+        .unwrap(),
+    )
+    .expect("a valid review");
     let answered = review(&engine, &policies, &request, Phase::Mutate).await;
     let response = answered.review.response.expect("answered");
     assert_eq!(
