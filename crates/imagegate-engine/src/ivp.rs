@@ -391,9 +391,13 @@ pub(crate) fn verification_of(
     attestation: Option<&Attestation>,
 ) -> Result<ImageVerification, String> {
     let path = format!("attestors[{}]", attestor.name);
-    if attestor.notary.is_some() {
+    if let Some(notary) = attestor.notary.as_ref() {
+        return notary_verification_of(notary, attestation, &path);
+    }
+    if let Some(a) = attestation.filter(|a| a.referrer.is_some()) {
         return Err(format!(
-            "{path}.notary: Notation attestors are not supported yet"
+            "attestations[{}]: referrer attestations are verified with notary attestors, not {path}.cosign",
+            a.name
         ));
     }
     let Some(cosign) = attestor.cosign.as_ref() else {
@@ -476,6 +480,46 @@ pub(crate) fn verification_of(
                 ));
             };
             verification["attestations"] = json!([{"type": typed.type_, "attestors": set}]);
+        }
+    }
+    serde_json::from_value(verification).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The `type: Notary` entry of a `notary{certs, tsaCerts}` attestor: `certs` as the
+/// trusted CAs, `tsaCerts` as the TSA store; an attestation is a `referrer` of a type.
+fn notary_verification_of(
+    notary: &imagegate_policy::ivp::model::Notary,
+    attestation: Option<&Attestation>,
+    path: &str,
+) -> Result<ImageVerification, String> {
+    let value = |v: &Option<imagegate_policy::ivp::model::StringOrExpression>| {
+        v.as_ref().and_then(|s| s.value.clone())
+    };
+    let Some(certs) = value(&notary.certs).filter(|c| !c.trim().is_empty()) else {
+        return Err(format!("{path}.notary.certs: no certificates"));
+    };
+    let set = json!([{"count": 1, "entries": [{"certificates": {
+        "cert": certs,
+        "ctlog": {"tsaCertChain": value(&notary.tsa_certs)},
+    }}]}]);
+    let mut verification = json!({
+        "type": "Notary",
+        "imageReferences": ["*"],
+        "mutateDigest": false,
+        "verifyDigest": false,
+        "required": false,
+        "useCache": true,
+    });
+    match attestation {
+        None => verification["attestors"] = set,
+        Some(a) => {
+            let Some(referrer) = a.referrer.as_ref() else {
+                return Err(format!(
+                    "attestations[{}]: notary attestors verify referrer attestations, not intoto",
+                    a.name
+                ));
+            };
+            verification["attestations"] = json!([{"type": referrer.type_, "attestors": set}]);
         }
     }
     serde_json::from_value(verification).map_err(|e| format!("{path}: {e}"))

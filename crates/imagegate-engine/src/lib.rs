@@ -5,10 +5,12 @@
 //! Layers, each depending only on those above it in this list (no cycles between files):
 //! - [`evidence`](crate::Evidence) — the vocabulary: fetched layers, verified envelopes,
 //!   why verification failed, attestation selection;
-//! - `check` — pure checks of evidence (`key`, `keyless`, `bundle`, `tlog`): no I/O, no
-//!   async;
-//! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers, with
-//!   caches and single-flight;
+//! - `check` — pure checks of evidence (`key`, `keyless`, `bundle`, `tlog`, `notary`):
+//!   no I/O, no async;
+//! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers (bundles,
+//!   Notation signatures and signed artifacts), with caches and single-flight;
+//! - `notation` — Notation signatures and signed artifacts of one image, over fetch and
+//!   check (shared by attestors, `ivp` and the CLI);
 //! - `attestors` — Kyverno attestor sets and entries over fetch and check;
 //! - `policy_set` — policies prepared once at load ([`PolicySet`]: autogen, verdict
 //!   keys);
@@ -29,6 +31,7 @@ mod fetch;
 mod flight;
 mod ivp;
 mod metrics;
+mod notation;
 mod patch;
 mod policy_set;
 pub mod response;
@@ -42,11 +45,15 @@ pub use cache::CacheOptions;
 pub use check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 pub use check::key::{check_attestations, check_signatures};
 pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
+pub use check::notary::{NotaryCheck, check_notary_attestations, check_notary_signatures};
 pub use evaluate::{AdmissionInput, Engine, EngineBuilder, EngineOptions, Phase};
-pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
+pub use evidence::{
+    Evidence, EvidenceKind, Layer, ReferrerArtifact, SignatureCheck, VerifiedEnvelope, VerifyError,
+};
 pub use fetch::Verifier;
 pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
+pub use notation::{verify_notation_attestations, verify_notation_signatures};
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;
 pub use response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};

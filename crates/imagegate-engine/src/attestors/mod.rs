@@ -206,6 +206,12 @@ impl ImageSubject<'_> {
         crate::trust::with_overrides(self.trust(), overrides)
     }
 
+    /// Whether signatures and attestations are Notation signatures and signed
+    /// referring artifacts (`type: Notary`).
+    fn uses_notary(&self) -> bool {
+        self.verification.verification_type() == VerificationType::Notary
+    }
+
     /// Whether signatures and attestations are Sigstore bundles found as OCI 1.1
     /// referrers (`type: SigstoreBundle` or `cosignOCI11: true`) rather than
     /// `.sig`/`.att` tags.

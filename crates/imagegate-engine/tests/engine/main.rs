@@ -8,6 +8,7 @@ mod bundles;
 mod certificates;
 mod ivp;
 mod keyless;
+mod notation;
 mod outcomes;
 mod semantics;
 
