@@ -195,8 +195,9 @@ impl Verifier {
         Ok(descriptor)
     }
 
-    /// The `.sig` or `.att` layers for `digest`, from `repository` (the image's own
-    /// repository unless a signature repository is configured).
+    /// The evidence of `kind` for `digest` (`.sig`/`.att` layers, bundle or Notation
+    /// envelope layers of referrers), from `repository` (the image's own repository
+    /// unless a signature repository is configured).
     pub async fn evidence(
         &self,
         repository: &Reference,

@@ -143,7 +143,7 @@ impl RegistryArgs {
 
 /// `imagegate verify`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp", "notary_cert"])))]
 pub struct VerifyArgs {
     /// Public key file (PEM); several PEM blocks are several keys, any may have signed.
     #[arg(long, value_name = "FILE")]
@@ -153,7 +153,7 @@ pub struct VerifyArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["key", "certificate_identity", "certificate_identity_regexp", "issuer", "annotations", "trusted_root"]
+        conflicts_with_all = ["issuer", "annotations", "trusted_root"]
     )]
     pub notary_cert: Vec<PathBuf>,
     /// Notation: trusted time-stamping authority certificates (PEM or DER; repeatable).
