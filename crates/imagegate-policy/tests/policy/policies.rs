@@ -776,6 +776,7 @@ spec:
     match: {any: [{resources: {kinds: [Pod]}}]}
     verifyImages:
     - type: Notary
+      failureAction: Enforce
       imageReferences: ["*"]
       attestors:
       - entries:
