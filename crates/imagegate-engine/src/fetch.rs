@@ -349,24 +349,14 @@ async fn fetch_bundles(
         })
         .take(MAX_REFERRERS)
         .collect();
-    let budget = Budget::new(MAX_EVIDENCE_BYTES);
     let wanted = LayerQuery {
         media_type: is_bundle_media_type,
         most: MAX_BUNDLE_LAYERS,
         limit: client.options().max_blob_bytes,
     };
-    let manifests = join_all(
-        candidates
-            .iter()
-            .map(|entry| referring_layers(client, repository, digest, entry, &wanted, &budget)),
-    )
-    .await;
-    let mut layers = Vec::new();
-    for found in manifests {
-        layers.extend(found?.map(|(_, layers)| layers).unwrap_or_default());
-    }
+    let layers = referred_layers(client, repository, digest, &candidates, &wanted).await?;
     Ok(Evidence {
-        layers,
+        layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
         artifacts: Vec::new(),
     })
 }
@@ -382,24 +372,14 @@ async fn fetch_notation_signatures(
 ) -> Result<Evidence, VerifyError> {
     let signature_type = imagegate_notation::SIGNATURE_ARTIFACT_TYPE;
     let candidates = referrers_of_type(client, repository, digest, signature_type).await?;
-    let budget = Budget::new(MAX_EVIDENCE_BYTES);
     let wanted = LayerQuery {
         media_type: |t| NOTATION_ENVELOPE_TYPES.contains(&t),
         most: 1,
         limit: imagegate_notation::limits::MAX_ENVELOPE_SIZE as u64,
     };
-    let manifests = join_all(
-        candidates
-            .iter()
-            .map(|entry| referring_layers(client, repository, digest, entry, &wanted, &budget)),
-    )
-    .await;
-    let mut layers = Vec::new();
-    for found in manifests {
-        layers.extend(found?.map(|(_, layers)| layers).unwrap_or_default());
-    }
+    let layers = referred_layers(client, repository, digest, &candidates, &wanted).await?;
     Ok(Evidence {
-        layers,
+        layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
         artifacts: Vec::new(),
     })
 }
@@ -413,34 +393,24 @@ async fn fetch_artifacts(
     artifact_type: &str,
 ) -> Result<Evidence, VerifyError> {
     let candidates = referrers_of_type(client, repository, digest, artifact_type).await?;
-    let budget = Budget::new(MAX_EVIDENCE_BYTES);
     let wanted = LayerQuery {
         media_type: |_| true,
         most: 2,
         limit: MAX_ARTIFACT_PAYLOAD_BYTES.min(client.options().max_blob_bytes),
     };
-    let manifests = join_all(
-        candidates
-            .iter()
-            .map(|entry| referring_layers(client, repository, digest, entry, &wanted, &budget)),
-    )
-    .await;
     let mut artifacts = Vec::new();
-    for (entry, found) in candidates.iter().zip(manifests) {
-        let Some((manifest, mut layers)) = found? else {
-            continue;
-        };
+    for (manifest, mut layers) in
+        referred_layers(client, repository, digest, &candidates, &wanted).await?
+    {
         if layers.len() != 1 {
             continue;
         }
-        let payload = layers.remove(0);
         artifacts.push(ReferrerArtifact {
             manifest: Descriptor {
                 artifact_type: Some(artifact_type.to_owned()),
-                annotations: entry.annotations.clone(),
                 ..manifest
             },
-            payload,
+            payload: layers.remove(0),
         });
     }
     Ok(Evidence {
@@ -466,6 +436,30 @@ async fn referrers_of_type(
         .filter(|entry| entry.artifact_type.as_deref() == Some(artifact_type))
         .take(MAX_REFERRERS)
         .collect())
+}
+
+/// The wanted layers of the referring manifests `candidates` (fetched concurrently,
+/// within one evidence budget) with each manifest's descriptor; manifests that are
+/// gone, indexes or about another digest are left out.
+async fn referred_layers(
+    client: &RegistryClient,
+    repository: &Reference,
+    digest: &str,
+    candidates: &[Descriptor],
+    wanted: &LayerQuery,
+) -> Result<Vec<(Descriptor, Vec<Layer>)>, VerifyError> {
+    let budget = Budget::new(MAX_EVIDENCE_BYTES);
+    let manifests = join_all(
+        candidates
+            .iter()
+            .map(|entry| referring_layers(client, repository, digest, entry, wanted, &budget)),
+    )
+    .await;
+    let mut found = Vec::with_capacity(manifests.len());
+    for manifest in manifests {
+        found.extend(manifest?);
+    }
+    Ok(found)
 }
 
 /// Which layers of a referring manifest are read, how many, and how large each may be.
@@ -513,7 +507,7 @@ async fn referring_layers(
         media_type: fetched.media_type.clone(),
         digest: fetched.digest.clone(),
         size: fetched.bytes.len() as u64,
-        annotations: None,
+        annotations: manifest.annotations.clone(),
         artifact_type: None,
     };
     let wanted_layers: Vec<Descriptor> = manifest

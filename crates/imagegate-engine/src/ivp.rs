@@ -472,9 +472,31 @@ pub(crate) fn verification_of(
             map.insert("annotations".into(), json!(cosign.annotations));
         }
     }
+    let attestation = attestation
+        .map(|a| {
+            a.in_toto.as_ref().ok_or_else(|| {
+                format!(
+                    "attestations[{}]: only intoto attestations are supported",
+                    a.name
+                )
+            })
+        })
+        .transpose()?;
+    single_entry_verification("Cosign", entries, attestation, &path)
+}
+
+/// The verifyImages entry checking that one of `entries` signed the image (or, with
+/// `attestation`, made an attestation of its type): what an IVP check asks for.
+fn single_entry_verification(
+    type_: &str,
+    entries: Vec<Value>,
+    attestation: Option<&imagegate_policy::ivp::model::TypedAttestation>,
+    path: &str,
+) -> Result<ImageVerification, String> {
     // A signature check: one of the identities must have signed.
     let set = json!([{"count": 1, "entries": entries}]);
     let mut verification = json!({
+        "type": type_,
         "imageReferences": ["*"],
         "mutateDigest": false,
         "verifyDigest": false,
@@ -483,13 +505,7 @@ pub(crate) fn verification_of(
     });
     match attestation {
         None => verification["attestors"] = set,
-        Some(a) => {
-            let Some(typed) = a.in_toto.as_ref() else {
-                return Err(format!(
-                    "attestations[{}]: only intoto attestations are supported",
-                    a.name
-                ));
-            };
+        Some(typed) => {
             verification["attestations"] = json!([{"type": typed.type_, "attestors": set}]);
         }
     }
@@ -509,31 +525,21 @@ fn notary_verification_of(
     let Some(certs) = value(&notary.certs).filter(|c| !c.trim().is_empty()) else {
         return Err(format!("{path}.notary.certs: no certificates"));
     };
-    let set = json!([{"count": 1, "entries": [{"certificates": {
+    let entry = json!({"certificates": {
         "cert": certs,
         "ctlog": {"tsaCertChain": value(&notary.tsa_certs)},
-    }}]}]);
-    let mut verification = json!({
-        "type": "Notary",
-        "imageReferences": ["*"],
-        "mutateDigest": false,
-        "verifyDigest": false,
-        "required": false,
-        "useCache": true,
-    });
-    match attestation {
-        None => verification["attestors"] = set,
-        Some(a) => {
-            let Some(referrer) = a.referrer.as_ref() else {
-                return Err(format!(
+    }});
+    let attestation = attestation
+        .map(|a| {
+            a.referrer.as_ref().ok_or_else(|| {
+                format!(
                     "attestations[{}]: notary attestors verify referrer attestations, not intoto",
                     a.name
-                ));
-            };
-            verification["attestations"] = json!([{"type": referrer.type_, "attestors": set}]);
-        }
-    }
-    serde_json::from_value(verification).map_err(|e| format!("{path}: {e}"))
+                )
+            })
+        })
+        .transpose()?;
+    single_entry_verification("Notary", vec![entry], attestation, path)
 }
 
 /// The result of one policy as a [`PolicyResponse`] with one rule named after the

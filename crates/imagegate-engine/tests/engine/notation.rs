@@ -6,10 +6,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use imagegate_engine::{AdmissionInput, Engine, Phase, PolicySet, RuleStatus, Verifier};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
+use imagegate_engine::{Phase, PolicySet, RuleStatus, Verifier};
 use imagegate_policy::load::load_policies;
-use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::Registry;
 use imagegate_testkit::notation::{
     self, COSE, JWS, KeySpec, NotationCa, NotationSigner, SignOptions, Validity,
@@ -18,7 +16,7 @@ use imagegate_testkit::oci::{self, Descriptor, OCI_INDEX, OCI_MANIFEST};
 use imagegate_testkit::stub::{Reply, Stub, by_path};
 use serde_json::{Value, json};
 
-use crate::{assert_fails_with, check, check_with, client, verification};
+use crate::{assert_fails_with, check, check_with, client, engine, pod, verification};
 
 const SBOM_TYPE: &str = "application/vnd.cyclonedx+json";
 
@@ -533,21 +531,7 @@ spec:
         host = registry.host(),
     );
     let policies = PolicySet::new(load_policies(&yaml, "notation.yaml").expect("policy loads"));
-    let engine = Engine::builder(
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).unwrap(),
-    )
-    .build();
-    let pod = |image: &str| {
-        AdmissionInput::for_resource(
-            json!({
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "p", "namespace": "default"},
-                "spec": {"containers": [{"name": "c", "image": image}]},
-            }),
-            MatchContext::default(),
-        )
-    };
+    let engine = engine();
     let response = engine
         .evaluate(&policies, &pod(&signed), Phase::Mutate)
         .await;
@@ -669,21 +653,7 @@ async fn image_validating_policy_with_a_notary_attestor_and_a_referrer_attestati
     let (unsigned, _) = push_image(&registry, "unsigned");
 
     let policies = notary_ivp(&ca, &registry.host());
-    let engine = Engine::builder(
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).unwrap(),
-    )
-    .build();
-    let pod = |image: &str| {
-        AdmissionInput::for_resource(
-            json!({
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "p", "namespace": "default"},
-                "spec": {"containers": [{"name": "c", "image": image}]},
-            }),
-            MatchContext::default(),
-        )
-    };
+    let engine = engine();
     let response = engine.evaluate_both(&policies, &pod(&complete)).await;
     assert!(!response.blocked(), "{response:#?}");
     for (image, message) in [
