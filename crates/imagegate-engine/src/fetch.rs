@@ -30,7 +30,9 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use imagegate_oci::{Descriptor, Reference, ReferrersSource, RegistryClient};
+use imagegate_oci::{Call, CallOptions, Descriptor, Reference, ReferrersSource, RegistryClient};
+
+use imagegate_policy::model::ImageVerification;
 
 use crate::cache::{TtlCache, key_of};
 use crate::evidence::{
@@ -75,9 +77,36 @@ const MAX_ARTIFACT_PAYLOAD_BYTES: u64 = 10 * 1000 * 1000;
 
 type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
 
-/// What one evidence fetch is about: repository, kind, digest, and for
-/// [`EvidenceKind::Artifacts`] the artifact type (empty otherwise).
-type EvidenceKey = (String, EvidenceKind, String, String);
+/// What one evidence fetch is about: repository, kind, digest, for
+/// [`EvidenceKind::Artifacts`] the artifact type (empty otherwise), and access.
+type EvidenceKey = (String, EvidenceKind, String, String, Access);
+
+/// How the registries of one verification may be reached, beyond what the client
+/// allows every verification (loopback, `--allow-insecure-registry`). Part of every
+/// cache and single-flight key: an answer fetched over plain HTTP never serves a
+/// verification that allows HTTPS only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// Plain HTTP is allowed for every registry (tried first, HTTPS when refused).
+    pub allow_plain_http: bool,
+}
+
+impl Access {
+    /// What a verifyImages entry allows: Kyverno's per-entry
+    /// `imageRegistryCredentials.allowInsecureRegistry`.
+    pub fn of(verification: &ImageVerification) -> Access {
+        Access {
+            allow_plain_http: verification.allows_insecure_registry(),
+        }
+    }
+
+    fn call_options(self) -> CallOptions {
+        CallOptions {
+            allow_plain_http: self.allow_plain_http,
+            ..CallOptions::default()
+        }
+    }
+}
 
 /// Fetches the evidence of images through a shared registry client, caching it and
 /// coalescing identical concurrent fetches.
@@ -87,7 +116,7 @@ pub struct Verifier {
     digest_cache: TtlCache<String>,
     descriptor_cache: TtlCache<Descriptor>,
     evidence_cache: TtlCache<Arc<Evidence>>,
-    digests: Arc<SingleFlight<String, Flight<String>>>,
+    digests: Arc<SingleFlight<(String, Access), Flight<String>>>,
     evidence: Arc<SingleFlight<EvidenceKey, Flight<Evidence>>>,
 }
 
@@ -133,13 +162,13 @@ impl Verifier {
     }
 
     /// The digest `image` names (its own, or the tag's, resolved once for concurrent
-    /// callers).
-    pub async fn resolve(&self, image: &Reference) -> Result<String, VerifyError> {
+    /// callers with the same `access`).
+    pub async fn resolve(&self, image: &Reference, access: Access) -> Result<String, VerifyError> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
-        let name = image.to_string();
-        let cache_key = key_of(&name);
+        let key = (image.to_string(), access);
+        let cache_key = key_of(&key);
         if let Some(digest) = self.digest_cache.get(cache_key).await {
             return Ok(digest);
         }
@@ -152,18 +181,19 @@ impl Verifier {
         // otherwise fetch again.
         let work = async move {
             let descriptor = client
+                .call(access.call_options())
                 .resolve_descriptor(&owned)
                 .await
                 .map_err(|e| Arc::new(VerifyError::Registry(e)))?;
             let digest = descriptor.digest.clone();
             descriptors
-                .insert(key_of(&(owned.name(), &digest)), descriptor)
+                .insert(key_of(&(owned.name(), &digest, access)), descriptor)
                 .await;
             cache.insert(cache_key, digest.clone()).await;
             Ok(Arc::new(digest))
         };
         self.digests
-            .run(name, work)
+            .run(key, work)
             .await
             .map(|d| d.as_ref().clone())
             .map_err(VerifyError::Shared)
@@ -176,8 +206,9 @@ impl Verifier {
         &self,
         image: &Reference,
         digest: &str,
+        access: Access,
     ) -> Result<Descriptor, VerifyError> {
-        let cache_key = key_of(&(image.name(), digest));
+        let cache_key = key_of(&(image.name(), digest, access));
         if let Some(descriptor) = self.descriptor_cache.get(cache_key).await {
             return Ok(descriptor);
         }
@@ -188,7 +219,11 @@ impl Verifier {
                     reference: format!("{}@{digest}", image.name()),
                     reason: e.to_string(),
                 })?;
-        let descriptor = self.client.resolve_descriptor(&pinned).await?;
+        let descriptor = self
+            .client
+            .call(access.call_options())
+            .resolve_descriptor(&pinned)
+            .await?;
         self.descriptor_cache
             .insert(cache_key, descriptor.clone())
             .await;
@@ -203,8 +238,9 @@ impl Verifier {
         repository: &Reference,
         kind: EvidenceKind,
         digest: &str,
+        access: Access,
     ) -> Result<Arc<Evidence>, VerifyError> {
-        self.fetch(repository, kind, digest, "").await
+        self.fetch(repository, kind, digest, "", access).await
     }
 
     /// The artifacts of `artifact_type` referring to `digest` in `repository`, each
@@ -214,9 +250,16 @@ impl Verifier {
         repository: &Reference,
         digest: &str,
         artifact_type: &str,
+        access: Access,
     ) -> Result<Arc<Evidence>, VerifyError> {
-        self.fetch(repository, EvidenceKind::Artifacts, digest, artifact_type)
-            .await
+        self.fetch(
+            repository,
+            EvidenceKind::Artifacts,
+            digest,
+            artifact_type,
+            access,
+        )
+        .await
     }
 
     async fn fetch(
@@ -225,12 +268,14 @@ impl Verifier {
         kind: EvidenceKind,
         digest: &str,
         artifact_type: &str,
+        access: Access,
     ) -> Result<Arc<Evidence>, VerifyError> {
-        let key = (
+        let key: EvidenceKey = (
             repository.name(),
             kind,
             digest.to_owned(),
             artifact_type.to_owned(),
+            access,
         );
         let cache_key = key_of(&key);
         if let Some(evidence) = self.evidence_cache.get(cache_key).await {
@@ -242,16 +287,17 @@ impl Verifier {
         let artifact_type = artifact_type.to_owned();
         let cache = self.evidence_cache.clone();
         let work = async move {
+            let call = client.call(access.call_options());
             let fetched = match kind {
-                EvidenceKind::Bundles => fetch_bundles(&client, &repository, &digest).await,
+                EvidenceKind::Bundles => fetch_bundles(&call, &repository, &digest).await,
                 EvidenceKind::NotationSignatures => {
-                    fetch_notation_signatures(&client, &repository, &digest).await
+                    fetch_notation_signatures(&call, &repository, &digest).await
                 }
                 EvidenceKind::Artifacts => {
-                    fetch_artifacts(&client, &repository, &digest, &artifact_type).await
+                    fetch_artifacts(&call, &repository, &digest, &artifact_type).await
                 }
                 EvidenceKind::Signatures | EvidenceKind::Attestations => {
-                    fetch_evidence(&client, &repository, kind, &digest).await
+                    fetch_evidence(&call, &repository, kind, &digest).await
                 }
             };
             let evidence = Arc::new(fetched.map_err(Arc::new)?);
@@ -268,7 +314,7 @@ impl Verifier {
 /// The layers of `kind` in the manifest at the evidence tag of `digest` in
 /// `repository`, with their blobs fetched concurrently.
 async fn fetch_evidence(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     kind: EvidenceKind,
     digest: &str,
@@ -283,7 +329,7 @@ async fn fetch_evidence(
     let evidence_ref = repository
         .with_tag(&tag)
         .map_err(|e| malformed(format!("{}:{tag}", repository.name()), e.to_string()))?;
-    let Some(fetched) = client.get_manifest(&evidence_ref).await? else {
+    let Some(fetched) = call.get_manifest(&evidence_ref).await? else {
         return Ok(Evidence::default());
     };
     let manifest = fetched
@@ -295,7 +341,7 @@ async fn fetch_evidence(
         .filter(|layer| layer.media_type == kind.media_type())
         .take(MAX_SIGNATURE_LAYERS)
         .collect();
-    let mut limit = client.options().max_blob_bytes;
+    let mut limit = call.client().options().max_blob_bytes;
     if kind == EvidenceKind::Signatures {
         limit = limit.min(MAX_SIGNATURE_PAYLOAD_BYTES);
     }
@@ -306,7 +352,7 @@ async fn fetch_evidence(
     let blobs = join_all(
         candidates
             .iter()
-            .map(|layer| client.get_blob(&evidence_ref, layer, limit)),
+            .map(|layer| call.get_blob(&evidence_ref, layer, limit)),
     )
     .await;
     let mut layers = Vec::with_capacity(candidates.len());
@@ -326,11 +372,11 @@ async fn fetch_evidence(
 /// image's own repository or a signature repository). Each layer descriptor carries the
 /// referring manifest's annotations too (`dev.sigstore.bundle.predicateType`).
 async fn fetch_bundles(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
 ) -> Result<Evidence, VerifyError> {
-    let referrers = client
+    let referrers = call
         .get_referrers(repository, digest, Some(BUNDLE_MEDIA_TYPE))
         .await?;
     let from_api = matches!(referrers.source, ReferrersSource::Api { .. });
@@ -352,9 +398,9 @@ async fn fetch_bundles(
     let wanted = LayerQuery {
         media_type: is_bundle_media_type,
         most: MAX_BUNDLE_LAYERS,
-        limit: client.options().max_blob_bytes,
+        limit: call.client().options().max_blob_bytes,
     };
-    let layers = referred_layers(client, repository, digest, &candidates, &wanted).await?;
+    let layers = referred_layers(call, repository, digest, &candidates, &wanted).await?;
     Ok(Evidence {
         layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
         artifacts: Vec::new(),
@@ -366,18 +412,18 @@ async fn fetch_bundles(
 /// writes the signature type in the fallback index too; hiding a signature there can
 /// only make verification fail); the envelope's own check decides what it signs.
 async fn fetch_notation_signatures(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
 ) -> Result<Evidence, VerifyError> {
     let signature_type = imagegate_notation::SIGNATURE_ARTIFACT_TYPE;
-    let candidates = referrers_of_type(client, repository, digest, signature_type).await?;
+    let candidates = referrers_of_type(call, repository, digest, signature_type).await?;
     let wanted = LayerQuery {
         media_type: |t| NOTATION_ENVELOPE_TYPES.contains(&t),
         most: 1,
         limit: imagegate_notation::limits::MAX_ENVELOPE_SIZE as u64,
     };
-    let layers = referred_layers(client, repository, digest, &candidates, &wanted).await?;
+    let layers = referred_layers(call, repository, digest, &candidates, &wanted).await?;
     Ok(Evidence {
         layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
         artifacts: Vec::new(),
@@ -387,20 +433,20 @@ async fn fetch_notation_signatures(
 /// The artifacts of `artifact_type` referring to `digest` in `repository` with their
 /// single payload layer (Kyverno reads exactly one; others are skipped).
 async fn fetch_artifacts(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
     artifact_type: &str,
 ) -> Result<Evidence, VerifyError> {
-    let candidates = referrers_of_type(client, repository, digest, artifact_type).await?;
+    let candidates = referrers_of_type(call, repository, digest, artifact_type).await?;
     let wanted = LayerQuery {
         media_type: |_| true,
         most: 2,
-        limit: MAX_ARTIFACT_PAYLOAD_BYTES.min(client.options().max_blob_bytes),
+        limit: MAX_ARTIFACT_PAYLOAD_BYTES.min(call.client().options().max_blob_bytes),
     };
     let mut artifacts = Vec::new();
     for (manifest, mut layers) in
-        referred_layers(client, repository, digest, &candidates, &wanted).await?
+        referred_layers(call, repository, digest, &candidates, &wanted).await?
     {
         if layers.len() != 1 {
             continue;
@@ -421,12 +467,12 @@ async fn fetch_artifacts(
 
 /// The referrers of `digest` listed with `artifact_type`, at most [`MAX_REFERRERS`].
 async fn referrers_of_type(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
     artifact_type: &str,
 ) -> Result<Vec<Descriptor>, VerifyError> {
-    let referrers = client
+    let referrers = call
         .get_referrers(repository, digest, Some(artifact_type))
         .await?;
     Ok(referrers
@@ -442,7 +488,7 @@ async fn referrers_of_type(
 /// within one evidence budget) with each manifest's descriptor; manifests that are
 /// gone, indexes or about another digest are left out.
 async fn referred_layers(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
     candidates: &[Descriptor],
@@ -452,7 +498,7 @@ async fn referred_layers(
     let manifests = join_all(
         candidates
             .iter()
-            .map(|entry| referring_layers(client, repository, digest, entry, wanted, &budget)),
+            .map(|entry| referring_layers(call, repository, digest, entry, wanted, &budget)),
     )
     .await;
     let mut found = Vec::with_capacity(manifests.len());
@@ -472,7 +518,7 @@ struct LayerQuery {
 /// The wanted layers of one referring manifest, with the manifest's descriptor; `None`
 /// when it is gone, an index, or not about `digest`.
 async fn referring_layers(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
     entry: &Descriptor,
@@ -486,7 +532,7 @@ async fn referring_layers(
     let reference = repository
         .try_with_digest(&entry.digest)
         .map_err(|e| malformed(e.to_string()))?;
-    let Some(fetched) = client.get_manifest(&reference).await? else {
+    let Some(fetched) = call.get_manifest(&reference).await? else {
         // A stale index entry: the referrer was deleted.
         return Ok(None);
     };
@@ -529,7 +575,7 @@ async fn referring_layers(
     let blobs = join_all(
         wanted_layers
             .iter()
-            .map(|layer| client.get_blob(&reference, layer, wanted.limit)),
+            .map(|layer| call.get_blob(&reference, layer, wanted.limit)),
     )
     .await;
     let mut layers = Vec::with_capacity(wanted_layers.len());

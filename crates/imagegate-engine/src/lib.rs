@@ -56,7 +56,7 @@ pub use evaluate::{Engine, EngineBuilder};
 pub use evidence::{
     Evidence, EvidenceKind, Layer, ReferrerArtifact, SignatureCheck, VerifiedEnvelope, VerifyError,
 };
-pub use fetch::Verifier;
+pub use fetch::{Access, Verifier};
 pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use notation::{verify_notation_attestations, verify_notation_signatures};

@@ -10,7 +10,7 @@ use imagegate_sigstore::Attestation;
 
 use crate::check::notary::{NotaryCheck, check_notary_attestations, check_notary_signatures};
 use crate::evidence::{Evidence, EvidenceKind, VerifyError, now};
-use crate::fetch::Verifier;
+use crate::fetch::{Access, Verifier};
 
 /// The Notation signatures of the manifest `digest` of `image`, found among its
 /// referrers in `repository` (the image's own or a signature repository), that
@@ -21,10 +21,11 @@ pub async fn verify_notation_signatures(
     digest: &str,
     repository: &Reference,
     check: NotaryCheck,
+    access: Access,
 ) -> Result<Vec<VerifiedSignature>, VerifyError> {
     let (target, evidence) = futures::try_join!(
-        verifier.manifest_descriptor(image, digest),
-        verifier.evidence(repository, EvidenceKind::NotationSignatures, digest),
+        verifier.manifest_descriptor(image, digest, access),
+        verifier.evidence(repository, EvidenceKind::NotationSignatures, digest, access),
     )?;
     let now = now();
     off_workers(move || check_notary_signatures(&evidence, &target, &check, now)).await
@@ -38,9 +39,10 @@ pub async fn verify_notation_attestations(
     digest: &str,
     check: NotaryCheck,
     artifact_type: &str,
+    access: Access,
 ) -> Result<Vec<Attestation>, VerifyError> {
     let artifacts = verifier
-        .artifacts(repository, digest, artifact_type)
+        .artifacts(repository, digest, artifact_type, access)
         .await?;
     let signatures: Vec<Arc<Evidence>> =
         futures::future::try_join_all(artifacts.artifacts.iter().map(|artifact| {
@@ -48,6 +50,7 @@ pub async fn verify_notation_attestations(
                 repository,
                 EvidenceKind::NotationSignatures,
                 &artifact.manifest.digest,
+                access,
             )
         }))
         .await?;

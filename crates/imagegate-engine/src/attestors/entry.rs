@@ -126,9 +126,16 @@ async fn verify_notary_entry(
 ) -> Result<(), AttestorFailure> {
     let (path, check) = notary_check(entry, path)?;
     let repository = repository_for(subject, entry)?;
-    verify_notation_signatures(verifier, subject.image, subject.digest, &repository, check)
-        .await
-        .map_err(|e| AttestorFailure::at(&path, e))?;
+    verify_notation_signatures(
+        verifier,
+        subject.image,
+        subject.digest,
+        &repository,
+        check,
+        subject.access(),
+    )
+    .await
+    .map_err(|e| AttestorFailure::at(&path, e))?;
     Ok(())
 }
 
@@ -192,7 +199,12 @@ async fn verify_with_keys(
         return bundle_signatures(verifier, subject, &repository, check, trust, path).await;
     }
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let check = SignatureCheck {
@@ -230,7 +242,12 @@ async fn bundle_signatures(
     path: &str,
 ) -> Result<(), AttestorFailure> {
     let evidence = verifier
-        .evidence(repository, EvidenceKind::Bundles, subject.digest)
+        .evidence(
+            repository,
+            EvidenceKind::Bundles,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -293,7 +310,12 @@ async fn verify_keyless_entry(
     }
     let check = keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(path, m))?;
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -323,6 +345,7 @@ pub(crate) async fn attestation_statements(
             subject.digest,
             check,
             predicate_type,
+            subject.access(),
         )
         .await
         .map(|statements| (path.clone(), statements))
@@ -337,7 +360,7 @@ pub(crate) async fn attestation_statements(
     };
     let fetch = |path: String| async move {
         verifier
-            .evidence(&repository, kind, subject.digest)
+            .evidence(&repository, kind, subject.digest, subject.access())
             .await
             .map_err(|e| AttestorFailure::at(&path, e))
             .map(|evidence| (path, evidence))

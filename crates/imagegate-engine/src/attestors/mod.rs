@@ -12,6 +12,7 @@ use imagegate_policy::model::{ImageVerification, VerificationType};
 use imagegate_sigstore::{RekorKey, TrustOverrides, TrustedRoot};
 
 use crate::evidence::VerifyError;
+use crate::fetch::Access;
 
 pub(crate) use entry::attestation_statements;
 pub use entry::identity_requirement;
@@ -210,6 +211,12 @@ impl ImageSubject<'_> {
     /// referring artifacts (`type: Notary`).
     fn uses_notary(&self) -> bool {
         self.verification.verification_type() == VerificationType::Notary
+    }
+
+    /// How the registries of this image and its signatures may be reached (the
+    /// entry's `imageRegistryCredentials.allowInsecureRegistry`).
+    fn access(&self) -> Access {
+        Access::of(self.verification)
     }
 
     /// Whether signatures and attestations are Sigstore bundles found as OCI 1.1

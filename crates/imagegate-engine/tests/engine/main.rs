@@ -6,6 +6,8 @@
 mod budget;
 mod bundles;
 mod certificates;
+mod deadline;
+mod insecure;
 mod ivp;
 mod keyless;
 mod notation;
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use imagegate_engine::{
-    AdmissionInput, AttestorFailure, Engine, ImageSubject, Verifier, verify_attestations,
+    Access, AdmissionInput, AttestorFailure, Engine, ImageSubject, Verifier, verify_attestations,
     verify_attestors,
 };
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
@@ -86,7 +88,10 @@ pub async fn check_with(
     trusted_root: Option<&TrustedRoot>,
 ) -> Result<(), AttestorFailure> {
     let reference = Reference::parse(image).unwrap();
-    let digest = verifier.resolve(&reference).await.unwrap();
+    let digest = verifier
+        .resolve(&reference, Access::of(entry))
+        .await
+        .unwrap();
     let subject = ImageSubject {
         image: &reference,
         digest: &digest,

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
 use imagegate_engine::{
-    BundleCheck, EvidenceKind, KeylessCheck, NotaryCheck, SignatureCheck, Verifier, VerifyError,
-    check_attestations, check_bundle_attestations, check_bundle_signatures,
+    Access, BundleCheck, EvidenceKind, KeylessCheck, NotaryCheck, SignatureCheck, Verifier,
+    VerifyError, check_attestations, check_bundle_attestations, check_bundle_signatures,
     check_keyless_attestations, check_keyless_signatures, verify_notation_attestations,
     verify_notation_signatures,
 };
@@ -240,7 +240,7 @@ async fn verify_image(
     image: &Reference,
     plan: &Plan,
 ) -> Result<(Reference, Vec<serde_json::Value>), VerifyError> {
-    let digest = verifier.resolve(image).await?;
+    let digest = verifier.resolve(image, Access::default()).await?;
     let pinned = image.with_digest(&digest);
     let repository = plan.check.signature_repository.as_ref().unwrap_or(image);
     if let Signer::Notary(check) = &plan.signer {
@@ -258,7 +258,12 @@ async fn verify_image(
         return Err(legacy_error);
     }
     let evidence = verifier
-        .evidence(repository, EvidenceKind::Bundles, &digest)
+        .evidence(
+            repository,
+            EvidenceKind::Bundles,
+            &digest,
+            Access::default(),
+        )
         .await?;
     let bundle_check = plan.bundle_check();
     let verified = match &plan.predicate_type {
@@ -313,8 +318,15 @@ async fn verify_notation(
         .await?;
         return Ok(statements.into_iter().map(|s| s.statement).collect());
     }
-    let signatures =
-        verify_notation_signatures(verifier, image, digest, repository, check.clone()).await?;
+    let signatures = verify_notation_signatures(
+        verifier,
+        image,
+        digest,
+        repository,
+        check.clone(),
+        Access::default(),
+    )
+    .await?;
     Ok(signatures
         .into_iter()
         .map(|s| {
@@ -343,7 +355,12 @@ async fn verify_legacy(
     match &plan.predicate_type {
         Some(predicate_type) => {
             let evidence = verifier
-                .evidence(repository, EvidenceKind::Attestations, digest)
+                .evidence(
+                    repository,
+                    EvidenceKind::Attestations,
+                    digest,
+                    Access::default(),
+                )
                 .await?;
             let found = match &plan.signer {
                 Signer::Keys(keys) => check_attestations(&evidence, digest, keys, predicate_type),
@@ -360,7 +377,12 @@ async fn verify_legacy(
         }
         None => {
             let evidence = verifier
-                .evidence(repository, EvidenceKind::Signatures, digest)
+                .evidence(
+                    repository,
+                    EvidenceKind::Signatures,
+                    digest,
+                    Access::default(),
+                )
                 .await?;
             let found = match &plan.signer {
                 Signer::Keys(_) | Signer::Notary(_) => {
