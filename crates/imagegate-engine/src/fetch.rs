@@ -11,6 +11,15 @@
 //! whose `subject` is the image and whose layer is the bundle), found through the
 //! referrers API or, on registries without it, the `sha256-<hex>` fallback tag index.
 //!
+//! Notation signatures are referrers too (`artifactType`
+//! `application/vnd.cncf.notary.signature`, one JWS or COSE envelope layer). Verifying
+//! one needs the image manifest's descriptor (media type and size, which the signature
+//! signs): the tag's `HEAD` gives it, and it is kept by digest, so a cold Notation
+//! verification of a tagged image costs the `HEAD`, the referrers (API, or fallback tag
+//! on registries known to lack the API), the signature manifest and the envelope.
+//! Notation attestations are referring artifacts of a type (an SBOM), each verified
+//! through its own Notation signatures.
+//!
 //! Discovery is deliberately lenient about `artifactType` in the fallback index: cosign
 //! (go-containerregistry) writes the referring manifest's config media type there
 //! (`application/vnd.oci.empty.v1+json`), not the bundle type, and filtering on it
@@ -22,11 +31,13 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use imagegate_oci::{Call, CallOptions, Descriptor, Reference, ReferrersSource, RegistryClient};
+
 use imagegate_policy::model::ImageVerification;
 
 use crate::cache::{TtlCache, key_of};
 use crate::evidence::{
-    BUNDLE_MEDIA_TYPE, Evidence, EvidenceKind, Layer, VerifyError, is_bundle_media_type,
+    BUNDLE_MEDIA_TYPE, Evidence, EvidenceKind, Layer, ReferrerArtifact, VerifyError,
+    is_bundle_media_type,
 };
 use crate::flight::SingleFlight;
 use crate::metrics::EngineMetrics;
@@ -50,10 +61,25 @@ const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const MAX_REFERRERS: usize = 64;
 /// Bundle layers read per referring manifest.
 const MAX_BUNDLE_LAYERS: usize = 8;
+/// Manifest descriptors kept by digest. What a digest names never changes, so they are
+/// kept whatever the digest cache's lifetime: the descriptor a tag's `HEAD` returned
+/// serves the Notation check of that digest without another request.
+const DESCRIPTOR_CACHE_ENTRIES: u64 = 100_000;
+const DESCRIPTOR_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Envelope layer media types of Notation signature manifests.
+const NOTATION_ENVELOPE_TYPES: [&str; 2] = [
+    imagegate_notation::JWS_MEDIA_TYPE,
+    imagegate_notation::COSE_MEDIA_TYPE,
+];
+/// Largest payload of a referring artifact read (an SBOM), as Kyverno's notary
+/// verifier allows (10 MB); the evidence budget bounds their sum.
+const MAX_ARTIFACT_PAYLOAD_BYTES: u64 = 10 * 1000 * 1000;
 
 type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
-/// Evidence is fetched once per (repository, kind, image digest, access).
-type EvidenceKey = (String, EvidenceKind, String, Access);
+
+/// What one evidence fetch is about: repository, kind, digest, for
+/// [`EvidenceKind::Artifacts`] the artifact type (empty otherwise), and access.
+type EvidenceKey = (String, EvidenceKind, String, String, Access);
 
 /// How the registries of one verification may be reached, beyond what the client
 /// allows every verification (loopback, `--allow-insecure-registry`). Part of every
@@ -88,6 +114,7 @@ impl Access {
 pub struct Verifier {
     client: Arc<RegistryClient>,
     digest_cache: TtlCache<String>,
+    descriptor_cache: TtlCache<Descriptor>,
     evidence_cache: TtlCache<Arc<Evidence>>,
     digests: Arc<SingleFlight<(String, Access), Flight<String>>>,
     evidence: Arc<SingleFlight<EvidenceKey, Flight<Evidence>>>,
@@ -108,6 +135,12 @@ impl Verifier {
         Verifier {
             client,
             digest_cache: TtlCache::new("digest", digest_ttl, 100_000, metrics.clone()),
+            descriptor_cache: TtlCache::new(
+                "descriptor",
+                Some(DESCRIPTOR_TTL),
+                DESCRIPTOR_CACHE_ENTRIES,
+                metrics.clone(),
+            ),
             // Evidence lives as long as a tag's digest: a signature added meanwhile is
             // seen within that time; coalesced callers arriving just after a fetch
             // ended find it here instead of fetching again.
@@ -142,15 +175,20 @@ impl Verifier {
         let client = self.client.clone();
         let owned = image.clone();
         let cache = self.digest_cache.clone();
+        let descriptors = self.descriptor_cache.clone();
         // The cache is filled inside the shared execution, before its callers resume:
         // a request arriving between the end of the flight and a later insert would
         // otherwise fetch again.
         let work = async move {
-            let digest = client
+            let descriptor = client
                 .call(access.call_options())
-                .resolve_digest(&owned)
+                .resolve_descriptor(&owned)
                 .await
                 .map_err(|e| Arc::new(VerifyError::Registry(e)))?;
+            let digest = descriptor.digest.clone();
+            descriptors
+                .insert(key_of(&(owned.name(), &digest, access)), descriptor)
+                .await;
             cache.insert(cache_key, digest.clone()).await;
             Ok(Arc::new(digest))
         };
@@ -161,8 +199,40 @@ impl Verifier {
             .map_err(VerifyError::Shared)
     }
 
-    /// The `.sig` or `.att` layers (or bundles) for `digest`, from `repository` (the
-    /// image's own repository unless a signature repository is configured).
+    /// The descriptor (media type, digest, size) of the manifest `digest` in the
+    /// repository of `image`: what [`Verifier::resolve`] learned from the tag, else one
+    /// `HEAD` by digest.
+    pub async fn manifest_descriptor(
+        &self,
+        image: &Reference,
+        digest: &str,
+        access: Access,
+    ) -> Result<Descriptor, VerifyError> {
+        let cache_key = key_of(&(image.name(), digest, access));
+        if let Some(descriptor) = self.descriptor_cache.get(cache_key).await {
+            return Ok(descriptor);
+        }
+        let pinned =
+            image
+                .try_with_digest(digest)
+                .map_err(|e| VerifyError::MalformedSignatureManifest {
+                    reference: format!("{}@{digest}", image.name()),
+                    reason: e.to_string(),
+                })?;
+        let descriptor = self
+            .client
+            .call(access.call_options())
+            .resolve_descriptor(&pinned)
+            .await?;
+        self.descriptor_cache
+            .insert(cache_key, descriptor.clone())
+            .await;
+        Ok(descriptor)
+    }
+
+    /// The evidence of `kind` for `digest` (`.sig`/`.att` layers, bundle or Notation
+    /// envelope layers of referrers), from `repository` (the image's own repository
+    /// unless a signature repository is configured).
     pub async fn evidence(
         &self,
         repository: &Reference,
@@ -170,7 +240,43 @@ impl Verifier {
         digest: &str,
         access: Access,
     ) -> Result<Arc<Evidence>, VerifyError> {
-        let key: EvidenceKey = (repository.name(), kind, digest.to_owned(), access);
+        self.fetch(repository, kind, digest, "", access).await
+    }
+
+    /// The artifacts of `artifact_type` referring to `digest` in `repository`, each
+    /// with its payload (Notation attestations).
+    pub async fn artifacts(
+        &self,
+        repository: &Reference,
+        digest: &str,
+        artifact_type: &str,
+        access: Access,
+    ) -> Result<Arc<Evidence>, VerifyError> {
+        self.fetch(
+            repository,
+            EvidenceKind::Artifacts,
+            digest,
+            artifact_type,
+            access,
+        )
+        .await
+    }
+
+    async fn fetch(
+        &self,
+        repository: &Reference,
+        kind: EvidenceKind,
+        digest: &str,
+        artifact_type: &str,
+        access: Access,
+    ) -> Result<Arc<Evidence>, VerifyError> {
+        let key: EvidenceKey = (
+            repository.name(),
+            kind,
+            digest.to_owned(),
+            artifact_type.to_owned(),
+            access,
+        );
         let cache_key = key_of(&key);
         if let Some(evidence) = self.evidence_cache.get(cache_key).await {
             return Ok(evidence);
@@ -178,12 +284,21 @@ impl Verifier {
         let client = self.client.clone();
         let repository = repository.clone();
         let digest = digest.to_owned();
+        let artifact_type = artifact_type.to_owned();
         let cache = self.evidence_cache.clone();
         let work = async move {
             let call = client.call(access.call_options());
             let fetched = match kind {
                 EvidenceKind::Bundles => fetch_bundles(&call, &repository, &digest).await,
-                _ => fetch_evidence(&call, &repository, kind, &digest).await,
+                EvidenceKind::NotationSignatures => {
+                    fetch_notation_signatures(&call, &repository, &digest).await
+                }
+                EvidenceKind::Artifacts => {
+                    fetch_artifacts(&call, &repository, &digest, &artifact_type).await
+                }
+                EvidenceKind::Signatures | EvidenceKind::Attestations => {
+                    fetch_evidence(&call, &repository, kind, &digest).await
+                }
             };
             let evidence = Arc::new(fetched.map_err(Arc::new)?);
             cache.insert(cache_key, evidence.clone()).await;
@@ -247,7 +362,10 @@ async fn fetch_evidence(
             blob: blob?,
         });
     }
-    Ok(Evidence { layers })
+    Ok(Evidence {
+        layers,
+        artifacts: Vec::new(),
+    })
 }
 
 /// The bundle layers of the manifests referring to `digest` in `repository` (the
@@ -277,28 +395,136 @@ async fn fetch_bundles(
         })
         .take(MAX_REFERRERS)
         .collect();
+    let wanted = LayerQuery {
+        media_type: is_bundle_media_type,
+        most: MAX_BUNDLE_LAYERS,
+        limit: call.client().options().max_blob_bytes,
+    };
+    let layers = referred_layers(call, repository, digest, &candidates, &wanted).await?;
+    Ok(Evidence {
+        layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
+        artifacts: Vec::new(),
+    })
+}
+
+/// The envelope layers of the Notation signature manifests referring to `digest` in
+/// `repository`. Listed entries of another `artifactType` are not fetched (Notation
+/// writes the signature type in the fallback index too; hiding a signature there can
+/// only make verification fail); the envelope's own check decides what it signs.
+async fn fetch_notation_signatures(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+) -> Result<Evidence, VerifyError> {
+    let signature_type = imagegate_notation::SIGNATURE_ARTIFACT_TYPE;
+    let candidates = referrers_of_type(call, repository, digest, signature_type).await?;
+    let wanted = LayerQuery {
+        media_type: |t| NOTATION_ENVELOPE_TYPES.contains(&t),
+        most: 1,
+        limit: imagegate_notation::limits::MAX_ENVELOPE_SIZE as u64,
+    };
+    let layers = referred_layers(call, repository, digest, &candidates, &wanted).await?;
+    Ok(Evidence {
+        layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
+        artifacts: Vec::new(),
+    })
+}
+
+/// The artifacts of `artifact_type` referring to `digest` in `repository` with their
+/// single payload layer (Kyverno reads exactly one; others are skipped).
+async fn fetch_artifacts(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+    artifact_type: &str,
+) -> Result<Evidence, VerifyError> {
+    let candidates = referrers_of_type(call, repository, digest, artifact_type).await?;
+    let wanted = LayerQuery {
+        media_type: |_| true,
+        most: 2,
+        limit: MAX_ARTIFACT_PAYLOAD_BYTES.min(call.client().options().max_blob_bytes),
+    };
+    let mut artifacts = Vec::new();
+    for (manifest, mut layers) in
+        referred_layers(call, repository, digest, &candidates, &wanted).await?
+    {
+        if layers.len() != 1 {
+            continue;
+        }
+        artifacts.push(ReferrerArtifact {
+            manifest: Descriptor {
+                artifact_type: Some(artifact_type.to_owned()),
+                ..manifest
+            },
+            payload: layers.remove(0),
+        });
+    }
+    Ok(Evidence {
+        layers: Vec::new(),
+        artifacts,
+    })
+}
+
+/// The referrers of `digest` listed with `artifact_type`, at most [`MAX_REFERRERS`].
+async fn referrers_of_type(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+    artifact_type: &str,
+) -> Result<Vec<Descriptor>, VerifyError> {
+    let referrers = call
+        .get_referrers(repository, digest, Some(artifact_type))
+        .await?;
+    Ok(referrers
+        .index
+        .manifests
+        .into_iter()
+        .filter(|entry| entry.artifact_type.as_deref() == Some(artifact_type))
+        .take(MAX_REFERRERS)
+        .collect())
+}
+
+/// The wanted layers of the referring manifests `candidates` (fetched concurrently,
+/// within one evidence budget) with each manifest's descriptor; manifests that are
+/// gone, indexes or about another digest are left out.
+async fn referred_layers(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+    candidates: &[Descriptor],
+    wanted: &LayerQuery,
+) -> Result<Vec<(Descriptor, Vec<Layer>)>, VerifyError> {
     let budget = Budget::new(MAX_EVIDENCE_BYTES);
     let manifests = join_all(
         candidates
             .iter()
-            .map(|entry| referring_layers(call, repository, digest, entry, &budget)),
+            .map(|entry| referring_layers(call, repository, digest, entry, wanted, &budget)),
     )
     .await;
-    let mut layers = Vec::new();
-    for found in manifests {
-        layers.extend(found?);
+    let mut found = Vec::with_capacity(manifests.len());
+    for manifest in manifests {
+        found.extend(manifest?);
     }
-    Ok(Evidence { layers })
+    Ok(found)
 }
 
-/// The bundle layers of one referring manifest (none when it is not about `digest`).
+/// Which layers of a referring manifest are read, how many, and how large each may be.
+struct LayerQuery {
+    media_type: fn(&str) -> bool,
+    most: usize,
+    limit: u64,
+}
+
+/// The wanted layers of one referring manifest, with the manifest's descriptor; `None`
+/// when it is gone, an index, or not about `digest`.
 async fn referring_layers(
     call: &Call<'_>,
     repository: &Reference,
     digest: &str,
     entry: &Descriptor,
+    wanted: &LayerQuery,
     budget: &Budget,
-) -> Result<Vec<Layer>, VerifyError> {
+) -> Result<Option<(Descriptor, Vec<Layer>)>, VerifyError> {
     let malformed = |reason: String| VerifyError::MalformedSignatureManifest {
         reference: format!("{}@{}", repository.name(), entry.digest),
         reason,
@@ -308,10 +534,10 @@ async fn referring_layers(
         .map_err(|e| malformed(e.to_string()))?;
     let Some(fetched) = call.get_manifest(&reference).await? else {
         // A stale index entry: the referrer was deleted.
-        return Ok(Vec::new());
+        return Ok(None);
     };
     if fetched.is_index() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let manifest = fetched
         .image_manifest()
@@ -321,13 +547,20 @@ async fn referring_layers(
         .as_ref()
         .is_some_and(|subject| subject.digest != digest)
     {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let bundle_layers: Vec<Descriptor> = manifest
+    let descriptor = Descriptor {
+        media_type: fetched.media_type.clone(),
+        digest: fetched.digest.clone(),
+        size: fetched.bytes.len() as u64,
+        annotations: manifest.annotations.clone(),
+        artifact_type: None,
+    };
+    let wanted_layers: Vec<Descriptor> = manifest
         .layers
         .into_iter()
-        .filter(|layer| is_bundle_media_type(&layer.media_type))
-        .take(MAX_BUNDLE_LAYERS)
+        .filter(|layer| (wanted.media_type)(&layer.media_type))
+        .take(wanted.most)
         .map(|mut layer| {
             if let Some(annotations) = &manifest.annotations {
                 let merged = layer.annotations.get_or_insert_with(Default::default);
@@ -338,22 +571,21 @@ async fn referring_layers(
             layer
         })
         .collect();
-    budget.reserve(&bundle_layers, &reference.to_string())?;
-    let limit = call.client().options().max_blob_bytes;
+    budget.reserve(&wanted_layers, &reference.to_string())?;
     let blobs = join_all(
-        bundle_layers
+        wanted_layers
             .iter()
-            .map(|layer| call.get_blob(&reference, layer, limit)),
+            .map(|layer| call.get_blob(&reference, layer, wanted.limit)),
     )
     .await;
-    let mut layers = Vec::with_capacity(bundle_layers.len());
-    for (descriptor, blob) in bundle_layers.into_iter().zip(blobs) {
+    let mut layers = Vec::with_capacity(wanted_layers.len());
+    for (descriptor, blob) in wanted_layers.into_iter().zip(blobs) {
         layers.push(Layer {
             descriptor,
             blob: blob?,
         });
     }
-    Ok(layers)
+    Ok(Some((descriptor, layers)))
 }
 
 /// The bytes of evidence one image may still fetch, shared by concurrent fetches.

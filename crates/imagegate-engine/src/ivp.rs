@@ -416,9 +416,13 @@ pub(crate) fn verification_of(
     access: Access,
 ) -> Result<ImageVerification, String> {
     let path = format!("attestors[{}]", attestor.name);
-    if attestor.notary.is_some() {
+    if let Some(notary) = attestor.notary.as_ref() {
+        return notary_verification_of(notary, attestation, access, &path);
+    }
+    if let Some(a) = attestation.filter(|a| a.referrer.is_some()) {
         return Err(format!(
-            "{path}.notary: Notation attestors are not supported yet"
+            "attestations[{}]: referrer attestations are verified with notary attestors, not {path}.cosign",
+            a.name
         ));
     }
     let Some(cosign) = attestor.cosign.as_ref() else {
@@ -482,9 +486,32 @@ pub(crate) fn verification_of(
             map.insert("annotations".into(), json!(cosign.annotations));
         }
     }
+    let attestation = attestation
+        .map(|a| {
+            a.in_toto.as_ref().ok_or_else(|| {
+                format!(
+                    "attestations[{}]: only intoto attestations are supported",
+                    a.name
+                )
+            })
+        })
+        .transpose()?;
+    single_entry_verification("Cosign", entries, attestation, access, &path)
+}
+
+/// The verifyImages entry checking that one of `entries` signed the image (or, with
+/// `attestation`, made an attestation of its type): what an IVP check asks for.
+fn single_entry_verification(
+    type_: &str,
+    entries: Vec<Value>,
+    attestation: Option<&imagegate_policy::ivp::model::TypedAttestation>,
+    access: Access,
+    path: &str,
+) -> Result<ImageVerification, String> {
     // A signature check: one of the identities must have signed.
     let set = json!([{"count": 1, "entries": entries}]);
     let mut verification = json!({
+        "type": type_,
         "imageReferences": ["*"],
         "mutateDigest": false,
         "verifyDigest": false,
@@ -494,17 +521,42 @@ pub(crate) fn verification_of(
     });
     match attestation {
         None => verification["attestors"] = set,
-        Some(a) => {
-            let Some(typed) = a.in_toto.as_ref() else {
-                return Err(format!(
-                    "attestations[{}]: only intoto attestations are supported",
-                    a.name
-                ));
-            };
+        Some(typed) => {
             verification["attestations"] = json!([{"type": typed.type_, "attestors": set}]);
         }
     }
     serde_json::from_value(verification).map_err(|e| format!("{path}: {e}"))
+}
+
+/// The `type: Notary` entry of a `notary{certs, tsaCerts}` attestor: `certs` as the
+/// trusted CAs, `tsaCerts` as the TSA store; an attestation is a `referrer` of a type.
+fn notary_verification_of(
+    notary: &imagegate_policy::ivp::model::Notary,
+    attestation: Option<&Attestation>,
+    access: Access,
+    path: &str,
+) -> Result<ImageVerification, String> {
+    let value = |v: &Option<imagegate_policy::ivp::model::StringOrExpression>| {
+        v.as_ref().and_then(|s| s.value.clone())
+    };
+    let Some(certs) = value(&notary.certs).filter(|c| !c.trim().is_empty()) else {
+        return Err(format!("{path}.notary.certs: no certificates"));
+    };
+    let entry = json!({"certificates": {
+        "cert": certs,
+        "ctlog": {"tsaCertChain": value(&notary.tsa_certs)},
+    }});
+    let attestation = attestation
+        .map(|a| {
+            a.referrer.as_ref().ok_or_else(|| {
+                format!(
+                    "attestations[{}]: notary attestors verify referrer attestations, not intoto",
+                    a.name
+                )
+            })
+        })
+        .transpose()?;
+    single_entry_verification("Notary", vec![entry], attestation, access, path)
 }
 
 /// The result of one policy as a [`PolicyResponse`] with one rule named after the

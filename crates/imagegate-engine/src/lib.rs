@@ -7,10 +7,12 @@
 //! - leaves: [`evidence`](crate::Evidence) — fetched layers, verified envelopes, why
 //!   verification failed, attestation selection; `metrics`, `cache`, `flight`, `patch`,
 //!   [`response`] (results and Kyverno's texts), [`trust`];
-//! - `check` — pure checks of evidence (`key`, `keyless`, `bundle`, `tlog`): no I/O, no
-//!   async;
-//! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers, with
-//!   caches and single-flight;
+//! - `check` — pure checks of evidence (`key`, `keyless`, `bundle`, `tlog`, `notary`):
+//!   no I/O, no async;
+//! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers (bundles,
+//!   Notation signatures and signed artifacts), with caches and single-flight;
+//! - `notation` — Notation signatures and signed artifacts of one image, over fetch and
+//!   check (shared by attestors, `ivp` and the CLI);
 //! - `attestors` — Kyverno attestor sets (`sets`) over entries (`entry`) over fetch and
 //!   check; the folder's `mod.rs` holds what both share (`Cause`, `AttestorFailure`);
 //! - `options` ([`EngineOptions`]) and `review` ([`Phase`], [`AdmissionInput`], the
@@ -33,6 +35,7 @@ mod fetch;
 mod flight;
 mod ivp;
 mod metrics;
+mod notation;
 mod options;
 mod patch;
 mod policy_set;
@@ -48,11 +51,15 @@ pub use cache::CacheOptions;
 pub use check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 pub use check::key::{check_attestations, check_signatures};
 pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
+pub use check::notary::{NotaryCheck, check_notary_attestations, check_notary_signatures};
 pub use evaluate::{Engine, EngineBuilder};
-pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
+pub use evidence::{
+    Evidence, EvidenceKind, Layer, ReferrerArtifact, SignatureCheck, VerifiedEnvelope, VerifyError,
+};
 pub use fetch::{Access, Verifier};
 pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
+pub use notation::{verify_notation_attestations, verify_notation_signatures};
 pub use options::EngineOptions;
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;

@@ -147,3 +147,24 @@ fn verdict_key(verification: &ImageVerification) -> Option<u64> {
     let text = serde_json::to_string(verification).ok()?;
     Some(key_of(&text))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_key_includes_the_verification_type() {
+        let entry = |type_: &str| -> ImageVerification {
+            serde_json::from_value(serde_json::json!({
+                "type": type_,
+                "imageReferences": ["*"],
+                "attestors": [{"entries": [{"certificates": {"cert": "PEM"}}]}],
+            }))
+            .unwrap()
+        };
+        let notary = verdict_key(&entry("Notary"));
+        assert!(notary.is_some());
+        assert_ne!(notary, verdict_key(&entry("Cosign")));
+        assert_ne!(notary, verdict_key(&entry("SigstoreBundle")));
+    }
+}

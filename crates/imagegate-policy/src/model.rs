@@ -488,7 +488,7 @@ pub enum VerificationType {
     Cosign,
     /// Sigstore bundles (OCI 1.1 referrers).
     SigstoreBundle,
-    /// Notary v2 (not supported by the engine; parsed so it can be reported).
+    /// Notary Project (Notation) signatures, verified with `certificates`.
     Notary,
 }
 

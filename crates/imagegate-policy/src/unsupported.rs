@@ -1,8 +1,8 @@
 //! Load-time honesty: the fields of a policy that imagegate reads but does not act
 //! on, each reported as a warning with its field path, so that a policy never
 //! *looks* enforced where it is not. (What imagegate cannot honour safely is an
-//! error instead, in [`crate::validate`]: `type: Notary`, variables in
-//! `imageReferences`.)
+//! error instead, in [`crate::validate`]: keys or keyless under `type: Notary`,
+//! variables in `imageReferences`.)
 
 use std::fmt;
 

@@ -56,9 +56,6 @@ pub const MUTATE_DIGEST_AUDIT: &str =
 /// reads "rule \"R\" should not have variables in image reference section").
 pub const IMAGE_REFERENCE_VARIABLES: &str = "variables are not allowed in image reference";
 
-/// Why `type: Notary` is refused until Notation signatures are verified.
-pub const NOTARY_UNSUPPORTED: &str = "type Notary is not supported by imagegate yet: Notation signatures cannot be verified, and the entry is refused rather than checked as Cosign";
-
 // ---------------------------------------------------------------------------------------
 // Pass 1: raw document
 // ---------------------------------------------------------------------------------------
@@ -449,12 +446,9 @@ fn validate_image_verification(
         check_repository(repository, &format!("{path}.repository"), errs);
     }
 
+    // Notation signatures verify with certificates only (keys and keyless are refused
+    // per entry, below).
     let notary = iv.verification_type() == VerificationType::Notary;
-    if notary {
-        // Refused rather than accepted: the entry would otherwise verify nothing, or
-        // be mistaken for a Cosign check.
-        errs.push(FieldError::new(format!("{path}.type"), NOTARY_UNSUPPORTED));
-    }
     for (s, set) in iv.attestors.iter().enumerate() {
         validate_set(set, &format!("{path}.attestors[{s}]"), notary, errs);
     }

@@ -16,7 +16,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Verify cosign signatures (or attestations with --type) of images in a registry.
+    /// Verify cosign or Notation signatures (or attestations with --type) of images in a
+    /// registry.
     Verify(VerifyArgs),
     /// Run the admission webhook (HTTPS: POST /mutate, /validate; metrics and health).
     Serve(ServeArgs),
@@ -142,11 +143,24 @@ impl RegistryArgs {
 
 /// `imagegate verify`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp", "notary_cert"])))]
 pub struct VerifyArgs {
     /// Public key file (PEM); several PEM blocks are several keys, any may have signed.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Notation: verify Notary Project signatures whose certificate chain contains one
+    /// of these certificates (PEM or DER file; repeatable), as Kyverno's `type: Notary`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["issuer", "annotations", "trusted_root"]
+    )]
+    pub notary_cert: Vec<PathBuf>,
+    /// Notation: trusted time-stamping authority certificates (PEM or DER; repeatable).
+    /// A timestamp countersignature is then required and the chain must have been
+    /// valid at its time.
+    #[arg(long, value_name = "FILE", requires = "notary_cert")]
+    pub notary_tsa_cert: Vec<PathBuf>,
     /// Keyless: the identity (a subject alternative name) the Fulcio certificate must
     /// carry, exactly.
     #[arg(

@@ -207,6 +207,12 @@ impl ImageSubject<'_> {
         crate::trust::with_overrides(self.trust(), overrides)
     }
 
+    /// Whether signatures and attestations are Notation signatures and signed
+    /// referring artifacts (`type: Notary`).
+    fn uses_notary(&self) -> bool {
+        self.verification.verification_type() == VerificationType::Notary
+    }
+
     /// How the registries of this image and its signatures may be reached (the
     /// entry's `imageRegistryCredentials.allowInsecureRegistry`).
     fn access(&self) -> Access {

@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use imagegate_engine::{AdmissionInput, Engine, EngineResponse, Phase, PolicySet, RuleStatus};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
+use imagegate_engine::{EngineResponse, Phase, PolicySet, RuleStatus};
 use imagegate_policy::load::load_documents;
-use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::json;
+
+use crate::{engine, pod};
 
 const PREDICATE_TYPE: &str = "https://cosign.sigstore.dev/attestation/v1";
 
@@ -92,24 +92,6 @@ const ATTESTATION: &str = r#"    - expression: >-
     - expression: >-
         images.containers.map(image, extractPayload(image, attestations["cosign-attest"]).data).all(d, d == "approved")
       message: the attestation predicate is not approved"#;
-
-fn pod(image: &str) -> AdmissionInput {
-    AdmissionInput::for_resource(
-        json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "test-pod", "namespace": "default"},
-            "spec": {"containers": [{"name": "app", "image": image}]},
-        }),
-        MatchContext::default(),
-    )
-}
-
-fn engine() -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).build()
-}
 
 fn setup(glob: String, validation: &'static str) -> Setup {
     Setup {

@@ -745,18 +745,58 @@ fn allow_insecure_registry_is_exposed_per_entry() {
 }
 
 #[test]
-fn notary_entries_are_refused_not_checked_as_cosign() {
+fn notary_entries_verify_with_certificates_not_keys() {
     let text = fixture("current_key.yaml").replace(
         "failureAction: Enforce",
         "failureAction: Enforce\n      type: Notary",
     );
     assert!(text.contains("type: Notary"), "fixture layout changed");
-    let err = load_policies(&text, "notary.yaml").expect_err("Notary must be refused");
-    assert!(
-        err.to_string()
-            .contains(".type: type Notary is not supported by imagegate yet"),
+    let err = load_policies(&text, "notary.yaml").expect_err("keys are not Notary's");
+    let PolicyError::Invalid { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].path,
+        "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys"
+    );
+    assert_eq!(errors[0].message, "keys are not allowed for type Notary");
+
+    let notary = r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: notary}
+spec:
+  rules:
+  - name: r
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    verifyImages:
+    - type: Notary
+      failureAction: Enforce
+      imageReferences: ["*"]
+      attestors:
+      - entries:
+        - certificates: {cert: "-----BEGIN CERTIFICATE-----"}
+      attestations:
+      - type: application/vnd.cyclonedx+json
+        attestors:
+        - entries:
+          - certificates: {}
+"#;
+    let err = load_policies(notary, "notary.yaml").expect_err("certificates are required");
+    let PolicyError::Invalid { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "spec.rules[0].verifyImages[0].attestations[0].attestors[0].entries[0].certificates: cert or certChain is required"
+        ],
         "{err}"
     );
+    let fixed = notary.replace("certificates: {}", "certificates: {certChain: x}");
+    load_policies(&fixed, "notary.yaml").expect("a Notary entry with certificates loads");
 }
 
 #[test]

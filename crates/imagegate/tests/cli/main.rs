@@ -6,6 +6,7 @@ mod util;
 mod bundles;
 mod deploy;
 mod limits;
+mod notation;
 mod policies;
 mod serve;
 mod verify;
