@@ -16,7 +16,7 @@
 //! - `ivp` — the same for ImageValidatingPolicies (plan, verify, CEL evaluation),
 //!   called from `evaluate`;
 //! - [`admission`] — AdmissionReview in, AdmissionReview out; [`response`] — results
-//!   and Kyverno's texts.
+//!   and Kyverno's texts; [`report`] — results as `wgpolicyk8s.io` PolicyReports.
 #![deny(missing_docs)]
 
 pub mod admission;
@@ -31,6 +31,7 @@ mod ivp;
 mod metrics;
 mod patch;
 mod policy_set;
+pub mod report;
 pub mod response;
 pub mod trust;
 
@@ -49,4 +50,7 @@ pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;
-pub use response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
+pub use report::{PolicyReport, Process, ReportError};
+pub use response::{
+    CheckedImage, EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+};

@@ -6,6 +6,7 @@
 mod budget;
 mod bundles;
 mod certificates;
+mod exceptions;
 mod ivp;
 mod keyless;
 mod outcomes;
