@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::error::{PolicyError, Result};
 use crate::exception::{self, PolicyException};
 use crate::model::{Policy, normalize};
-use crate::unsupported::{PolicyWarning, unsupported_fields};
+use crate::unsupported::{PolicyWarning, unsupported_fields, unsupported_ivp_fields};
 use crate::validate::{
     validate, validate_document, validate_exception, validate_exception_document,
 };
@@ -257,6 +257,13 @@ fn process(
                     policy: raw_display_name(&value, &kind),
                     errors,
                 })?;
+            for finding in unsupported_ivp_fields(&compiled.policy) {
+                loaded.warnings.push(PolicyWarning {
+                    source: source.to_owned(),
+                    policy: compiled.display_name(),
+                    finding,
+                });
+            }
             loaded.image_validating.push(compiled);
             return Ok(());
         }

@@ -6,7 +6,9 @@
 mod budget;
 mod bundles;
 mod certificates;
+mod deadline;
 mod exceptions;
+mod insecure;
 mod ivp;
 mod keyless;
 mod outcomes;
@@ -16,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use imagegate_engine::{
-    AttestorFailure, ImageSubject, Verifier, verify_attestations, verify_attestors,
+    Access, AttestorFailure, ImageSubject, Verifier, verify_attestations, verify_attestors,
 };
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
 use imagegate_policy::conditions::Context;
@@ -64,7 +66,10 @@ pub async fn check_with(
     trusted_root: Option<&TrustedRoot>,
 ) -> Result<(), AttestorFailure> {
     let reference = Reference::parse(image).unwrap();
-    let digest = verifier.resolve(&reference).await.unwrap();
+    let digest = verifier
+        .resolve(&reference, Access::of(entry))
+        .await
+        .unwrap();
     let subject = ImageSubject {
         image: &reference,
         digest: &digest,
