@@ -917,7 +917,7 @@ fn apply_policy_exception_from_flag_policy_file_or_resources() {
     // Without the exception every unsigned workload fails.
     let run = apply(dir.path(), "policy.yaml", &["resources.yaml"], &[]);
     run.assert_code(1);
-    assert!(!run.stdout.contains("skip"), "{}", run.stdout);
+    assert!(!run.stdout.contains(": skip ("), "{}", run.stdout);
 
     let with_flag = apply(
         dir.path(),
