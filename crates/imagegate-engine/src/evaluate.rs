@@ -14,6 +14,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
+use imagegate_policy::exception::skip_message;
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
@@ -31,7 +32,8 @@ use crate::patch::{
 };
 use crate::policy_set::{PolicySet, covers};
 use crate::response::{
-    EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+    CheckedImage, EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse,
+    RuleStatus, UNSUPPORTED,
 };
 use crate::review::{AdmissionInput, Phase, ReviewDigests};
 
@@ -321,13 +323,15 @@ impl Engine {
                     if !unsupported.is_empty() {
                         policy_response.rules.push(RuleResponse {
                             name: rule.name.clone(),
-                            rule_type: "Unsupported",
+                            rule_type: UNSUPPORTED,
                             status: RuleStatus::Skip,
                             message: format!(
                                 "{} rules are not evaluated by imagegate (verifyImages only)",
                                 unsupported.join("/")
                             ),
                             failure_action: FailureAction::Audit,
+                            images: Vec::new(),
+                            exceptions: Vec::new(),
                         });
                     }
                     continue;
@@ -343,6 +347,8 @@ impl Engine {
                     status,
                     message,
                     failure_action: action,
+                    images: Vec::new(),
+                    exceptions: Vec::new(),
                 };
                 if let Some(preconditions) = &rule.preconditions {
                     match conditions::evaluate_preconditions(preconditions, base_context) {
@@ -373,22 +379,21 @@ impl Engine {
                     }
                 };
                 let image_index = extracted.len();
-                let mut any = false;
+                let mut checks = Vec::new();
                 for (v, verification) in rule.verify_images.iter().enumerate() {
                     for (i, image) in images.iter().enumerate() {
                         if covers(verification, image) {
-                            pending.push(PlannedCheck {
+                            checks.push(PlannedCheck {
                                 rule: (p, r),
                                 entry: v,
                                 images: image_index,
                                 image: i,
                             });
-                            any = true;
                         }
                     }
                 }
                 extracted.push(images);
-                if !any {
+                if checks.is_empty() {
                     let patterns = rule
                         .verify_images
                         .iter()
@@ -403,6 +408,17 @@ impl Engine {
                     }
                     continue;
                 }
+                // As Kyverno's image handlers: after match, images and preconditions,
+                // a covering exception turns the rule into a skip (in both phases).
+                let exceptions = policies.exceptions_covering(p, &rule.name, input, base_context);
+                if !exceptions.is_empty() {
+                    let mut skipped =
+                        rule_response(RuleStatus::Skip, skip_message(exceptions.iter().copied()));
+                    skipped.exceptions = exceptions.iter().map(|e| e.key()).collect();
+                    policy_response.rules.push(skipped);
+                    continue;
+                }
+                pending.extend(checks);
                 rule_slots.insert((p, r), policy_response.rules.len());
                 policy_response
                     .rules
@@ -488,6 +504,15 @@ fn assemble(
             silent.push((p, *slot));
             continue;
         };
+        for (task, outcome) in outcomes {
+            let checked = CheckedImage {
+                image: task.image.text.clone(),
+                digest: outcome.digest.clone(),
+            };
+            if !rule_response.images.contains(&checked) {
+                rule_response.images.push(checked);
+            }
+        }
         let worst = outcomes
             .iter()
             .map(|(_, o)| o)

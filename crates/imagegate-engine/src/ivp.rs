@@ -600,6 +600,8 @@ fn policy_response(policy: &CompiledIvp, outcome: &PolicyOutcome) -> Option<Poli
             } else {
                 FailureAction::Audit
             },
+            images: Vec::new(),
+            exceptions: Vec::new(),
         }],
     })
 }

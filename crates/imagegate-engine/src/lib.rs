@@ -6,7 +6,8 @@
 //! files; the `layers` test checks):
 //! - leaves: [`evidence`](crate::Evidence) — fetched layers, verified envelopes, why
 //!   verification failed, attestation selection; `metrics`, `cache`, `flight`, `patch`,
-//!   [`response`] (results and Kyverno's texts), [`trust`];
+//!   [`response`] (results and Kyverno's texts), [`report`] (results as `wgpolicyk8s.io`
+//!   PolicyReports), [`trust`];
 //! - `check` — pure checks of evidence (`key`, `keyless`, `bundle`, `tlog`, `notary`):
 //!   no I/O, no async;
 //! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers (bundles,
@@ -39,6 +40,7 @@ mod notation;
 mod options;
 mod patch;
 mod policy_set;
+pub mod report;
 pub mod response;
 mod review;
 pub mod trust;
@@ -63,5 +65,8 @@ pub use notation::{verify_notation_attestations, verify_notation_signatures};
 pub use options::EngineOptions;
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;
-pub use response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
+pub use report::{PolicyReport, Process, ReportError};
+pub use response::{
+    CheckedImage, EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+};
 pub use review::{AdmissionInput, Phase};

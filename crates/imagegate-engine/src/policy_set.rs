@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use imagegate_policy::autogen::expand_rules;
+use imagegate_policy::conditions::Context;
+use imagegate_policy::exception::{PolicyException, policy_key};
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::ivp::CompiledIvp;
 use imagegate_policy::matching::rule_matches;
@@ -23,6 +25,10 @@ pub struct PolicySet {
     pub(crate) verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
     /// ImageValidatingPolicies (cluster-wide and namespaced), compiled at load.
     pub(crate) image_validating: Vec<Arc<CompiledIvp>>,
+    /// PolicyExceptions (`kyverno.io/v2`), consulted for every rule that applies.
+    pub(crate) exceptions: Vec<Arc<PolicyException>>,
+    /// Per policy: its key as exceptions name it (`name` or `namespace/name`).
+    pub(crate) policy_keys: Vec<String>,
 }
 
 impl PolicySet {
@@ -44,11 +50,46 @@ impl PolicySet {
                     .collect()
             })
             .collect();
+        let policy_keys = entries.iter().map(|(p, _)| policy_key(p)).collect();
         PolicySet {
             entries,
             verdict_keys,
             image_validating: Vec::new(),
+            exceptions: Vec::new(),
+            policy_keys,
         }
+    }
+
+    /// Adds the PolicyExceptions consulted with these policies.
+    pub fn with_exceptions(
+        mut self,
+        exceptions: impl IntoIterator<Item = PolicyException>,
+    ) -> PolicySet {
+        self.exceptions.extend(exceptions.into_iter().map(Arc::new));
+        self
+    }
+
+    /// The PolicyExceptions.
+    pub fn exceptions(&self) -> &[Arc<PolicyException>] {
+        &self.exceptions
+    }
+
+    /// The exceptions that name rule `rule` of policy `policy` (by index) and cover the
+    /// input, in load order.
+    pub(crate) fn exceptions_covering(
+        &self,
+        policy: usize,
+        rule: &str,
+        input: &AdmissionInput,
+        context: &Context,
+    ) -> Vec<&PolicyException> {
+        let key = &self.policy_keys[policy];
+        self.exceptions
+            .iter()
+            .filter(|e| e.contains(key, rule))
+            .filter(|e| e.covers(&input.resource, &input.match_context, context))
+            .map(Arc::as_ref)
+            .collect()
     }
 
     /// Adds the ImageValidatingPolicies evaluated with these policies.

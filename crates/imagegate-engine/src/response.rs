@@ -41,6 +41,10 @@ impl RuleStatus {
 /// [`RuleResponse::rule_type`] of verifyImages rules (the only rules evaluated).
 pub const IMAGE_VERIFY: &str = "ImageVerify";
 
+/// [`RuleResponse::rule_type`] of the skip reported for rules of other types (validate,
+/// mutate, generate), which imagegate does not evaluate.
+pub const UNSUPPORTED: &str = "Unsupported";
+
 /// The result of one rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,13 +60,33 @@ pub struct RuleResponse {
     /// Whether a failure blocks (Enforce) or is only reported (Audit).
     #[serde(skip)]
     pub failure_action: FailureAction,
+    /// The images the rule checked, with the digest each resolved to (for reports).
+    #[serde(skip)]
+    pub images: Vec<CheckedImage>,
+    /// Keys (`namespace/name`) of the PolicyExceptions that made the rule skip.
+    #[serde(skip)]
+    pub exceptions: Vec<String>,
+}
+
+/// One image a rule checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckedImage {
+    /// The image as written in the resource.
+    pub image: String,
+    /// The digest it resolved to, when resolution got that far.
+    pub digest: Option<String>,
 }
 
 impl RuleResponse {
-    /// Keeps the worse of two results for the same rule (mutate then validate phase).
+    /// Keeps the worse of two results for the same rule (mutate then validate phase);
+    /// the images checked stay known when the worse phase checked none.
     pub fn merge(&mut self, other: RuleResponse) {
         if other.status > self.status {
+            let images = std::mem::take(&mut self.images);
             *self = other;
+            if self.images.is_empty() {
+                self.images = images;
+            }
         }
     }
 }
@@ -311,6 +335,8 @@ mod tests {
                     status,
                     message: "failed to verify image ghcr.io/a/b:v1: .attestors[0].entries[0].keys: no signatures found".into(),
                     failure_action: action,
+                    images: Vec::new(),
+                    exceptions: Vec::new(),
                 }],
             }],
             ..EngineResponse::default()

@@ -7,8 +7,11 @@
 //!   `status.conditions[type=Ready]` written back.
 //! - [`reflect`]: the pure part of the policy reflector (events in, set and status writes out).
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
+//! - [`reports`]: PolicyReports written with server-side apply, queued, batched and
+//!   paced (never on the admission path).
 //! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
 //!   invalidated by a metadata-only watch.
+//! - [`workloads`]: the Pods and pod controllers running in the cluster (for audits).
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
@@ -17,11 +20,15 @@ pub mod error;
 pub mod namespaces;
 pub mod policies;
 pub mod reflect;
+pub mod reports;
 pub mod secrets;
+pub mod workloads;
 
 pub use client::{Cluster, own_namespace};
 pub use error::{KubeError, Result};
 pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;
 pub use reflect::{PolicyKey, PolicySet};
+pub use reports::{ReportWriter, ReportWriterOptions};
 pub use secrets::SecretKeys;
+pub use workloads::list_workloads;

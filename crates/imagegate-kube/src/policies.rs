@@ -47,11 +47,21 @@ impl Drop for PolicyWatch {
 }
 
 impl PolicyWatch {
-    /// Starts watching both kinds cluster-wide.
+    /// Starts watching both kinds cluster-wide, writing their Ready conditions.
     pub fn start(client: kube::Client) -> PolicyWatch {
+        Self::spawn(client, true)
+    }
+
+    /// Starts watching both kinds cluster-wide without writing anything (for
+    /// `imagegate audit`, which only reads the cluster).
+    pub fn start_read_only(client: kube::Client) -> PolicyWatch {
+        Self::spawn(client, false)
+    }
+
+    fn spawn(client: kube::Client, write_status: bool) -> PolicyWatch {
         let current = Arc::new(ArcSwap::from_pointee(PolicySet::default()));
         let (ready_tx, ready) = watch::channel(false);
-        let task = tokio::spawn(run(client, current.clone(), ready_tx));
+        let task = tokio::spawn(run(client, current.clone(), ready_tx, write_status));
         PolicyWatch {
             current,
             ready,
@@ -88,7 +98,12 @@ impl PolicyWatch {
     }
 }
 
-async fn run(client: kube::Client, current: Arc<ArcSwap<PolicySet>>, ready: watch::Sender<bool>) {
+async fn run(
+    client: kube::Client,
+    current: Arc<ArcSwap<PolicySet>>,
+    ready: watch::Sender<bool>,
+    write_status: bool,
+) {
     let stream = |kind: Kind| {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
         watcher(api, watcher::Config::default())
@@ -126,14 +141,16 @@ async fn run(client: kube::Client, current: Arc<ArcSwap<PolicySet>>, ready: watc
         if reflector.ready() && !*ready.borrow() {
             let _ = ready.send(true);
         }
-        for write in outcome.status {
-            write_status(&client, &write).await;
+        if write_status {
+            for write in outcome.status {
+                write_ready_condition(&client, &write).await;
+            }
         }
     }
 }
 
 /// Writes one Ready condition; a failure is logged (the next change retries).
-async fn write_status(client: &kube::Client, write: &StatusWrite) {
+async fn write_ready_condition(client: &kube::Client, write: &StatusWrite) {
     let ar = resource(write.key.kind);
     let api: Api<DynamicObject> = match write.key.kind {
         Kind::ClusterPolicy => Api::all_with(client.clone(), &ar),

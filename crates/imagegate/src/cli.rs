@@ -29,6 +29,46 @@ pub enum Command {
     Test(TestArgs),
     /// Answer one AdmissionReview from stdin as the webhook would.
     Review(ReviewArgs),
+    /// Verify the images of the workloads running in a cluster against its (or given)
+    /// policies, writing nothing.
+    Audit(AuditArgs),
+}
+
+/// Output format of `audit`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditOutput {
+    /// One aligned row per workload, image and rule.
+    #[default]
+    Table,
+    /// One JSON document with the rows and a summary.
+    Json,
+}
+
+/// `imagegate audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Kubeconfig file. Default: $KUBECONFIG, else the in-cluster service account.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Policy files or directories (repeatable). Default: the cluster's ClusterPolicies
+    /// and Policies.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
+    #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
+    pub exception: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = AuditOutput::Table)]
+    pub output: AuditOutput,
+    /// Workloads verified at the same time.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    /// Sigstore trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Registry access.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Output format of `apply`.
@@ -50,6 +90,10 @@ pub struct ApplyArgs {
     /// Resource files (repeatable; multi-document YAML or JSON).
     #[arg(long, short = 'r', required = true, value_name = "FILE")]
     pub resource: Vec<PathBuf>,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
+    /// Exceptions written among the policies or resources count too.
+    #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
+    pub exception: Vec<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
@@ -261,6 +305,10 @@ pub struct ServeArgs {
     /// ./policies if it exists, else the bundled example policies.
     #[arg(long, value_name = "DIR|FILE")]
     pub policies: Vec<PathBuf>,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable;
+    /// reloaded with the policies). Exceptions in policy files count too.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub exceptions: Vec<PathBuf>,
     /// Address of the HTTPS webhook listener (use 0.0.0.0:8443 in a cluster).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     pub listen: std::net::SocketAddr,
@@ -340,6 +388,7 @@ impl ServeArgs {
         };
         Config {
             policies: self.policies.clone(),
+            exceptions: self.exceptions.clone(),
             listen: self.listen,
             metrics_listen: self.metrics_listen,
             tls,

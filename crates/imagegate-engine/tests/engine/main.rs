@@ -7,6 +7,7 @@ mod budget;
 mod bundles;
 mod certificates;
 mod deadline;
+mod exceptions;
 mod insecure;
 mod ivp;
 mod keyless;

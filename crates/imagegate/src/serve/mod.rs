@@ -105,7 +105,7 @@ impl Server {
     /// Loads the policies, builds the engine and the TLS configuration (writing the CA
     /// bundle of a self-signed certificate), and binds both listeners.
     pub fn bind(config: Config) -> anyhow::Result<Server> {
-        let source = PolicySource::from_paths(&config.policies)?;
+        let source = PolicySource::from_paths(&config.policies, &config.exceptions)?;
         let initial = source
             .load()
             .with_context(|| format!("cannot load the policies of {source}"))?;
@@ -210,7 +210,7 @@ impl Server {
 /// Loads the policies of `paths` as `serve` does (empty: `./policies` if it exists,
 /// else the bundled examples).
 pub fn load_policies(paths: &[std::path::PathBuf]) -> anyhow::Result<PolicySet> {
-    PolicySource::from_paths(paths)?.load()
+    PolicySource::from_paths(paths, &[])?.load()
 }
 
 /// Starts the webhook and serves until SIGTERM or SIGINT.

@@ -257,6 +257,14 @@ fn kyverno_test_autogen_deployment_and_cronjob() {
 }
 
 #[test]
+fn kyverno_test_policy_exceptions() {
+    // Kyverno's test-exceptions/exceptions-1 with verifyImages: `exceptions:` in
+    // kyverno-test.yaml; the exception covers Pods and Deployments named
+    // important-tool* in delta only.
+    assert_kyverno_test(&World::new(), "exceptions", 5);
+}
+
+#[test]
 fn kyverno_test_skip_image_references() {
     assert_kyverno_test(&World::new(), "skip-image-references", 3);
 }
@@ -889,4 +897,115 @@ fn unsupported_rule_types_are_reported_as_skipped() {
         run.stdout
     );
     run.assert_stderr_contains("not evaluated by imagegate");
+}
+
+// ---------------------------------------------------------------------------------
+// PolicyExceptions in imagegate apply (Kyverno's test/cli/apply/exception-within-*)
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn apply_policy_exception_from_flag_policy_file_or_resources() {
+    let world = World::new();
+    let dir = world.materialize("kyverno/exceptions");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let skipped = "check-image/autogen-verify-signature: Deployment/delta/important-tool: skip \
+                   (rule is skipped due to policy exceptionsdelta/delta-exception)";
+    let skipped_pod = "check-image/verify-signature: Pod/delta/important-tool-debug: skip \
+                       (rule is skipped due to policy exceptionsdelta/delta-exception)";
+    let failed = "check-image/verify-signature: Pod/gamma/important-tool-debug: fail";
+
+    // Without the exception every unsigned workload fails.
+    let run = apply(dir.path(), "policy.yaml", &["resources.yaml"], &[]);
+    run.assert_code(1);
+    assert!(!run.stdout.contains(": skip ("), "{}", run.stdout);
+
+    let with_flag = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["--exception", &path("exception.yaml")],
+    );
+    // bad-deployment still fails.
+    with_flag.assert_code(1);
+    for line in [skipped, skipped_pod, failed] {
+        assert!(
+            with_flag.stdout.contains(line),
+            "{line}\n{}",
+            with_flag.stdout
+        );
+    }
+    assert!(
+        with_flag
+            .stdout
+            .contains("pass: 1, fail: 2, warn: 0, error: 0, skip: 2"),
+        "{}",
+        with_flag.stdout
+    );
+
+    // The exception written beside the policy, or among the resources (Kyverno's CLI
+    // takes it from either), gives the same results.
+    let policy = std::fs::read_to_string(path("policy.yaml")).unwrap();
+    let exception = std::fs::read_to_string(path("exception.yaml")).unwrap();
+    let resources = std::fs::read_to_string(path("resources.yaml")).unwrap();
+    std::fs::write(
+        path("policy-and-exception.yaml"),
+        format!("{policy}---\n{exception}"),
+    )
+    .unwrap();
+    std::fs::write(
+        path("resources-and-exception.yaml"),
+        format!("{resources}---\n{exception}"),
+    )
+    .unwrap();
+    for (policy, resources) in [
+        ("policy-and-exception.yaml", "resources.yaml"),
+        ("policy.yaml", "resources-and-exception.yaml"),
+    ] {
+        let run = apply(dir.path(), policy, &[resources], &[]);
+        run.assert_code(1);
+        for line in [skipped, skipped_pod, failed] {
+            assert!(
+                run.stdout.contains(line),
+                "{policy} {resources}: {line}\n{}",
+                run.stdout
+            );
+        }
+    }
+
+    // Only exceptions in --exception files.
+    let wrong = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["--exception", &path("policy.yaml")],
+    );
+    wrong.assert_code(2);
+    assert!(
+        wrong.stderr.contains("exception files hold only kyverno.io/v2 or v2beta1 PolicyExceptions, found ClusterPolicy/check-image"),
+        "{}",
+        wrong.stderr
+    );
+    // An invalid exception names the field.
+    std::fs::write(
+        path("invalid-exception.yaml"),
+        exception.replace(
+            "    - policyName: check-image\n",
+            "    - policyName: \"\"\n",
+        ),
+    )
+    .unwrap();
+    let invalid = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["--exception", &path("invalid-exception.yaml")],
+    );
+    invalid.assert_code(2);
+    assert!(
+        invalid
+            .stderr
+            .contains("spec.exceptions[0].policyName: An exception requires a policy name"),
+        "{}",
+        invalid.stderr
+    );
 }
