@@ -161,7 +161,7 @@ async fn the_review_deadline_fires_during_a_cpu_heavy_verification() {
             uid: "chain".into(),
             operation: "CREATE".into(),
             namespace: Some("default".into()),
-            object: Some(pod),
+            object: Some(serde_json::value::to_raw_value(&pod).unwrap()),
             ..AdmissionRequest::default()
         }),
         response: None,
