@@ -136,24 +136,10 @@ impl EngineBuilder {
 
     /// The engine.
     pub fn build(self) -> Engine {
-        let metrics = self.options.metrics.clone();
+        let options = self.options;
+        let metrics = options.metrics.clone();
         let client = Arc::new(self.client.with_observer(Arc::new(metrics.clone())));
-        let verifier = Verifier::with_digest_cache(client, self.options.caches.digest_ttl, metrics);
-        Engine::new(verifier, self.options)
-    }
-}
-
-impl Engine {
-    /// A builder for an engine fetching through `client`.
-    pub fn builder(client: RegistryClient) -> EngineBuilder {
-        EngineBuilder {
-            client,
-            options: EngineOptions::default(),
-        }
-    }
-
-    /// An engine fetching through `verifier`.
-    pub fn new(verifier: Verifier, options: EngineOptions) -> Engine {
+        let verifier = Verifier::with_digest_cache(client, options.caches.digest_ttl, metrics);
         let caches = &options.caches;
         let verdicts = TtlCache::new(
             "verdict",
@@ -179,6 +165,17 @@ impl Engine {
             verdicts,
             failures,
             ivp_verdicts,
+        }
+    }
+}
+
+impl Engine {
+    /// A builder for an engine fetching through `client` (a clone of a client shares its
+    /// connections, tokens and caches: several engines can fetch through one client).
+    pub fn builder(client: RegistryClient) -> EngineBuilder {
+        EngineBuilder {
+            client,
+            options: EngineOptions::default(),
         }
     }
 

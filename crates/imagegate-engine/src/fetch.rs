@@ -126,8 +126,9 @@ impl Verifier {
         Verifier::with_digest_cache(client, None, EngineMetrics::default())
     }
 
-    /// A verifier that reuses a tag's digest for `digest_ttl` (`None`: never).
-    pub fn with_digest_cache(
+    /// A verifier that reuses a tag's digest for `digest_ttl` (`None`: never); engines
+    /// get theirs from [`crate::EngineBuilder`].
+    pub(crate) fn with_digest_cache(
         client: Arc<RegistryClient>,
         digest_ttl: Option<std::time::Duration>,
         metrics: EngineMetrics,

@@ -3,7 +3,7 @@
 //! follow. Serves neither HTTP nor CLI flags.
 //!
 //! Layers, each file depending only on those above it in this list (no cycles between
-//! files; the `layers` test checks):
+//! files: the test kit's `layers` test checks every crate of the workspace):
 //! - leaves: [`evidence`](crate::Evidence) — fetched layers, verified envelopes, why
 //!   verification failed, attestation selection; `metrics`, `cache`, `flight`, `patch`,
 //!   [`response`] (results and Kyverno's texts), [`report`] (results as `wgpolicyk8s.io`
@@ -16,8 +16,9 @@
 //!   check (shared by attestors, `ivp` and the CLI);
 //! - `attestors` — Kyverno attestor sets (`sets`) over entries (`entry`) over fetch and
 //!   check; the folder's `mod.rs` holds what both share (`Cause`, `AttestorFailure`);
-//! - `options` ([`EngineOptions`]) and `review` ([`Phase`], [`AdmissionInput`], the
-//!   digests resolved once per review) — what the evaluation layers below share;
+//! - `options` (what [`EngineBuilder`] sets) and `review` ([`Phase`],
+//!   [`AdmissionInput`], the digests resolved once per review) — what the evaluation
+//!   layers below share;
 //! - `policy_set` — policies prepared once at load ([`PolicySet`]: autogen, verdict
 //!   keys);
 //! - `ivp` — ImageValidatingPolicies (plan, verify, CEL evaluation) with the verifier
@@ -62,7 +63,6 @@ pub use fetch::{Access, Verifier};
 pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use notation::{verify_notation_attestations, verify_notation_signatures};
-pub use options::EngineOptions;
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;
 pub use report::{PolicyReport, Process, ReportError};

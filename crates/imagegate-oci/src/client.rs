@@ -206,20 +206,24 @@ pub struct CacheSizes {
 
 /// A registry client shared by every verification: it reuses connections, tokens and
 /// the scheme each registry speaks.
-#[derive(Debug)]
+///
+/// A clone is cheap and shares all of that, the body budget and the request count with
+/// the original (several engines over one client, as the benchmarks build them); only
+/// [`RegistryClient::with_observer`] is per clone.
+#[derive(Debug, Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
     options: ClientOptions,
-    docker_config: DockerConfig,
-    state: Mutex<State>,
-    requests: AtomicU64,
+    docker_config: Arc<DockerConfig>,
+    state: Arc<Mutex<State>>,
+    requests: Arc<AtomicU64>,
     observer: Option<Arc<dyn RequestObserver>>,
     /// The process-wide budget of body bytes in flight, in [`BUDGET_UNIT`]s.
     body_budget: Arc<tokio::sync::Semaphore>,
     body_budget_units: u32,
     /// Credential helpers run one at a time: a burst of images from new hosts costs one
     /// helper process after another, never hundreds at once.
-    helper_gate: tokio::sync::Mutex<()>,
+    helper_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Told about every registry answer (for metrics); must be cheap.
@@ -247,18 +251,18 @@ impl RegistryClient {
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
         Ok(RegistryClient {
             http,
-            state: Mutex::new(State::new(options.max_cached_registries)),
+            state: Arc::new(Mutex::new(State::new(options.max_cached_registries))),
             options,
-            docker_config,
-            requests: AtomicU64::new(0),
+            docker_config: Arc::new(docker_config),
+            requests: Arc::new(AtomicU64::new(0)),
             observer: None,
             body_budget: Arc::new(tokio::sync::Semaphore::new(body_budget_units as usize)),
             body_budget_units,
-            helper_gate: tokio::sync::Mutex::new(()),
+            helper_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
-    /// The same client reporting every answer to `observer`.
+    /// The same client reporting every answer to `observer` (other clones keep theirs).
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> RegistryClient {
         self.observer = Some(observer);
         self

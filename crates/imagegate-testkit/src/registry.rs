@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::http1;
-use crate::push::Pusher;
 use crate::token::{self, TokenIssuer};
 
 /// Environment variable overriding the registry binary (default `docker-registry`).
@@ -214,11 +213,6 @@ impl Registry {
     /// The temporary directory holding the registry's config, auth files and storage.
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// A pusher using this registry's credentials.
-    pub fn pusher(&self) -> Pusher<'_> {
-        Pusher::new(self)
     }
 
     pub(crate) fn auth(&self) -> &Auth {
