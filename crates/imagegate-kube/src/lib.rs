@@ -9,10 +9,13 @@
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
 //! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
 //!   invalidated by a metadata-only watch.
+//! - [`crds`]: CustomResourceDefinitions of the policy kinds, generated from the policy
+//!   model (`imagegate crds`).
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod crds;
 pub mod error;
 pub mod namespaces;
 pub mod policies;
@@ -20,6 +23,7 @@ pub mod reflect;
 pub mod secrets;
 
 pub use client::{Cluster, own_namespace};
+pub use crds::policy_crds;
 pub use error::{KubeError, Result};
 pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;

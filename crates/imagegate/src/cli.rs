@@ -28,6 +28,8 @@ pub enum Command {
     Test(TestArgs),
     /// Answer one AdmissionReview from stdin as the webhook would.
     Review(ReviewArgs),
+    /// Print the CustomResourceDefinitions of the policy kinds imagegate reads (YAML).
+    Crds,
 }
 
 /// Output format of `apply`.

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 mod apply;
+mod crds;
 mod review;
 mod serve;
 mod test;
@@ -27,6 +28,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => test::run(args).await,
         Command::Review(args) => review::run(args).await,
         Command::VerifyBundle(args) => verify_bundle::run(args).await,
+        Command::Crds => crds::run(),
     };
     match code {
         Ok(code) => ExitCode::from(code),

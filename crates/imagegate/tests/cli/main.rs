@@ -4,10 +4,12 @@
 mod util;
 
 mod bundles;
+mod crds;
 mod deploy;
 mod limits;
 mod policies;
 mod serve;
+mod validate_policy;
 mod verify;
 mod verify_bundle;
 mod webhook;
