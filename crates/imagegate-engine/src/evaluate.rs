@@ -15,16 +15,17 @@ use futures::future::join_all;
 use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
-use imagegate_policy::matching::{MatchContext, rule_matches};
-use imagegate_policy::model::{FailureAction, ImageVerification};
+use imagegate_policy::matching::rule_matches;
+use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, TtlCache, key_of};
-use crate::fetch::Verifier;
-use crate::ivp::IvpResponse;
+use crate::fetch::{Access, Verifier};
+use crate::ivp::{CheckVerdict, IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
+use crate::options::EngineOptions;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
 };
@@ -32,71 +33,17 @@ use crate::policy_set::{PolicySet, covers};
 use crate::response::{
     EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
 };
-
-/// Which admission phase is evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Verify images, pin digests, write the annotation (mutating webhook).
-    Mutate,
-    /// Re-check `verifyDigest`, `required` and `validate.deny` (validating webhook).
-    Validate,
-}
-
-/// The request being evaluated.
-#[derive(Debug, Clone)]
-pub struct AdmissionInput {
-    /// The object (for a controller, its pod templates are evaluated too).
-    pub resource: Value,
-    /// Operation, namespace labels, user.
-    pub match_context: MatchContext,
-    /// The `request` variable (`request.object`, `request.operation`, …).
-    pub request: Value,
-}
-
-impl AdmissionInput {
-    /// An input for a resource created outside admission (CLI `apply`/`test`).
-    pub fn for_resource(resource: Value, match_context: MatchContext) -> AdmissionInput {
-        let operation = match_context.operation.as_str();
-        let request = json!({
-            "operation": operation,
-            "object": resource.clone(),
-            "namespace": resource.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
-            "name": resource.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-            "kind": {"kind": resource.get("kind").cloned().unwrap_or(Value::Null)},
-            "userInfo": match_context.user_info.clone().unwrap_or(Value::Null),
-        });
-        AdmissionInput {
-            resource,
-            match_context,
-            request,
-        }
-    }
-}
-
-/// Settings of the engine.
-#[derive(Debug, Clone, Default)]
-pub struct EngineOptions {
-    /// Rekor keys trusted for `keys` attestors that do not set `rekor.ignoreTlog`, in
-    /// addition to the trusted root's.
-    pub rekor_keys: Vec<RekorKey>,
-    /// Sigstore trusted root (Fulcio CAs, Rekor and CT log keys, TSAs); `None`: the
-    /// embedded public-good root (CLI `--trusted-root`).
-    pub trusted_root: Option<imagegate_sigstore::TrustedRoot>,
-    /// Verdict caches (the tag → digest cache belongs to the [`Verifier`]).
-    pub caches: CacheOptions,
-    /// Where cache and verification metrics go.
-    pub metrics: EngineMetrics,
-}
+use crate::review::{AdmissionInput, Phase, ReviewDigests};
 
 /// Evaluates resources against policies with a shared verifier.
 #[derive(Debug, Clone)]
 pub struct Engine {
     verifier: Verifier,
-    pub(crate) options: EngineOptions,
+    options: EngineOptions,
     verdicts: TtlCache<ImageOutcome>,
     failures: TtlCache<ImageOutcome>,
     /// Verdicts of ImageValidatingPolicy checks (see [`crate::ivp`]).
-    pub(crate) ivp_verdicts: TtlCache<crate::ivp::CheckVerdict>,
+    ivp_verdicts: TtlCache<CheckVerdict>,
 }
 
 /// What one phase will check (see [`Engine::evaluate`]).
@@ -132,6 +79,9 @@ struct ImageTask<'a> {
     verification: &'a ImageVerification,
     verdict_key: Option<u64>,
     image: &'a ImageRef,
+    /// The policy's `failurePolicy` is Ignore: registry errors and the deadline only
+    /// warn.
+    errors_ignored: bool,
 }
 
 /// What checking one image under one verifyImages entry concluded.
@@ -242,6 +192,15 @@ impl Engine {
         self.verdicts.len() + self.failures.len()
     }
 
+    /// The ImageValidatingPolicy side, lent this engine's verifier, settings and cache.
+    fn ivp_evaluator(&self) -> IvpEvaluator<'_> {
+        IvpEvaluator {
+            verifier: &self.verifier,
+            options: &self.options,
+            verdicts: &self.ivp_verdicts,
+        }
+    }
+
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
@@ -301,13 +260,15 @@ impl Engine {
                     verification: &policies.entries[p].1[r].verify_images[check.entry],
                     verdict_key: policies.verdict_keys[p][r][check.entry],
                     image: &plan.extracted[check.images][check.image],
+                    errors_ignored: policies.entries[p].0.failure_policy() == FailurePolicy::Ignore,
                 }
             })
             .collect();
         let images_variable = images_variable(&plan.extracted);
+        let ivps = self.ivp_evaluator();
         let (outcomes, ivp) = futures::join!(
             self.run(&tasks, phase, &base_context, &images_variable, digests),
-            self.evaluate_ivps(&policies.image_validating, input, phase, digests),
+            ivps.evaluate(&policies.image_validating, input, phase, digests),
         );
         assemble(
             phase,
@@ -635,6 +596,8 @@ impl Engine {
                 None
             }
             Phase::Validate => {
+                // Admitted unpinned by the mutate phase, and verified here instead.
+                let mut unpinned = false;
                 if verification.verify_digest && task.image.info.digest.is_none() {
                     // Missing because the mutate phase could not reach the registry
                     // (an error: `failurePolicy` decides), or although the tag
@@ -644,12 +607,22 @@ impl Engine {
                     {
                         return Some(failed);
                     }
-                    return Some(ImageOutcome::failed(
-                        Cause::MissingDigest,
-                        format!("missing digest for {display}"),
-                    ));
+                    // The registry answers now. Under Ignore, a digest `mutateDigest`
+                    // would have pinned is missing because the mutate phase met a
+                    // registry error or its deadline (Ignore admitted it unpinned), so
+                    // the image is verified now and passes or fails on its merits.
+                    // Under Fail that mutate phase denied: a missing digest means it
+                    // was bypassed, and Kyverno's failure stands. So does a digest the
+                    // user must write (`mutateDigest: false`).
+                    if !(task.errors_ignored && verification.mutate_digest) {
+                        return Some(ImageOutcome::failed(
+                            Cause::MissingDigest,
+                            format!("missing digest for {display}"),
+                        ));
+                    }
+                    unpinned = true;
                 }
-                if verification.required && needs_verification {
+                if (verification.required || unpinned) && needs_verification {
                     let outcome = self.verify_image(task, base, images, digests).await;
                     if outcome.status != RuleStatus::Pass {
                         return Some(outcome);
@@ -675,6 +648,24 @@ impl Engine {
                             .unwrap_or_else(|| format!("image {display} denied by validate.deny"));
                         return Some(ImageOutcome::failed(Cause::Denied, message));
                     }
+                }
+                if unpinned {
+                    // Admitted, with a warning: the image runs by tag, not by the
+                    // digest verified.
+                    let verified = if needs_verification {
+                        " was verified in the validate phase but"
+                    } else {
+                        ""
+                    };
+                    return Some(ImageOutcome {
+                        status: RuleStatus::Warn,
+                        cause: None,
+                        message: format!(
+                            "image {display}{verified} is not pinned to a digest: the mutate phase could not resolve it (failurePolicy Ignore)"
+                        ),
+                        digest: None,
+                        verified: false,
+                    });
                 }
                 Some(ImageOutcome {
                     status: RuleStatus::Pass,
@@ -702,7 +693,7 @@ impl Engine {
             )
         })?;
         let digest = digests
-            .resolve(&self.verifier, &reference)
+            .resolve(&self.verifier, &reference, Access::of(task.verification))
             .await
             .map_err(|e| {
                 ImageOutcome::failed(
@@ -829,43 +820,6 @@ impl ImageOutcome {
             digest: None,
             verified: false,
         }
-    }
-}
-
-/// The digest of every image reference of one review (issue 8 item 4): a tag is
-/// resolved once, and every rule, both phases and the patch use that digest, whether
-/// or not the verifier caches digests.
-#[derive(Debug, Default)]
-pub(crate) struct ReviewDigests {
-    resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
-}
-
-type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
-
-impl ReviewDigests {
-    pub(crate) async fn resolve(
-        &self,
-        verifier: &Verifier,
-        image: &Reference,
-    ) -> Result<String, crate::evidence::VerifyError> {
-        if let Some(digest) = image.digest() {
-            return Ok(digest.to_owned());
-        }
-        let cell = {
-            let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            resolved.entry(image.to_string()).or_default().clone()
-        };
-        let outcome = cell
-            .get_or_init(|| async {
-                verifier.resolve(image).await.map_err(|e| match e {
-                    crate::evidence::VerifyError::Shared(shared) => shared,
-                    other => Arc::new(other),
-                })
-            })
-            .await;
-        outcome
-            .clone()
-            .map_err(crate::evidence::VerifyError::Shared)
     }
 }
 

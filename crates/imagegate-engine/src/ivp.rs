@@ -23,10 +23,12 @@ use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
-use crate::cache::key_of;
-use crate::evaluate::{AdmissionInput, Engine, Phase, ReviewDigests};
+use crate::cache::{TtlCache, key_of};
+use crate::fetch::{Access, Verifier};
+use crate::options::EngineOptions;
 use crate::patch::apply_patches;
 use crate::response::{PolicyResponse, RuleResponse, RuleStatus};
+use crate::review::{AdmissionInput, Phase, ReviewDigests};
 
 /// [`RuleResponse::rule_type`] of the one result of an ImageValidatingPolicy.
 pub const IMAGE_VALIDATING_POLICY: &str = "ImageValidatingPolicy";
@@ -87,9 +89,17 @@ pub(crate) fn ivp_input(input: &AdmissionInput) -> IvpInput {
     ivp
 }
 
-impl Engine {
+/// What ImageValidatingPolicies are verified with: the engine's verifier and settings,
+/// and its cache of IVP check verdicts (the engine lends them for one evaluation).
+pub(crate) struct IvpEvaluator<'a> {
+    pub verifier: &'a Verifier,
+    pub options: &'a EngineOptions,
+    pub verdicts: &'a TtlCache<CheckVerdict>,
+}
+
+impl IvpEvaluator<'_> {
     /// Plans, verifies and evaluates every ImageValidatingPolicy of `ivps` for one phase.
-    pub(crate) async fn evaluate_ivps(
+    pub(crate) async fn evaluate(
         &self,
         ivps: &[Arc<CompiledIvp>],
         input: &AdmissionInput,
@@ -120,7 +130,7 @@ impl Engine {
                 for image in &plan.mutate_digest {
                     let outcome = match Reference::parse(image) {
                         Ok(reference) => digests
-                            .resolve(self.verifier(), &reference)
+                            .resolve(self.verifier, &reference, access_of(&plan))
                             .await
                             .map_err(|e| {
                                 format!(
@@ -185,7 +195,7 @@ impl Engine {
         let mut per_plan: HashMap<*const VerificationPlan, ResultsMap> = HashMap::new();
         for ((image, plan, check), verdict) in jobs.iter().zip(verdicts) {
             if let Some(cause) = verdict.cause {
-                self.metrics().verification_failed(cause.as_str());
+                self.options.metrics.verification_failed(cause.as_str());
             }
             let results = per_plan.entry(*plan as *const _).or_default();
             if let (Check::Attestation { attestation, .. }, Some(payload)) =
@@ -240,7 +250,10 @@ impl Engine {
             Ok(reference) => reference,
             Err(e) => return CheckVerdict::error(Cause::InvalidReference, e.to_string()),
         };
-        let digest = match digests.resolve(self.verifier(), &reference).await {
+        let digest = match digests
+            .resolve(self.verifier, &reference, access_of(plan))
+            .await
+        {
             Ok(digest) => digest,
             Err(e) => {
                 return CheckVerdict::error(
@@ -274,7 +287,7 @@ impl Engine {
                 }
             },
         };
-        let verification = match verification_of(attestor, attestation) {
+        let verification = match verification_of(attestor, attestation, access_of(plan)) {
             Ok(v) => v,
             Err(message) => return CheckVerdict::failed(Cause::Configuration, message),
         };
@@ -284,16 +297,16 @@ impl Engine {
             &digest,
             reference.name(),
         ));
-        if let Some(cached) = self.ivp_verdicts.get(key).await {
+        if let Some(cached) = self.verdicts.get(key).await {
             return cached;
         }
         let started = std::time::Instant::now();
         let verdict = self
             .verify_ivp_check(&reference, &digest, &verification, image)
             .await;
-        self.metrics().verification_took(started.elapsed());
+        self.options.metrics.verification_took(started.elapsed());
         if !matches!(verdict.outcome, CheckOutcome::Error { .. }) {
-            self.ivp_verdicts.insert(key, verdict.clone()).await;
+            self.verdicts.insert(key, verdict.clone()).await;
         }
         verdict
     }
@@ -322,7 +335,7 @@ impl Engine {
             }
         };
         let Some(check) = verification.attestations.first() else {
-            return match crate::attestors::verify_attestors(self.verifier(), &subject).await {
+            return match crate::attestors::verify_attestors(self.verifier, &subject).await {
                 Ok(()) => CheckVerdict::verified(None),
                 Err(failure) => failed(failure),
             };
@@ -337,7 +350,7 @@ impl Engine {
         let mut failures = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let path = format!(".attestations[0].attestors[0].entries[{i}]");
-            match attestation_statements(self.verifier(), &subject, entry, &predicate_type, &path)
+            match attestation_statements(self.verifier, &subject, entry, &predicate_type, &path)
                 .await
             {
                 Ok((_, statements)) if !statements.is_empty() => {
@@ -384,11 +397,23 @@ impl CheckVerdict {
     }
 }
 
+/// How the registries of `plan`'s images may be reached: the policy's
+/// `credentials.allowInsecureRegistry`.
+fn access_of(plan: &VerificationPlan) -> Access {
+    Access {
+        allow_plain_http: plan
+            .credentials
+            .as_ref()
+            .is_some_and(|c| c.allow_insecure_registry),
+    }
+}
+
 /// The Kyverno `verifyImages` entry that checks what `attestor` (and `attestation`)
 /// ask for: the same evidence and checks as a ClusterPolicy with that attestor.
 pub(crate) fn verification_of(
     attestor: &IvpAttestor,
     attestation: Option<&Attestation>,
+    access: Access,
 ) -> Result<ImageVerification, String> {
     let path = format!("attestors[{}]", attestor.name);
     if attestor.notary.is_some() {
@@ -465,6 +490,7 @@ pub(crate) fn verification_of(
         "verifyDigest": false,
         "required": false,
         "useCache": true,
+        "imageRegistryCredentials": {"allowInsecureRegistry": access.allow_plain_http},
     });
     match attestation {
         None => verification["attestors"] = set,

@@ -5,10 +5,9 @@ use imagegate_oci::Reference;
 use imagegate_policy::model::{Attestor, CTLog, CertificateAttestor, KeylessAttestor, Rekor};
 use imagegate_sigstore::{
     Attestation, BundleRequirement, GitHubWorkflow, HashAlgorithm, IdentityRequirement, Matcher,
-    PublicKey, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions,
+    PublicKey, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions, pem,
 };
 
-use super::sets::split_pem_blocks;
 use super::{AttestorFailure, ImageSubject};
 use crate::check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 use crate::check::key::{check_attestations, check_signatures};
@@ -138,7 +137,12 @@ async fn verify_with_keys(
         return bundle_signatures(verifier, subject, &repository, check, trust, path).await;
     }
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let check = SignatureCheck {
@@ -176,7 +180,12 @@ async fn bundle_signatures(
     path: &str,
 ) -> Result<(), AttestorFailure> {
     let evidence = verifier
-        .evidence(repository, EvidenceKind::Bundles, subject.digest)
+        .evidence(
+            repository,
+            EvidenceKind::Bundles,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -239,7 +248,12 @@ async fn verify_keyless_entry(
     }
     let check = keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(path, m))?;
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -269,7 +283,7 @@ pub(crate) async fn attestation_statements(
     };
     let fetch = |path: String| async move {
         verifier
-            .evidence(&repository, kind, subject.digest)
+            .evidence(&repository, kind, subject.digest, subject.access())
             .await
             .map_err(|e| AttestorFailure::at(&path, e))
             .map(|evidence| (path, evidence))
@@ -510,4 +524,17 @@ fn repository_for(
         }
         None => Ok(subject.image.clone()),
     }
+}
+
+/// Each PEM block of `text` as a PEM text of its own; none when `text` is not
+/// well-formed PEM (the key parser then reports why).
+pub(super) fn split_pem_blocks(text: &str) -> Vec<String> {
+    pem::parse_blocks(text)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .map(|block| pem::encode(&block.label, &block.der))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -34,19 +34,21 @@ pub async fn answer(review: &AdmissionReview) -> AdmissionReview {
         Err(e) => return review.answer(deny(uid, e.to_string(), Vec::new())),
     };
     let object = match operation {
-        Operation::Create | Operation::Update => request.object.clone(),
+        Operation::Create | Operation::Update => request.object.as_deref(),
         Operation::Delete | Operation::Connect => None,
     };
     let Some(object) = object else {
         return review.answer(allow(uid, Vec::new()));
     };
-    let Some(kind) = object
-        .get("kind")
-        .and_then(Value::as_str)
+    // The kind from the object's head; the rest is parsed only by the loader.
+    let Some(kind) = request
+        .object_head()
+        .and_then(|head| head.get("kind").and_then(Value::as_str).map(str::to_owned))
         .and_then(|k| POLICY_KINDS.into_iter().find(|p| *p == k))
     else {
         return review.answer(allow(uid, Vec::new()));
     };
+    let object = object.get().to_owned();
     let checked = tokio::task::spawn_blocking(move || check(&object));
     let response = match tokio::time::timeout(DEADLINE, checked).await {
         Ok(Ok(Ok(warnings))) => allow(uid, warnings),
@@ -74,10 +76,10 @@ pub async fn answer(review: &AdmissionReview) -> AdmissionReview {
     review.answer(response)
 }
 
-/// Loads `object` as the policy loader does: its warnings when it loads, the error text
-/// when it does not.
-fn check(object: &Value) -> Result<Vec<String>, String> {
-    let loaded = load_documents(&object.to_string(), SOURCE).map_err(|e| e.to_string())?;
+/// Loads `object` (JSON text) as the policy loader does: its warnings when it loads, the
+/// error text when it does not.
+fn check(object: &str) -> Result<Vec<String>, String> {
+    let loaded = load_documents(object, SOURCE).map_err(|e| e.to_string())?;
     if loaded.policies.len() + loaded.image_validating.len() != 1 {
         return Err(format!("{SOURCE}: expected exactly one policy object"));
     }
