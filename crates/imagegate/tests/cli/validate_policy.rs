@@ -127,14 +127,27 @@ fn hostile_policy_reviews_get_clear_answers() {
     assert_eq!(status, 400, "{body}");
     let (status, _, _) = server.post("/validate-policy", &vec![b' '; 9 * 1024 * 1024]);
     assert_eq!(status, 413);
-    // JSON nested beyond the parser's depth limit: a parse error, not a stack overflow.
-    let mut deep =
-        String::from(r#"{"apiVersion":"admission.k8s.io/v1","request":{"uid":"d","object":"#);
-    deep.push_str(&"[".repeat(100_000));
-    deep.push_str(&"]".repeat(100_000));
-    deep.push_str("}}");
-    let (status, body, _) = server.post("/validate-policy", deep.as_bytes());
-    assert_eq!(status, 400, "{body}");
+    // Nesting far beyond any parser's depth limit, in an object that is not a policy and
+    // in a ClusterPolicy's spec: answered (the first admitted, not a policy kind; the
+    // second denied by the loader's parse), never a stack overflow.
+    let deep_value = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    for (uid, object, allowed) in [
+        ("d1", deep_value.clone(), true),
+        (
+            "d2",
+            format!(
+                r#"{{"apiVersion":"kyverno.io/v1","kind":"ClusterPolicy","metadata":{{"name":"d"}},"spec":{deep_value}}}"#
+            ),
+            false,
+        ),
+    ] {
+        let body = format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"{uid}","operation":"CREATE","object":{object}}}}}"#
+        );
+        let (status, body, _) = server.post("/validate-policy", body.as_bytes());
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["response"]["allowed"], allowed, "{body}");
+    }
 
     // A policy that is not one: wrong types, a rule list that is a string, an operation
     // that does not exist. Each is denied with a message, none admitted.
