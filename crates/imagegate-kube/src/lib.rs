@@ -12,10 +12,13 @@
 //! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
 //!   invalidated by a metadata-only watch.
 //! - [`workloads`]: the Pods and pod controllers running in the cluster (for audits).
+//! - [`crds`]: CustomResourceDefinitions of the policy kinds, generated from the policy
+//!   model (`imagegate crds`).
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod crds;
 pub mod error;
 pub mod namespaces;
 pub mod policies;
@@ -25,6 +28,7 @@ pub mod secrets;
 pub mod workloads;
 
 pub use client::{Cluster, own_namespace};
+pub use crds::policy_crds;
 pub use error::{KubeError, Result};
 pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;

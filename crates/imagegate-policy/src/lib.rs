@@ -2,7 +2,8 @@
 //! ImageValidatingPolicy kinds; in [`exception`], PolicyExceptions): the model (legacy and current
 //! fields), validation with path-qualified errors, match/exclude, autogen for pod
 //! controllers, image extraction and patterns, and conditions (JMESPath variables and
-//! Kyverno's operators). Pure: nothing here fetches or verifies.
+//! Kyverno's operators). Pure: nothing here fetches or verifies. With the `schema` feature
+//! the models also derive `schemars::JsonSchema` (imagegate-kube generates the CRDs from it).
 #![deny(missing_docs)]
 
 // Leaves: depend on nothing else in this crate.

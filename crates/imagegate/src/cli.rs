@@ -32,6 +32,8 @@ pub enum Command {
     /// Verify the images of the workloads running in a cluster against its (or given)
     /// policies, writing nothing.
     Audit(AuditArgs),
+    /// Print the CustomResourceDefinitions of the policy kinds imagegate reads (YAML).
+    Crds,
 }
 
 /// Output format of `audit`.

@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command};
 
 mod apply;
 mod audit;
+mod crds;
 mod review;
 mod serve;
 mod test;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => test::run(args).await,
         Command::Review(args) => review::run(args).await,
         Command::VerifyBundle(args) => verify_bundle::run(args).await,
+        Command::Crds => crds::run(),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -8,8 +8,9 @@
 //! - `tls`: rustls server configuration, the self-signed default certificate, reloading.
 //! - `limits`: connection cap, header/handshake timeouts, HTTP/2 limits.
 //! - `review`: one AdmissionReview answered within the policies' deadline.
-//! - `handlers`: the HTTP routes (`/mutate`, `/validate`, `/healthz`, `/readyz`,
-//!   `/metrics`), with the cap on concurrent reviews and the body deadline.
+//! - `policy_review`: a policy object checked at `kubectl apply` (`/validate-policy`).
+//! - `handlers`: the HTTP routes (`/mutate`, `/validate`, `/validate-policy`,
+//!   `/healthz`, `/readyz`, `/metrics`), with the cap on concurrent reviews and the body deadline.
 //! - `metrics`: Prometheus metrics with Kyverno's names, with bounded labels.
 //!
 //! [`Server::bind`] then [`Server::serve`] run it ([`run`] does both and waits for
@@ -21,6 +22,7 @@ mod handlers;
 mod limits;
 mod metrics;
 mod policies;
+mod policy_review;
 mod reload;
 mod review;
 mod tls;

@@ -5,11 +5,13 @@ mod util;
 
 mod audit;
 mod bundles;
+mod crds;
 mod deploy;
 mod limits;
 mod notation;
 mod policies;
 mod serve;
+mod validate_policy;
 mod verify;
 mod verify_bundle;
 mod webhook;
