@@ -49,4 +49,6 @@ pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;
-pub use response::{EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus};
+pub use response::{
+    EngineResponse, PolicyKind, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+};
