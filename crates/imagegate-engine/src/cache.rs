@@ -105,25 +105,13 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
             cache.insert(key, value).await;
         }
     }
-
-    /// Entries currently held (approximate).
-    pub fn len(&self) -> u64 {
-        self.inner.as_ref().map_or(0, Cache::entry_count)
-    }
-
-    /// Runs pending maintenance (evictions), so `len` is exact; for tests and benches.
-    pub async fn sync(&self) {
-        if let Some(cache) = &self.inner {
-            cache.run_pending_tasks().await;
-        }
-    }
 }
 
 /// What verifying one image digest under one verification concluded, whichever kind
 /// of policy asked: the same attestors on the same digest give the same verdict, so a
 /// ClusterPolicy rule and an ImageValidatingPolicy naming the same key share it.
 #[derive(Debug, Clone)]
-pub(crate) struct Verdict {
+pub(crate) struct DigestVerdict {
     /// Why verification failed; `None`: verified.
     pub failure: Option<AttestorFailure>,
     /// The predicate of the verified in-toto attestation, when an ImageValidatingPolicy
@@ -131,7 +119,7 @@ pub(crate) struct Verdict {
     pub payload: Option<serde_json::Value>,
 }
 
-impl Verdict {
+impl DigestVerdict {
     /// Whether the verification could not be carried out (registry error, deadline):
     /// such a verdict is never cached, the next request tries again.
     fn is_error(&self) -> bool {
@@ -145,7 +133,7 @@ impl Verdict {
 /// the same key share one verification (single-flight, across policy kinds too).
 #[derive(Debug, Clone)]
 pub(crate) struct VerdictCache {
-    inner: Option<Cache<u64, Verdict>>,
+    inner: Option<Cache<u64, DigestVerdict>>,
     metrics: EngineMetrics,
 }
 
@@ -155,11 +143,11 @@ struct VerdictExpiry {
     failed: Duration,
 }
 
-impl moka::Expiry<u64, Verdict> for VerdictExpiry {
+impl moka::Expiry<u64, DigestVerdict> for VerdictExpiry {
     fn expire_after_create(
         &self,
         _key: &u64,
-        value: &Verdict,
+        value: &DigestVerdict,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
         Some(if value.failure.is_none() {
@@ -176,8 +164,7 @@ impl VerdictCache {
     pub fn new(options: &CacheOptions, metrics: EngineMetrics) -> VerdictCache {
         let keep = |ttl: Option<Duration>| ttl.unwrap_or(Duration::ZERO);
         let (verified, failed) = (keep(options.verdict_ttl), keep(options.negative_ttl));
-        let enabled =
-            options.verdict_capacity > 0 && (!verified.is_zero() || !failed.is_zero());
+        let enabled = options.verdict_capacity > 0 && (!verified.is_zero() || !failed.is_zero());
         let inner = enabled.then(|| {
             Cache::builder()
                 .max_capacity(options.verdict_capacity)
@@ -192,8 +179,8 @@ impl VerdictCache {
     pub async fn get_or_verify(
         &self,
         key: u64,
-        verify: impl Future<Output = Verdict>,
-    ) -> Verdict {
+        verify: impl Future<Output = DigestVerdict>,
+    ) -> DigestVerdict {
         let Some(cache) = &self.inner else {
             return verify.await;
         };
@@ -279,7 +266,14 @@ pub(crate) fn verification_identity(verification: &ImageVerification) -> u64 {
 
 /// Fields holding PEM text (keys, certificates, chains): surrounding whitespace is
 /// not part of the key.
-const PEM_FIELDS: &[&str] = &["publicKeys", "cert", "certChain", "roots", "pubkey", "tsaCertChain"];
+const PEM_FIELDS: &[&str] = &[
+    "publicKeys",
+    "cert",
+    "certChain",
+    "roots",
+    "pubkey",
+    "tsaCertChain",
+];
 
 fn normalize_identity(value: &mut serde_json::Value) {
     use serde_json::Value;

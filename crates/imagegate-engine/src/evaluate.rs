@@ -21,7 +21,7 @@ use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
-use crate::cache::{CacheOptions, Verdict, VerdictCache, key_of};
+use crate::cache::{CacheOptions, DigestVerdict, VerdictCache, key_of};
 use crate::fetch::Verifier;
 use crate::ivp::IvpResponse;
 use crate::metrics::EngineMetrics;
@@ -30,8 +30,7 @@ use crate::patch::{
 };
 use crate::policy_set::{PolicySet, covers};
 use crate::response::{
-    EngineResponse, IMAGE_VERIFY, PolicyKind, PolicyResponse, ResourceId, RuleResponse,
-    RuleStatus,
+    EngineResponse, IMAGE_VERIFY, PolicyKind, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
 };
 
 /// Which admission phase is evaluated.
@@ -97,7 +96,7 @@ pub struct EngineOptions {
     /// Sigstore trusted root (Fulcio CAs, Rekor and CT log keys, TSAs); `None`: the
     /// embedded public-good root (CLI `--trusted-root`).
     pub trusted_root: Option<imagegate_sigstore::TrustedRoot>,
-    /// Verdict caches (the tag → digest cache belongs to the [`Verifier`]).
+    /// DigestVerdict caches (the tag → digest cache belongs to the [`Verifier`]).
     pub caches: CacheOptions,
     /// Where cache and verification metrics go.
     pub metrics: EngineMetrics,
@@ -171,7 +170,7 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Verdict and digest caches (default: [`CacheOptions::default`]).
+    /// DigestVerdict and digest caches (default: [`CacheOptions::default`]).
     pub fn caches(mut self, caches: CacheOptions) -> EngineBuilder {
         self.options.caches = caches;
         self
@@ -774,7 +773,7 @@ impl Engine {
         digest: &str,
         base: &Context,
         images: &Value,
-    ) -> Verdict {
+    ) -> DigestVerdict {
         let display = task.image.info.reference.clone();
         let subject = ImageSubject {
             image: reference,
@@ -783,7 +782,7 @@ impl Engine {
             rekor_keys: &self.options.rekor_keys,
             trusted_root: self.options.trusted_root.as_ref(),
         };
-        let failed = |failure| Verdict {
+        let failed = |failure| DigestVerdict {
             failure: Some(failure),
             payload: None,
         };
@@ -801,7 +800,7 @@ impl Engine {
         {
             return failed(failure);
         }
-        Verdict {
+        DigestVerdict {
             failure: None,
             payload: None,
         }

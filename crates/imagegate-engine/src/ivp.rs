@@ -23,7 +23,7 @@ use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
-use crate::cache::{Verdict, key_of};
+use crate::cache::{DigestVerdict, key_of};
 use crate::evaluate::{AdmissionInput, Engine, Phase, ReviewDigests};
 use crate::patch::apply_patches;
 use crate::response::{PolicyKind, PolicyResponse, RuleResponse, RuleStatus};
@@ -308,7 +308,7 @@ impl Engine {
         reference: &Reference,
         digest: &str,
         verification: &ImageVerification,
-    ) -> Verdict {
+    ) -> DigestVerdict {
         let subject = ImageSubject {
             image: reference,
             digest,
@@ -316,13 +316,13 @@ impl Engine {
             rekor_keys: &self.options.rekor_keys,
             trusted_root: self.options.trusted_root.as_ref(),
         };
-        let failed = |failure: AttestorFailure| Verdict {
+        let failed = |failure: AttestorFailure| DigestVerdict {
             failure: Some(failure),
             payload: None,
         };
         let Some(check) = verification.attestations.first() else {
             return match crate::attestors::verify_attestors(self.verifier(), &subject).await {
-                Ok(()) => Verdict {
+                Ok(()) => DigestVerdict {
                     failure: None,
                     payload: None,
                 },
@@ -343,7 +343,7 @@ impl Engine {
                 .await
             {
                 Ok((_, statements)) if !statements.is_empty() => {
-                    return Verdict {
+                    return DigestVerdict {
                         failure: None,
                         // Kyverno's extractPayload reads the first statement.
                         payload: Some(
@@ -375,7 +375,7 @@ impl Engine {
 
 impl CheckVerdict {
     /// The check's outcome from the verdict on its digest; `image` as extracted.
-    fn of(verdict: Verdict, image: &str) -> CheckVerdict {
+    fn of(verdict: DigestVerdict, image: &str) -> CheckVerdict {
         let Some(failure) = verdict.failure else {
             return CheckVerdict::verified(verdict.payload);
         };
@@ -551,7 +551,12 @@ fn policy_response(
             PolicyKind::ImageValidatingPolicy
         },
         name.clone(),
-        policy.policy.metadata.namespace.clone().filter(|_| namespaced),
+        policy
+            .policy
+            .metadata
+            .namespace
+            .clone()
+            .filter(|_| namespaced),
         match outcome.failure_policy {
             IvpFailurePolicy::Fail => FailurePolicy::Fail,
             IvpFailurePolicy::Ignore => FailurePolicy::Ignore,

@@ -339,7 +339,11 @@ impl EngineResponse {
     pub fn audit_annotations(&self) -> BTreeMap<String, String> {
         let mut annotations = BTreeMap::new();
         let mut failures = Vec::new();
-        for policy in self.policies.iter().filter(|p| p.kind.is_image_validating()) {
+        for policy in self
+            .policies
+            .iter()
+            .filter(|p| p.kind.is_image_validating())
+        {
             let prefix = match &policy.namespace {
                 Some(ns) => format!("{ns}.{}", policy.policy),
                 None => policy.policy.clone(),

@@ -406,8 +406,7 @@ pub fn encode(registry: &Registry) -> String {
 mod tests {
     use super::*;
     use imagegate_engine::{
-        IMAGE_VALIDATING_POLICY, PolicyKind, PolicyResponse, ResourceId, RuleResponse,
-        RuleStatus,
+        IMAGE_VALIDATING_POLICY, PolicyKind, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
     };
     use imagegate_policy::model::FailurePolicy;
 
@@ -472,9 +471,8 @@ mod tests {
                 "kyverno_policy_execution_duration_seconds_count{",
             ] {
                 assert!(
-                    text.lines().any(|l| l.starts_with(metric)
-                        && l.contains(&kind)
-                        && l.contains(&name)),
+                    text.lines()
+                        .any(|l| l.starts_with(metric) && l.contains(&kind) && l.contains(&name)),
                     "{metric} {kind} {name} missing:\n{text}"
                 );
             }

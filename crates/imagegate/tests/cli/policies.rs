@@ -276,10 +276,7 @@ fn apply_image_validating_policy_without_messages() {
     assert_eq!(document["results"][0]["result"], "pass", "{document:#}");
     assert_eq!(document["summary"]["pass"], 1, "{document:#}");
     // mutateDigest (default true) pinned the verified digest.
-    let pinned = format!(
-        "{}/ivpol/test-verify-image:signed@",
-        world.vars["REGISTRY"]
-    );
+    let pinned = format!("{}/ivpol/test-verify-image:signed@", world.vars["REGISTRY"]);
     let image = document["resources"][0]["spec"]["containers"][0]["image"]
         .as_str()
         .unwrap_or_default();
