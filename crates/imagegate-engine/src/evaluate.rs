@@ -15,16 +15,17 @@ use futures::future::join_all;
 use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
-use imagegate_policy::matching::{MatchContext, rule_matches};
+use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{FailureAction, ImageVerification};
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
-use crate::cache::{CacheOptions, DigestVerdict, VerdictCache, key_of};
+use crate::cache::{CacheOptions, key_of};
 use crate::fetch::Verifier;
-use crate::ivp::IvpResponse;
+use crate::ivp::{IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
+use crate::options::EngineOptions;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
 };
@@ -32,84 +33,17 @@ use crate::policy_set::{PolicySet, covers};
 use crate::response::{
     EngineResponse, IMAGE_VERIFY, PolicyKind, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
 };
-
-/// Which admission phase is evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Verify images, pin digests, write the annotation (mutating webhook).
-    Mutate,
-    /// Re-check `verifyDigest`, `required` and `validate.deny` (validating webhook).
-    Validate,
-}
-
-/// The request being evaluated.
-#[derive(Debug, Clone)]
-pub struct AdmissionInput {
-    /// The object (for a controller, its pod templates are evaluated too).
-    pub resource: Value,
-    /// Operation, namespace labels, user.
-    pub match_context: MatchContext,
-    /// The `request` variable (`request.object`, `request.operation`, …).
-    pub request: Value,
-}
-
-impl AdmissionInput {
-    /// An input for a resource created outside admission (CLI `apply`/`test`).
-    pub fn for_resource(resource: Value, match_context: MatchContext) -> AdmissionInput {
-        let operation = match_context.operation.as_str();
-        let request = json!({
-            "operation": operation,
-            "object": resource.clone(),
-            "namespace": resource.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
-            "name": resource.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-            "kind": group_version_kind(&resource),
-            "userInfo": match_context.user_info.clone().unwrap_or(Value::Null),
-        });
-        AdmissionInput {
-            resource,
-            match_context,
-            request,
-        }
-    }
-}
-
-/// `{group, version, kind}` of an object, as an AdmissionRequest's `kind`.
-fn group_version_kind(resource: &Value) -> Value {
-    let api_version = resource
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    json!({
-        "group": group,
-        "version": version,
-        "kind": resource.get("kind").cloned().unwrap_or(Value::Null),
-    })
-}
-
-/// Settings of the engine.
-#[derive(Debug, Clone, Default)]
-pub struct EngineOptions {
-    /// Rekor keys trusted for `keys` attestors that do not set `rekor.ignoreTlog`, in
-    /// addition to the trusted root's.
-    pub rekor_keys: Vec<RekorKey>,
-    /// Sigstore trusted root (Fulcio CAs, Rekor and CT log keys, TSAs); `None`: the
-    /// embedded public-good root (CLI `--trusted-root`).
-    pub trusted_root: Option<imagegate_sigstore::TrustedRoot>,
-    /// DigestVerdict caches (the tag → digest cache belongs to the [`Verifier`]).
-    pub caches: CacheOptions,
-    /// Where cache and verification metrics go.
-    pub metrics: EngineMetrics,
-}
+use crate::review::{AdmissionInput, Phase, ReviewDigests};
+use crate::verdicts::{DigestVerdict, VerdictCache};
 
 /// Evaluates resources against policies with a shared verifier.
 #[derive(Debug, Clone)]
 pub struct Engine {
     verifier: Verifier,
-    pub(crate) options: EngineOptions,
+    options: EngineOptions,
     /// Verdicts of every policy kind (ClusterPolicy rules and ImageValidatingPolicy
     /// checks share them).
-    pub(crate) verdicts: VerdictCache,
+    verdicts: VerdictCache,
 }
 
 /// What one phase will check (see [`Engine::evaluate`]).
@@ -233,6 +167,15 @@ impl Engine {
         self.verdicts.len().await
     }
 
+    /// The ImageValidatingPolicy side, lent this engine's verifier, settings and cache.
+    fn ivp_evaluator(&self) -> IvpEvaluator<'_> {
+        IvpEvaluator {
+            verifier: &self.verifier,
+            options: &self.options,
+            verdicts: &self.verdicts,
+        }
+    }
+
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
@@ -296,9 +239,10 @@ impl Engine {
             })
             .collect();
         let images_variable = images_variable(&plan.extracted);
+        let ivps = self.ivp_evaluator();
         let (outcomes, ivp) = futures::join!(
             self.run(&tasks, phase, &base_context, &images_variable, digests),
-            self.evaluate_ivps(&policies.image_validating, input, phase, digests),
+            ivps.evaluate(&policies.image_validating, input, phase, digests),
         );
         assemble(
             phase,
@@ -829,43 +773,6 @@ impl ImageOutcome {
             digest: None,
             verified: false,
         }
-    }
-}
-
-/// The digest of every image reference of one review (issue 8 item 4): a tag is
-/// resolved once, and every rule, both phases and the patch use that digest, whether
-/// or not the verifier caches digests.
-#[derive(Debug, Default)]
-pub(crate) struct ReviewDigests {
-    resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
-}
-
-type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
-
-impl ReviewDigests {
-    pub(crate) async fn resolve(
-        &self,
-        verifier: &Verifier,
-        image: &Reference,
-    ) -> Result<String, crate::evidence::VerifyError> {
-        if let Some(digest) = image.digest() {
-            return Ok(digest.to_owned());
-        }
-        let cell = {
-            let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            resolved.entry(image.to_string()).or_default().clone()
-        };
-        let outcome = cell
-            .get_or_init(|| async {
-                verifier.resolve(image).await.map_err(|e| match e {
-                    crate::evidence::VerifyError::Shared(shared) => shared,
-                    other => Arc::new(other),
-                })
-            })
-            .await;
-        outcome
-            .clone()
-            .map_err(crate::evidence::VerifyError::Shared)
     }
 }
 

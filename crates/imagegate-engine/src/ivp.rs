@@ -23,10 +23,13 @@ use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
-use crate::cache::{DigestVerdict, key_of};
-use crate::evaluate::{AdmissionInput, Engine, Phase, ReviewDigests};
+use crate::cache::key_of;
+use crate::fetch::Verifier;
+use crate::options::EngineOptions;
 use crate::patch::apply_patches;
 use crate::response::{PolicyKind, PolicyResponse, RuleResponse, RuleStatus};
+use crate::review::{AdmissionInput, Phase, ReviewDigests};
+use crate::verdicts::{DigestVerdict, VerdictCache, verification_identity};
 
 /// [`RuleResponse::rule_type`] of the one result of an ImageValidatingPolicy.
 pub const IMAGE_VALIDATING_POLICY: &str = "ImageValidatingPolicy";
@@ -95,9 +98,17 @@ pub(crate) fn ivp_input(input: &AdmissionInput) -> IvpInput {
     ivp
 }
 
-impl Engine {
+/// What ImageValidatingPolicies are verified with: the engine's verifier and settings,
+/// and its cache of IVP check verdicts (the engine lends them for one evaluation).
+pub(crate) struct IvpEvaluator<'a> {
+    pub verifier: &'a Verifier,
+    pub options: &'a EngineOptions,
+    pub verdicts: &'a VerdictCache,
+}
+
+impl IvpEvaluator<'_> {
     /// Plans, verifies and evaluates every ImageValidatingPolicy of `ivps` for one phase.
-    pub(crate) async fn evaluate_ivps(
+    pub(crate) async fn evaluate(
         &self,
         ivps: &[Arc<CompiledIvp>],
         input: &AdmissionInput,
@@ -126,18 +137,19 @@ impl Engine {
                 let mut resolved = HashMap::new();
                 let mut failures = Vec::new();
                 for image in &plan.mutate_digest {
-                    let outcome = match Reference::parse(image) {
-                        Ok(reference) => digests
-                            .resolve(self.verifier(), &reference)
-                            .await
-                            .map_err(|e| {
-                                format!(
-                                    "failed to resolve digest for image {image} at {}: {e}",
-                                    reference.registry()
-                                )
-                            }),
-                        Err(e) => Err(format!("invalid image reference {image}: {e}")),
-                    };
+                    let outcome =
+                        match Reference::parse(image) {
+                            Ok(reference) => digests
+                                .resolve(self.verifier, &reference)
+                                .await
+                                .map_err(|e| {
+                                    format!(
+                                        "failed to resolve digest for image {image} at {}: {e}",
+                                        reference.registry()
+                                    )
+                                }),
+                            Err(e) => Err(format!("invalid image reference {image}: {e}")),
+                        };
                     match outcome {
                         Ok(digest) => {
                             resolved.insert(image.clone(), digest);
@@ -193,7 +205,7 @@ impl Engine {
         let mut per_plan: HashMap<*const VerificationPlan, ResultsMap> = HashMap::new();
         for ((image, plan, check), verdict) in jobs.iter().zip(verdicts) {
             if let Some(cause) = verdict.cause {
-                self.metrics().verification_failed(cause.as_str());
+                self.options.metrics.verification_failed(cause.as_str());
             }
             let results = per_plan.entry(*plan as *const _).or_default();
             if let (Check::Attestation { attestation, .. }, Some(payload)) =
@@ -250,7 +262,7 @@ impl Engine {
             Ok(reference) => reference,
             Err(e) => return CheckVerdict::error(Cause::InvalidReference, e.to_string()),
         };
-        let digest = match digests.resolve(self.verifier(), &reference).await {
+        let digest = match digests.resolve(self.verifier, &reference).await {
             Ok(digest) => digest,
             Err(e) => {
                 return CheckVerdict::error(
@@ -288,7 +300,7 @@ impl Engine {
             Ok(v) => v,
             Err(message) => return CheckVerdict::failed(Cause::Configuration, message),
         };
-        let identity = crate::cache::verification_identity(&verification);
+        let identity = verification_identity(&verification);
         let key = key_of(&(identity, &digest, reference.name(), None::<&str>));
         let verify = || self.verify_ivp_check(&reference, &digest, &verification);
         let mut verdict = self.verdicts.get_or_verify(key, verify()).await;
@@ -321,7 +333,7 @@ impl Engine {
             payload: None,
         };
         let Some(check) = verification.attestations.first() else {
-            return match crate::attestors::verify_attestors(self.verifier(), &subject).await {
+            return match crate::attestors::verify_attestors(self.verifier, &subject).await {
                 Ok(()) => DigestVerdict {
                     failure: None,
                     payload: None,
@@ -339,7 +351,7 @@ impl Engine {
         let mut failures = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let path = format!(".attestations[0].attestors[0].entries[{i}]");
-            match attestation_statements(self.verifier(), &subject, entry, &predicate_type, &path)
+            match attestation_statements(self.verifier, &subject, entry, &predicate_type, &path)
                 .await
             {
                 Ok((_, statements)) if !statements.is_empty() => {

@@ -10,8 +10,8 @@ use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{ImageVerification, Policy, Rule};
 use imagegate_policy::pattern::image_matches;
 
-use crate::cache::verification_identity;
-use crate::evaluate::AdmissionInput;
+use crate::review::AdmissionInput;
+use crate::verdicts::verification_identity;
 
 /// Policies ready for evaluation: autogen rules expanded once, at load time.
 #[derive(Debug, Clone, Default)]
