@@ -16,13 +16,13 @@ use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::matching::rule_matches;
-use imagegate_policy::model::{FailureAction, ImageVerification};
+use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, key_of};
-use crate::fetch::Verifier;
+use crate::fetch::{Access, Verifier};
 use crate::ivp::{IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
 use crate::options::EngineOptions;
@@ -79,6 +79,9 @@ struct ImageTask<'a> {
     verification: &'a ImageVerification,
     verdict_key: Option<u64>,
     image: &'a ImageRef,
+    /// The policy's `failurePolicy` is Ignore: registry errors and the deadline only
+    /// warn.
+    errors_ignored: bool,
 }
 
 /// What checking one image under one verifyImages entry concluded.
@@ -235,6 +238,7 @@ impl Engine {
                     verification: &policies.entries[p].1[r].verify_images[check.entry],
                     verdict_key: policies.verdict_keys[p][r][check.entry],
                     image: &plan.extracted[check.images][check.image],
+                    errors_ignored: policies.entries[p].0.failure_policy() == FailurePolicy::Ignore,
                 }
             })
             .collect();
@@ -574,6 +578,8 @@ impl Engine {
                 None
             }
             Phase::Validate => {
+                // Admitted unpinned by the mutate phase, and verified here instead.
+                let mut unpinned = false;
                 if verification.verify_digest && task.image.info.digest.is_none() {
                     // Missing because the mutate phase could not reach the registry
                     // (an error: `failurePolicy` decides), or although the tag
@@ -583,12 +589,22 @@ impl Engine {
                     {
                         return Some(failed);
                     }
-                    return Some(ImageOutcome::failed(
-                        Cause::MissingDigest,
-                        format!("missing digest for {display}"),
-                    ));
+                    // The registry answers now. Under Ignore, a digest `mutateDigest`
+                    // would have pinned is missing because the mutate phase met a
+                    // registry error or its deadline (Ignore admitted it unpinned), so
+                    // the image is verified now and passes or fails on its merits.
+                    // Under Fail that mutate phase denied: a missing digest means it
+                    // was bypassed, and Kyverno's failure stands. So does a digest the
+                    // user must write (`mutateDigest: false`).
+                    if !(task.errors_ignored && verification.mutate_digest) {
+                        return Some(ImageOutcome::failed(
+                            Cause::MissingDigest,
+                            format!("missing digest for {display}"),
+                        ));
+                    }
+                    unpinned = true;
                 }
-                if verification.required && needs_verification {
+                if (verification.required || unpinned) && needs_verification {
                     let outcome = self.verify_image(task, base, images, digests).await;
                     if outcome.status != RuleStatus::Pass {
                         return Some(outcome);
@@ -614,6 +630,24 @@ impl Engine {
                             .unwrap_or_else(|| format!("image {display} denied by validate.deny"));
                         return Some(ImageOutcome::failed(Cause::Denied, message));
                     }
+                }
+                if unpinned {
+                    // Admitted, with a warning: the image runs by tag, not by the
+                    // digest verified.
+                    let verified = if needs_verification {
+                        " was verified in the validate phase but"
+                    } else {
+                        ""
+                    };
+                    return Some(ImageOutcome {
+                        status: RuleStatus::Warn,
+                        cause: None,
+                        message: format!(
+                            "image {display}{verified} is not pinned to a digest: the mutate phase could not resolve it (failurePolicy Ignore)"
+                        ),
+                        digest: None,
+                        verified: false,
+                    });
                 }
                 Some(ImageOutcome {
                     status: RuleStatus::Pass,
@@ -641,7 +675,7 @@ impl Engine {
             )
         })?;
         let digest = digests
-            .resolve(&self.verifier, &reference)
+            .resolve(&self.verifier, &reference, Access::of(task.verification))
             .await
             .map_err(|e| {
                 ImageOutcome::failed(

@@ -21,7 +21,8 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use imagegate_oci::{Descriptor, Reference, ReferrersSource, RegistryClient};
+use imagegate_oci::{Call, CallOptions, Descriptor, Reference, ReferrersSource, RegistryClient};
+use imagegate_policy::model::ImageVerification;
 
 use crate::cache::{TtlCache, key_of};
 use crate::evidence::{
@@ -51,6 +52,35 @@ const MAX_REFERRERS: usize = 64;
 const MAX_BUNDLE_LAYERS: usize = 8;
 
 type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
+/// Evidence is fetched once per (repository, kind, image digest, access).
+type EvidenceKey = (String, EvidenceKind, String, Access);
+
+/// How the registries of one verification may be reached, beyond what the client
+/// allows every verification (loopback, `--allow-insecure-registry`). Part of every
+/// cache and single-flight key: an answer fetched over plain HTTP never serves a
+/// verification that allows HTTPS only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// Plain HTTP is allowed for every registry (tried first, HTTPS when refused).
+    pub allow_plain_http: bool,
+}
+
+impl Access {
+    /// What a verifyImages entry allows: Kyverno's per-entry
+    /// `imageRegistryCredentials.allowInsecureRegistry`.
+    pub fn of(verification: &ImageVerification) -> Access {
+        Access {
+            allow_plain_http: verification.allows_insecure_registry(),
+        }
+    }
+
+    fn call_options(self) -> CallOptions {
+        CallOptions {
+            allow_plain_http: self.allow_plain_http,
+            ..CallOptions::default()
+        }
+    }
+}
 
 /// Fetches the evidence of images through a shared registry client, caching it and
 /// coalescing identical concurrent fetches.
@@ -59,8 +89,8 @@ pub struct Verifier {
     client: Arc<RegistryClient>,
     digest_cache: TtlCache<String>,
     evidence_cache: TtlCache<Arc<Evidence>>,
-    digests: Arc<SingleFlight<String, Flight<String>>>,
-    evidence: Arc<SingleFlight<(String, EvidenceKind, String), Flight<Evidence>>>,
+    digests: Arc<SingleFlight<(String, Access), Flight<String>>>,
+    evidence: Arc<SingleFlight<EvidenceKey, Flight<Evidence>>>,
 }
 
 impl Verifier {
@@ -99,13 +129,13 @@ impl Verifier {
     }
 
     /// The digest `image` names (its own, or the tag's, resolved once for concurrent
-    /// callers).
-    pub async fn resolve(&self, image: &Reference) -> Result<String, VerifyError> {
+    /// callers with the same `access`).
+    pub async fn resolve(&self, image: &Reference, access: Access) -> Result<String, VerifyError> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
-        let name = image.to_string();
-        let cache_key = key_of(&name);
+        let key = (image.to_string(), access);
+        let cache_key = key_of(&key);
         if let Some(digest) = self.digest_cache.get(cache_key).await {
             return Ok(digest);
         }
@@ -117,6 +147,7 @@ impl Verifier {
         // otherwise fetch again.
         let work = async move {
             let digest = client
+                .call(access.call_options())
                 .resolve_digest(&owned)
                 .await
                 .map_err(|e| Arc::new(VerifyError::Registry(e)))?;
@@ -124,21 +155,22 @@ impl Verifier {
             Ok(Arc::new(digest))
         };
         self.digests
-            .run(name, work)
+            .run(key, work)
             .await
             .map(|d| d.as_ref().clone())
             .map_err(VerifyError::Shared)
     }
 
-    /// The `.sig` or `.att` layers for `digest`, from `repository` (the image's own
-    /// repository unless a signature repository is configured).
+    /// The `.sig` or `.att` layers (or bundles) for `digest`, from `repository` (the
+    /// image's own repository unless a signature repository is configured).
     pub async fn evidence(
         &self,
         repository: &Reference,
         kind: EvidenceKind,
         digest: &str,
+        access: Access,
     ) -> Result<Arc<Evidence>, VerifyError> {
-        let key = (repository.name(), kind, digest.to_owned());
+        let key: EvidenceKey = (repository.name(), kind, digest.to_owned(), access);
         let cache_key = key_of(&key);
         if let Some(evidence) = self.evidence_cache.get(cache_key).await {
             return Ok(evidence);
@@ -148,9 +180,10 @@ impl Verifier {
         let digest = digest.to_owned();
         let cache = self.evidence_cache.clone();
         let work = async move {
+            let call = client.call(access.call_options());
             let fetched = match kind {
-                EvidenceKind::Bundles => fetch_bundles(&client, &repository, &digest).await,
-                _ => fetch_evidence(&client, &repository, kind, &digest).await,
+                EvidenceKind::Bundles => fetch_bundles(&call, &repository, &digest).await,
+                _ => fetch_evidence(&call, &repository, kind, &digest).await,
             };
             let evidence = Arc::new(fetched.map_err(Arc::new)?);
             cache.insert(cache_key, evidence.clone()).await;
@@ -166,7 +199,7 @@ impl Verifier {
 /// The layers of `kind` in the manifest at the evidence tag of `digest` in
 /// `repository`, with their blobs fetched concurrently.
 async fn fetch_evidence(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     kind: EvidenceKind,
     digest: &str,
@@ -181,7 +214,7 @@ async fn fetch_evidence(
     let evidence_ref = repository
         .with_tag(&tag)
         .map_err(|e| malformed(format!("{}:{tag}", repository.name()), e.to_string()))?;
-    let Some(fetched) = client.get_manifest(&evidence_ref).await? else {
+    let Some(fetched) = call.get_manifest(&evidence_ref).await? else {
         return Ok(Evidence::default());
     };
     let manifest = fetched
@@ -193,7 +226,7 @@ async fn fetch_evidence(
         .filter(|layer| layer.media_type == kind.media_type())
         .take(MAX_SIGNATURE_LAYERS)
         .collect();
-    let mut limit = client.options().max_blob_bytes;
+    let mut limit = call.client().options().max_blob_bytes;
     if kind == EvidenceKind::Signatures {
         limit = limit.min(MAX_SIGNATURE_PAYLOAD_BYTES);
     }
@@ -204,7 +237,7 @@ async fn fetch_evidence(
     let blobs = join_all(
         candidates
             .iter()
-            .map(|layer| client.get_blob(&evidence_ref, layer, limit)),
+            .map(|layer| call.get_blob(&evidence_ref, layer, limit)),
     )
     .await;
     let mut layers = Vec::with_capacity(candidates.len());
@@ -221,11 +254,11 @@ async fn fetch_evidence(
 /// image's own repository or a signature repository). Each layer descriptor carries the
 /// referring manifest's annotations too (`dev.sigstore.bundle.predicateType`).
 async fn fetch_bundles(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
 ) -> Result<Evidence, VerifyError> {
-    let referrers = client
+    let referrers = call
         .get_referrers(repository, digest, Some(BUNDLE_MEDIA_TYPE))
         .await?;
     let from_api = matches!(referrers.source, ReferrersSource::Api { .. });
@@ -248,7 +281,7 @@ async fn fetch_bundles(
     let manifests = join_all(
         candidates
             .iter()
-            .map(|entry| referring_layers(client, repository, digest, entry, &budget)),
+            .map(|entry| referring_layers(call, repository, digest, entry, &budget)),
     )
     .await;
     let mut layers = Vec::new();
@@ -260,7 +293,7 @@ async fn fetch_bundles(
 
 /// The bundle layers of one referring manifest (none when it is not about `digest`).
 async fn referring_layers(
-    client: &RegistryClient,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
     entry: &Descriptor,
@@ -273,7 +306,7 @@ async fn referring_layers(
     let reference = repository
         .try_with_digest(&entry.digest)
         .map_err(|e| malformed(e.to_string()))?;
-    let Some(fetched) = client.get_manifest(&reference).await? else {
+    let Some(fetched) = call.get_manifest(&reference).await? else {
         // A stale index entry: the referrer was deleted.
         return Ok(Vec::new());
     };
@@ -306,11 +339,11 @@ async fn referring_layers(
         })
         .collect();
     budget.reserve(&bundle_layers, &reference.to_string())?;
-    let limit = client.options().max_blob_bytes;
+    let limit = call.client().options().max_blob_bytes;
     let blobs = join_all(
         bundle_layers
             .iter()
-            .map(|layer| client.get_blob(&reference, layer, limit)),
+            .map(|layer| call.get_blob(&reference, layer, limit)),
     )
     .await;
     let mut layers = Vec::with_capacity(bundle_layers.len());

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
 use crate::cache::key_of;
-use crate::fetch::Verifier;
+use crate::fetch::{Access, Verifier};
 use crate::options::EngineOptions;
 use crate::patch::apply_patches;
 use crate::response::{PolicyKind, PolicyResponse, RuleResponse, RuleStatus};
@@ -137,19 +137,18 @@ impl IvpEvaluator<'_> {
                 let mut resolved = HashMap::new();
                 let mut failures = Vec::new();
                 for image in &plan.mutate_digest {
-                    let outcome =
-                        match Reference::parse(image) {
-                            Ok(reference) => digests
-                                .resolve(self.verifier, &reference)
-                                .await
-                                .map_err(|e| {
-                                    format!(
-                                        "failed to resolve digest for image {image} at {}: {e}",
-                                        reference.registry()
-                                    )
-                                }),
-                            Err(e) => Err(format!("invalid image reference {image}: {e}")),
-                        };
+                    let outcome = match Reference::parse(image) {
+                        Ok(reference) => digests
+                            .resolve(self.verifier, &reference, access_of(&plan))
+                            .await
+                            .map_err(|e| {
+                                format!(
+                                    "failed to resolve digest for image {image} at {}: {e}",
+                                    reference.registry()
+                                )
+                            }),
+                        Err(e) => Err(format!("invalid image reference {image}: {e}")),
+                    };
                     match outcome {
                         Ok(digest) => {
                             resolved.insert(image.clone(), digest);
@@ -262,7 +261,10 @@ impl IvpEvaluator<'_> {
             Ok(reference) => reference,
             Err(e) => return CheckVerdict::error(Cause::InvalidReference, e.to_string()),
         };
-        let digest = match digests.resolve(self.verifier, &reference).await {
+        let digest = match digests
+            .resolve(self.verifier, &reference, access_of(plan))
+            .await
+        {
             Ok(digest) => digest,
             Err(e) => {
                 return CheckVerdict::error(
@@ -296,7 +298,7 @@ impl IvpEvaluator<'_> {
                 }
             },
         };
-        let verification = match verification_of(attestor, attestation) {
+        let verification = match verification_of(attestor, attestation, access_of(plan)) {
             Ok(v) => v,
             Err(message) => return CheckVerdict::failed(Cause::Configuration, message),
         };
@@ -425,11 +427,23 @@ impl CheckVerdict {
     }
 }
 
+/// How the registries of `plan`'s images may be reached: the policy's
+/// `credentials.allowInsecureRegistry`.
+fn access_of(plan: &VerificationPlan) -> Access {
+    Access {
+        allow_plain_http: plan
+            .credentials
+            .as_ref()
+            .is_some_and(|c| c.allow_insecure_registry),
+    }
+}
+
 /// The Kyverno `verifyImages` entry that checks what `attestor` (and `attestation`)
 /// ask for: the same evidence and checks as a ClusterPolicy with that attestor.
 pub(crate) fn verification_of(
     attestor: &IvpAttestor,
     attestation: Option<&Attestation>,
+    access: Access,
 ) -> Result<ImageVerification, String> {
     let path = format!("attestors[{}]", attestor.name);
     if attestor.notary.is_some() {
@@ -506,6 +520,7 @@ pub(crate) fn verification_of(
         "verifyDigest": false,
         "required": false,
         "useCache": true,
+        "imageRegistryCredentials": {"allowInsecureRegistry": access.allow_plain_http},
     });
     match attestation {
         None => verification["attestors"] = set,

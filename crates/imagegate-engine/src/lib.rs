@@ -53,7 +53,7 @@ pub use check::key::{check_attestations, check_signatures};
 pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
 pub use evaluate::{Engine, EngineBuilder};
 pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
-pub use fetch::Verifier;
+pub use fetch::{Access, Verifier};
 pub use ivp::IMAGE_VALIDATING_POLICY;
 pub use metrics::{CacheLabels, EngineMetrics, FailureLabels, RegistryLabels};
 pub use options::EngineOptions;

@@ -10,7 +10,7 @@ use imagegate_policy::matching::MatchContext;
 use serde_json::{Value, json};
 
 use crate::evidence::VerifyError;
-use crate::fetch::Verifier;
+use crate::fetch::{Access, Verifier};
 
 /// Which admission phase is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,7 +71,9 @@ fn group_version_kind(resource: &Value) -> Value {
 /// or not the verifier caches digests.
 #[derive(Debug, Default)]
 pub(crate) struct ReviewDigests {
-    resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
+    /// By image and [`Access`]: a digest learned over plain HTTP for one rule is not
+    /// another rule's.
+    resolved: std::sync::Mutex<HashMap<(String, Access), Arc<Resolution>>>,
 }
 
 type Resolution = tokio::sync::OnceCell<Result<String, Arc<VerifyError>>>;
@@ -81,17 +83,30 @@ impl ReviewDigests {
         &self,
         verifier: &Verifier,
         image: &Reference,
+        access: Access,
     ) -> Result<String, VerifyError> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
+        let name = image.to_string();
         let cell = {
             let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            resolved.entry(image.to_string()).or_default().clone()
+            // A digest resolved over HTTPS-only access serves every rule (one digest per
+            // review where possible); one resolved over plain HTTP serves only rules
+            // that allow it.
+            let strict = resolved
+                .get(&(name.clone(), Access::default()))
+                .and_then(|cell| cell.get())
+                .and_then(|outcome| outcome.as_ref().ok())
+                .filter(|_| access != Access::default());
+            if let Some(digest) = strict {
+                return Ok(digest.clone());
+            }
+            resolved.entry((name, access)).or_default().clone()
         };
         let outcome = cell
             .get_or_init(|| async {
-                verifier.resolve(image).await.map_err(|e| match e {
+                verifier.resolve(image, access).await.map_err(|e| match e {
                     VerifyError::Shared(shared) => shared,
                     other => Arc::new(other),
                 })

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::error::{PolicyError, Result};
 use crate::model::{Policy, normalize};
-use crate::unsupported::{PolicyWarning, unsupported_fields};
+use crate::unsupported::{PolicyWarning, unsupported_fields, unsupported_ivp_fields};
 use crate::validate::{validate, validate_document};
 
 /// Largest policy file (and text) accepted: 8 MiB.
@@ -249,6 +249,13 @@ fn process(
                     policy: raw_display_name(&value, &kind),
                     errors,
                 })?;
+            for finding in unsupported_ivp_fields(&compiled.policy) {
+                loaded.warnings.push(PolicyWarning {
+                    source: source.to_owned(),
+                    policy: compiled.display_name(),
+                    finding,
+                });
+            }
             loaded.image_validating.push(compiled);
             return Ok(());
         }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use crate::error::FieldError;
+use crate::ivp::model::ImageValidatingPolicy;
 use crate::model::Policy;
 
 /// One warning about a loaded policy.
@@ -30,10 +31,6 @@ impl fmt::Display for PolicyWarning {
 pub const PROVIDERS_IGNORED: &str = "credential providers are not used by imagegate yet; registry credentials come from its docker config (--docker-config)";
 /// Why `imageRegistryCredentials.secrets` is not acted on.
 pub const SECRETS_IGNORED: &str = "pull secrets named in a policy are not read by imagegate yet (no cluster integration); registry credentials come from its docker config (--docker-config)";
-/// Why `imageRegistryCredentials.allowInsecureRegistry` is not acted on yet (the
-/// model exposes it, [`crate::model::ImageVerification::allows_insecure_registry`];
-/// drop this warning when the engine passes it to the registry client).
-pub const INSECURE_REGISTRY_IGNORED: &str = "allowInsecureRegistry is not honoured per policy yet; allow plain-HTTP registries with --allow-insecure-registry HOST";
 /// Why `webhookConfiguration.matchConditions` is not acted on.
 pub const MATCH_CONDITIONS_IGNORED: &str =
     "match conditions are not evaluated by imagegate; the policy applies as if they held";
@@ -72,12 +69,6 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
                 continue;
             };
             let cpath = format!("{rpath}.verifyImages[{v}].imageRegistryCredentials");
-            if credentials.allow_insecure_registry {
-                found.push(FieldError::new(
-                    format!("{cpath}.allowInsecureRegistry"),
-                    INSECURE_REGISTRY_IGNORED,
-                ));
-            }
             if !credentials.providers.is_empty() {
                 found.push(FieldError::new(
                     format!("{cpath}.providers"),
@@ -87,6 +78,24 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
             if !credentials.secrets.is_empty() {
                 found.push(FieldError::new(format!("{cpath}.secrets"), SECRETS_IGNORED));
             }
+        }
+    }
+    found
+}
+
+/// The fields of an ImageValidatingPolicy that imagegate does not act on, in document
+/// order.
+pub fn unsupported_ivp_fields(policy: &ImageValidatingPolicy) -> Vec<FieldError> {
+    let mut found = Vec::new();
+    if let Some(credentials) = &policy.spec.credentials {
+        if !credentials.providers.is_empty() {
+            found.push(FieldError::new(
+                "spec.credentials.providers",
+                PROVIDERS_IGNORED,
+            ));
+        }
+        if !credentials.secrets.is_empty() {
+            found.push(FieldError::new("spec.credentials.secrets", SECRETS_IGNORED));
         }
     }
     found

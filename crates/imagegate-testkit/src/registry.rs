@@ -129,6 +129,25 @@ impl Registry {
         self.process.stop();
     }
 
+    /// Starts the registry again after [`stop`](Self::stop): same address, storage and
+    /// authentication (a registry coming back after an outage); its request log starts
+    /// afresh. Panics if the address was taken meanwhile. Does nothing while it runs.
+    pub fn restart(&mut self) {
+        if self.process.is_running() {
+            return;
+        }
+        let mut process = Process::spawn(&self.dir.path().join("config.yml"), self.dir.path());
+        if let Err(why) = process.wait_ready(self.addr) {
+            process.stop();
+            let log = lock(&process.logs.text).clone();
+            panic!(
+                "imagegate-testkit: docker-registry did not start again on {} ({why}); its output:\n{log}",
+                self.addr
+            );
+        }
+        self.process = process;
+    }
+
     /// The requests the registry has served so far (from its access log), in log order.
     ///
     /// While the registry runs, this first sends a marker request and waits until it shows

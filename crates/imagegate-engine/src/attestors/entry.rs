@@ -137,7 +137,12 @@ async fn verify_with_keys(
         return bundle_signatures(verifier, subject, &repository, check, trust, path).await;
     }
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let check = SignatureCheck {
@@ -175,7 +180,12 @@ async fn bundle_signatures(
     path: &str,
 ) -> Result<(), AttestorFailure> {
     let evidence = verifier
-        .evidence(repository, EvidenceKind::Bundles, subject.digest)
+        .evidence(
+            repository,
+            EvidenceKind::Bundles,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -238,7 +248,12 @@ async fn verify_keyless_entry(
     }
     let check = keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(path, m))?;
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -268,7 +283,7 @@ pub(crate) async fn attestation_statements(
     };
     let fetch = |path: String| async move {
         verifier
-            .evidence(&repository, kind, subject.digest)
+            .evidence(&repository, kind, subject.digest, subject.access())
             .await
             .map_err(|e| AttestorFailure::at(&path, e))
             .map(|evidence| (path, evidence))

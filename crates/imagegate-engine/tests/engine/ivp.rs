@@ -610,3 +610,44 @@ spec:
         assert_eq!(verdict_lookups(&engine, true), 1, "shared verdicts");
     }
 }
+
+#[tokio::test]
+async fn credentials_allow_insecure_registry_allows_plain_http() {
+    // Issue 9 item 4, for ImageValidatingPolicies: `spec.credentials`.
+    let Some(ip) = imagegate_testkit::stub::non_loopback_ip() else {
+        eprintln!("skipped: this machine has no non-loopback address");
+        return;
+    };
+    let served = crate::insecure::plain_http_image(ip).await;
+    let strict = policy_yaml(
+        &served.key,
+        &setup(format!("{}/*", served.stub.host()), SIGNATURES),
+    );
+    let allowed = strict.replace(
+        "  matchImageReferences:",
+        "  credentials:\n    allowInsecureRegistry: true\n  matchImageReferences:",
+    );
+    assert_ne!(allowed, strict, "policy layout changed");
+    let engine = engine();
+    let response = engine
+        .evaluate_both(&load(&allowed), &pod(&served.image))
+        .await;
+    assert!(!response.blocked(), "{response:#?}");
+    assert_eq!(rule(&response).status, RuleStatus::Pass, "{response:#?}");
+    assert_eq!(
+        response.patched["spec"]["containers"][0]["image"],
+        format!("{}@{}", served.image, served.digest)
+    );
+    // Without it (same engine, caches filled over plain HTTP): HTTPS only, refused.
+    let served_before = served.stub.requests().len();
+    let response = engine
+        .evaluate_both(&load(&strict), &pod(&served.image))
+        .await;
+    assert!(response.blocked(), "{response:#?}");
+    assert_eq!(rule(&response).status, RuleStatus::Error, "{response:#?}");
+    assert!(
+        rule(&response).message.contains("does not speak HTTPS"),
+        "{response:#?}"
+    );
+    assert_eq!(served.stub.requests().len(), served_before);
+}

@@ -6,6 +6,8 @@
 mod budget;
 mod bundles;
 mod certificates;
+mod deadline;
+mod insecure;
 mod ivp;
 mod keyless;
 mod outcomes;
@@ -15,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use imagegate_engine::{
-    AttestorFailure, ImageSubject, Verifier, verify_attestations, verify_attestors,
+    Access, AttestorFailure, ImageSubject, Verifier, verify_attestations, verify_attestors,
 };
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
 use imagegate_policy::conditions::Context;
@@ -63,7 +65,10 @@ pub async fn check_with(
     trusted_root: Option<&TrustedRoot>,
 ) -> Result<(), AttestorFailure> {
     let reference = Reference::parse(image).unwrap();
-    let digest = verifier.resolve(&reference).await.unwrap();
+    let digest = verifier
+        .resolve(&reference, Access::of(entry))
+        .await
+        .unwrap();
     let subject = ImageSubject {
         image: &reference,
         digest: &digest,

@@ -10,8 +10,7 @@ use imagegate_policy::model::{
     FailureAction, FailurePolicy, Policy, PolicyKind, SelectorOperator, VerificationType, normalize,
 };
 use imagegate_policy::unsupported::{
-    CONTEXT_IGNORED, INSECURE_REGISTRY_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED,
-    SECRETS_IGNORED,
+    CONTEXT_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED, SECRETS_IGNORED,
 };
 use proptest::prelude::*;
 
@@ -714,9 +713,6 @@ fn fields_imagegate_does_not_act_on_are_warned_about_with_their_path() {
     let expected = [
         format!("{prefix}webhookConfiguration.matchConditions: {MATCH_CONDITIONS_IGNORED}"),
         format!("{prefix}rules[0].context: {CONTEXT_IGNORED}"),
-        format!(
-            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.allowInsecureRegistry: {INSECURE_REGISTRY_IGNORED}"
-        ),
         format!(
             "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.providers: {PROVIDERS_IGNORED}"
         ),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
 use imagegate_engine::{
-    BundleCheck, EvidenceKind, KeylessCheck, SignatureCheck, Verifier, VerifyError,
+    Access, BundleCheck, EvidenceKind, KeylessCheck, SignatureCheck, Verifier, VerifyError,
     check_attestations, check_bundle_attestations, check_bundle_signatures,
     check_keyless_attestations, check_keyless_signatures,
 };
@@ -219,7 +219,7 @@ async fn verify_image(
     image: &Reference,
     plan: &Plan,
 ) -> Result<(Reference, Vec<serde_json::Value>), VerifyError> {
-    let digest = verifier.resolve(image).await?;
+    let digest = verifier.resolve(image, Access::default()).await?;
     let pinned = image.with_digest(&digest);
     let repository = plan.check.signature_repository.as_ref().unwrap_or(image);
     let legacy = verify_legacy(verifier, repository, &digest, plan).await;
@@ -233,7 +233,12 @@ async fn verify_image(
         return Err(legacy_error);
     }
     let evidence = verifier
-        .evidence(repository, EvidenceKind::Bundles, &digest)
+        .evidence(
+            repository,
+            EvidenceKind::Bundles,
+            &digest,
+            Access::default(),
+        )
         .await?;
     let bundle_check = plan.bundle_check();
     let verified = match &plan.predicate_type {
@@ -276,7 +281,12 @@ async fn verify_legacy(
     match &plan.predicate_type {
         Some(predicate_type) => {
             let evidence = verifier
-                .evidence(repository, EvidenceKind::Attestations, digest)
+                .evidence(
+                    repository,
+                    EvidenceKind::Attestations,
+                    digest,
+                    Access::default(),
+                )
                 .await?;
             let found = match &plan.signer {
                 Signer::Keys(keys) => check_attestations(&evidence, digest, keys, predicate_type),
@@ -292,7 +302,12 @@ async fn verify_legacy(
         }
         None => {
             let evidence = verifier
-                .evidence(repository, EvidenceKind::Signatures, digest)
+                .evidence(
+                    repository,
+                    EvidenceKind::Signatures,
+                    digest,
+                    Access::default(),
+                )
                 .await?;
             let found = match &plan.signer {
                 Signer::Keys(_) => {

@@ -115,11 +115,14 @@ async fn admission(state: &State, request: Request, phase: Phase) -> Response {
             return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
         }
     };
+    // The review holds what it needs (the object as raw text): the body's copy goes.
+    drop(body);
     let request = review.request.as_ref();
     // Request fields are the client's strings: cut to a log line's worth.
     let field = |f: fn(&imagegate_engine::admission::AdmissionRequest) -> Option<&str>| {
         truncate(request.and_then(f).unwrap_or_default(), MAX_LOGGED_FIELD).to_owned()
     };
+    let kind = request.map(super::review::request_kind).unwrap_or_default();
     let span = tracing::info_span!(
         "admission",
         uid = field(|r| Some(r.uid.as_str())),
@@ -127,7 +130,7 @@ async fn admission(state: &State, request: Request, phase: Phase) -> Response {
             Phase::Mutate => "mutate",
             Phase::Validate => "validate",
         },
-        kind = field(|r| Some(super::review::request_kind(r))),
+        kind = truncate(&kind, MAX_LOGGED_FIELD),
         namespace = field(|r| r.namespace.as_deref()),
         resource_name = field(|r| r.name.as_deref()),
         operation = field(|r| Some(r.operation.as_str())),
