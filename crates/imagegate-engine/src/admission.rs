@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use imagegate_policy::ivp::model::FailurePolicy as IvpFailurePolicy;
@@ -73,6 +74,21 @@ pub struct AdmissionRequest {
     /// Whether the request is a dry run (imagegate has no side effects either way).
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Group/version/resource of the object (`{group, version, resource}`).
+    #[serde(default)]
+    pub resource: Option<Value>,
+    /// The kind as originally requested (before conversion).
+    #[serde(default)]
+    pub request_kind: Option<Value>,
+    /// The resource as originally requested (before conversion).
+    #[serde(default)]
+    pub request_resource: Option<Value>,
+    /// The subresource as originally requested.
+    #[serde(default)]
+    pub request_sub_resource: Option<String>,
+    /// The operation's options (`CreateOptions`, `UpdateOptions`, …).
+    #[serde(default)]
+    pub options: Option<Value>,
 }
 
 /// The answer to the API server.
@@ -95,6 +111,10 @@ pub struct AdmissionResponse {
     /// Warnings shown to the client (Audit failures).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Annotations for the audit log (ImageValidatingPolicy `auditAnnotations` and
+    /// failures of `validationActions: [Audit]`; validating phase only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_annotations: BTreeMap<String, String>,
 }
 
 /// Largest AdmissionReview accepted, by the webhook and by `imagegate review` (the API
@@ -183,7 +203,9 @@ impl AdmissionRequest {
         {
             metadata.insert("namespace".into(), Value::String(namespace.to_owned()));
         }
-        let request = json!({
+        // The request as Kubernetes sent it (what CEL reads as `request`), the object
+        // with its namespace filled in.
+        let mut request = json!({
             "uid": self.uid,
             "operation": self.operation,
             "kind": self.kind,
@@ -194,7 +216,17 @@ impl AdmissionRequest {
             "object": object,
             "oldObject": old_object,
             "dryRun": self.dry_run,
+            "resource": self.resource,
+            "requestKind": self.request_kind,
+            "requestResource": self.request_resource,
+            "requestSubResource": self.request_sub_resource,
+            "options": self.options,
         });
+        if let Some(fields) = request.as_object_mut() {
+            // Absent stays absent (as Kubernetes omits empty fields); JMESPath and CEL
+            // then see the same request whichever fields the API server sent.
+            fields.retain(|_, v| !v.is_null());
+        }
         let match_context = MatchContext {
             operation,
             user_info: Some(self.user_info.clone()),
@@ -284,6 +316,13 @@ pub fn respond(uid: &str, response: &EngineResponse, phase: Phase) -> AdmissionR
     if let Some(message) = response.denial_message() {
         return deny(uid, message, warnings);
     }
+    // Audit annotations once per request: from the validating webhook, where Kyverno
+    // evaluates ImageValidatingPolicies.
+    let audit_annotations = if phase == Phase::Validate {
+        response.audit_annotations()
+    } else {
+        BTreeMap::new()
+    };
     let (patch, patch_type) = if phase == Phase::Mutate && !response.patches.is_empty() {
         let bytes = serde_json::to_vec(&response.patches).unwrap_or_default();
         (
@@ -300,6 +339,7 @@ pub fn respond(uid: &str, response: &EngineResponse, phase: Phase) -> AdmissionR
         patch,
         patch_type,
         warnings,
+        audit_annotations,
     }
 }
 
@@ -312,6 +352,7 @@ pub fn deny(uid: &str, message: String, warnings: Vec<String>) -> AdmissionRespo
         patch: None,
         patch_type: None,
         warnings,
+        audit_annotations: BTreeMap::new(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Caches keyed by digest, never by tag alone (Kyverno GHSA-2r43-6962-xcw5 was a
-//! tag-keyed cache): tag → digest for a short time, verdicts of a verifyImages entry on
-//! a digest for long, recent failures for a short time.
+//! tag-keyed cache): the switchable, counted TTL cache the fetch layer keeps digests and
+//! evidence in, and the key of hashable parts; the verdict cache is `verdicts`.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -95,22 +95,24 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         found
     }
 
-    /// Remembers `value` for `key`.
-    pub async fn insert(&self, key: u64, value: V) {
-        if let Some(cache) = &self.inner {
-            cache.insert(key, value).await;
-        }
-    }
-
     /// Entries currently held (approximate).
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.inner.as_ref().map_or(0, Cache::entry_count)
     }
 
-    /// Runs pending maintenance (evictions), so `len` is exact; for tests and benches.
+    /// Runs pending maintenance (evictions), so `len` is exact.
+    #[cfg(test)]
     pub async fn sync(&self) {
         if let Some(cache) = &self.inner {
             cache.run_pending_tasks().await;
+        }
+    }
+
+    /// Remembers `value` for `key`.
+    pub async fn insert(&self, key: u64, value: V) {
+        if let Some(cache) = &self.inner {
+            cache.insert(key, value).await;
         }
     }
 }

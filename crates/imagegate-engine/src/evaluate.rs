@@ -22,9 +22,9 @@ use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
-use crate::cache::{CacheOptions, TtlCache, key_of};
+use crate::cache::{CacheOptions, key_of};
 use crate::fetch::{Access, Verifier};
-use crate::ivp::{CheckVerdict, IvpEvaluator, IvpResponse};
+use crate::ivp::{IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
 use crate::options::EngineOptions;
 use crate::patch::{
@@ -32,20 +32,20 @@ use crate::patch::{
 };
 use crate::policy_set::{PolicySet, covers};
 use crate::response::{
-    CheckedImage, EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse,
-    RuleStatus, UNSUPPORTED,
+    CheckedImage, EngineResponse, IMAGE_VERIFY, PolicyKind, PolicyResponse, ResourceId,
+    RuleResponse, RuleStatus, UNSUPPORTED,
 };
 use crate::review::{AdmissionInput, Phase, ReviewDigests};
+use crate::verdicts::{DigestVerdict, VerdictCache};
 
 /// Evaluates resources against policies with a shared verifier.
 #[derive(Debug, Clone)]
 pub struct Engine {
     verifier: Verifier,
     options: EngineOptions,
-    verdicts: TtlCache<ImageOutcome>,
-    failures: TtlCache<ImageOutcome>,
-    /// Verdicts of ImageValidatingPolicy checks (see [`crate::ivp`]).
-    ivp_verdicts: TtlCache<CheckVerdict>,
+    /// Verdicts of every policy kind (ClusterPolicy rules and ImageValidatingPolicy
+    /// checks share them).
+    verdicts: VerdictCache,
 }
 
 /// What one phase will check (see [`Engine::evaluate`]).
@@ -109,7 +109,7 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Verdict and digest caches (default: [`CacheOptions::default`]).
+    /// DigestVerdict and digest caches (default: [`CacheOptions::default`]).
     pub fn caches(mut self, caches: CacheOptions) -> EngineBuilder {
         self.options.caches = caches;
         self
@@ -140,31 +140,11 @@ impl EngineBuilder {
         let metrics = options.metrics.clone();
         let client = Arc::new(self.client.with_observer(Arc::new(metrics.clone())));
         let verifier = Verifier::with_digest_cache(client, options.caches.digest_ttl, metrics);
-        let caches = &options.caches;
-        let verdicts = TtlCache::new(
-            "verdict",
-            caches.verdict_ttl,
-            caches.verdict_capacity,
-            options.metrics.clone(),
-        );
-        let failures = TtlCache::new(
-            "negative",
-            caches.negative_ttl,
-            caches.verdict_capacity,
-            options.metrics.clone(),
-        );
-        let ivp_verdicts = TtlCache::new(
-            "ivp_verdict",
-            caches.verdict_ttl,
-            caches.verdict_capacity,
-            options.metrics.clone(),
-        );
+        let verdicts = VerdictCache::new(&options.caches, options.metrics.clone());
         Engine {
             verifier,
             options,
             verdicts,
-            failures,
-            ivp_verdicts,
         }
     }
 }
@@ -186,9 +166,7 @@ impl Engine {
 
     /// Verdicts currently cached (positive and negative).
     pub async fn cached_verdicts(&self) -> u64 {
-        self.verdicts.sync().await;
-        self.failures.sync().await;
-        self.verdicts.len() + self.failures.len()
+        self.verdicts.len().await
     }
 
     /// The ImageValidatingPolicy side, lent this engine's verifier, settings and cache.
@@ -196,7 +174,7 @@ impl Engine {
         IvpEvaluator {
             verifier: &self.verifier,
             options: &self.options,
-            verdicts: &self.ivp_verdicts,
+            verdicts: &self.verdicts,
         }
     }
 
@@ -301,15 +279,19 @@ impl Engine {
         let mut pending: Vec<PlannedCheck> = Vec::new();
 
         for (p, (policy, rules)) in policies.entries.iter().enumerate() {
-            let mut policy_response = PolicyResponse {
-                policy: policy.name().to_owned(),
-                namespace: policy
+            let mut policy_response = PolicyResponse::new(
+                if policy.is_cluster_policy() {
+                    PolicyKind::ClusterPolicy
+                } else {
+                    PolicyKind::Policy
+                },
+                policy.name().to_owned(),
+                policy
                     .namespace()
                     .map(str::to_owned)
                     .filter(|_| !policy.is_cluster_policy()),
-                failure_policy: policy.failure_policy(),
-                rules: Vec::new(),
-            };
+                policy.failure_policy(),
+            );
             for (r, rule) in rules.iter().enumerate() {
                 if !rule_matches(rule, policy, resource, &input.match_context) {
                     continue;
@@ -750,30 +732,37 @@ impl Engine {
             Ok(resolved) => resolved,
             Err(failed) => return failed,
         };
-        let Some(entry_key) = task.verdict_key else {
-            return self
-                .verify_digest(task, &reference, &digest, base, images)
-                .await;
+        let verify = self.verify_digest(task, &reference, &digest, base, images);
+        let verdict = match task.verdict_key {
+            // Conditions on attestations may name the image (`ConditionsFailed`): such
+            // a verdict is the image's as written, not the digest's alone.
+            Some(identity) => {
+                let written = has_conditions(task.verification).then_some(display.as_str());
+                let key = key_of(&(identity, &digest, reference.name(), written));
+                self.verdicts.get_or_verify(key, verify).await
+            }
+            None => verify.await,
         };
-        let key = key_of(&(entry_key, &digest, &display, reference.name()));
-        if let Some(verdict) = self.verdicts.get(key).await {
-            return verdict;
+        match verdict.failure {
+            Some(failure) => ImageOutcome::failed(
+                failure.cause(),
+                format!("failed to verify image {display}: {failure}"),
+            ),
+            None => {
+                let what = if task.verification.attestors.is_empty() {
+                    "attestations"
+                } else {
+                    "signatures"
+                };
+                ImageOutcome {
+                    status: RuleStatus::Pass,
+                    cause: None,
+                    message: format!("verified image {what} for {display}"),
+                    digest: Some(digest),
+                    verified: true,
+                }
+            }
         }
-        if let Some(verdict) = self.failures.get(key).await {
-            return verdict;
-        }
-        let started = std::time::Instant::now();
-        let outcome = self
-            .verify_digest(task, &reference, &digest, base, images)
-            .await;
-        self.options.metrics.verification_took(started.elapsed());
-        match outcome.status {
-            RuleStatus::Pass => self.verdicts.insert(key, outcome.clone()).await,
-            RuleStatus::Fail => self.failures.insert(key, outcome.clone()).await,
-            // Registry errors are not remembered: the next request tries again.
-            _ => {}
-        }
-        outcome
     }
 
     /// Verifies attestors and attestations of one image at `digest`.
@@ -784,7 +773,7 @@ impl Engine {
         digest: &str,
         base: &Context,
         images: &Value,
-    ) -> ImageOutcome {
+    ) -> DigestVerdict {
         let display = task.image.info.reference.clone();
         let subject = ImageSubject {
             image: reference,
@@ -793,11 +782,9 @@ impl Engine {
             rekor_keys: &self.options.rekor_keys,
             trusted_root: self.options.trusted_root.as_ref(),
         };
-        let failed = |failure: crate::attestors::AttestorFailure| {
-            ImageOutcome::failed(
-                failure.cause(),
-                format!("failed to verify image {display}: {failure}"),
-            )
+        let failed = |failure| DigestVerdict {
+            failure: Some(failure),
+            payload: None,
         };
         if let Err(failure) = verify_attestors(&self.verifier, &subject).await {
             return failed(failure);
@@ -813,19 +800,19 @@ impl Engine {
         {
             return failed(failure);
         }
-        let what = if task.verification.attestors.is_empty() {
-            "attestations"
-        } else {
-            "signatures"
-        };
-        ImageOutcome {
-            status: RuleStatus::Pass,
-            cause: None,
-            message: format!("verified image {what} for {display}"),
-            digest: Some(digest.to_owned()),
-            verified: true,
+        DigestVerdict {
+            failure: None,
+            payload: None,
         }
     }
+}
+
+/// Whether an attestation check of `verification` has conditions.
+fn has_conditions(verification: &ImageVerification) -> bool {
+    verification
+        .attestations
+        .iter()
+        .any(|a| !a.conditions.is_empty())
 }
 
 impl ImageOutcome {

@@ -16,6 +16,8 @@
 //!   check (shared by attestors, `ivp` and the CLI);
 //! - `attestors` — Kyverno attestor sets (`sets`) over entries (`entry`) over fetch and
 //!   check; the folder's `mod.rs` holds what both share (`Cause`, `AttestorFailure`);
+//! - `verdicts` — the verdict cache every policy kind shares (keyed by digest and
+//!   what is verified, single-flight per key);
 //! - `options` (what [`EngineBuilder`] sets) and `review` ([`Phase`],
 //!   [`AdmissionInput`], the digests resolved once per review) — what the evaluation
 //!   layers below share;
@@ -45,6 +47,7 @@ pub mod report;
 pub mod response;
 mod review;
 pub mod trust;
+mod verdicts;
 
 pub use attestors::{
     AttestorFailure, Cause, ImageSubject, identity_requirement, verify_attestations,
@@ -67,6 +70,6 @@ pub use patch::VERIFY_IMAGES_ANNOTATION;
 pub use policy_set::PolicySet;
 pub use report::{PolicyReport, Process, ReportError};
 pub use response::{
-    CheckedImage, EngineResponse, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+    CheckedImage, EngineResponse, PolicyKind, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
 };
 pub use review::{AdmissionInput, Phase};

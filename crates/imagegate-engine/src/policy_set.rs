@@ -12,15 +12,15 @@ use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{ImageVerification, Policy, Rule};
 use imagegate_policy::pattern::image_matches;
 
-use crate::cache::key_of;
 use crate::review::AdmissionInput;
+use crate::verdicts::verification_identity;
 
 /// Policies ready for evaluation: autogen rules expanded once, at load time.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     pub(crate) entries: Vec<(Policy, Vec<Rule>)>,
     /// Per policy, rule and verifyImages entry: the verdict-cache identity of the entry
-    /// (a hash of its whole content), or `None` when its conditions read the request
+    /// (a hash of what it verifies), or `None` when its conditions read the request
     /// and so its verdict cannot be reused for another request.
     pub(crate) verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
     /// ImageValidatingPolicies (cluster-wide and namespaced), compiled at load.
@@ -177,16 +177,14 @@ pub(crate) fn covers(verification: &ImageVerification, image: &ImageRef) -> bool
         && !image_matches(&verification.skip_image_references, &image.info)
 }
 
-/// The cache identity of a verifyImages entry: its whole content, so that a changed
-/// policy never reuses an old verdict. `None` when its variables read the request
-/// (in any spelling: `request.x`, `request | namespace`, `images`, …) or the clock,
-/// as the parsed expressions say.
+/// The verdict-cache identity of a verifyImages entry ([`verification_identity`]), or
+/// `None` when its variables read the request (in any spelling: `request.x`, `request |
+/// namespace`, `images`, …) or the clock, as the parsed expressions say.
 fn verdict_key(verification: &ImageVerification) -> Option<u64> {
     if !verification.use_cache || verification.verdict_depends_on_request() {
         return None;
     }
-    let text = serde_json::to_string(verification).ok()?;
-    Some(key_of(&text))
+    Some(verification_identity(verification))
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ impl AdmissionInput {
             "object": resource.clone(),
             "namespace": resource.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
             "name": resource.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-            "kind": {"kind": resource.get("kind").cloned().unwrap_or(Value::Null)},
+            "kind": group_version_kind(&resource),
             "userInfo": match_context.user_info.clone().unwrap_or(Value::Null),
         });
         AdmissionInput {
@@ -50,6 +50,20 @@ impl AdmissionInput {
             request,
         }
     }
+}
+
+/// `{group, version, kind}` of an object, as an AdmissionRequest's `kind`.
+fn group_version_kind(resource: &Value) -> Value {
+    let api_version = resource
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    json!({
+        "group": group,
+        "version": version,
+        "kind": resource.get("kind").cloned().unwrap_or(Value::Null),
+    })
 }
 
 /// The digest of every image reference of one review (issue 8 item 4): a tag is

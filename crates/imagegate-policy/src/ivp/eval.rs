@@ -483,7 +483,7 @@ impl CompiledIvp {
     /// `mutateDigest` patches: for each image of the resource's containers,
     /// initContainers and ephemeralContainers (pod templates included) that the policy
     /// matched and that has no digest, a JSON patch `replace` of the image with
-    /// `image@digest`, `digest_of` giving the digest the engine resolved (and verified).
+    /// `registry/path:tag@digest` (as Kyverno writes it), `digest_of` giving the digest the engine resolved (and verified).
     /// Images without a resolved digest are returned as errors, not skipped silently.
     pub fn digest_patches(
         &self,
@@ -509,10 +509,12 @@ impl CompiledIvp {
                 continue;
             }
             match digest_of(&image.text) {
+                // Kyverno's value: the image's `ImageInfo.String()` (registry, path and
+                // tag, `:latest` when none is written) with `@digest`.
                 Some(digest) => patches.push(serde_json::json!({
                     "op": "replace",
                     "path": image.pointer,
-                    "value": format!("{}@{digest}", image.text),
+                    "value": format!("{}@{digest}", image.info.reference),
                 })),
                 None => errors.push(format!("failed to resolve digest for image {}", image.text)),
             }

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use crate::util::{Run, imagegate};
 
 const CODE_REVIEW: &str = "https://example.com/CodeReview/v1";
+const CYCLONEDX: &str = "https://cyclonedx.org/bom";
 
 /// The committed fixtures of this test binary.
 fn data_dir() -> PathBuf {
@@ -42,6 +43,8 @@ fn data_dir() -> PathBuf {
 /// | `kyverno/test-verify-image:attested` | signature and CodeReview attestation by A |
 /// | `app/dual:v1` | signatures by keys A and B |
 /// | `app/separate:v1` | signature by A stored in `signatures/separate` |
+/// | `ivpol/test-verify-image:signed` | signature and CycloneDX SBOM attestation by A |
+/// | `ivpol/test-verify-image:unsigned` | none |
 struct World {
     /// Kept alive (dropping it stops the registry).
     _registry: Registry,
@@ -93,6 +96,21 @@ impl World {
             &a,
             &none,
         );
+        // Kyverno's `test-image-validating-policy` images: signed by A with a
+        // CycloneDX SBOM attestation by A, and unsigned.
+        let ivpol = "ivpol/test-verify-image";
+        let ivpol_name = format!("{host}/{ivpol}");
+        let sbom = pusher.push_image(ivpol, "signed");
+        pusher.sign(ivpol, &ivpol_name, &sbom, &a, &none);
+        pusher.attest(
+            ivpol,
+            &ivpol_name,
+            &sbom,
+            &a,
+            CYCLONEDX,
+            &json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}),
+        );
+        pusher.push_image(ivpol, "unsigned");
         drop(pusher);
 
         let vars = BTreeMap::from([
@@ -210,6 +228,60 @@ fn assert_kyverno_test(world: &World, case: &str, expected: usize) -> Run {
 // ---------------------------------------------------------------------------------
 // Kyverno CLI test folders
 // ---------------------------------------------------------------------------------
+
+#[test]
+fn kyverno_test_image_validating_policy_sample() {
+    // Kyverno's `test-image-validating-policy/sample-policy`: `isImageValidatingPolicy`
+    // results matched by policy name.
+    assert_kyverno_test(&World::new(), "ivpol-sample-policy", 2);
+}
+
+#[test]
+fn apply_image_validating_policy_without_messages() {
+    // Kyverno's `test-image-validating-policy/empty-message` (its apply test: the bad
+    // pod fails, the good one passes), with Kyverno's default message.
+    let world = World::new();
+    let dir = world.materialize("kyverno/ivpol-empty-message");
+    let run = |pod: &str| {
+        let run = imagegate(
+            &[
+                "apply",
+                "--policy",
+                dir.path().join("policy.yaml").to_str().unwrap(),
+                "--resource",
+                dir.path().join(pod).to_str().unwrap(),
+                "-o",
+                "json",
+            ],
+            &[],
+        );
+        let document: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+        (run, document)
+    };
+    let (bad, document) = run("bad-pod.yaml");
+    bad.assert_code(1);
+    assert_eq!(
+        document["results"],
+        json!([{
+            "policy": "ivpol-sample",
+            "rule": "ivpol-sample",
+            "resource": "Pod/default/bad-pod",
+            "result": "fail",
+            "message": "CEL expression validation failed at index 0",
+        }])
+    );
+    let (good, document) = run("good-pod.yaml");
+    good.assert_code(0);
+    assert_eq!(document["results"][0]["result"], "pass", "{document:#}");
+    assert_eq!(document["summary"]["pass"], 1, "{document:#}");
+    // mutateDigest (default true) pinned the verified digest.
+    let pinned = format!("{}/ivpol/test-verify-image:signed@", world.vars["REGISTRY"]);
+    let image = document["resources"][0]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(image.starts_with(&pinned), "{image}");
+}
 
 #[test]
 fn kyverno_test_verify_image_scenarios() {
@@ -531,6 +603,37 @@ fn review_unsigned_pod_is_denied_with_kyvernos_message() {
             world.vars["REGISTRY"]
         )
     );
+}
+
+#[test]
+fn review_image_validating_policy_denies_with_kyvernos_text() {
+    let world = World::new();
+    let (run, answer) = review(
+        &world,
+        "policy-ivp.yaml",
+        "unsigned-prod-pod-v1.json",
+        &["--phase", "validate"],
+    );
+    run.assert_code(1);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], false, "{response:#}");
+    // The chainsaw assertion after `denied the request: `.
+    assert_eq!(
+        response["status"]["message"],
+        "Policy ivpol-sample failed: failed to verify image with notary cert"
+    );
+
+    let (run, answer) = review(
+        &world,
+        "policy-ivp.yaml",
+        "signed-prod-pod-v1.json",
+        &["--phase", "validate"],
+    );
+    run.assert_code(0);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{response:#}");
+    assert!(response.get("patch").is_none(), "{response:#}");
+    assert!(response.get("warnings").is_none(), "{response:#}");
 }
 
 #[test]
