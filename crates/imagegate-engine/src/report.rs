@@ -310,7 +310,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::response::{CheckedImage, IMAGE_VERIFY, PolicyResponse, RuleResponse};
+    use crate::response::{CheckedImage, IMAGE_VERIFY, PolicyKind, PolicyResponse, RuleResponse};
 
     fn rule(name: &str, status: RuleStatus, message: &str) -> RuleResponse {
         RuleResponse {
@@ -325,12 +325,18 @@ mod tests {
     }
 
     fn policy(name: &str, namespace: Option<&str>, rules: Vec<RuleResponse>) -> PolicyResponse {
-        PolicyResponse {
-            policy: name.into(),
-            namespace: namespace.map(str::to_owned),
-            failure_policy: FailurePolicy::Fail,
-            rules,
-        }
+        let kind = match namespace {
+            Some(_) => PolicyKind::Policy,
+            None => PolicyKind::ClusterPolicy,
+        };
+        let mut response = PolicyResponse::new(
+            kind,
+            name.into(),
+            namespace.map(str::to_owned),
+            FailurePolicy::Fail,
+        );
+        response.rules = rules;
+        response
     }
 
     fn pod() -> Value {

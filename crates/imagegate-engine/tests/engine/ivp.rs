@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use imagegate_engine::{EngineResponse, Phase, PolicySet, RuleStatus};
+use imagegate_engine::{Engine, EngineResponse, Phase, PolicySet, RuleStatus};
 use imagegate_policy::load::load_documents;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::json;

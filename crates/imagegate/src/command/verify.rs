@@ -314,6 +314,7 @@ async fn verify_notation(
             digest,
             check.clone(),
             artifact_type,
+            Access::default(),
         )
         .await?;
         return Ok(statements.into_iter().map(|s| s.statement).collect());

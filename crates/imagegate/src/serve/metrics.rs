@@ -431,6 +431,8 @@ mod tests {
                 status: RuleStatus::Fail,
                 message: "m".into(),
                 failure_action: FailureAction::Enforce,
+                images: Vec::new(),
+                exceptions: Vec::new(),
             });
             response
         };
