@@ -148,8 +148,9 @@ impl VerdictCache {
 /// attestors, attestations (with their conditions), repository, credentials and
 /// evidence type; not which images it covers, what it does with the result
 /// (`mutateDigest`, `verifyDigest`, `required`, failure action, `validate`), nor
-/// spelling that does not change the check (PEM whitespace, `count: 1` of a single
-/// entry, the default `sha256`). A changed policy that verifies differently never
+/// spelling that does not change the check (PEM whitespace, the default `sha256`,
+/// `count: 1` of a single entry with one key; but a PEM with several keys is several
+/// entries, where `count` decides). A changed policy that verifies differently never
 /// reuses an old verdict.
 pub(crate) fn verification_identity(verification: &ImageVerification) -> u64 {
     let mut value = serde_json::to_value(verification).unwrap_or_default();
@@ -186,11 +187,19 @@ fn normalize_identity(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
-            let single_entry = map
-                .get("entries")
-                .and_then(Value::as_array)
-                .is_some_and(|entries| entries.len() == 1);
-            if single_entry && map.get("count").and_then(Value::as_u64) == Some(1) {
+            // One entry with one key: `count: 1` and no `count` ask the same. A PEM of
+            // several keys is several entries (Kyverno splits it), where they differ.
+            let single_key_entry =
+                map.get("entries")
+                    .and_then(Value::as_array)
+                    .is_some_and(|entries| {
+                        entries.len() == 1
+                            && entries[0]
+                                .pointer("/keys/publicKeys")
+                                .and_then(Value::as_str)
+                                .is_none_or(|pem| pem.matches("-----BEGIN").count() <= 1)
+                    });
+            if single_key_entry && map.get("count").and_then(Value::as_u64) == Some(1) {
                 map.insert("count".into(), Value::Null);
             }
             if map.contains_key("publicKeys")
