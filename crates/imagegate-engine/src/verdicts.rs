@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use imagegate_policy::model::{CTLog, ImageVerification, Rekor};
+use imagegate_policy::model::{CTLog, ImageRegistryCredentials, ImageVerification, Rekor};
 use moka::future::Cache;
 
 use crate::attestors::AttestorFailure;
@@ -167,6 +167,16 @@ pub(crate) fn verification_identity(verification: &ImageVerification) -> u64 {
         ] {
             map.remove(field);
         }
+    }
+    // No credentials means the default ones (an IVP entry always carries its own).
+    if let (Some(map), Ok(default)) = (
+        value.as_object_mut(),
+        serde_json::to_value(ImageRegistryCredentials::default()),
+    ) && map
+        .get("imageRegistryCredentials")
+        .is_none_or(serde_json::Value::is_null)
+    {
+        map.insert("imageRegistryCredentials".into(), default);
     }
     normalize_identity(&mut value);
     key_of(&value.to_string())
