@@ -178,6 +178,12 @@ pub(crate) fn verification_identity(verification: &ImageVerification) -> u64 {
     {
         map.insert("imageRegistryCredentials".into(), default);
     }
+    // No `type` means Cosign (an IVP entry names its type).
+    if let Some(map) = value.as_object_mut()
+        && map.get("type").is_none_or(serde_json::Value::is_null)
+    {
+        map.insert("type".into(), serde_json::Value::from("Cosign"));
+    }
     normalize_identity(&mut value);
     key_of(&value.to_string())
 }
