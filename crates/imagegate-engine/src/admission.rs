@@ -9,6 +9,7 @@ use imagegate_policy::matching::{MatchContext, Operation, UnknownOperation, rule
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use imagegate_policy::ivp::model::FailurePolicy as IvpFailurePolicy;
@@ -195,7 +196,12 @@ impl AdmissionRequest {
     /// kind no policy matches must cost one parse, nothing more). `false` when unsure:
     /// when the object lacks the namespace the request names, [`Self::input`] adds it
     /// and matching must see it.
-    fn matches_no_rule(&self, operation: Operation, policies: &PolicySet) -> bool {
+    fn matches_no_rule(
+        &self,
+        operation: Operation,
+        policies: &PolicySet,
+        namespace_labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
         // ImageValidatingPolicies match by their own constraints (and CEL): never skip
         // them here.
         if !policies.image_validating().is_empty() {
@@ -215,7 +221,7 @@ impl AdmissionRequest {
         let match_context = MatchContext {
             operation,
             user_info: Some(self.user_info.clone()),
-            ..MatchContext::default()
+            namespace_labels: namespace_labels.cloned(),
         };
         !policies.rules().any(|(policy, rules)| {
             rules
@@ -324,14 +330,24 @@ pub async fn review(
         Ok(operation) => operation,
         Err(e) => return answered(deny(&request.uid, e.to_string(), Vec::new()), None, None),
     };
+    // In cluster mode, the labels of the request's namespace (for `namespaceSelector`);
+    // unknown ones (no cluster, or a namespace not seen yet) fail closed.
+    let namespace_labels = request
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .and_then(|ns| engine.namespace_labels(ns));
     if operation != Operation::Delete
         && operation != Operation::Connect
-        && request.matches_no_rule(operation, policies)
+        && request.matches_no_rule(operation, policies, namespace_labels.as_ref())
     {
         return answered(admit(), None, None);
     }
     let input = match request.input() {
-        Ok(Some(input)) => input,
+        Ok(Some(mut input)) => {
+            input.match_context.namespace_labels = namespace_labels;
+            input
+        }
         Ok(None) => return answered(admit(), None, None),
         Err(e) => return answered(deny(&request.uid, e.to_string(), Vec::new()), None, None),
     };

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::future::join_all;
-use imagegate_oci::{Reference, RegistryClient};
+use imagegate_oci::{PullSecrets, Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::matching::{MatchContext, rule_matches};
@@ -22,6 +22,9 @@ use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, TtlCache, key_of};
+use crate::cluster::{
+    ClusterError, ClusterInputs, entry_pull_secrets, pod_pull_secrets, resolve_key_secrets,
+};
 use crate::fetch::Verifier;
 use crate::ivp::IvpResponse;
 use crate::metrics::EngineMetrics;
@@ -86,6 +89,8 @@ pub struct EngineOptions {
     pub caches: CacheOptions,
     /// Where cache and verification metrics go.
     pub metrics: EngineMetrics,
+    /// The cluster (cluster mode): namespace labels, Secret-held keys, pull secrets.
+    pub cluster: Option<Arc<dyn ClusterInputs>>,
 }
 
 /// Evaluates resources against policies with a shared verifier.
@@ -125,6 +130,7 @@ struct PlannedCheck {
 }
 
 /// One image to check under one verifyImages entry of one rule.
+#[derive(Clone, Copy)]
 struct ImageTask<'a> {
     rule_key: (usize, usize),
     /// Index of the verifyImages entry in the rule.
@@ -179,6 +185,12 @@ impl EngineBuilder {
     /// Rekor keys trusted in addition to the trusted root's.
     pub fn rekor_keys(mut self, keys: Vec<RekorKey>) -> EngineBuilder {
         self.options.rekor_keys = keys;
+        self
+    }
+
+    /// The cluster (cluster mode; default: none).
+    pub fn cluster(mut self, cluster: Option<Arc<dyn ClusterInputs>>) -> EngineBuilder {
+        self.options.cluster = cluster;
         self
     }
 
@@ -247,6 +259,18 @@ impl Engine {
         &self.verifier
     }
 
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&dyn ClusterInputs> {
+        self.options.cluster.as_deref()
+    }
+
+    /// The labels of `namespace` as the cluster knows them (`None`: not in cluster mode,
+    /// or not seen yet; matching then fails closed).
+    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        let labels = self.cluster()?.namespace_labels(namespace)?;
+        Some(labels.as_ref().clone())
+    }
+
     /// Both phases as the API server runs them: mutate, apply the patch, validate the
     /// patched object. Per rule the worse result wins; patches are the mutate phase's.
     pub async fn evaluate_both(
@@ -305,6 +329,11 @@ impl Engine {
             })
             .collect();
         let images_variable = images_variable(&plan.extracted);
+        if !tasks.is_empty()
+            && let Some(cluster) = self.cluster()
+        {
+            digests.read_pod_pull_secrets(cluster, resource).await;
+        }
         let (outcomes, ivp) = futures::join!(
             self.run(&tasks, phase, &base_context, &images_variable, digests),
             self.evaluate_ivps(&policies.image_validating, input, phase, digests),
@@ -614,14 +643,34 @@ impl Engine {
         let display = task.image.info.reference.clone();
         let needs_verification =
             !verification.attestors.is_empty() || !verification.attestations.is_empty();
+        let unpinned = task.image.info.digest.is_none();
+        let needs_registry = match phase {
+            Phase::Mutate => needs_verification || (verification.mutate_digest && unpinned),
+            Phase::Validate => {
+                (verification.verify_digest && unpinned)
+                    || (verification.required && needs_verification)
+            }
+        };
+        let verifier = if needs_registry {
+            match self.task_verifier(task, digests).await {
+                Ok(verifier) => verifier,
+                Err(failed) => return Some(failed),
+            }
+        } else {
+            self.verifier.clone()
+        };
+        let verifier = &verifier;
         match phase {
             Phase::Mutate => {
                 if needs_verification {
-                    return Some(self.verify_image(task, base, images, digests).await);
+                    return Some(
+                        self.verify_image(task, verifier, base, images, digests)
+                            .await,
+                    );
                 }
                 // Kyverno: `mutateDigest` alone still pins the tag (issue 9 item 2).
                 if verification.mutate_digest && task.image.info.digest.is_none() {
-                    return Some(match self.resolve(task, digests).await {
+                    return Some(match self.resolve(task, verifier, digests).await {
                         Ok(digest) => ImageOutcome {
                             status: RuleStatus::Pass,
                             cause: None,
@@ -639,7 +688,7 @@ impl Engine {
                     // Missing because the mutate phase could not reach the registry
                     // (an error: `failurePolicy` decides), or although the tag
                     // resolves (a violation)? Issue 9 item 3.
-                    if let Err(failed) = self.resolve(task, digests).await
+                    if let Err(failed) = self.resolve(task, verifier, digests).await
                         && failed.cause == Some(Cause::Registry)
                     {
                         return Some(failed);
@@ -650,7 +699,9 @@ impl Engine {
                     ));
                 }
                 if verification.required && needs_verification {
-                    let outcome = self.verify_image(task, base, images, digests).await;
+                    let outcome = self
+                        .verify_image(task, verifier, base, images, digests)
+                        .await;
                     if outcome.status != RuleStatus::Pass {
                         return Some(outcome);
                     }
@@ -687,11 +738,40 @@ impl Engine {
         }
     }
 
-    /// The image's reference and digest (resolved once per review), or the outcome
-    /// that says why not.
+    /// The verifier for `task`: with the entry's `imageRegistryCredentials.secrets`,
+    /// then the Pod's pull secrets (cluster mode), or the outcome that says why not.
+    async fn task_verifier(
+        &self,
+        task: &ImageTask<'_>,
+        digests: &ReviewDigests,
+    ) -> Result<Verifier, ImageOutcome> {
+        let display = &task.image.info.reference;
+        let failed = |path: &str, error: &ClusterError| {
+            ImageOutcome::failed(
+                cluster_cause(error),
+                format!("failed to verify image {display}: {path}: {error}"),
+            )
+        };
+        let mut secrets = entry_pull_secrets(self.cluster(), task.verification)
+            .await
+            .map_err(|e| failed(".imageRegistryCredentials.secrets", &e))?;
+        match digests.pod_pull_secrets.get() {
+            Some(Ok(pod)) => secrets.extend(pod),
+            Some(Err(e)) => return Err(failed("imagePullSecrets", e)),
+            None => {}
+        }
+        if secrets.is_empty() {
+            return Ok(self.verifier.clone());
+        }
+        Ok(self.verifier.with_pull_secrets(Some(Arc::new(secrets))))
+    }
+
+    /// The image's reference and digest (resolved once per review and credentials),
+    /// or the outcome that says why not.
     async fn reference_and_digest(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         digests: &ReviewDigests,
     ) -> Result<(Reference, String), ImageOutcome> {
         let display = &task.image.info.reference;
@@ -701,15 +781,12 @@ impl Engine {
                 format!("failed to verify image {display}: {e}"),
             )
         })?;
-        let digest = digests
-            .resolve(&self.verifier, &reference)
-            .await
-            .map_err(|e| {
-                ImageOutcome::failed(
-                    Cause::of(&e),
-                    format!("failed to verify image {display}: {e}"),
-                )
-            })?;
+        let digest = digests.resolve(verifier, &reference).await.map_err(|e| {
+            ImageOutcome::failed(
+                Cause::of(&e),
+                format!("failed to verify image {display}: {e}"),
+            )
+        })?;
         Ok((reference, digest))
     }
 
@@ -717,32 +794,56 @@ impl Engine {
     async fn resolve(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         digests: &ReviewDigests,
     ) -> Result<String, ImageOutcome> {
-        self.reference_and_digest(task, digests)
+        self.reference_and_digest(task, verifier, digests)
             .await
             .map(|(_, digest)| digest)
     }
 
-    /// Resolves the image, then reuses a cached verdict for its digest or verifies.
+    /// Resolves the image and the keys held in Secrets, then reuses a cached verdict
+    /// for its digest or verifies.
     async fn verify_image(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         base: &Context,
         images: &Value,
         digests: &ReviewDigests,
     ) -> ImageOutcome {
         let display = task.image.info.reference.clone();
-        let (reference, digest) = match self.reference_and_digest(task, digests).await {
+        let (reference, digest) = match self.reference_and_digest(task, verifier, digests).await {
             Ok(resolved) => resolved,
             Err(failed) => return failed,
         };
+        let resolved = match resolve_key_secrets(self.cluster(), task.verification).await {
+            Ok(resolved) => resolved,
+            Err(failure) => {
+                return ImageOutcome::failed(
+                    cluster_cause(&failure.error),
+                    format!(
+                        "failed to verify image {display}: {}: {}",
+                        failure.path, failure.error
+                    ),
+                );
+            }
+        };
+        // A key read from a Secret is part of what the verdict is about: a rotated key
+        // is a different verdict.
+        let key_material = resolved
+            .as_ref()
+            .map(|v| key_of(&serde_json::to_vec(v).unwrap_or_default()));
+        let task = &ImageTask {
+            verification: resolved.as_ref().unwrap_or(task.verification),
+            ..*task
+        };
         let Some(entry_key) = task.verdict_key else {
             return self
-                .verify_digest(task, &reference, &digest, base, images)
+                .verify_digest(task, verifier, &reference, &digest, base, images)
                 .await;
         };
-        let key = key_of(&(entry_key, &digest, &display, reference.name()));
+        let key = key_of(&(entry_key, key_material, &digest, &display, reference.name()));
         if let Some(verdict) = self.verdicts.get(key).await {
             return verdict;
         }
@@ -751,7 +852,7 @@ impl Engine {
         }
         let started = std::time::Instant::now();
         let outcome = self
-            .verify_digest(task, &reference, &digest, base, images)
+            .verify_digest(task, verifier, &reference, &digest, base, images)
             .await;
         self.options.metrics.verification_took(started.elapsed());
         match outcome.status {
@@ -767,6 +868,7 @@ impl Engine {
     async fn verify_digest(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         reference: &Reference,
         digest: &str,
         base: &Context,
@@ -786,7 +888,7 @@ impl Engine {
                 format!("failed to verify image {display}: {failure}"),
             )
         };
-        if let Err(failure) = verify_attestors(&self.verifier, &subject).await {
+        if let Err(failure) = verify_attestors(verifier, &subject).await {
             return failed(failure);
         }
         // Built only when an attestation's conditions need it: it copies the request.
@@ -795,9 +897,7 @@ impl Engine {
         } else {
             image_context(base, task.image, images)
         };
-        if let Err(failure) =
-            verify_attestations(&self.verifier, &subject, &display, &context).await
-        {
+        if let Err(failure) = verify_attestations(verifier, &subject, &display, &context).await {
             return failed(failure);
         }
         let what = if task.verification.attestors.is_empty() {
@@ -833,16 +933,26 @@ impl ImageOutcome {
 }
 
 /// The digest of every image reference of one review (issue 8 item 4): a tag is
-/// resolved once, and every rule, both phases and the patch use that digest, whether
-/// or not the verifier caches digests.
+/// resolved once per set of credentials, and every rule, both phases and the patch use
+/// that digest, whether or not the verifier caches digests. In cluster mode it also
+/// holds the pull secrets of the reviewed Pod, read once for both phases.
 #[derive(Debug, Default)]
 pub(crate) struct ReviewDigests {
-    resolved: std::sync::Mutex<HashMap<String, Arc<Resolution>>>,
+    resolved: std::sync::Mutex<HashMap<(String, u64), Arc<Resolution>>>,
+    /// The Pod's `imagePullSecrets` and its ServiceAccount's (unset: not read).
+    pod_pull_secrets: tokio::sync::OnceCell<Result<PullSecrets, ClusterError>>,
 }
 
 type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
 
 impl ReviewDigests {
+    /// Reads the pull secrets of the Pod (or Pod template) `resource`, once.
+    async fn read_pod_pull_secrets(&self, cluster: &dyn ClusterInputs, resource: &Value) {
+        self.pod_pull_secrets
+            .get_or_init(|| pod_pull_secrets(cluster, resource))
+            .await;
+    }
+
     pub(crate) async fn resolve(
         &self,
         verifier: &Verifier,
@@ -853,7 +963,8 @@ impl ReviewDigests {
         }
         let cell = {
             let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            resolved.entry(image.to_string()).or_default().clone()
+            let key = (image.to_string(), verifier.identity(image.registry()));
+            resolved.entry(key).or_default().clone()
         };
         let outcome = cell
             .get_or_init(|| async {
@@ -866,6 +977,16 @@ impl ReviewDigests {
         outcome
             .clone()
             .map_err(crate::evidence::VerifyError::Shared)
+    }
+}
+
+/// The cause of a cluster read failure: an unreachable API errors (`failurePolicy`
+/// decides), a missing or unusable Secret is a policy that cannot be applied.
+fn cluster_cause(error: &ClusterError) -> Cause {
+    if error.is_transient() {
+        Cause::Cluster
+    } else {
+        Cause::Configuration
     }
 }
 

@@ -21,7 +21,9 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use imagegate_oci::{Descriptor, Reference, ReferrersSource, RegistryClient};
+use imagegate_oci::{
+    Call, CallOptions, Descriptor, PullSecrets, Reference, ReferrersSource, RegistryClient,
+};
 
 use crate::cache::{TtlCache, key_of};
 use crate::evidence::{
@@ -54,13 +56,20 @@ type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
 
 /// Fetches the evidence of images through a shared registry client, caching it and
 /// coalescing identical concurrent fetches.
+///
+/// A verifier may carry pull secrets ([`Verifier::with_pull_secrets`]): its requests
+/// then authenticate with them first. A tag's digest is cached and coalesced per
+/// credential identity, so nobody is given a resolution made with credentials they do
+/// not hold; evidence is a fact about a digest and is cached by digest alone (only
+/// successful fetches are cached; coalescing is per identity).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     client: Arc<RegistryClient>,
+    call: CallOptions,
     digest_cache: TtlCache<String>,
     evidence_cache: TtlCache<Arc<Evidence>>,
-    digests: Arc<SingleFlight<String, Flight<String>>>,
-    evidence: Arc<SingleFlight<(String, EvidenceKind, String), Flight<Evidence>>>,
+    digests: Arc<SingleFlight<(String, u64), Flight<String>>>,
+    evidence: Arc<SingleFlight<(String, EvidenceKind, String, u64), Flight<Evidence>>>,
 }
 
 impl Verifier {
@@ -77,6 +86,7 @@ impl Verifier {
     ) -> Verifier {
         Verifier {
             client,
+            call: CallOptions::default(),
             digest_cache: TtlCache::new("digest", digest_ttl, 100_000, metrics.clone()),
             // Evidence lives as long as a tag's digest: a signature added meanwhile is
             // seen within that time; coalesced callers arriving just after a fetch
@@ -98,18 +108,35 @@ impl Verifier {
         &self.client
     }
 
+    /// This verifier (sharing its caches) authenticating with `pull_secrets` before the
+    /// client's docker config.
+    pub fn with_pull_secrets(&self, pull_secrets: Option<Arc<PullSecrets>>) -> Verifier {
+        let mut verifier = self.clone();
+        verifier.call.pull_secrets = pull_secrets.filter(|s| !s.is_empty());
+        verifier
+    }
+
+    /// Whose credentials this verifier uses for `registry` (0: the docker config's).
+    pub fn identity(&self, registry: &str) -> u64 {
+        self.call
+            .pull_secrets
+            .as_ref()
+            .map_or(0, |secrets| secrets.identity_for(registry))
+    }
+
     /// The digest `image` names (its own, or the tag's, resolved once for concurrent
     /// callers).
     pub async fn resolve(&self, image: &Reference) -> Result<String, VerifyError> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
-        let name = image.to_string();
+        let name = (image.to_string(), self.identity(image.registry()));
         let cache_key = key_of(&name);
         if let Some(digest) = self.digest_cache.get(cache_key).await {
             return Ok(digest);
         }
         let client = self.client.clone();
+        let call = self.call.clone();
         let owned = image.clone();
         let cache = self.digest_cache.clone();
         // The cache is filled inside the shared execution, before its callers resume:
@@ -117,6 +144,7 @@ impl Verifier {
         // otherwise fetch again.
         let work = async move {
             let digest = client
+                .call(call)
                 .resolve_digest(&owned)
                 .await
                 .map_err(|e| Arc::new(VerifyError::Registry(e)))?;
@@ -143,21 +171,24 @@ impl Verifier {
         if let Some(evidence) = self.evidence_cache.get(cache_key).await {
             return Ok(evidence);
         }
+        let flight = (key.0, key.1, key.2, self.identity(repository.registry()));
         let client = self.client.clone();
+        let call = self.call.clone();
         let repository = repository.clone();
         let digest = digest.to_owned();
         let cache = self.evidence_cache.clone();
         let work = async move {
+            let call = client.call(call);
             let fetched = match kind {
-                EvidenceKind::Bundles => fetch_bundles(&client, &repository, &digest).await,
-                _ => fetch_evidence(&client, &repository, kind, &digest).await,
+                EvidenceKind::Bundles => fetch_bundles(&call, &repository, &digest).await,
+                _ => fetch_evidence(&call, &repository, kind, &digest).await,
             };
             let evidence = Arc::new(fetched.map_err(Arc::new)?);
             cache.insert(cache_key, evidence.clone()).await;
             Ok(evidence)
         };
         self.evidence
-            .run(key, work)
+            .run(flight, work)
             .await
             .map_err(VerifyError::Shared)
     }
@@ -166,7 +197,7 @@ impl Verifier {
 /// The layers of `kind` in the manifest at the evidence tag of `digest` in
 /// `repository`, with their blobs fetched concurrently.
 async fn fetch_evidence(
-    client: &RegistryClient,
+    client: &Call<'_>,
     repository: &Reference,
     kind: EvidenceKind,
     digest: &str,
@@ -193,7 +224,7 @@ async fn fetch_evidence(
         .filter(|layer| layer.media_type == kind.media_type())
         .take(MAX_SIGNATURE_LAYERS)
         .collect();
-    let mut limit = client.options().max_blob_bytes;
+    let mut limit = client.client().options().max_blob_bytes;
     if kind == EvidenceKind::Signatures {
         limit = limit.min(MAX_SIGNATURE_PAYLOAD_BYTES);
     }
@@ -221,7 +252,7 @@ async fn fetch_evidence(
 /// image's own repository or a signature repository). Each layer descriptor carries the
 /// referring manifest's annotations too (`dev.sigstore.bundle.predicateType`).
 async fn fetch_bundles(
-    client: &RegistryClient,
+    client: &Call<'_>,
     repository: &Reference,
     digest: &str,
 ) -> Result<Evidence, VerifyError> {
@@ -260,7 +291,7 @@ async fn fetch_bundles(
 
 /// The bundle layers of one referring manifest (none when it is not about `digest`).
 async fn referring_layers(
-    client: &RegistryClient,
+    client: &Call<'_>,
     repository: &Reference,
     digest: &str,
     entry: &Descriptor,
@@ -306,7 +337,7 @@ async fn referring_layers(
         })
         .collect();
     budget.reserve(&bundle_layers, &reference.to_string())?;
-    let limit = client.options().max_blob_bytes;
+    let limit = client.client().options().max_blob_bytes;
     let blobs = join_all(
         bundle_layers
             .iter()

@@ -16,13 +16,16 @@
 //! - `ivp` — the same for ImageValidatingPolicies (plan, verify, CEL evaluation),
 //!   called from `evaluate`;
 //! - [`admission`] — AdmissionReview in, AdmissionReview out; [`response`] — results
-//!   and Kyverno's texts.
+//!   and Kyverno's texts;
+//! - [`cluster`] — what the cluster feeds in (namespace labels, Secret-held keys, pull
+//!   secrets) behind the [`ClusterInputs`] trait.
 #![deny(missing_docs)]
 
 pub mod admission;
 mod attestors;
 mod cache;
 mod check;
+pub mod cluster;
 mod evaluate;
 mod evidence;
 mod fetch;
@@ -42,6 +45,7 @@ pub use cache::CacheOptions;
 pub use check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 pub use check::key::{check_attestations, check_signatures};
 pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
+pub use cluster::{ClusterError, ClusterInputs, SecretData};
 pub use evaluate::{AdmissionInput, Engine, EngineBuilder, EngineOptions, Phase};
 pub use evidence::{Evidence, EvidenceKind, Layer, SignatureCheck, VerifiedEnvelope, VerifyError};
 pub use fetch::Verifier;

@@ -51,6 +51,16 @@ impl PolicySet {
         }
     }
 
+    /// These policies and `more` (prepared here), e.g. policy files and the cluster's
+    /// policies; what is prepared already is not prepared again.
+    pub fn with_policies(&self, more: Vec<Policy>) -> PolicySet {
+        let more = PolicySet::new(more);
+        let mut combined = self.clone();
+        combined.entries.extend(more.entries);
+        combined.verdict_keys.extend(more.verdict_keys);
+        combined
+    }
+
     /// Adds the ImageValidatingPolicies evaluated with these policies.
     pub fn with_image_validating(
         mut self,

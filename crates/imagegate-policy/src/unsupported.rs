@@ -28,8 +28,6 @@ impl fmt::Display for PolicyWarning {
 
 /// Why `imageRegistryCredentials.providers` is not acted on.
 pub const PROVIDERS_IGNORED: &str = "credential providers are not used by imagegate yet; registry credentials come from its docker config (--docker-config)";
-/// Why `imageRegistryCredentials.secrets` is not acted on.
-pub const SECRETS_IGNORED: &str = "pull secrets named in a policy are not read by imagegate yet (no cluster integration); registry credentials come from its docker config (--docker-config)";
 /// Why `imageRegistryCredentials.allowInsecureRegistry` is not acted on yet (the
 /// model exposes it, [`crate::model::ImageVerification::allows_insecure_registry`];
 /// drop this warning when the engine passes it to the registry client).
@@ -83,9 +81,6 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
                     format!("{cpath}.providers"),
                     PROVIDERS_IGNORED,
                 ));
-            }
-            if !credentials.secrets.is_empty() {
-                found.push(FieldError::new(format!("{cpath}.secrets"), SECRETS_IGNORED));
             }
         }
     }

@@ -24,6 +24,9 @@ pub use sets::{verify_attestations, verify_attestors};
 pub enum Cause {
     /// The registry could not be asked or answered with an error (the rule errors).
     Registry,
+    /// The Kubernetes API could not be asked for a Secret or ServiceAccount (the rule
+    /// errors).
+    Cluster,
     /// The image reference in the resource cannot be parsed (the rule errors).
     InvalidReference,
     /// A `validate.deny` condition could not be evaluated (the rule errors).
@@ -51,6 +54,7 @@ impl Cause {
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Registry => "registry",
+            Cause::Cluster => "cluster",
             Cause::InvalidReference => "invalid_reference",
             Cause::ConditionError => "condition_error",
             Cause::Configuration => "configuration",
@@ -68,7 +72,7 @@ impl Cause {
     pub fn is_error(self) -> bool {
         matches!(
             self,
-            Cause::Registry | Cause::InvalidReference | Cause::ConditionError
+            Cause::Registry | Cause::Cluster | Cause::InvalidReference | Cause::ConditionError
         )
     }
 
