@@ -15,9 +15,10 @@ use std::time::Duration;
 use imagegate_policy::ivp::model::FailurePolicy as IvpFailurePolicy;
 use imagegate_policy::model::FailurePolicy;
 
-use crate::evaluate::{AdmissionInput, Engine, Phase};
+use crate::evaluate::Engine;
 use crate::policy_set::PolicySet;
 use crate::response::{EngineResponse, ResourceId};
+use crate::review::{AdmissionInput, Phase};
 
 /// An `AdmissionReview` document.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -12,22 +12,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::future::join_all;
-use imagegate_oci::{PullSecrets, Reference, RegistryClient};
+use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::images::{ImageRef, extract_images};
-use imagegate_policy::matching::{MatchContext, rule_matches};
+use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{FailureAction, ImageVerification};
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, TtlCache, key_of};
-use crate::cluster::{
-    ClusterError, ClusterInputs, entry_pull_secrets, pod_pull_secrets, resolve_key_secrets,
-};
+use crate::cluster::{ClusterError, ClusterInputs, entry_pull_secrets, resolve_key_secrets};
 use crate::fetch::Verifier;
-use crate::ivp::IvpResponse;
+use crate::ivp::{CheckVerdict, IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
+use crate::options::EngineOptions;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
 };
@@ -35,73 +34,17 @@ use crate::policy_set::{PolicySet, covers};
 use crate::response::{
     EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
 };
-
-/// Which admission phase is evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Phase {
-    /// Verify images, pin digests, write the annotation (mutating webhook).
-    Mutate,
-    /// Re-check `verifyDigest`, `required` and `validate.deny` (validating webhook).
-    Validate,
-}
-
-/// The request being evaluated.
-#[derive(Debug, Clone)]
-pub struct AdmissionInput {
-    /// The object (for a controller, its pod templates are evaluated too).
-    pub resource: Value,
-    /// Operation, namespace labels, user.
-    pub match_context: MatchContext,
-    /// The `request` variable (`request.object`, `request.operation`, …).
-    pub request: Value,
-}
-
-impl AdmissionInput {
-    /// An input for a resource created outside admission (CLI `apply`/`test`).
-    pub fn for_resource(resource: Value, match_context: MatchContext) -> AdmissionInput {
-        let operation = match_context.operation.as_str();
-        let request = json!({
-            "operation": operation,
-            "object": resource.clone(),
-            "namespace": resource.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
-            "name": resource.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-            "kind": {"kind": resource.get("kind").cloned().unwrap_or(Value::Null)},
-            "userInfo": match_context.user_info.clone().unwrap_or(Value::Null),
-        });
-        AdmissionInput {
-            resource,
-            match_context,
-            request,
-        }
-    }
-}
-
-/// Settings of the engine.
-#[derive(Debug, Clone, Default)]
-pub struct EngineOptions {
-    /// Rekor keys trusted for `keys` attestors that do not set `rekor.ignoreTlog`, in
-    /// addition to the trusted root's.
-    pub rekor_keys: Vec<RekorKey>,
-    /// Sigstore trusted root (Fulcio CAs, Rekor and CT log keys, TSAs); `None`: the
-    /// embedded public-good root (CLI `--trusted-root`).
-    pub trusted_root: Option<imagegate_sigstore::TrustedRoot>,
-    /// Verdict caches (the tag → digest cache belongs to the [`Verifier`]).
-    pub caches: CacheOptions,
-    /// Where cache and verification metrics go.
-    pub metrics: EngineMetrics,
-    /// The cluster (cluster mode): namespace labels, Secret-held keys, pull secrets.
-    pub cluster: Option<Arc<dyn ClusterInputs>>,
-}
+use crate::review::{AdmissionInput, Phase, ReviewDigests};
 
 /// Evaluates resources against policies with a shared verifier.
 #[derive(Debug, Clone)]
 pub struct Engine {
     verifier: Verifier,
-    pub(crate) options: EngineOptions,
+    options: EngineOptions,
     verdicts: TtlCache<ImageOutcome>,
     failures: TtlCache<ImageOutcome>,
     /// Verdicts of ImageValidatingPolicy checks (see [`crate::ivp`]).
-    pub(crate) ivp_verdicts: TtlCache<crate::ivp::CheckVerdict>,
+    ivp_verdicts: TtlCache<CheckVerdict>,
 }
 
 /// What one phase will check (see [`Engine::evaluate`]).
@@ -254,6 +197,15 @@ impl Engine {
         self.verdicts.len() + self.failures.len()
     }
 
+    /// The ImageValidatingPolicy side, lent this engine's verifier, settings and cache.
+    fn ivp_evaluator(&self) -> IvpEvaluator<'_> {
+        IvpEvaluator {
+            verifier: &self.verifier,
+            options: &self.options,
+            verdicts: &self.ivp_verdicts,
+        }
+    }
+
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
@@ -334,9 +286,10 @@ impl Engine {
         {
             digests.read_pod_pull_secrets(cluster, resource).await;
         }
+        let ivps = self.ivp_evaluator();
         let (outcomes, ivp) = futures::join!(
             self.run(&tasks, phase, &base_context, &images_variable, digests),
-            self.evaluate_ivps(&policies.image_validating, input, phase, digests),
+            ivps.evaluate(&policies.image_validating, input, phase, digests),
         );
         assemble(
             phase,
@@ -929,54 +882,6 @@ impl ImageOutcome {
             digest: None,
             verified: false,
         }
-    }
-}
-
-/// The digest of every image reference of one review (issue 8 item 4): a tag is
-/// resolved once per set of credentials, and every rule, both phases and the patch use
-/// that digest, whether or not the verifier caches digests. In cluster mode it also
-/// holds the pull secrets of the reviewed Pod, read once for both phases.
-#[derive(Debug, Default)]
-pub(crate) struct ReviewDigests {
-    resolved: std::sync::Mutex<HashMap<(String, u64), Arc<Resolution>>>,
-    /// The Pod's `imagePullSecrets` and its ServiceAccount's (unset: not read).
-    pod_pull_secrets: tokio::sync::OnceCell<Result<PullSecrets, ClusterError>>,
-}
-
-type Resolution = tokio::sync::OnceCell<Result<String, Arc<crate::evidence::VerifyError>>>;
-
-impl ReviewDigests {
-    /// Reads the pull secrets of the Pod (or Pod template) `resource`, once.
-    async fn read_pod_pull_secrets(&self, cluster: &dyn ClusterInputs, resource: &Value) {
-        self.pod_pull_secrets
-            .get_or_init(|| pod_pull_secrets(cluster, resource))
-            .await;
-    }
-
-    pub(crate) async fn resolve(
-        &self,
-        verifier: &Verifier,
-        image: &Reference,
-    ) -> Result<String, crate::evidence::VerifyError> {
-        if let Some(digest) = image.digest() {
-            return Ok(digest.to_owned());
-        }
-        let cell = {
-            let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (image.to_string(), verifier.identity(image.registry()));
-            resolved.entry(key).or_default().clone()
-        };
-        let outcome = cell
-            .get_or_init(|| async {
-                verifier.resolve(image).await.map_err(|e| match e {
-                    crate::evidence::VerifyError::Shared(shared) => shared,
-                    other => Arc::new(other),
-                })
-            })
-            .await;
-        outcome
-            .clone()
-            .map_err(crate::evidence::VerifyError::Shared)
     }
 }
 

@@ -23,10 +23,12 @@ use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
-use crate::cache::key_of;
-use crate::evaluate::{AdmissionInput, Engine, Phase, ReviewDigests};
+use crate::cache::{TtlCache, key_of};
+use crate::fetch::Verifier;
+use crate::options::EngineOptions;
 use crate::patch::apply_patches;
 use crate::response::{PolicyResponse, RuleResponse, RuleStatus};
+use crate::review::{AdmissionInput, Phase, ReviewDigests};
 
 /// [`RuleResponse::rule_type`] of the one result of an ImageValidatingPolicy.
 pub const IMAGE_VALIDATING_POLICY: &str = "ImageValidatingPolicy";
@@ -87,9 +89,17 @@ pub(crate) fn ivp_input(input: &AdmissionInput) -> IvpInput {
     ivp
 }
 
-impl Engine {
+/// What ImageValidatingPolicies are verified with: the engine's verifier and settings,
+/// and its cache of IVP check verdicts (the engine lends them for one evaluation).
+pub(crate) struct IvpEvaluator<'a> {
+    pub verifier: &'a Verifier,
+    pub options: &'a EngineOptions,
+    pub verdicts: &'a TtlCache<CheckVerdict>,
+}
+
+impl IvpEvaluator<'_> {
     /// Plans, verifies and evaluates every ImageValidatingPolicy of `ivps` for one phase.
-    pub(crate) async fn evaluate_ivps(
+    pub(crate) async fn evaluate(
         &self,
         ivps: &[Arc<CompiledIvp>],
         input: &AdmissionInput,
@@ -118,18 +128,19 @@ impl Engine {
                 let mut resolved = HashMap::new();
                 let mut failures = Vec::new();
                 for image in &plan.mutate_digest {
-                    let outcome = match Reference::parse(image) {
-                        Ok(reference) => digests
-                            .resolve(self.verifier(), &reference)
-                            .await
-                            .map_err(|e| {
-                                format!(
-                                    "failed to resolve digest for image {image} at {}: {e}",
-                                    reference.registry()
-                                )
-                            }),
-                        Err(e) => Err(format!("invalid image reference {image}: {e}")),
-                    };
+                    let outcome =
+                        match Reference::parse(image) {
+                            Ok(reference) => digests
+                                .resolve(self.verifier, &reference)
+                                .await
+                                .map_err(|e| {
+                                    format!(
+                                        "failed to resolve digest for image {image} at {}: {e}",
+                                        reference.registry()
+                                    )
+                                }),
+                            Err(e) => Err(format!("invalid image reference {image}: {e}")),
+                        };
                     match outcome {
                         Ok(digest) => {
                             resolved.insert(image.clone(), digest);
@@ -185,7 +196,7 @@ impl Engine {
         let mut per_plan: HashMap<*const VerificationPlan, ResultsMap> = HashMap::new();
         for ((image, plan, check), verdict) in jobs.iter().zip(verdicts) {
             if let Some(cause) = verdict.cause {
-                self.metrics().verification_failed(cause.as_str());
+                self.options.metrics.verification_failed(cause.as_str());
             }
             let results = per_plan.entry(*plan as *const _).or_default();
             if let (Check::Attestation { attestation, .. }, Some(payload)) =
@@ -240,7 +251,7 @@ impl Engine {
             Ok(reference) => reference,
             Err(e) => return CheckVerdict::error(Cause::InvalidReference, e.to_string()),
         };
-        let digest = match digests.resolve(self.verifier(), &reference).await {
+        let digest = match digests.resolve(self.verifier, &reference).await {
             Ok(digest) => digest,
             Err(e) => {
                 return CheckVerdict::error(
@@ -284,16 +295,16 @@ impl Engine {
             &digest,
             reference.name(),
         ));
-        if let Some(cached) = self.ivp_verdicts.get(key).await {
+        if let Some(cached) = self.verdicts.get(key).await {
             return cached;
         }
         let started = std::time::Instant::now();
         let verdict = self
             .verify_ivp_check(&reference, &digest, &verification, image)
             .await;
-        self.metrics().verification_took(started.elapsed());
+        self.options.metrics.verification_took(started.elapsed());
         if !matches!(verdict.outcome, CheckOutcome::Error { .. }) {
-            self.ivp_verdicts.insert(key, verdict.clone()).await;
+            self.verdicts.insert(key, verdict.clone()).await;
         }
         verdict
     }
@@ -322,7 +333,7 @@ impl Engine {
             }
         };
         let Some(check) = verification.attestations.first() else {
-            return match crate::attestors::verify_attestors(self.verifier(), &subject).await {
+            return match crate::attestors::verify_attestors(self.verifier, &subject).await {
                 Ok(()) => CheckVerdict::verified(None),
                 Err(failure) => failed(failure),
             };
@@ -337,7 +348,7 @@ impl Engine {
         let mut failures = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let path = format!(".attestations[0].attestors[0].entries[{i}]");
-            match attestation_statements(self.verifier(), &subject, entry, &predicate_type, &path)
+            match attestation_statements(self.verifier, &subject, entry, &predicate_type, &path)
                 .await
             {
                 Ok((_, statements)) if !statements.is_empty() => {

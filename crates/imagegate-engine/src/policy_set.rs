@@ -11,7 +11,7 @@ use imagegate_policy::model::{ImageVerification, Policy, Rule};
 use imagegate_policy::pattern::image_matches;
 
 use crate::cache::key_of;
-use crate::evaluate::AdmissionInput;
+use crate::review::AdmissionInput;
 
 /// Policies ready for evaluation: autogen rules expanded once, at load time.
 #[derive(Debug, Clone, Default)]

@@ -5,10 +5,9 @@ use imagegate_oci::Reference;
 use imagegate_policy::model::{Attestor, CTLog, CertificateAttestor, KeylessAttestor, Rekor};
 use imagegate_sigstore::{
     Attestation, BundleRequirement, GitHubWorkflow, HashAlgorithm, IdentityRequirement, Matcher,
-    PublicKey, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions,
+    PublicKey, RekorKey, TrustOverrides, TrustedRoot, VerifyOptions, pem,
 };
 
-use super::sets::split_pem_blocks;
 use super::{AttestorFailure, ImageSubject};
 use crate::check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 use crate::check::key::{check_attestations, check_signatures};
@@ -510,4 +509,17 @@ fn repository_for(
         }
         None => Ok(subject.image.clone()),
     }
+}
+
+/// Each PEM block of `text` as a PEM text of its own; none when `text` is not
+/// well-formed PEM (the key parser then reports why).
+pub(super) fn split_pem_blocks(text: &str) -> Vec<String> {
+    pem::parse_blocks(text)
+        .map(|blocks| {
+            blocks
+                .iter()
+                .map(|block| pem::encode(&block.label, &block.der))
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -7,9 +7,8 @@ use futures::FutureExt as _;
 use futures::future::{BoxFuture, join_all};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::model::{AttestationCheck, Attestor, AttestorSet};
-use imagegate_sigstore::pem;
 
-use super::entry::{attestation_statements, verify_entry};
+use super::entry::{attestation_statements, split_pem_blocks, verify_entry};
 use super::{AttestorFailure, ImageSubject};
 use crate::fetch::Verifier;
 
@@ -192,19 +191,6 @@ fn expand_static_keys(set: &AttestorSet) -> Vec<Attestor> {
         }
     }
     entries
-}
-
-/// Each PEM block of `text` as a PEM text of its own; none when `text` is not
-/// well-formed PEM (the key parser then reports why).
-pub(super) fn split_pem_blocks(text: &str) -> Vec<String> {
-    pem::parse_blocks(text)
-        .map(|blocks| {
-            blocks
-                .iter()
-                .map(|block| pem::encode(&block.label, &block.der))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn required_count(set: &AttestorSet, expanded: usize) -> usize {
