@@ -9,11 +9,14 @@
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
 //! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
 //!   invalidated by a metadata-only watch.
+//! - [`inputs`]: the engine's view of the cluster ([`imagegate_engine::ClusterInputs`]):
+//!   namespace labels, Secrets, ServiceAccounts' pull secrets.
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
 pub mod client;
 pub mod error;
+pub mod inputs;
 pub mod namespaces;
 pub mod policies;
 pub mod reflect;
@@ -21,6 +24,7 @@ pub mod secrets;
 
 pub use client::{Cluster, own_namespace};
 pub use error::{KubeError, Result};
+pub use inputs::KubeInputs;
 pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;
 pub use reflect::{PolicyKey, PolicySet};

@@ -4,6 +4,7 @@
 mod util;
 
 mod bundles;
+mod cluster;
 mod deploy;
 mod limits;
 mod policies;
