@@ -21,14 +21,20 @@ const OWN_NAMESPACE: &str = "imagegate-system";
 /// against it (no `--policies`: the cluster's policies only), ready.
 fn start(default_labels: Value) -> (ApiServer, Server, tempfile::TempDir) {
     let api = ApiServer::start();
-    for (name, labels) in [("default", default_labels), (OWN_NAMESPACE, json!({}))] {
-        api.create(
-            "namespaces",
-            None,
-            json!({"metadata": {"name": name, "labels": labels}}),
-        )
-        .unwrap();
-    }
+    // The fake has `default` already, as a cluster does.
+    api.merge_patch(
+        "namespaces",
+        None,
+        "default",
+        json!({"metadata": {"labels": default_labels}}),
+    )
+    .unwrap();
+    api.create(
+        "namespaces",
+        None,
+        json!({"metadata": {"name": OWN_NAMESPACE}}),
+    )
+    .unwrap();
     let cwd = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(Some(OWN_NAMESPACE));
     let server = Server::start(cwd.path(), &["--kubeconfig", kubeconfig.to_str().unwrap()]);
