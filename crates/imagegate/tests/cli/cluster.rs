@@ -222,6 +222,8 @@ fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
     let image = format!("{host}/private/app:v1");
 
     let (api, server, _cwd) = start(json!({}));
+    api.create("namespaces", None, json!({"metadata": {"name": "keys"}}))
+        .unwrap();
     api.create(
         "secrets",
         Some("keys"),
@@ -251,17 +253,19 @@ fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
     object["spec"]["rules"][0]["verifyImages"][0]["attestors"][0]["entries"][0]["keys"]["publicKeys"] =
         json!("k8s://keys/cosign");
     api.create(CPOL, None, object).unwrap();
+    poll(Duration::from_secs(5), "the policy", || {
+        let (_, body) = server.get(&server.metrics, "/readyz");
+        body.contains("1 policies").then_some(())
+    });
 
     // The Pod's own pull secret: resolved, verified with the Secret's key, pinned.
-    let with_secret = poll(Duration::from_secs(5), "verification", || {
-        let response = admit(
-            &server,
-            "with-secret",
-            &image,
-            json!({"imagePullSecrets": [{"name": "regcred"}]}),
-        );
-        (response["allowed"] == true).then_some(response)
-    });
+    let with_secret = admit(
+        &server,
+        "with-secret",
+        &image,
+        json!({"imagePullSecrets": [{"name": "regcred"}]}),
+    );
+    assert_eq!(with_secret["allowed"], true, "{with_secret}");
     assert!(
         decoded_patch(&with_secret)
             .iter()
