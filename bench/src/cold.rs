@@ -57,12 +57,12 @@ pub async fn single(
     let client = fixture::client()?;
     // Warm the connection pool (and the registry's own caches) once.
     for _ in 0..3 {
-        let engine = fixture::engine(Arc::clone(&client), CacheOptions::default());
+        let engine = fixture::engine(client.clone(), CacheOptions::default());
         admit(&engine, &policies, &pod, 1).await?;
     }
 
     let before = fixture.requests();
-    let engine = fixture::engine(Arc::clone(&client), CacheOptions::default());
+    let engine = fixture::engine(client.clone(), CacheOptions::default());
     admit(&engine, &policies, &pod, 1).await?;
     let requests = fixture.requests() - before;
     eprintln!(
@@ -73,7 +73,7 @@ pub async fn single(
     let mut warm_connections = Samples::default();
     let cpu = Cpu::start(fixture);
     for _ in 0..iterations {
-        let engine = fixture::engine(Arc::clone(&client), CacheOptions::default());
+        let engine = fixture::engine(client.clone(), CacheOptions::default());
         let started = Instant::now();
         admit(&engine, &policies, &pod, 1).await?;
         warm_connections.push(started.elapsed());
@@ -128,14 +128,14 @@ pub async fn ten(
     let pod = pod("ten", &images.ten);
     let client = fixture::client()?;
     for _ in 0..3 {
-        let engine = fixture::engine(Arc::clone(&client), CacheOptions::default());
+        let engine = fixture::engine(client.clone(), CacheOptions::default());
         admit(&engine, &policies, &pod, 10).await?;
     }
     let before = fixture.requests();
     let mut samples = Samples::default();
     let cpu = Cpu::start(fixture);
     for _ in 0..iterations {
-        let engine = fixture::engine(Arc::clone(&client), CacheOptions::default());
+        let engine = fixture::engine(client.clone(), CacheOptions::default());
         let started = Instant::now();
         admit(&engine, &policies, &pod, 10).await?;
         samples.push(started.elapsed());
@@ -263,12 +263,12 @@ pub async fn remote(
     for (name, images) in [("single", vec![single]), ("ten", ten)] {
         let pod = pod(name, &images);
         for _ in 0..3 {
-            let engine = fixture::engine(Arc::clone(&client), CacheOptions::default());
+            let engine = fixture::engine(client.clone(), CacheOptions::default());
             admit(&engine, &policies, &pod, images.len()).await?;
         }
         let mut samples = Samples::default();
         for _ in 0..iterations {
-            let engine = fixture::engine(Arc::clone(&client), CacheOptions::default());
+            let engine = fixture::engine(client.clone(), CacheOptions::default());
             let started = Instant::now();
             admit(&engine, &policies, &pod, images.len()).await?;
             samples.push(started.elapsed());

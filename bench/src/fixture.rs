@@ -3,14 +3,12 @@
 //! engines built the way `imagegate serve` builds its own.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use imagegate_engine::admission::AdmissionReview;
 use imagegate_engine::{
-    AdmissionInput, CacheOptions, Engine, EngineMetrics, EngineOptions, EngineResponse, Phase,
-    PolicySet, Verifier,
+    AdmissionInput, CacheOptions, Engine, EngineResponse, Phase, PolicySet,
 };
 use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
 use imagegate_policy::matching::MatchContext;
@@ -201,25 +199,17 @@ pub fn review(uid: &str, pod: &Value) -> anyhow::Result<AdmissionReview> {
     AdmissionReview::parse(&bytes).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-/// The registry client `imagegate serve` uses for anonymous registries.
-pub fn client() -> anyhow::Result<Arc<RegistryClient>> {
-    let client = RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default())
-        .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
-    Ok(Arc::new(client))
+/// The registry client `imagegate serve` uses for anonymous registries. Engines built
+/// over clones of one client share its connections and tokens.
+pub fn client() -> anyhow::Result<RegistryClient> {
+    RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default())
+        .map_err(|e| anyhow::anyhow!("registry client: {e}"))
 }
 
-/// An engine over `client` with `caches`, built as `imagegate serve` builds its own.
-pub fn engine(client: Arc<RegistryClient>, caches: CacheOptions) -> Engine {
-    let metrics = EngineMetrics::default();
-    let verifier = Verifier::with_digest_cache(client, caches.digest_ttl, metrics.clone());
-    Engine::new(
-        verifier,
-        EngineOptions {
-            caches,
-            metrics,
-            ..EngineOptions::default()
-        },
-    )
+/// An engine over `client` with `caches`, built as `imagegate serve` builds its own
+/// (through [`Engine::builder`]).
+pub fn engine(client: RegistryClient, caches: CacheOptions) -> Engine {
+    Engine::builder(client).caches(caches).build()
 }
 
 /// Evaluates `pod` (mutate phase, as `/mutate` does) and checks it was admitted with

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all, 1–12)
+//!   --only 1,2,…      run these scenarios (default: all, 1–13)
 //!   --iterations N    timed iterations of scenarios 2, 3, 5 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
@@ -19,11 +19,13 @@
 //! 127.0.0.1, every loop is bounded, and every process started is stopped. 7–11 are
 //! the attacks of issue 8 on the real binary (see `attacks.rs`): time to answer and
 //! peak RSS. 12 a whole cold `imagegate verify` process against sigstore-rs in its own
-//! process (feature `peer`).
+//! process (feature `peer`). 13 the same verification as an ImageValidatingPolicy and
+//! as a ClusterPolicy: warm `/mutate` throughput in-process and cold registry requests.
 
 mod attacks;
 mod cold;
 mod fixture;
+mod ivp;
 mod memory;
 #[cfg(feature = "peer")]
 mod peer;
@@ -51,7 +53,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=12).collect(),
+        only: (1..=13).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -178,6 +180,10 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     if only.contains(&1) {
         eprintln!("bench: scenario 1 (/mutate over TLS, warm cache)");
         webhook::run(options, rows).await?;
+    }
+    if only.contains(&13) {
+        eprintln!("bench: scenario 13 (ImageValidatingPolicy vs ClusterPolicy)");
+        ivp::run(options, rows).await?;
     }
     if only.iter().any(|s| (7..=11).contains(s)) {
         attacks::run(options, rows).await?;

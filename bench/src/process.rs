@@ -71,7 +71,7 @@ pub fn run(
     }
     let ratio = imagegate_runs.median().as_secs_f64() / peer_runs.median().as_secs_f64();
     rows.push(Row::new(
-        "7 whole cold process: `imagegate verify --key` vs the same verification by sigstore-rs in its own process, alternating",
+        "12 whole cold process: `imagegate verify --key` vs the same verification by sigstore-rs in its own process, alternating",
         format!(
             "imagegate {}; {requests} registry requests; sigstore-rs {}; ratio of medians **{ratio:.2}**",
             imagegate_runs.summary(),

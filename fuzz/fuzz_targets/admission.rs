@@ -4,11 +4,11 @@
 //! skipped. The glue is kept to this file because the engine is being restructured.
 #![no_main]
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use imagegate_engine::admission::{AdmissionReview, review};
-use imagegate_engine::{CacheOptions, Engine, EngineOptions, Phase, PolicySet, Verifier};
+use imagegate_engine::{CacheOptions, Engine, Phase, PolicySet};
 use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
 use imagegate_policy::load::load_policies;
 use libfuzzer_sys::fuzz_target;
@@ -82,14 +82,10 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     };
     let client = RegistryClient::new(DockerConfig::anonymous(), options)
         .unwrap_or_else(|e| panic!("client: {e}"));
-    let engine = Engine::new(
-        Verifier::new(Arc::new(client)),
-        EngineOptions {
-            // Every input is evaluated afresh, so a run repeats.
-            caches: CacheOptions::disabled(),
-            ..EngineOptions::default()
-        },
-    );
+    // Every input is evaluated afresh, so a run repeats.
+    let engine = Engine::builder(client)
+        .caches(CacheOptions::disabled())
+        .build();
     let policies = load_policies(POLICIES, "fuzz-policies.yaml")
         .unwrap_or_else(|e| panic!("fixed policies: {e}"));
     Fixture {

@@ -7,6 +7,7 @@
 use base64::Engine as _;
 use imagegate_policy::matching::{MatchContext, Operation, UnknownOperation, rule_matches};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use std::collections::BTreeMap;
@@ -62,15 +63,32 @@ pub struct AdmissionRequest {
     /// The requesting user.
     #[serde(default)]
     pub user_info: Value,
-    /// The object as it will be stored.
+    /// The object as it will be stored, as received: parsed only once a policy may
+    /// apply to it (issue 8 item 11: a large object of a kind no policy names costs one
+    /// copy of its text, nothing more).
     #[serde(default)]
-    pub object: Option<Value>,
-    /// The object before an update.
+    pub object: Option<Box<RawValue>>,
+    /// The object before an update, as received (parsed with [`Self::object`]).
     #[serde(default)]
-    pub old_object: Option<Value>,
+    pub old_object: Option<Box<RawValue>>,
     /// Whether the request is a dry run (imagegate has no side effects either way).
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Group/version/resource of the object (`{group, version, resource}`).
+    #[serde(default)]
+    pub resource: Option<Value>,
+    /// The kind as originally requested (before conversion).
+    #[serde(default)]
+    pub request_kind: Option<Value>,
+    /// The resource as originally requested (before conversion).
+    #[serde(default)]
+    pub request_resource: Option<Value>,
+    /// The subresource as originally requested.
+    #[serde(default)]
+    pub request_sub_resource: Option<String>,
+    /// The operation's options (`CreateOptions`, `UpdateOptions`, …).
+    #[serde(default)]
+    pub options: Option<Value>,
 }
 
 /// The answer to the API server.
@@ -93,11 +111,27 @@ pub struct AdmissionResponse {
     /// Warnings shown to the client (Audit failures).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Annotations for the audit log (ImageValidatingPolicy `auditAnnotations` and
+    /// failures of `validationActions: [Audit]`; validating phase only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_annotations: BTreeMap<String, String>,
 }
 
 /// Largest AdmissionReview accepted, by the webhook and by `imagegate review` (the API
 /// server sends objects of at most 3 MiB, wrapped with the old object of an update).
 pub const MAX_REVIEW_BYTES: usize = 8 * 1024 * 1024;
+
+/// The parts of an object that deciding whether a policy applies reads: `apiVersion`
+/// and `kind` (ImageValidatingPolicies' resource rules), and `metadata` (Kyverno's
+/// `match`/`exclude`: names, namespaces, labels, annotations). Everything else of the
+/// object is skipped while parsing, not copied.
+#[derive(Deserialize)]
+struct ObjectHead {
+    #[serde(rename = "apiVersion")]
+    api_version: Option<Value>,
+    kind: Option<Value>,
+    metadata: Option<Value>,
+}
 
 /// Why a review could not be answered at all.
 #[derive(Debug, thiserror::Error)]
@@ -153,9 +187,10 @@ impl AdmissionRequest {
         if operation == Operation::Delete || operation == Operation::Connect {
             return Ok(None);
         }
-        let Some(mut object) = self.object.clone().filter(|o| o.is_object()) else {
+        let Some(mut object) = parse_raw(self.object.as_deref())?.filter(Value::is_object) else {
             return Ok(None);
         };
+        let old_object = parse_raw(self.old_object.as_deref())?;
         // The request names the namespace; the object may not (older API servers,
         // `kubectl run`). Matching (`namespaces`, a namespaced `Policy`) and the denial
         // text (`Pod/default/x`) need it, as in Kyverno.
@@ -168,7 +203,9 @@ impl AdmissionRequest {
         {
             metadata.insert("namespace".into(), Value::String(namespace.to_owned()));
         }
-        let request = json!({
+        // The request as Kubernetes sent it (what CEL reads as `request`), the object
+        // with its namespace filled in.
+        let mut request = json!({
             "uid": self.uid,
             "operation": self.operation,
             "kind": self.kind,
@@ -177,9 +214,19 @@ impl AdmissionRequest {
             "subResource": self.sub_resource,
             "userInfo": self.user_info,
             "object": object,
-            "oldObject": self.old_object,
+            "oldObject": old_object,
             "dryRun": self.dry_run,
+            "resource": self.resource,
+            "requestKind": self.request_kind,
+            "requestResource": self.request_resource,
+            "requestSubResource": self.request_sub_resource,
+            "options": self.options,
         });
+        if let Some(fields) = request.as_object_mut() {
+            // Absent stays absent (as Kubernetes omits empty fields); JMESPath and CEL
+            // then see the same request whichever fields the API server sent.
+            fields.retain(|_, v| !v.is_null());
+        }
         let match_context = MatchContext {
             operation,
             user_info: Some(self.user_info.clone()),
@@ -203,12 +250,7 @@ impl AdmissionRequest {
         policies: &PolicySet,
         namespace_labels: Option<&BTreeMap<String, String>>,
     ) -> bool {
-        // ImageValidatingPolicies match by their own constraints (and CEL): never skip
-        // them here.
-        if !policies.image_validating().is_empty() {
-            return false;
-        }
-        let Some(object) = self.object.as_ref().filter(|o| o.is_object()) else {
+        let Some(object) = self.object_head() else {
             return false;
         };
         let object_namespace = object
@@ -216,6 +258,16 @@ impl AdmissionRequest {
             .and_then(Value::as_str)
             .unwrap_or_default();
         if object_namespace.is_empty() && self.namespace.as_deref().is_some_and(|ns| !ns.is_empty())
+        {
+            return false;
+        }
+        // ImageValidatingPolicies by their resource rules only (what else they match on
+        // can only narrow the match).
+        let sub_resource = self.sub_resource.as_deref().unwrap_or_default();
+        if policies
+            .image_validating()
+            .iter()
+            .any(|ivp| ivp.may_match(&self.operation, &object, sub_resource))
         {
             return false;
         }
@@ -227,9 +279,40 @@ impl AdmissionRequest {
         !policies.rules().any(|(policy, rules)| {
             rules
                 .iter()
-                .any(|rule| rule_matches(rule, policy, object, &match_context))
+                .any(|rule| rule_matches(rule, policy, &object, &match_context))
         })
     }
+
+    /// The object's `apiVersion`, `kind` and `metadata` (as a JSON object holding those
+    /// present), read from the raw object without copying the rest of it; `None` when
+    /// there is no object, it is not a JSON object, or it repeats one of these fields
+    /// (then only the full parse says which one counts).
+    pub fn object_head(&self) -> Option<Value> {
+        let raw = self.object.as_deref()?;
+        // A struct also deserialises from a JSON array: only an object has a head.
+        if !raw.get().starts_with('{') {
+            return None;
+        }
+        let head: ObjectHead = serde_json::from_str(raw.get()).ok()?;
+        let fields = [
+            ("apiVersion", head.api_version),
+            ("kind", head.kind),
+            ("metadata", head.metadata),
+        ];
+        Some(Value::Object(
+            fields
+                .into_iter()
+                .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+                .collect(),
+        ))
+    }
+}
+
+/// A raw JSON value of the request, parsed (`None` when absent).
+fn parse_raw(raw: Option<&RawValue>) -> Result<Option<Value>, ReviewError> {
+    raw.map(|raw| serde_json::from_str(raw.get()))
+        .transpose()
+        .map_err(|e| ReviewError::Malformed(format!("request object: {e}")))
 }
 
 /// The response to an evaluated request.
@@ -238,6 +321,13 @@ pub fn respond(uid: &str, response: &EngineResponse, phase: Phase) -> AdmissionR
     if let Some(message) = response.denial_message() {
         return deny(uid, message, warnings);
     }
+    // Audit annotations once per request: from the validating webhook, where Kyverno
+    // evaluates ImageValidatingPolicies.
+    let audit_annotations = if phase == Phase::Validate {
+        response.audit_annotations()
+    } else {
+        BTreeMap::new()
+    };
     let (patch, patch_type) = if phase == Phase::Mutate && !response.patches.is_empty() {
         let bytes = serde_json::to_vec(&response.patches).unwrap_or_default();
         (
@@ -254,6 +344,7 @@ pub fn respond(uid: &str, response: &EngineResponse, phase: Phase) -> AdmissionR
         patch,
         patch_type,
         warnings,
+        audit_annotations,
     }
 }
 
@@ -266,6 +357,7 @@ pub fn deny(uid: &str, message: String, warnings: Vec<String>) -> AdmissionRespo
         patch: None,
         patch_type: None,
         warnings,
+        audit_annotations: BTreeMap::new(),
     }
 }
 
@@ -431,6 +523,10 @@ fn deadline_exceeded(
 mod tests {
     use super::*;
 
+    fn raw(value: &Value) -> Box<RawValue> {
+        serde_json::value::to_raw_value(value).unwrap()
+    }
+
     #[test]
     fn deadline_leaves_a_margin() {
         assert_eq!(deadline(&PolicySet::default()), Duration::from_secs(9));
@@ -442,7 +538,7 @@ mod tests {
             uid: "u".into(),
             operation: "CREATE".into(),
             namespace: Some("default".into()),
-            object: Some(object),
+            object: Some(raw(&object)),
             ..AdmissionRequest::default()
         };
         let input = request(json!({"kind": "Pod", "metadata": {"name": "p"}}))
@@ -476,7 +572,7 @@ mod tests {
                 uid: "u".into(),
                 operation: operation.into(),
                 namespace: Some("default".into()),
-                object: Some(object),
+                object: Some(raw(&object)),
                 ..AdmissionRequest::default()
             }),
             response: None,
@@ -563,5 +659,99 @@ spec:
             "spec": {"containers": [{"name": "c", "image": "127.0.0.1:1/x:v1"}]}});
         let answered = review(&engine, &policies, &review_of("CREATE", pod), Phase::Mutate).await;
         assert!(answered.evaluated.is_some());
+    }
+
+    fn ivp_policies(rule: &str) -> PolicySet {
+        let yaml = format!(
+            r#"apiVersion: policies.kyverno.io/v1beta1
+kind: ImageValidatingPolicy
+metadata:
+  name: signed
+spec:
+  matchConstraints:
+    resourceRules:
+{rule}
+  matchImageReferences:
+  - glob: "registry.test/*"
+  attestors:
+  - name: cosign
+    cosign:
+      key:
+        data: "-----BEGIN PUBLIC KEY-----\nTEST\n-----END PUBLIC KEY-----"
+  validations:
+  - expression: images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0)
+"#
+        );
+        let loaded = imagegate_policy::load::load_documents(&yaml, "test").unwrap();
+        PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating)
+    }
+
+    #[tokio::test]
+    async fn a_kind_no_image_validating_policy_names_is_answered_without_evaluation() {
+        // Issue 8 item 11: any ImageValidatingPolicy turned the shortcut off; now only
+        // one whose resource rules name the request's kind does.
+        let engine = engine();
+        let config_map = json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "metadata": {"name": "c", "namespace": "default"}, "data": {"big": "x"}});
+        // Not matched by the image pattern: evaluated, nothing fetched.
+        let pod = json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "image": "other.test/x:v1"}]}});
+        let deployment = json!({"kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": {"name": "d", "namespace": "default"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "other.test/x:v1"}]}}}});
+        let pods = ivp_policies(
+            "    - apiGroups: [\"\"]\n      apiVersions: [v1]\n      operations: [CREATE]\n      resources: [pods]",
+        );
+        let everything = ivp_policies(
+            "    - apiGroups: [\"*\"]\n      apiVersions: [\"*\"]\n      operations: [\"*\"]\n      resources: [\"*\"]",
+        );
+        // (policies, object, subresource, evaluated)
+        let cases = [
+            (&pods, &config_map, None, false),
+            (&pods, &pod, None, true),
+            // The autogen variant names Deployments.
+            (&pods, &deployment, None, true),
+            (&pods, &pod, Some("ephemeralcontainers"), false),
+            (&everything, &config_map, None, true),
+            (&everything, &config_map, Some("status"), false),
+        ];
+        for (i, (policies, object, sub_resource, evaluated)) in cases.into_iter().enumerate() {
+            let mut asked = review_of("CREATE", object.clone());
+            if let Some(request) = asked.request.as_mut() {
+                request.sub_resource = sub_resource.map(str::to_owned);
+            }
+            let answered = review(&engine, policies, &asked, Phase::Mutate).await;
+            assert_eq!(answered.evaluated.is_some(), evaluated, "case {i}");
+            if !evaluated {
+                assert!(answered.review.response.unwrap().allowed, "case {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_object_head_is_read_without_the_rest() {
+        let request = |object: &str| AdmissionRequest {
+            uid: "u".into(),
+            object: Some(RawValue::from_string(object.to_owned()).unwrap()),
+            ..AdmissionRequest::default()
+        };
+        let head = request(
+            r#"{"data": {"x": "y"}, "kind": "ConfigMap", "metadata": {"name": "c"}, "spec": [1]}"#,
+        )
+        .object_head()
+        .unwrap();
+        assert_eq!(
+            head,
+            json!({"kind": "ConfigMap", "metadata": {"name": "c"}})
+        );
+        // Not an object, or a repeated field (the full parse decides): no head.
+        for object in [
+            r#"["v1", "Pod", {}]"#,
+            r#""Pod""#,
+            r#"{"kind": "ConfigMap", "kind": "Pod"}"#,
+        ] {
+            assert_eq!(request(object).object_head(), None, "{object}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Caches keyed by digest, never by tag alone (Kyverno GHSA-2r43-6962-xcw5 was a
-//! tag-keyed cache): tag → digest for a short time, verdicts of a verifyImages entry on
-//! a digest for long, recent failures for a short time.
+//! tag-keyed cache): the switchable, counted TTL cache the fetch layer keeps digests and
+//! evidence in, and the key of hashable parts; the verdict cache is `verdicts`.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -95,22 +95,24 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         found
     }
 
-    /// Remembers `value` for `key`.
-    pub async fn insert(&self, key: u64, value: V) {
-        if let Some(cache) = &self.inner {
-            cache.insert(key, value).await;
-        }
-    }
-
     /// Entries currently held (approximate).
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.inner.as_ref().map_or(0, Cache::entry_count)
     }
 
-    /// Runs pending maintenance (evictions), so `len` is exact; for tests and benches.
+    /// Runs pending maintenance (evictions), so `len` is exact.
+    #[cfg(test)]
     pub async fn sync(&self) {
         if let Some(cache) = &self.inner {
             cache.run_pending_tasks().await;
+        }
+    }
+
+    /// Remembers `value` for `key`.
+    pub async fn insert(&self, key: u64, value: V) {
+        if let Some(cache) = &self.inner {
+            cache.insert(key, value).await;
         }
     }
 }
@@ -145,5 +147,27 @@ mod tests {
         assert_eq!(cache.get(1).await, Some(7));
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert_eq!(cache.get(1).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_weighed_cache_holds_at_most_its_weight() {
+        // Issue 8 item 9: the evidence cache was bounded by entries, not bytes, so a few
+        // large `.sig` manifests could fill memory through it.
+        let cache: TtlCache<Vec<u8>> = TtlCache::weighed(
+            "evidence",
+            Some(Duration::from_secs(60)),
+            100,
+            |v: &Vec<u8>| u32::try_from(v.len()).unwrap_or(u32::MAX),
+            EngineMetrics::default(),
+        );
+        for key in 0..5 {
+            cache.insert(key, vec![0; 40]).await;
+        }
+        cache.sync().await;
+        assert!(cache.len() <= 2, "{} entries of 40 bytes held", cache.len());
+        // An entry heavier than the whole cache is never kept.
+        cache.insert(9, vec![0; 101]).await;
+        cache.sync().await;
+        assert_eq!(cache.get(9).await, None);
     }
 }

@@ -14,17 +14,18 @@ use std::sync::Arc;
 use futures::future::join_all;
 use imagegate_oci::{Reference, RegistryClient};
 use imagegate_policy::conditions::{self, Context};
+use imagegate_policy::exception::skip_message;
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::matching::rule_matches;
-use imagegate_policy::model::{FailureAction, ImageVerification};
+use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use imagegate_sigstore::RekorKey;
 use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
-use crate::cache::{CacheOptions, TtlCache, key_of};
+use crate::cache::{CacheOptions, key_of};
 use crate::cluster::{ClusterError, ClusterInputs, entry_pull_secrets, resolve_key_secrets};
-use crate::fetch::Verifier;
-use crate::ivp::{CheckVerdict, IvpEvaluator, IvpResponse};
+use crate::fetch::{Access, Verifier};
+use crate::ivp::{IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
 use crate::options::EngineOptions;
 use crate::patch::{
@@ -32,19 +33,20 @@ use crate::patch::{
 };
 use crate::policy_set::{PolicySet, covers};
 use crate::response::{
-    EngineResponse, IMAGE_VERIFY, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+    CheckedImage, EngineResponse, IMAGE_VERIFY, PolicyKind, PolicyResponse, ResourceId,
+    RuleResponse, RuleStatus, UNSUPPORTED,
 };
 use crate::review::{AdmissionInput, Phase, ReviewDigests};
+use crate::verdicts::{DigestVerdict, VerdictCache};
 
 /// Evaluates resources against policies with a shared verifier.
 #[derive(Debug, Clone)]
 pub struct Engine {
     verifier: Verifier,
     options: EngineOptions,
-    verdicts: TtlCache<ImageOutcome>,
-    failures: TtlCache<ImageOutcome>,
-    /// Verdicts of ImageValidatingPolicy checks (see [`crate::ivp`]).
-    ivp_verdicts: TtlCache<CheckVerdict>,
+    /// Verdicts of every policy kind (ClusterPolicy rules and ImageValidatingPolicy
+    /// checks share them).
+    verdicts: VerdictCache,
 }
 
 /// What one phase will check (see [`Engine::evaluate`]).
@@ -81,6 +83,9 @@ struct ImageTask<'a> {
     verification: &'a ImageVerification,
     verdict_key: Option<u64>,
     image: &'a ImageRef,
+    /// The policy's `failurePolicy` is Ignore: registry errors and the deadline only
+    /// warn.
+    errors_ignored: bool,
 }
 
 /// What checking one image under one verifyImages entry concluded.
@@ -106,7 +111,7 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
-    /// Verdict and digest caches (default: [`CacheOptions::default`]).
+    /// DigestVerdict and digest caches (default: [`CacheOptions::default`]).
     pub fn caches(mut self, caches: CacheOptions) -> EngineBuilder {
         self.options.caches = caches;
         self
@@ -139,49 +144,26 @@ impl EngineBuilder {
 
     /// The engine.
     pub fn build(self) -> Engine {
-        let metrics = self.options.metrics.clone();
+        let options = self.options;
+        let metrics = options.metrics.clone();
         let client = Arc::new(self.client.with_observer(Arc::new(metrics.clone())));
-        let verifier = Verifier::with_digest_cache(client, self.options.caches.digest_ttl, metrics);
-        Engine::new(verifier, self.options)
-    }
-}
-
-impl Engine {
-    /// A builder for an engine fetching through `client`.
-    pub fn builder(client: RegistryClient) -> EngineBuilder {
-        EngineBuilder {
-            client,
-            options: EngineOptions::default(),
-        }
-    }
-
-    /// An engine fetching through `verifier`.
-    pub fn new(verifier: Verifier, options: EngineOptions) -> Engine {
-        let caches = &options.caches;
-        let verdicts = TtlCache::new(
-            "verdict",
-            caches.verdict_ttl,
-            caches.verdict_capacity,
-            options.metrics.clone(),
-        );
-        let failures = TtlCache::new(
-            "negative",
-            caches.negative_ttl,
-            caches.verdict_capacity,
-            options.metrics.clone(),
-        );
-        let ivp_verdicts = TtlCache::new(
-            "ivp_verdict",
-            caches.verdict_ttl,
-            caches.verdict_capacity,
-            options.metrics.clone(),
-        );
+        let verifier = Verifier::with_digest_cache(client, options.caches.digest_ttl, metrics);
+        let verdicts = VerdictCache::new(&options.caches, options.metrics.clone());
         Engine {
             verifier,
             options,
             verdicts,
-            failures,
-            ivp_verdicts,
+        }
+    }
+}
+
+impl Engine {
+    /// A builder for an engine fetching through `client` (a clone of a client shares its
+    /// connections, tokens and caches: several engines can fetch through one client).
+    pub fn builder(client: RegistryClient) -> EngineBuilder {
+        EngineBuilder {
+            client,
+            options: EngineOptions::default(),
         }
     }
 
@@ -192,9 +174,7 @@ impl Engine {
 
     /// Verdicts currently cached (positive and negative).
     pub async fn cached_verdicts(&self) -> u64 {
-        self.verdicts.sync().await;
-        self.failures.sync().await;
-        self.verdicts.len() + self.failures.len()
+        self.verdicts.len().await
     }
 
     /// The ImageValidatingPolicy side, lent this engine's verifier, settings and cache.
@@ -202,7 +182,7 @@ impl Engine {
         IvpEvaluator {
             verifier: &self.verifier,
             options: &self.options,
-            verdicts: &self.ivp_verdicts,
+            verdicts: &self.verdicts,
         }
     }
 
@@ -277,6 +257,7 @@ impl Engine {
                     verification: &policies.entries[p].1[r].verify_images[check.entry],
                     verdict_key: policies.verdict_keys[p][r][check.entry],
                     image: &plan.extracted[check.images][check.image],
+                    errors_ignored: policies.entries[p].0.failure_policy() == FailurePolicy::Ignore,
                 }
             })
             .collect();
@@ -323,15 +304,19 @@ impl Engine {
         let mut pending: Vec<PlannedCheck> = Vec::new();
 
         for (p, (policy, rules)) in policies.entries.iter().enumerate() {
-            let mut policy_response = PolicyResponse {
-                policy: policy.name().to_owned(),
-                namespace: policy
+            let mut policy_response = PolicyResponse::new(
+                if policy.is_cluster_policy() {
+                    PolicyKind::ClusterPolicy
+                } else {
+                    PolicyKind::Policy
+                },
+                policy.name().to_owned(),
+                policy
                     .namespace()
                     .map(str::to_owned)
                     .filter(|_| !policy.is_cluster_policy()),
-                failure_policy: policy.failure_policy(),
-                rules: Vec::new(),
-            };
+                policy.failure_policy(),
+            );
             for (r, rule) in rules.iter().enumerate() {
                 if !rule_matches(rule, policy, resource, &input.match_context) {
                     continue;
@@ -342,13 +327,15 @@ impl Engine {
                     if !unsupported.is_empty() {
                         policy_response.rules.push(RuleResponse {
                             name: rule.name.clone(),
-                            rule_type: "Unsupported",
+                            rule_type: UNSUPPORTED,
                             status: RuleStatus::Skip,
                             message: format!(
                                 "{} rules are not evaluated by imagegate (verifyImages only)",
                                 unsupported.join("/")
                             ),
                             failure_action: FailureAction::Audit,
+                            images: Vec::new(),
+                            exceptions: Vec::new(),
                         });
                     }
                     continue;
@@ -364,6 +351,8 @@ impl Engine {
                     status,
                     message,
                     failure_action: action,
+                    images: Vec::new(),
+                    exceptions: Vec::new(),
                 };
                 if let Some(preconditions) = &rule.preconditions {
                     match conditions::evaluate_preconditions(preconditions, base_context) {
@@ -394,22 +383,21 @@ impl Engine {
                     }
                 };
                 let image_index = extracted.len();
-                let mut any = false;
+                let mut checks = Vec::new();
                 for (v, verification) in rule.verify_images.iter().enumerate() {
                     for (i, image) in images.iter().enumerate() {
                         if covers(verification, image) {
-                            pending.push(PlannedCheck {
+                            checks.push(PlannedCheck {
                                 rule: (p, r),
                                 entry: v,
                                 images: image_index,
                                 image: i,
                             });
-                            any = true;
                         }
                     }
                 }
                 extracted.push(images);
-                if !any {
+                if checks.is_empty() {
                     let patterns = rule
                         .verify_images
                         .iter()
@@ -424,6 +412,17 @@ impl Engine {
                     }
                     continue;
                 }
+                // As Kyverno's image handlers: after match, images and preconditions,
+                // a covering exception turns the rule into a skip (in both phases).
+                let exceptions = policies.exceptions_covering(p, &rule.name, input, base_context);
+                if !exceptions.is_empty() {
+                    let mut skipped =
+                        rule_response(RuleStatus::Skip, skip_message(exceptions.iter().copied()));
+                    skipped.exceptions = exceptions.iter().map(|e| e.key()).collect();
+                    policy_response.rules.push(skipped);
+                    continue;
+                }
+                pending.extend(checks);
                 rule_slots.insert((p, r), policy_response.rules.len());
                 policy_response
                     .rules
@@ -509,6 +508,15 @@ fn assemble(
             silent.push((p, *slot));
             continue;
         };
+        for (task, outcome) in outcomes {
+            let checked = CheckedImage {
+                image: task.image.text.clone(),
+                digest: outcome.digest.clone(),
+            };
+            if !rule_response.images.contains(&checked) {
+                rule_response.images.push(checked);
+            }
+        }
         let worst = outcomes
             .iter()
             .map(|(_, o)| o)
@@ -596,11 +604,11 @@ impl Engine {
         let display = task.image.info.reference.clone();
         let needs_verification =
             !verification.attestors.is_empty() || !verification.attestations.is_empty();
-        let unpinned = task.image.info.digest.is_none();
+        let tagged = task.image.info.digest.is_none();
         let needs_registry = match phase {
-            Phase::Mutate => needs_verification || (verification.mutate_digest && unpinned),
+            Phase::Mutate => needs_verification || (verification.mutate_digest && tagged),
             Phase::Validate => {
-                (verification.verify_digest && unpinned)
+                (verification.verify_digest && tagged)
                     || (verification.required && needs_verification)
             }
         };
@@ -637,6 +645,8 @@ impl Engine {
                 None
             }
             Phase::Validate => {
+                // Admitted unpinned by the mutate phase, and verified here instead.
+                let mut unpinned = false;
                 if verification.verify_digest && task.image.info.digest.is_none() {
                     // Missing because the mutate phase could not reach the registry
                     // (an error: `failurePolicy` decides), or although the tag
@@ -646,12 +656,22 @@ impl Engine {
                     {
                         return Some(failed);
                     }
-                    return Some(ImageOutcome::failed(
-                        Cause::MissingDigest,
-                        format!("missing digest for {display}"),
-                    ));
+                    // The registry answers now. Under Ignore, a digest `mutateDigest`
+                    // would have pinned is missing because the mutate phase met a
+                    // registry error or its deadline (Ignore admitted it unpinned), so
+                    // the image is verified now and passes or fails on its merits.
+                    // Under Fail that mutate phase denied: a missing digest means it
+                    // was bypassed, and Kyverno's failure stands. So does a digest the
+                    // user must write (`mutateDigest: false`).
+                    if !(task.errors_ignored && verification.mutate_digest) {
+                        return Some(ImageOutcome::failed(
+                            Cause::MissingDigest,
+                            format!("missing digest for {display}"),
+                        ));
+                    }
+                    unpinned = true;
                 }
-                if verification.required && needs_verification {
+                if (verification.required || unpinned) && needs_verification {
                     let outcome = self
                         .verify_image(task, verifier, base, images, digests)
                         .await;
@@ -679,6 +699,24 @@ impl Engine {
                             .unwrap_or_else(|| format!("image {display} denied by validate.deny"));
                         return Some(ImageOutcome::failed(Cause::Denied, message));
                     }
+                }
+                if unpinned {
+                    // Admitted, with a warning: the image runs by tag, not by the
+                    // digest verified.
+                    let verified = if needs_verification {
+                        " was verified in the validate phase but"
+                    } else {
+                        ""
+                    };
+                    return Some(ImageOutcome {
+                        status: RuleStatus::Warn,
+                        cause: None,
+                        message: format!(
+                            "image {display}{verified} is not pinned to a digest: the mutate phase could not resolve it (failurePolicy Ignore)"
+                        ),
+                        digest: None,
+                        verified: false,
+                    });
                 }
                 Some(ImageOutcome {
                     status: RuleStatus::Pass,
@@ -734,12 +772,15 @@ impl Engine {
                 format!("failed to verify image {display}: {e}"),
             )
         })?;
-        let digest = digests.resolve(verifier, &reference).await.map_err(|e| {
-            ImageOutcome::failed(
-                Cause::of(&e),
-                format!("failed to verify image {display}: {e}"),
-            )
-        })?;
+        let digest = digests
+            .resolve(verifier, &reference, Access::of(task.verification))
+            .await
+            .map_err(|e| {
+                ImageOutcome::failed(
+                    Cause::of(&e),
+                    format!("failed to verify image {display}: {e}"),
+                )
+            })?;
         Ok((reference, digest))
     }
 
@@ -791,30 +832,37 @@ impl Engine {
             verification: resolved.as_ref().unwrap_or(task.verification),
             ..*task
         };
-        let Some(entry_key) = task.verdict_key else {
-            return self
-                .verify_digest(task, verifier, &reference, &digest, base, images)
-                .await;
+        let verify = self.verify_digest(task, verifier, &reference, &digest, base, images);
+        let verdict = match task.verdict_key {
+            // Conditions on attestations may name the image (`ConditionsFailed`): such
+            // a verdict is the image's as written, not the digest's alone.
+            Some(identity) => {
+                let written = has_conditions(task.verification).then_some(display.as_str());
+                let key = key_of(&(identity, key_material, &digest, reference.name(), written));
+                self.verdicts.get_or_verify(key, verify).await
+            }
+            None => verify.await,
         };
-        let key = key_of(&(entry_key, key_material, &digest, &display, reference.name()));
-        if let Some(verdict) = self.verdicts.get(key).await {
-            return verdict;
+        match verdict.failure {
+            Some(failure) => ImageOutcome::failed(
+                failure.cause(),
+                format!("failed to verify image {display}: {failure}"),
+            ),
+            None => {
+                let what = if task.verification.attestors.is_empty() {
+                    "attestations"
+                } else {
+                    "signatures"
+                };
+                ImageOutcome {
+                    status: RuleStatus::Pass,
+                    cause: None,
+                    message: format!("verified image {what} for {display}"),
+                    digest: Some(digest),
+                    verified: true,
+                }
+            }
         }
-        if let Some(verdict) = self.failures.get(key).await {
-            return verdict;
-        }
-        let started = std::time::Instant::now();
-        let outcome = self
-            .verify_digest(task, verifier, &reference, &digest, base, images)
-            .await;
-        self.options.metrics.verification_took(started.elapsed());
-        match outcome.status {
-            RuleStatus::Pass => self.verdicts.insert(key, outcome.clone()).await,
-            RuleStatus::Fail => self.failures.insert(key, outcome.clone()).await,
-            // Registry errors are not remembered: the next request tries again.
-            _ => {}
-        }
-        outcome
     }
 
     /// Verifies attestors and attestations of one image at `digest`.
@@ -826,7 +874,7 @@ impl Engine {
         digest: &str,
         base: &Context,
         images: &Value,
-    ) -> ImageOutcome {
+    ) -> DigestVerdict {
         let display = task.image.info.reference.clone();
         let subject = ImageSubject {
             image: reference,
@@ -835,11 +883,9 @@ impl Engine {
             rekor_keys: &self.options.rekor_keys,
             trusted_root: self.options.trusted_root.as_ref(),
         };
-        let failed = |failure: crate::attestors::AttestorFailure| {
-            ImageOutcome::failed(
-                failure.cause(),
-                format!("failed to verify image {display}: {failure}"),
-            )
+        let failed = |failure| DigestVerdict {
+            failure: Some(failure),
+            payload: None,
         };
         if let Err(failure) = verify_attestors(verifier, &subject).await {
             return failed(failure);
@@ -853,19 +899,19 @@ impl Engine {
         if let Err(failure) = verify_attestations(verifier, &subject, &display, &context).await {
             return failed(failure);
         }
-        let what = if task.verification.attestors.is_empty() {
-            "attestations"
-        } else {
-            "signatures"
-        };
-        ImageOutcome {
-            status: RuleStatus::Pass,
-            cause: None,
-            message: format!("verified image {what} for {display}"),
-            digest: Some(digest.to_owned()),
-            verified: true,
+        DigestVerdict {
+            failure: None,
+            payload: None,
         }
     }
+}
+
+/// Whether an attestation check of `verification` has conditions.
+fn has_conditions(verification: &ImageVerification) -> bool {
+    verification
+        .attestations
+        .iter()
+        .any(|a| !a.conditions.is_empty())
 }
 
 impl ImageOutcome {

@@ -2,6 +2,8 @@
 //! was fetched for an image ([`Evidence`] of [`Layer`]s), what verified
 //! ([`VerifiedEnvelope`], [`VerifiedSignatures`], [`VerifiedAttestations`]), why not
 //! ([`VerifyError`]), and the attestation selection shared by every signature format.
+//! Notation evidence is the same [`Evidence`] (envelope layers of signature manifests)
+//! plus, for attestations, the [`ReferrerArtifact`]s of a type.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,11 +61,24 @@ pub struct Layer {
     pub blob: Vec<u8>,
 }
 
+/// An artifact referring to an image (an SBOM, a scan report, …), found through the
+/// referrers of the image by its `artifactType`.
+#[derive(Debug, Clone)]
+pub struct ReferrerArtifact {
+    /// The artifact manifest's descriptor (media type, digest, size: what its own
+    /// Notation signatures sign) with its `artifactType`.
+    pub manifest: Descriptor,
+    /// The manifest's single layer (the payload) and its blob.
+    pub payload: Layer,
+}
+
 /// What a `.sig` or `.att` tag held for one digest; empty when the tag does not exist.
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
     /// The layers of the expected media type.
     pub layers: Vec<Layer>,
+    /// Referring artifacts of one type ([`EvidenceKind::Artifacts`] only).
+    pub artifacts: Vec<ReferrerArtifact>,
 }
 
 impl Evidence {
@@ -72,6 +87,7 @@ impl Evidence {
         let bytes: usize = self
             .layers
             .iter()
+            .chain(self.artifacts.iter().map(|a| &a.payload))
             .map(|layer| {
                 layer.blob.len()
                     + layer
@@ -97,6 +113,11 @@ pub enum EvidenceKind {
     /// Sigstore bundles referring to the image (OCI 1.1 referrers or the
     /// `sha256-<hex>` fallback tag); see `crate::fetch`.
     Bundles,
+    /// Notation signature envelopes (JWS or COSE) of the signature manifests
+    /// referring to the image.
+    NotationSignatures,
+    /// Artifacts of one `artifactType` referring to the image (Notation attestations).
+    Artifacts,
 }
 
 impl EvidenceKind {
@@ -105,7 +126,7 @@ impl EvidenceKind {
             EvidenceKind::Signatures => signature_tag(digest),
             EvidenceKind::Attestations => attestation_tag(digest),
             // The referrers fallback tag, `sha256-<hex>` (no suffix).
-            EvidenceKind::Bundles => {
+            EvidenceKind::Bundles | EvidenceKind::NotationSignatures | EvidenceKind::Artifacts => {
                 signature_tag(digest).map(|t| t.trim_end_matches(".sig").to_owned())
             }
         }
@@ -116,6 +137,9 @@ impl EvidenceKind {
             EvidenceKind::Signatures => cosign::SIMPLE_SIGNING_MEDIA_TYPE,
             EvidenceKind::Attestations => cosign::DSSE_MEDIA_TYPE,
             EvidenceKind::Bundles => BUNDLE_MEDIA_TYPE,
+            EvidenceKind::NotationSignatures => imagegate_notation::SIGNATURE_ARTIFACT_TYPE,
+            // Any: the artifact type is asked for separately.
+            EvidenceKind::Artifacts => "",
         }
     }
 }

@@ -11,6 +11,15 @@
 //! whose `subject` is the image and whose layer is the bundle), found through the
 //! referrers API or, on registries without it, the `sha256-<hex>` fallback tag index.
 //!
+//! Notation signatures are referrers too (`artifactType`
+//! `application/vnd.cncf.notary.signature`, one JWS or COSE envelope layer). Verifying
+//! one needs the image manifest's descriptor (media type and size, which the signature
+//! signs): the tag's `HEAD` gives it, and it is kept by digest, so a cold Notation
+//! verification of a tagged image costs the `HEAD`, the referrers (API, or fallback tag
+//! on registries known to lack the API), the signature manifest and the envelope.
+//! Notation attestations are referring artifacts of a type (an SBOM), each verified
+//! through its own Notation signatures.
+//!
 //! Discovery is deliberately lenient about `artifactType` in the fallback index: cosign
 //! (go-containerregistry) writes the referring manifest's config media type there
 //! (`application/vnd.oci.empty.v1+json`), not the bundle type, and filtering on it
@@ -25,9 +34,12 @@ use imagegate_oci::{
     Call, CallOptions, Descriptor, PullSecrets, Reference, ReferrersSource, RegistryClient,
 };
 
+use imagegate_policy::model::ImageVerification;
+
 use crate::cache::{TtlCache, key_of};
 use crate::evidence::{
-    BUNDLE_MEDIA_TYPE, Evidence, EvidenceKind, Layer, VerifyError, is_bundle_media_type,
+    BUNDLE_MEDIA_TYPE, Evidence, EvidenceKind, Layer, ReferrerArtifact, VerifyError,
+    is_bundle_media_type,
 };
 use crate::flight::SingleFlight;
 use crate::metrics::EngineMetrics;
@@ -51,15 +63,61 @@ const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 const MAX_REFERRERS: usize = 64;
 /// Bundle layers read per referring manifest.
 const MAX_BUNDLE_LAYERS: usize = 8;
+/// Manifest descriptors kept by digest. What a digest names never changes, so they are
+/// kept whatever the digest cache's lifetime: the descriptor a tag's `HEAD` returned
+/// serves the Notation check of that digest without another request.
+const DESCRIPTOR_CACHE_ENTRIES: u64 = 100_000;
+const DESCRIPTOR_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Envelope layer media types of Notation signature manifests.
+const NOTATION_ENVELOPE_TYPES: [&str; 2] = [
+    imagegate_notation::JWS_MEDIA_TYPE,
+    imagegate_notation::COSE_MEDIA_TYPE,
+];
+/// Largest payload of a referring artifact read (an SBOM), as Kyverno's notary
+/// verifier allows (10 MB); the evidence budget bounds their sum.
+const MAX_ARTIFACT_PAYLOAD_BYTES: u64 = 10 * 1000 * 1000;
 
 type Flight<T> = Result<Arc<T>, Arc<VerifyError>>;
+
+/// What one evidence fetch is about: repository, kind, digest, for
+/// [`EvidenceKind::Artifacts`] the artifact type (empty otherwise), and access.
+type EvidenceKey = (String, EvidenceKind, String, String, Access);
+
+/// How the registries of one verification may be reached, beyond what the client
+/// allows every verification (loopback, `--allow-insecure-registry`). Part of every
+/// cache and single-flight key: an answer fetched over plain HTTP never serves a
+/// verification that allows HTTPS only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// Plain HTTP is allowed for every registry (tried first, HTTPS when refused).
+    pub allow_plain_http: bool,
+}
+
+impl Access {
+    /// What a verifyImages entry allows: Kyverno's per-entry
+    /// `imageRegistryCredentials.allowInsecureRegistry`.
+    pub fn of(verification: &ImageVerification) -> Access {
+        Access {
+            allow_plain_http: verification.allows_insecure_registry(),
+        }
+    }
+
+    /// The options of a call with this access over `base` (the verifier's: its pull
+    /// secrets).
+    fn call_options(self, base: &CallOptions) -> CallOptions {
+        CallOptions {
+            allow_plain_http: self.allow_plain_http,
+            ..base.clone()
+        }
+    }
+}
 
 /// Fetches the evidence of images through a shared registry client, caching it and
 /// coalescing identical concurrent fetches.
 ///
 /// A verifier may carry pull secrets ([`Verifier::with_pull_secrets`]): its requests
 /// then authenticate with them first. A tag's digest is cached and coalesced per
-/// credential identity, so nobody is given a resolution made with credentials they do
+/// [`Access`] and credential identity, so nobody is given a resolution made with credentials they do
 /// not hold; evidence is a fact about a digest and is cached by digest alone (only
 /// successful fetches are cached; coalescing is per identity).
 #[derive(Debug, Clone)]
@@ -67,9 +125,10 @@ pub struct Verifier {
     client: Arc<RegistryClient>,
     call: CallOptions,
     digest_cache: TtlCache<String>,
+    descriptor_cache: TtlCache<Descriptor>,
     evidence_cache: TtlCache<Arc<Evidence>>,
-    digests: Arc<SingleFlight<(String, u64), Flight<String>>>,
-    evidence: Arc<SingleFlight<(String, EvidenceKind, String, u64), Flight<Evidence>>>,
+    digests: Arc<SingleFlight<(String, Access, u64), Flight<String>>>,
+    evidence: Arc<SingleFlight<(EvidenceKey, u64), Flight<Evidence>>>,
 }
 
 impl Verifier {
@@ -78,8 +137,9 @@ impl Verifier {
         Verifier::with_digest_cache(client, None, EngineMetrics::default())
     }
 
-    /// A verifier that reuses a tag's digest for `digest_ttl` (`None`: never).
-    pub fn with_digest_cache(
+    /// A verifier that reuses a tag's digest for `digest_ttl` (`None`: never); engines
+    /// get theirs from [`crate::EngineBuilder`].
+    pub(crate) fn with_digest_cache(
         client: Arc<RegistryClient>,
         digest_ttl: Option<std::time::Duration>,
         metrics: EngineMetrics,
@@ -88,6 +148,12 @@ impl Verifier {
             client,
             call: CallOptions::default(),
             digest_cache: TtlCache::new("digest", digest_ttl, 100_000, metrics.clone()),
+            descriptor_cache: TtlCache::new(
+                "descriptor",
+                Some(DESCRIPTOR_TTL),
+                DESCRIPTOR_CACHE_ENTRIES,
+                metrics.clone(),
+            ),
             // Evidence lives as long as a tag's digest: a signature added meanwhile is
             // seen within that time; coalesced callers arriving just after a fetch
             // ended find it here instead of fetching again.
@@ -125,63 +191,146 @@ impl Verifier {
     }
 
     /// The digest `image` names (its own, or the tag's, resolved once for concurrent
-    /// callers).
-    pub async fn resolve(&self, image: &Reference) -> Result<String, VerifyError> {
+    /// callers with the same `access` and credentials).
+    pub async fn resolve(&self, image: &Reference, access: Access) -> Result<String, VerifyError> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
-        let name = (image.to_string(), self.identity(image.registry()));
-        let cache_key = key_of(&name);
+        let key = (image.to_string(), access, self.identity(image.registry()));
+        let cache_key = key_of(&key);
         if let Some(digest) = self.digest_cache.get(cache_key).await {
             return Ok(digest);
         }
         let client = self.client.clone();
-        let call = self.call.clone();
+        let call = access.call_options(&self.call);
         let owned = image.clone();
         let cache = self.digest_cache.clone();
+        let descriptors = self.descriptor_cache.clone();
         // The cache is filled inside the shared execution, before its callers resume:
         // a request arriving between the end of the flight and a later insert would
         // otherwise fetch again.
         let work = async move {
-            let digest = client
+            let descriptor = client
                 .call(call)
-                .resolve_digest(&owned)
+                .resolve_descriptor(&owned)
                 .await
                 .map_err(|e| Arc::new(VerifyError::Registry(e)))?;
+            let digest = descriptor.digest.clone();
+            descriptors
+                .insert(key_of(&(owned.name(), &digest, access)), descriptor)
+                .await;
             cache.insert(cache_key, digest.clone()).await;
             Ok(Arc::new(digest))
         };
         self.digests
-            .run(name, work)
+            .run(key, work)
             .await
             .map(|d| d.as_ref().clone())
             .map_err(VerifyError::Shared)
     }
 
-    /// The `.sig` or `.att` layers for `digest`, from `repository` (the image's own
-    /// repository unless a signature repository is configured).
+    /// The descriptor (media type, digest, size) of the manifest `digest` in the
+    /// repository of `image`: what [`Verifier::resolve`] learned from the tag, else one
+    /// `HEAD` by digest.
+    pub async fn manifest_descriptor(
+        &self,
+        image: &Reference,
+        digest: &str,
+        access: Access,
+    ) -> Result<Descriptor, VerifyError> {
+        let cache_key = key_of(&(image.name(), digest, access));
+        if let Some(descriptor) = self.descriptor_cache.get(cache_key).await {
+            return Ok(descriptor);
+        }
+        let pinned =
+            image
+                .try_with_digest(digest)
+                .map_err(|e| VerifyError::MalformedSignatureManifest {
+                    reference: format!("{}@{digest}", image.name()),
+                    reason: e.to_string(),
+                })?;
+        let descriptor = self
+            .client
+            .call(access.call_options(&self.call))
+            .resolve_descriptor(&pinned)
+            .await?;
+        self.descriptor_cache
+            .insert(cache_key, descriptor.clone())
+            .await;
+        Ok(descriptor)
+    }
+
+    /// The evidence of `kind` for `digest` (`.sig`/`.att` layers, bundle or Notation
+    /// envelope layers of referrers), from `repository` (the image's own repository
+    /// unless a signature repository is configured).
     pub async fn evidence(
         &self,
         repository: &Reference,
         kind: EvidenceKind,
         digest: &str,
+        access: Access,
     ) -> Result<Arc<Evidence>, VerifyError> {
-        let key = (repository.name(), kind, digest.to_owned());
+        self.fetch(repository, kind, digest, "", access).await
+    }
+
+    /// The artifacts of `artifact_type` referring to `digest` in `repository`, each
+    /// with its payload (Notation attestations).
+    pub async fn artifacts(
+        &self,
+        repository: &Reference,
+        digest: &str,
+        artifact_type: &str,
+        access: Access,
+    ) -> Result<Arc<Evidence>, VerifyError> {
+        self.fetch(
+            repository,
+            EvidenceKind::Artifacts,
+            digest,
+            artifact_type,
+            access,
+        )
+        .await
+    }
+
+    async fn fetch(
+        &self,
+        repository: &Reference,
+        kind: EvidenceKind,
+        digest: &str,
+        artifact_type: &str,
+        access: Access,
+    ) -> Result<Arc<Evidence>, VerifyError> {
+        let key: EvidenceKey = (
+            repository.name(),
+            kind,
+            digest.to_owned(),
+            artifact_type.to_owned(),
+            access,
+        );
         let cache_key = key_of(&key);
         if let Some(evidence) = self.evidence_cache.get(cache_key).await {
             return Ok(evidence);
         }
-        let flight = (key.0, key.1, key.2, self.identity(repository.registry()));
+        let flight = (key, self.identity(repository.registry()));
         let client = self.client.clone();
-        let call = self.call.clone();
+        let call = access.call_options(&self.call);
         let repository = repository.clone();
         let digest = digest.to_owned();
+        let artifact_type = artifact_type.to_owned();
         let cache = self.evidence_cache.clone();
         let work = async move {
             let call = client.call(call);
             let fetched = match kind {
                 EvidenceKind::Bundles => fetch_bundles(&call, &repository, &digest).await,
-                _ => fetch_evidence(&call, &repository, kind, &digest).await,
+                EvidenceKind::NotationSignatures => {
+                    fetch_notation_signatures(&call, &repository, &digest).await
+                }
+                EvidenceKind::Artifacts => {
+                    fetch_artifacts(&call, &repository, &digest, &artifact_type).await
+                }
+                EvidenceKind::Signatures | EvidenceKind::Attestations => {
+                    fetch_evidence(&call, &repository, kind, &digest).await
+                }
             };
             let evidence = Arc::new(fetched.map_err(Arc::new)?);
             cache.insert(cache_key, evidence.clone()).await;
@@ -197,7 +346,7 @@ impl Verifier {
 /// The layers of `kind` in the manifest at the evidence tag of `digest` in
 /// `repository`, with their blobs fetched concurrently.
 async fn fetch_evidence(
-    client: &Call<'_>,
+    call: &Call<'_>,
     repository: &Reference,
     kind: EvidenceKind,
     digest: &str,
@@ -212,7 +361,7 @@ async fn fetch_evidence(
     let evidence_ref = repository
         .with_tag(&tag)
         .map_err(|e| malformed(format!("{}:{tag}", repository.name()), e.to_string()))?;
-    let Some(fetched) = client.get_manifest(&evidence_ref).await? else {
+    let Some(fetched) = call.get_manifest(&evidence_ref).await? else {
         return Ok(Evidence::default());
     };
     let manifest = fetched
@@ -224,7 +373,7 @@ async fn fetch_evidence(
         .filter(|layer| layer.media_type == kind.media_type())
         .take(MAX_SIGNATURE_LAYERS)
         .collect();
-    let mut limit = client.client().options().max_blob_bytes;
+    let mut limit = call.client().options().max_blob_bytes;
     if kind == EvidenceKind::Signatures {
         limit = limit.min(MAX_SIGNATURE_PAYLOAD_BYTES);
     }
@@ -235,7 +384,7 @@ async fn fetch_evidence(
     let blobs = join_all(
         candidates
             .iter()
-            .map(|layer| client.get_blob(&evidence_ref, layer, limit)),
+            .map(|layer| call.get_blob(&evidence_ref, layer, limit)),
     )
     .await;
     let mut layers = Vec::with_capacity(candidates.len());
@@ -245,18 +394,21 @@ async fn fetch_evidence(
             blob: blob?,
         });
     }
-    Ok(Evidence { layers })
+    Ok(Evidence {
+        layers,
+        artifacts: Vec::new(),
+    })
 }
 
 /// The bundle layers of the manifests referring to `digest` in `repository` (the
 /// image's own repository or a signature repository). Each layer descriptor carries the
 /// referring manifest's annotations too (`dev.sigstore.bundle.predicateType`).
 async fn fetch_bundles(
-    client: &Call<'_>,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
 ) -> Result<Evidence, VerifyError> {
-    let referrers = client
+    let referrers = call
         .get_referrers(repository, digest, Some(BUNDLE_MEDIA_TYPE))
         .await?;
     let from_api = matches!(referrers.source, ReferrersSource::Api { .. });
@@ -275,28 +427,136 @@ async fn fetch_bundles(
         })
         .take(MAX_REFERRERS)
         .collect();
+    let wanted = LayerQuery {
+        media_type: is_bundle_media_type,
+        most: MAX_BUNDLE_LAYERS,
+        limit: call.client().options().max_blob_bytes,
+    };
+    let layers = referred_layers(call, repository, digest, &candidates, &wanted).await?;
+    Ok(Evidence {
+        layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
+        artifacts: Vec::new(),
+    })
+}
+
+/// The envelope layers of the Notation signature manifests referring to `digest` in
+/// `repository`. Listed entries of another `artifactType` are not fetched (Notation
+/// writes the signature type in the fallback index too; hiding a signature there can
+/// only make verification fail); the envelope's own check decides what it signs.
+async fn fetch_notation_signatures(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+) -> Result<Evidence, VerifyError> {
+    let signature_type = imagegate_notation::SIGNATURE_ARTIFACT_TYPE;
+    let candidates = referrers_of_type(call, repository, digest, signature_type).await?;
+    let wanted = LayerQuery {
+        media_type: |t| NOTATION_ENVELOPE_TYPES.contains(&t),
+        most: 1,
+        limit: imagegate_notation::limits::MAX_ENVELOPE_SIZE as u64,
+    };
+    let layers = referred_layers(call, repository, digest, &candidates, &wanted).await?;
+    Ok(Evidence {
+        layers: layers.into_iter().flat_map(|(_, layers)| layers).collect(),
+        artifacts: Vec::new(),
+    })
+}
+
+/// The artifacts of `artifact_type` referring to `digest` in `repository` with their
+/// single payload layer (Kyverno reads exactly one; others are skipped).
+async fn fetch_artifacts(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+    artifact_type: &str,
+) -> Result<Evidence, VerifyError> {
+    let candidates = referrers_of_type(call, repository, digest, artifact_type).await?;
+    let wanted = LayerQuery {
+        media_type: |_| true,
+        most: 2,
+        limit: MAX_ARTIFACT_PAYLOAD_BYTES.min(call.client().options().max_blob_bytes),
+    };
+    let mut artifacts = Vec::new();
+    for (manifest, mut layers) in
+        referred_layers(call, repository, digest, &candidates, &wanted).await?
+    {
+        if layers.len() != 1 {
+            continue;
+        }
+        artifacts.push(ReferrerArtifact {
+            manifest: Descriptor {
+                artifact_type: Some(artifact_type.to_owned()),
+                ..manifest
+            },
+            payload: layers.remove(0),
+        });
+    }
+    Ok(Evidence {
+        layers: Vec::new(),
+        artifacts,
+    })
+}
+
+/// The referrers of `digest` listed with `artifact_type`, at most [`MAX_REFERRERS`].
+async fn referrers_of_type(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+    artifact_type: &str,
+) -> Result<Vec<Descriptor>, VerifyError> {
+    let referrers = call
+        .get_referrers(repository, digest, Some(artifact_type))
+        .await?;
+    Ok(referrers
+        .index
+        .manifests
+        .into_iter()
+        .filter(|entry| entry.artifact_type.as_deref() == Some(artifact_type))
+        .take(MAX_REFERRERS)
+        .collect())
+}
+
+/// The wanted layers of the referring manifests `candidates` (fetched concurrently,
+/// within one evidence budget) with each manifest's descriptor; manifests that are
+/// gone, indexes or about another digest are left out.
+async fn referred_layers(
+    call: &Call<'_>,
+    repository: &Reference,
+    digest: &str,
+    candidates: &[Descriptor],
+    wanted: &LayerQuery,
+) -> Result<Vec<(Descriptor, Vec<Layer>)>, VerifyError> {
     let budget = Budget::new(MAX_EVIDENCE_BYTES);
     let manifests = join_all(
         candidates
             .iter()
-            .map(|entry| referring_layers(client, repository, digest, entry, &budget)),
+            .map(|entry| referring_layers(call, repository, digest, entry, wanted, &budget)),
     )
     .await;
-    let mut layers = Vec::new();
-    for found in manifests {
-        layers.extend(found?);
+    let mut found = Vec::with_capacity(manifests.len());
+    for manifest in manifests {
+        found.extend(manifest?);
     }
-    Ok(Evidence { layers })
+    Ok(found)
 }
 
-/// The bundle layers of one referring manifest (none when it is not about `digest`).
+/// Which layers of a referring manifest are read, how many, and how large each may be.
+struct LayerQuery {
+    media_type: fn(&str) -> bool,
+    most: usize,
+    limit: u64,
+}
+
+/// The wanted layers of one referring manifest, with the manifest's descriptor; `None`
+/// when it is gone, an index, or not about `digest`.
 async fn referring_layers(
-    client: &Call<'_>,
+    call: &Call<'_>,
     repository: &Reference,
     digest: &str,
     entry: &Descriptor,
+    wanted: &LayerQuery,
     budget: &Budget,
-) -> Result<Vec<Layer>, VerifyError> {
+) -> Result<Option<(Descriptor, Vec<Layer>)>, VerifyError> {
     let malformed = |reason: String| VerifyError::MalformedSignatureManifest {
         reference: format!("{}@{}", repository.name(), entry.digest),
         reason,
@@ -304,12 +564,12 @@ async fn referring_layers(
     let reference = repository
         .try_with_digest(&entry.digest)
         .map_err(|e| malformed(e.to_string()))?;
-    let Some(fetched) = client.get_manifest(&reference).await? else {
+    let Some(fetched) = call.get_manifest(&reference).await? else {
         // A stale index entry: the referrer was deleted.
-        return Ok(Vec::new());
+        return Ok(None);
     };
     if fetched.is_index() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let manifest = fetched
         .image_manifest()
@@ -319,13 +579,20 @@ async fn referring_layers(
         .as_ref()
         .is_some_and(|subject| subject.digest != digest)
     {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let bundle_layers: Vec<Descriptor> = manifest
+    let descriptor = Descriptor {
+        media_type: fetched.media_type.clone(),
+        digest: fetched.digest.clone(),
+        size: fetched.bytes.len() as u64,
+        annotations: manifest.annotations.clone(),
+        artifact_type: None,
+    };
+    let wanted_layers: Vec<Descriptor> = manifest
         .layers
         .into_iter()
-        .filter(|layer| is_bundle_media_type(&layer.media_type))
-        .take(MAX_BUNDLE_LAYERS)
+        .filter(|layer| (wanted.media_type)(&layer.media_type))
+        .take(wanted.most)
         .map(|mut layer| {
             if let Some(annotations) = &manifest.annotations {
                 let merged = layer.annotations.get_or_insert_with(Default::default);
@@ -336,22 +603,21 @@ async fn referring_layers(
             layer
         })
         .collect();
-    budget.reserve(&bundle_layers, &reference.to_string())?;
-    let limit = client.client().options().max_blob_bytes;
+    budget.reserve(&wanted_layers, &reference.to_string())?;
     let blobs = join_all(
-        bundle_layers
+        wanted_layers
             .iter()
-            .map(|layer| client.get_blob(&reference, layer, limit)),
+            .map(|layer| call.get_blob(&reference, layer, wanted.limit)),
     )
     .await;
-    let mut layers = Vec::with_capacity(bundle_layers.len());
-    for (descriptor, blob) in bundle_layers.into_iter().zip(blobs) {
+    let mut layers = Vec::with_capacity(wanted_layers.len());
+    for (descriptor, blob) in wanted_layers.into_iter().zip(blobs) {
         layers.push(Layer {
             descriptor,
             blob: blob?,
         });
     }
-    Ok(layers)
+    Ok(Some((descriptor, layers)))
 }
 
 /// The bytes of evidence one image may still fetch, shared by concurrent fetches.

@@ -167,22 +167,31 @@ mod tests {
         assert_eq!(flights.in_flight(), 0);
 
         // One caller cancelled, one still waiting: the execution goes on for the other.
+        // Released by the test, not by a timer: under load a timer could fire first.
+        let release = Arc::new(tokio::sync::Notify::new());
         let waiting = {
-            let flights = flights.clone();
+            let (flights, release) = (flights.clone(), release.clone());
             tokio::spawn(async move {
                 flights
-                    .run(2, async {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    .run(2, async move {
+                        release.notified().await;
                         7
                     })
                     .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        for _ in 0..1000 {
+            if flights.in_flight() == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(flights.in_flight(), 1);
         let cancelled =
             tokio::time::timeout(Duration::from_millis(5), flights.run(2, pending())).await;
         assert!(cancelled.is_err());
         assert_eq!(flights.in_flight(), 1);
+        release.notify_one();
         assert_eq!(waiting.await.unwrap(), 7);
         assert_eq!(flights.in_flight(), 0);
     }

@@ -23,12 +23,13 @@ use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
 use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
-use crate::cache::{TtlCache, key_of};
-use crate::fetch::Verifier;
+use crate::cache::key_of;
+use crate::fetch::{Access, Verifier};
 use crate::options::EngineOptions;
 use crate::patch::apply_patches;
-use crate::response::{PolicyResponse, RuleResponse, RuleStatus};
+use crate::response::{PolicyKind, PolicyResponse, RuleResponse, RuleStatus};
 use crate::review::{AdmissionInput, Phase, ReviewDigests};
+use crate::verdicts::{DigestVerdict, VerdictCache, verification_identity};
 
 /// [`RuleResponse::rule_type`] of the one result of an ImageValidatingPolicy.
 pub const IMAGE_VALIDATING_POLICY: &str = "ImageValidatingPolicy";
@@ -71,15 +72,23 @@ pub(crate) fn ivp_input(input: &AdmissionInput) -> IvpInput {
     });
     let mut ivp = IvpInput::from_resource(input.resource.clone(), namespace_object);
     if let (Some(mine), Some(given)) = (ivp.request.as_object_mut(), input.request.as_object()) {
+        // Every field of the AdmissionRequest but the object (the IVP input's own, with
+        // its namespace filled in).
         for field in [
             "uid",
+            "kind",
+            "resource",
+            "subResource",
+            "requestKind",
+            "requestResource",
+            "requestSubResource",
+            "name",
+            "namespace",
             "operation",
             "userInfo",
             "oldObject",
-            "subResource",
             "dryRun",
-            "resource",
-            "requestResource",
+            "options",
         ] {
             if let Some(value) = given.get(field).filter(|v| !v.is_null()) {
                 mine.insert(field.to_owned(), value.clone());
@@ -94,7 +103,7 @@ pub(crate) fn ivp_input(input: &AdmissionInput) -> IvpInput {
 pub(crate) struct IvpEvaluator<'a> {
     pub verifier: &'a Verifier,
     pub options: &'a EngineOptions,
-    pub verdicts: &'a TtlCache<CheckVerdict>,
+    pub verdicts: &'a VerdictCache,
 }
 
 impl IvpEvaluator<'_> {
@@ -128,19 +137,18 @@ impl IvpEvaluator<'_> {
                 let mut resolved = HashMap::new();
                 let mut failures = Vec::new();
                 for image in &plan.mutate_digest {
-                    let outcome =
-                        match Reference::parse(image) {
-                            Ok(reference) => digests
-                                .resolve(self.verifier, &reference)
-                                .await
-                                .map_err(|e| {
-                                    format!(
-                                        "failed to resolve digest for image {image} at {}: {e}",
-                                        reference.registry()
-                                    )
-                                }),
-                            Err(e) => Err(format!("invalid image reference {image}: {e}")),
-                        };
+                    let outcome = match Reference::parse(image) {
+                        Ok(reference) => digests
+                            .resolve(self.verifier, &reference, access_of(&plan))
+                            .await
+                            .map_err(|e| {
+                                format!(
+                                    "failed to resolve digest for image {image} at {}: {e}",
+                                    reference.registry()
+                                )
+                            }),
+                        Err(e) => Err(format!("invalid image reference {image}: {e}")),
+                    };
                     match outcome {
                         Ok(digest) => {
                             resolved.insert(image.clone(), digest);
@@ -223,6 +231,7 @@ impl IvpEvaluator<'_> {
         for (i, (policy, mut outcome)) in ivps.iter().zip(outcomes).enumerate() {
             // An image that could not be pinned because its registry failed is an
             // error (failurePolicy decides), not the "no digest" failure that follows.
+            let mut stage = ErrorStage::Evaluation;
             if let Some(message) = pin_errors.remove(&i)
                 && matches!(
                     outcome.verdict,
@@ -230,8 +239,9 @@ impl IvpEvaluator<'_> {
                 )
             {
                 outcome.verdict = Verdict::Error { message };
+                stage = ErrorStage::MutateDigest;
             }
-            if let Some(result) = policy_response(policy, &outcome) {
+            if let Some(result) = policy_response(policy, &outcome, stage) {
                 response.policies.push(result);
             }
         }
@@ -251,7 +261,10 @@ impl IvpEvaluator<'_> {
             Ok(reference) => reference,
             Err(e) => return CheckVerdict::error(Cause::InvalidReference, e.to_string()),
         };
-        let digest = match digests.resolve(self.verifier, &reference).await {
+        let digest = match digests
+            .resolve(self.verifier, &reference, access_of(plan))
+            .await
+        {
             Ok(digest) => digest,
             Err(e) => {
                 return CheckVerdict::error(
@@ -285,37 +298,31 @@ impl IvpEvaluator<'_> {
                 }
             },
         };
-        let verification = match verification_of(attestor, attestation) {
+        let verification = match verification_of(attestor, attestation, access_of(plan)) {
             Ok(v) => v,
             Err(message) => return CheckVerdict::failed(Cause::Configuration, message),
         };
-        let key = key_of(&(
-            "ivp",
-            serde_json::to_string(&verification).unwrap_or_default(),
-            &digest,
-            reference.name(),
-        ));
-        if let Some(cached) = self.verdicts.get(key).await {
-            return cached;
+        let identity = verification_identity(&verification);
+        let key = key_of(&(identity, &digest, reference.name(), None::<&str>));
+        let verify = || self.verify_ivp_check(&reference, &digest, &verification);
+        let mut verdict = self.verdicts.get_or_verify(key, verify()).await;
+        if attestation.is_some() && verdict.failure.is_none() && verdict.payload.is_none() {
+            // Verified by a ClusterPolicy with the same attestation check, which keeps
+            // no predicate: verify again for CEL to read it (and keep that verdict).
+            self.verdicts.forget(key).await;
+            verdict = self.verdicts.get_or_verify(key, verify()).await;
         }
-        let started = std::time::Instant::now();
-        let verdict = self
-            .verify_ivp_check(&reference, &digest, &verification, image)
-            .await;
-        self.options.metrics.verification_took(started.elapsed());
-        if !matches!(verdict.outcome, CheckOutcome::Error { .. }) {
-            self.verdicts.insert(key, verdict.clone()).await;
-        }
-        verdict
+        CheckVerdict::of(verdict, image)
     }
 
+    /// Verifies one check at `digest`: the signature (`verification.attestors`), or the
+    /// attestation (`verification.attestations`) with its predicate.
     async fn verify_ivp_check(
         &self,
         reference: &Reference,
         digest: &str,
         verification: &ImageVerification,
-        image: &str,
-    ) -> CheckVerdict {
+    ) -> DigestVerdict {
         let subject = ImageSubject {
             image: reference,
             digest,
@@ -323,18 +330,16 @@ impl IvpEvaluator<'_> {
             rekor_keys: &self.options.rekor_keys,
             trusted_root: self.options.trusted_root.as_ref(),
         };
-        let failed = |failure: AttestorFailure| {
-            let cause = failure.cause();
-            let message = format!("failed to verify image {image}: {failure}");
-            if cause.is_error() {
-                CheckVerdict::error(cause, message)
-            } else {
-                CheckVerdict::failed(cause, message)
-            }
+        let failed = |failure: AttestorFailure| DigestVerdict {
+            failure: Some(failure),
+            payload: None,
         };
         let Some(check) = verification.attestations.first() else {
             return match crate::attestors::verify_attestors(self.verifier, &subject).await {
-                Ok(()) => CheckVerdict::verified(None),
+                Ok(()) => DigestVerdict {
+                    failure: None,
+                    payload: None,
+                },
                 Err(failure) => failed(failure),
             };
         };
@@ -352,8 +357,16 @@ impl IvpEvaluator<'_> {
                 .await
             {
                 Ok((_, statements)) if !statements.is_empty() => {
-                    let payload = statements.first().map(|s| s.predicate.clone());
-                    return CheckVerdict::verified(payload);
+                    return DigestVerdict {
+                        failure: None,
+                        // Kyverno's extractPayload reads the first statement.
+                        payload: Some(
+                            statements
+                                .first()
+                                .map(|s| s.predicate.clone())
+                                .unwrap_or_default(),
+                        ),
+                    };
                 }
                 Ok((path, _)) => failures.push(AttestorFailure::Configuration {
                     path,
@@ -362,14 +375,33 @@ impl IvpEvaluator<'_> {
                 Err(failure) => failures.push(failure),
             }
         }
-        match failures.into_iter().max_by_key(AttestorFailure::cause) {
-            Some(failure) => failed(failure),
-            None => CheckVerdict::failed(Cause::Configuration, "attestor has no entry".into()),
-        }
+        failed(
+            failures
+                .into_iter()
+                .max_by_key(AttestorFailure::cause)
+                .unwrap_or_else(|| AttestorFailure::Configuration {
+                    path: ".attestations[0].attestors[0]".into(),
+                    message: "attestor has no entry".into(),
+                }),
+        )
     }
 }
 
 impl CheckVerdict {
+    /// The check's outcome from the verdict on its digest; `image` as extracted.
+    fn of(verdict: DigestVerdict, image: &str) -> CheckVerdict {
+        let Some(failure) = verdict.failure else {
+            return CheckVerdict::verified(verdict.payload);
+        };
+        let cause = failure.cause();
+        let message = format!("failed to verify image {image}: {failure}");
+        if cause.is_error() {
+            CheckVerdict::error(cause, message)
+        } else {
+            CheckVerdict::failed(cause, message)
+        }
+    }
+
     fn verified(payload: Option<Value>) -> CheckVerdict {
         CheckVerdict {
             outcome: CheckOutcome::Verified,
@@ -395,16 +427,32 @@ impl CheckVerdict {
     }
 }
 
+/// How the registries of `plan`'s images may be reached: the policy's
+/// `credentials.allowInsecureRegistry`.
+fn access_of(plan: &VerificationPlan) -> Access {
+    Access {
+        allow_plain_http: plan
+            .credentials
+            .as_ref()
+            .is_some_and(|c| c.allow_insecure_registry),
+    }
+}
+
 /// The Kyverno `verifyImages` entry that checks what `attestor` (and `attestation`)
 /// ask for: the same evidence and checks as a ClusterPolicy with that attestor.
 pub(crate) fn verification_of(
     attestor: &IvpAttestor,
     attestation: Option<&Attestation>,
+    access: Access,
 ) -> Result<ImageVerification, String> {
     let path = format!("attestors[{}]", attestor.name);
-    if attestor.notary.is_some() {
+    if let Some(notary) = attestor.notary.as_ref() {
+        return notary_verification_of(notary, attestation, access, &path);
+    }
+    if let Some(a) = attestation.filter(|a| a.referrer.is_some()) {
         return Err(format!(
-            "{path}.notary: Notation attestors are not supported yet"
+            "attestations[{}]: referrer attestations are verified with notary attestors, not {path}.cosign",
+            a.name
         ));
     }
     let Some(cosign) = attestor.cosign.as_ref() else {
@@ -468,71 +516,150 @@ pub(crate) fn verification_of(
             map.insert("annotations".into(), json!(cosign.annotations));
         }
     }
+    let attestation = attestation
+        .map(|a| {
+            a.in_toto.as_ref().ok_or_else(|| {
+                format!(
+                    "attestations[{}]: only intoto attestations are supported",
+                    a.name
+                )
+            })
+        })
+        .transpose()?;
+    single_entry_verification("Cosign", entries, attestation, access, &path)
+}
+
+/// The verifyImages entry checking that one of `entries` signed the image (or, with
+/// `attestation`, made an attestation of its type): what an IVP check asks for.
+fn single_entry_verification(
+    type_: &str,
+    entries: Vec<Value>,
+    attestation: Option<&imagegate_policy::ivp::model::TypedAttestation>,
+    access: Access,
+    path: &str,
+) -> Result<ImageVerification, String> {
     // A signature check: one of the identities must have signed.
     let set = json!([{"count": 1, "entries": entries}]);
     let mut verification = json!({
+        "type": type_,
         "imageReferences": ["*"],
         "mutateDigest": false,
         "verifyDigest": false,
         "required": false,
         "useCache": true,
+        "imageRegistryCredentials": {"allowInsecureRegistry": access.allow_plain_http},
     });
     match attestation {
         None => verification["attestors"] = set,
-        Some(a) => {
-            let Some(typed) = a.in_toto.as_ref() else {
-                return Err(format!(
-                    "attestations[{}]: only intoto attestations are supported",
-                    a.name
-                ));
-            };
+        Some(typed) => {
             verification["attestations"] = json!([{"type": typed.type_, "attestors": set}]);
         }
     }
     serde_json::from_value(verification).map_err(|e| format!("{path}: {e}"))
 }
 
+/// The `type: Notary` entry of a `notary{certs, tsaCerts}` attestor: `certs` as the
+/// trusted CAs, `tsaCerts` as the TSA store; an attestation is a `referrer` of a type.
+fn notary_verification_of(
+    notary: &imagegate_policy::ivp::model::Notary,
+    attestation: Option<&Attestation>,
+    access: Access,
+    path: &str,
+) -> Result<ImageVerification, String> {
+    let value = |v: &Option<imagegate_policy::ivp::model::StringOrExpression>| {
+        v.as_ref().and_then(|s| s.value.clone())
+    };
+    let Some(certs) = value(&notary.certs).filter(|c| !c.trim().is_empty()) else {
+        return Err(format!("{path}.notary.certs: no certificates"));
+    };
+    let entry = json!({"certificates": {
+        "cert": certs,
+        "ctlog": {"tsaCertChain": value(&notary.tsa_certs)},
+    }});
+    let attestation = attestation
+        .map(|a| {
+            a.referrer.as_ref().ok_or_else(|| {
+                format!(
+                    "attestations[{}]: notary attestors verify referrer attestations, not intoto",
+                    a.name
+                )
+            })
+        })
+        .transpose()?;
+    single_entry_verification("Notary", vec![entry], attestation, access, path)
+}
+
+/// Where an error of an ImageValidatingPolicy arose, which decides Kyverno's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorStage {
+    /// Pinning digests (`mutateDigest`): `failed to update digest: …`.
+    MutateDigest,
+    /// Matching, extraction, verification or CEL: `failed to evaluate policy: …`.
+    Evaluation,
+}
+
 /// The result of one policy as a [`PolicyResponse`] with one rule named after the
-/// policy; `None` when it did not apply.
-fn policy_response(policy: &CompiledIvp, outcome: &PolicyOutcome) -> Option<PolicyResponse> {
+/// policy (as Kyverno names it); `None` when it did not apply. The messages are
+/// Kyverno's: a failed validation's message as is, an error behind the prefix
+/// Kyverno's IVP engine gives it.
+fn policy_response(
+    policy: &CompiledIvp,
+    outcome: &PolicyOutcome,
+    stage: ErrorStage,
+) -> Option<PolicyResponse> {
     let (status, message) = match &outcome.verdict {
         Verdict::NotMatched => return None,
         Verdict::Skipped { reason } => (RuleStatus::Skip, reason.clone()),
-        Verdict::Pass => (RuleStatus::Pass, String::new()),
+        Verdict::Pass => (RuleStatus::Pass, "success".to_owned()),
         Verdict::Fail { message, .. } => (RuleStatus::Fail, message.clone()),
-        Verdict::Error { message } => (RuleStatus::Error, message.clone()),
+        Verdict::Error { message } => (
+            RuleStatus::Error,
+            match stage {
+                ErrorStage::MutateDigest => format!("failed to update digest: {message}"),
+                ErrorStage::Evaluation => format!("failed to evaluate policy: {message}"),
+            },
+        ),
     };
     let deny = outcome.actions.contains(&ValidationAction::Deny);
-    let warn = outcome.actions.contains(&ValidationAction::Warn);
-    // Warn without Deny: a failure is returned as a warning, never a denial.
-    let status = if status == RuleStatus::Fail && !deny && warn {
-        RuleStatus::Warn
-    } else {
-        status
-    };
     let name = policy.policy.metadata.name.clone();
-    Some(PolicyResponse {
-        policy: name.clone(),
-        namespace: policy
+    let namespaced = policy.policy.is_namespaced();
+    let mut response = PolicyResponse::new(
+        if namespaced {
+            PolicyKind::NamespacedImageValidatingPolicy
+        } else {
+            PolicyKind::ImageValidatingPolicy
+        },
+        name.clone(),
+        policy
             .policy
             .metadata
             .namespace
             .clone()
-            .filter(|_| policy.policy.is_namespaced()),
-        failure_policy: match outcome.failure_policy {
+            .filter(|_| namespaced),
+        match outcome.failure_policy {
             IvpFailurePolicy::Fail => FailurePolicy::Fail,
             IvpFailurePolicy::Ignore => FailurePolicy::Ignore,
         },
-        rules: vec![RuleResponse {
-            name,
-            rule_type: IMAGE_VALIDATING_POLICY,
-            status,
-            message,
-            failure_action: if deny {
-                FailureAction::Enforce
-            } else {
-                FailureAction::Audit
-            },
-        }],
-    })
+    );
+    response.rules.push(RuleResponse {
+        name,
+        rule_type: IMAGE_VALIDATING_POLICY,
+        status,
+        message,
+        // Only Deny blocks a failure; Warn and Audit admit (see `response`).
+        failure_action: if deny {
+            FailureAction::Enforce
+        } else {
+            FailureAction::Audit
+        },
+        images: Vec::new(),
+        exceptions: Vec::new(),
+    });
+    response.validation_actions = outcome.actions.clone();
+    response.audit_annotations = outcome.audit_annotations.clone();
+    response.failed_validation = match &outcome.verdict {
+        Verdict::Fail { index, .. } => *index,
+        _ => None,
+    };
+    Some(response)
 }

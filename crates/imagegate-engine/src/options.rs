@@ -10,19 +10,19 @@ use crate::cache::CacheOptions;
 use crate::cluster::ClusterInputs;
 use crate::metrics::EngineMetrics;
 
-/// Settings of the engine.
+/// Settings of the engine (set through [`crate::EngineBuilder`]).
 #[derive(Debug, Clone, Default)]
-pub struct EngineOptions {
+pub(crate) struct EngineOptions {
     /// Rekor keys trusted for `keys` attestors that do not set `rekor.ignoreTlog`, in
     /// addition to the trusted root's.
-    pub rekor_keys: Vec<RekorKey>,
+    pub(crate) rekor_keys: Vec<RekorKey>,
     /// Sigstore trusted root (Fulcio CAs, Rekor and CT log keys, TSAs); `None`: the
     /// embedded public-good root (CLI `--trusted-root`).
-    pub trusted_root: Option<imagegate_sigstore::TrustedRoot>,
+    pub(crate) trusted_root: Option<imagegate_sigstore::TrustedRoot>,
     /// Verdict caches (the tag → digest cache belongs to the [`Verifier`](crate::Verifier)).
-    pub caches: CacheOptions,
+    pub(crate) caches: CacheOptions,
     /// Where cache and verification metrics go.
-    pub metrics: EngineMetrics,
+    pub(crate) metrics: EngineMetrics,
     /// The cluster (cluster mode): namespace labels, Secret-held keys, pull secrets.
-    pub cluster: Option<Arc<dyn ClusterInputs>>,
+    pub(crate) cluster: Option<Arc<dyn ClusterInputs>>,
 }

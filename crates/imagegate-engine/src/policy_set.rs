@@ -4,25 +4,31 @@
 use std::sync::Arc;
 
 use imagegate_policy::autogen::expand_rules;
+use imagegate_policy::conditions::Context;
+use imagegate_policy::exception::{PolicyException, policy_key};
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::ivp::CompiledIvp;
 use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{ImageVerification, Policy, Rule};
 use imagegate_policy::pattern::image_matches;
 
-use crate::cache::key_of;
 use crate::review::AdmissionInput;
+use crate::verdicts::verification_identity;
 
 /// Policies ready for evaluation: autogen rules expanded once, at load time.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     pub(crate) entries: Vec<(Policy, Vec<Rule>)>,
     /// Per policy, rule and verifyImages entry: the verdict-cache identity of the entry
-    /// (a hash of its whole content), or `None` when its conditions read the request
+    /// (a hash of what it verifies), or `None` when its conditions read the request
     /// and so its verdict cannot be reused for another request.
     pub(crate) verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
     /// ImageValidatingPolicies (cluster-wide and namespaced), compiled at load.
     pub(crate) image_validating: Vec<Arc<CompiledIvp>>,
+    /// PolicyExceptions (`kyverno.io/v2`), consulted for every rule that applies.
+    pub(crate) exceptions: Vec<Arc<PolicyException>>,
+    /// Per policy: its key as exceptions name it (`name` or `namespace/name`).
+    pub(crate) policy_keys: Vec<String>,
 }
 
 impl PolicySet {
@@ -44,10 +50,13 @@ impl PolicySet {
                     .collect()
             })
             .collect();
+        let policy_keys = entries.iter().map(|(p, _)| policy_key(p)).collect();
         PolicySet {
             entries,
             verdict_keys,
             image_validating: Vec::new(),
+            exceptions: Vec::new(),
+            policy_keys,
         }
     }
 
@@ -58,7 +67,40 @@ impl PolicySet {
         let mut combined = self.clone();
         combined.entries.extend(more.entries);
         combined.verdict_keys.extend(more.verdict_keys);
+        combined.policy_keys.extend(more.policy_keys);
         combined
+    }
+
+    /// Adds the PolicyExceptions consulted with these policies.
+    pub fn with_exceptions(
+        mut self,
+        exceptions: impl IntoIterator<Item = PolicyException>,
+    ) -> PolicySet {
+        self.exceptions.extend(exceptions.into_iter().map(Arc::new));
+        self
+    }
+
+    /// The PolicyExceptions.
+    pub fn exceptions(&self) -> &[Arc<PolicyException>] {
+        &self.exceptions
+    }
+
+    /// The exceptions that name rule `rule` of policy `policy` (by index) and cover the
+    /// input, in load order.
+    pub(crate) fn exceptions_covering(
+        &self,
+        policy: usize,
+        rule: &str,
+        input: &AdmissionInput,
+        context: &Context,
+    ) -> Vec<&PolicyException> {
+        let key = &self.policy_keys[policy];
+        self.exceptions
+            .iter()
+            .filter(|e| e.contains(key, rule))
+            .filter(|e| e.covers(&input.resource, &input.match_context, context))
+            .map(Arc::as_ref)
+            .collect()
     }
 
     /// Adds the ImageValidatingPolicies evaluated with these policies.
@@ -146,14 +188,33 @@ pub(crate) fn covers(verification: &ImageVerification, image: &ImageRef) -> bool
         && !image_matches(&verification.skip_image_references, &image.info)
 }
 
-/// The cache identity of a verifyImages entry: its whole content, so that a changed
-/// policy never reuses an old verdict. `None` when its variables read the request
-/// (in any spelling: `request.x`, `request | namespace`, `images`, …) or the clock,
-/// as the parsed expressions say.
+/// The verdict-cache identity of a verifyImages entry ([`verification_identity`]), or
+/// `None` when its variables read the request (in any spelling: `request.x`, `request |
+/// namespace`, `images`, …) or the clock, as the parsed expressions say.
 fn verdict_key(verification: &ImageVerification) -> Option<u64> {
     if !verification.use_cache || verification.verdict_depends_on_request() {
         return None;
     }
-    let text = serde_json::to_string(verification).ok()?;
-    Some(key_of(&text))
+    Some(verification_identity(verification))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_key_includes_the_verification_type() {
+        let entry = |type_: &str| -> ImageVerification {
+            serde_json::from_value(serde_json::json!({
+                "type": type_,
+                "imageReferences": ["*"],
+                "attestors": [{"entries": [{"certificates": {"cert": "PEM"}}]}],
+            }))
+            .unwrap()
+        };
+        let notary = verdict_key(&entry("Notary"));
+        assert!(notary.is_some());
+        assert_ne!(notary, verdict_key(&entry("Cosign")));
+        assert_ne!(notary, verdict_key(&entry("SigstoreBundle")));
+    }
 }

@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use imagegate_policy::ivp::model::ValidationAction;
 use imagegate_policy::model::{FailureAction, FailurePolicy};
 use serde::Serialize;
+use serde_json::json;
 
 /// Outcome of one rule for one resource (Kyverno's rule statuses). The order is the one
 /// ordering of outcomes in the whole engine (the worse wins, per rule across images and
@@ -41,6 +43,10 @@ impl RuleStatus {
 /// [`RuleResponse::rule_type`] of verifyImages rules (the only rules evaluated).
 pub const IMAGE_VERIFY: &str = "ImageVerify";
 
+/// [`RuleResponse::rule_type`] of the skip reported for rules of other types (validate,
+/// mutate, generate), which imagegate does not evaluate.
+pub const UNSUPPORTED: &str = "Unsupported";
+
 /// The result of one rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -56,14 +62,69 @@ pub struct RuleResponse {
     /// Whether a failure blocks (Enforce) or is only reported (Audit).
     #[serde(skip)]
     pub failure_action: FailureAction,
+    /// The images the rule checked, with the digest each resolved to (for reports).
+    #[serde(skip)]
+    pub images: Vec<CheckedImage>,
+    /// Keys (`namespace/name`) of the PolicyExceptions that made the rule skip.
+    #[serde(skip)]
+    pub exceptions: Vec<String>,
+}
+
+/// One image a rule checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckedImage {
+    /// The image as written in the resource.
+    pub image: String,
+    /// The digest it resolved to, when resolution got that far.
+    pub digest: Option<String>,
 }
 
 impl RuleResponse {
-    /// Keeps the worse of two results for the same rule (mutate then validate phase).
+    /// Keeps the worse of two results for the same rule (mutate then validate phase);
+    /// the images checked stay known when the worse phase checked none.
     pub fn merge(&mut self, other: RuleResponse) {
         if other.status > self.status {
+            let images = std::mem::take(&mut self.images);
             *self = other;
+            if self.images.is_empty() {
+                self.images = images;
+            }
         }
+    }
+}
+
+/// The kind of a policy: a bounded label value (metrics) and what decides the texts
+/// (Kyverno answers ClusterPolicies and ImageValidatingPolicies differently).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum PolicyKind {
+    /// `kyverno.io/v1` ClusterPolicy.
+    #[default]
+    ClusterPolicy,
+    /// `kyverno.io/v1` Policy (namespaced).
+    Policy,
+    /// `policies.kyverno.io` ImageValidatingPolicy.
+    ImageValidatingPolicy,
+    /// `policies.kyverno.io` NamespacedImageValidatingPolicy.
+    NamespacedImageValidatingPolicy,
+}
+
+impl PolicyKind {
+    /// The Kubernetes kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyKind::ClusterPolicy => "ClusterPolicy",
+            PolicyKind::Policy => "Policy",
+            PolicyKind::ImageValidatingPolicy => "ImageValidatingPolicy",
+            PolicyKind::NamespacedImageValidatingPolicy => "NamespacedImageValidatingPolicy",
+        }
+    }
+
+    /// Whether the kind is one of the CEL ImageValidatingPolicy kinds.
+    pub fn is_image_validating(self) -> bool {
+        matches!(
+            self,
+            PolicyKind::ImageValidatingPolicy | PolicyKind::NamespacedImageValidatingPolicy
+        )
     }
 }
 
@@ -76,12 +137,63 @@ pub struct PolicyResponse {
     /// Namespace of a namespaced `Policy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The policy's kind.
+    #[serde(skip)]
+    pub kind: PolicyKind,
     /// What to do when the policy cannot be evaluated (`failurePolicy`).
     #[serde(skip)]
     pub failure_policy: FailurePolicy,
     /// Results of the rules that applied.
     pub rules: Vec<RuleResponse>,
+    /// ImageValidatingPolicy only: what its [`PolicyResponse::rules`] result does
+    /// (`validationActions`: Deny, Warn, Audit).
+    #[serde(skip)]
+    pub validation_actions: Vec<ValidationAction>,
+    /// ImageValidatingPolicy only: its `auditAnnotations`, evaluated.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_annotations: BTreeMap<String, String>,
+    /// ImageValidatingPolicy only: the index of the validation that failed.
+    #[serde(skip)]
+    pub failed_validation: Option<usize>,
 }
+
+impl PolicyResponse {
+    /// A response of a `kind` policy without results yet.
+    pub fn new(
+        kind: PolicyKind,
+        policy: String,
+        namespace: Option<String>,
+        failure_policy: FailurePolicy,
+    ) -> PolicyResponse {
+        PolicyResponse {
+            policy,
+            namespace,
+            kind,
+            failure_policy,
+            rules: Vec::new(),
+            validation_actions: Vec::new(),
+            audit_annotations: BTreeMap::new(),
+            failed_validation: None,
+        }
+    }
+
+    /// `namespace/name`, or `name` for a cluster-wide policy.
+    fn qualified_name(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.policy),
+            None => self.policy.clone(),
+        }
+    }
+
+    fn has_action(&self, action: ValidationAction) -> bool {
+        self.validation_actions.contains(&action)
+    }
+}
+
+/// The audit annotation key under which failures of `validationActions: [Audit]`
+/// ImageValidatingPolicies are returned (the key the API server uses for a
+/// ValidatingAdmissionPolicy's, without its prefix: a webhook's keys may not have one).
+pub const VALIDATION_FAILURE_ANNOTATION: &str = "validation_failure";
 
 /// The resource a response is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -152,11 +264,25 @@ impl EngineResponse {
             .any(|p| p.rules.iter().any(|r| blocks(p, r)))
     }
 
-    /// Kyverno's denial text, when [`EngineResponse::blocked`].
+    /// The denial text, when [`EngineResponse::blocked`]: Kyverno's ClusterPolicy text
+    /// (`resource Pod/ns/x was blocked due to the following policies` and a YAML map),
+    /// and for ImageValidatingPolicies Kyverno's IVP webhook text (`Policy NAME failed:
+    /// MESSAGE`, several joined with `; ` as Go's multierr joins them).
     pub fn denial_message(&self) -> Option<String> {
         let mut failures: BTreeMap<&str, BTreeMap<&str, &str>> = BTreeMap::new();
+        let mut image_validating: Vec<String> = Vec::new();
         for policy in &self.policies {
             if !policy.rules.iter().any(|r| blocks(policy, r)) {
+                continue;
+            }
+            if policy.kind.is_image_validating() {
+                image_validating.extend(
+                    policy
+                        .rules
+                        .iter()
+                        .filter(|r| blocks(policy, r))
+                        .filter_map(|r| ivp_text(policy, r)),
+                );
                 continue;
             }
             let rules = failures.entry(policy.policy.as_str()).or_default();
@@ -166,33 +292,52 @@ impl EngineResponse {
                 }
             }
         }
-        if failures.is_empty() {
+        if failures.is_empty() && image_validating.is_empty() {
             return None;
         }
-        let mut text = format!(
-            "\n\nresource {} was blocked due to the following policies\n\n",
-            self.resource.display()
-        );
-        for (policy, rules) in failures {
-            text.push_str(&yaml_scalar(policy));
-            text.push_str(":\n");
-            for (rule, message) in rules {
-                text.push_str("  ");
-                text.push_str(&yaml_scalar(rule));
-                text.push_str(": ");
-                text.push_str(&yaml_scalar(message));
-                text.push('\n');
+        let mut text = String::new();
+        if !failures.is_empty() {
+            text = format!(
+                "\n\nresource {} was blocked due to the following policies\n\n",
+                self.resource.display()
+            );
+            for (policy, rules) in failures {
+                text.push_str(&yaml_scalar(policy));
+                text.push_str(":\n");
+                for (rule, message) in rules {
+                    text.push_str("  ");
+                    text.push_str(&yaml_scalar(rule));
+                    text.push_str(": ");
+                    text.push_str(&yaml_scalar(message));
+                    text.push('\n');
+                }
             }
         }
+        // Kyverno collects its IVP results in a map: their order is random there. Here
+        // by policy name, so that the text is stable.
+        image_validating.sort();
+        text.push_str(&image_validating.join("; "));
         Some(text)
     }
 
-    /// Warnings for the API server: failures that do not block (Audit, or errors under
-    /// `failurePolicy: Ignore`).
+    /// Warnings for the API server. ClusterPolicy/Policy: failures that do not block
+    /// (Audit, or errors under `failurePolicy: Ignore`). ImageValidatingPolicy, as
+    /// Kyverno: failures and errors of policies with the `Warn` action (`Policy NAME
+    /// failed: MESSAGE`); an Audit-only failure warns nobody (it goes to the audit
+    /// annotations). In addition, imagegate admits an error under `failurePolicy:
+    /// Ignore` with a warning for every kind (Kyverno's IVP webhook denies it).
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         for policy in &self.policies {
             for rule in &policy.rules {
+                if policy.kind.is_image_validating() {
+                    let warn = policy.has_action(ValidationAction::Warn)
+                        || (rule.status == RuleStatus::Error && !blocks(policy, rule));
+                    if let (true, Some(text)) = (warn, ivp_text(policy, rule)) {
+                        warnings.push(text);
+                    }
+                    continue;
+                }
                 if matches!(
                     rule.status,
                     RuleStatus::Fail | RuleStatus::Error | RuleStatus::Warn
@@ -206,6 +351,56 @@ impl EngineResponse {
             }
         }
         warnings
+    }
+
+    /// Audit annotations for the AdmissionResponse (ImageValidatingPolicies only; the
+    /// API server prefixes each key with the webhook's name). Each policy's evaluated
+    /// `auditAnnotations` under `POLICY.KEY` (`NAMESPACE.POLICY.KEY` for a namespaced
+    /// one), and the failures of policies with the `Audit` action under
+    /// [`VALIDATION_FAILURE_ANNOTATION`], as a JSON list in the shape Kubernetes
+    /// writes for a ValidatingAdmissionPolicy (`message`, `policy`, `expressionIndex`,
+    /// `validationActions`).
+    pub fn audit_annotations(&self) -> BTreeMap<String, String> {
+        let mut annotations = BTreeMap::new();
+        let mut failures = Vec::new();
+        for policy in self
+            .policies
+            .iter()
+            .filter(|p| p.kind.is_image_validating())
+        {
+            let prefix = match &policy.namespace {
+                Some(ns) => format!("{ns}.{}", policy.policy),
+                None => policy.policy.clone(),
+            };
+            for (key, value) in &policy.audit_annotations {
+                annotations.insert(format!("{prefix}.{key}"), value.clone());
+            }
+            if !policy.has_action(ValidationAction::Audit) {
+                continue;
+            }
+            for rule in policy
+                .rules
+                .iter()
+                .filter(|r| matches!(r.status, RuleStatus::Fail | RuleStatus::Error))
+            {
+                let mut failure = json!({
+                    "message": rule.message,
+                    "policy": policy.qualified_name(),
+                    "validationActions": policy.validation_actions,
+                });
+                if let (Some(index), RuleStatus::Fail) = (policy.failed_validation, rule.status) {
+                    failure["expressionIndex"] = json!(index);
+                }
+                failures.push(failure);
+            }
+        }
+        if !failures.is_empty() {
+            annotations.insert(
+                VALIDATION_FAILURE_ANNOTATION.to_owned(),
+                serde_json::Value::Array(failures).to_string(),
+            );
+        }
+        annotations
     }
 
     /// The response of one rule, if it applied.
@@ -227,6 +422,12 @@ impl EngineResponse {
                 .find(|p| p.policy == policy.policy && p.namespace == policy.namespace)
             {
                 Some(mine) => {
+                    // An ImageValidatingPolicy has one result: its details follow it.
+                    let worse = |p: &PolicyResponse| p.rules.iter().map(|r| r.status).max();
+                    if mine.kind.is_image_validating() && worse(&policy) > worse(mine) {
+                        mine.audit_annotations = policy.audit_annotations.clone();
+                        mine.failed_validation = policy.failed_validation;
+                    }
                     for rule in policy.rules {
                         match mine.rules.iter_mut().find(|r| r.name == rule.name) {
                             Some(existing) => existing.merge(rule),
@@ -238,6 +439,16 @@ impl EngineResponse {
             }
         }
     }
+}
+
+/// Kyverno's IVP webhook text for a failed or errored ImageValidatingPolicy result.
+fn ivp_text(policy: &PolicyResponse, rule: &RuleResponse) -> Option<String> {
+    let what = match rule.status {
+        RuleStatus::Fail | RuleStatus::Warn => "failed",
+        RuleStatus::Error => "error",
+        RuleStatus::Pass | RuleStatus::Skip => return None,
+    };
+    Some(format!("Policy {} {what}: {}", policy.policy, rule.message))
 }
 
 /// Kyverno's `BlockRequest`: a failure blocks under Enforce; an error (the rule could
@@ -302,16 +513,21 @@ mod tests {
                 name: "unsigned".into(),
             },
             policies: vec![PolicyResponse {
-                policy: "check-image".into(),
-                namespace: None,
-                failure_policy: FailurePolicy::Fail,
                 rules: vec![RuleResponse {
                     name: "verify".into(),
                     rule_type: IMAGE_VERIFY,
                     status,
                     message: "failed to verify image ghcr.io/a/b:v1: .attestors[0].entries[0].keys: no signatures found".into(),
                     failure_action: action,
+                    images: Vec::new(),
+                    exceptions: Vec::new(),
                 }],
+                ..PolicyResponse::new(
+                    PolicyKind::ClusterPolicy,
+                    "check-image".into(),
+                    None,
+                    FailurePolicy::Fail,
+                )
             }],
             ..EngineResponse::default()
         }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::cluster::{ClusterError, ClusterInputs, pod_pull_secrets};
 use crate::evidence::VerifyError;
-use crate::fetch::Verifier;
+use crate::fetch::{Access, Verifier};
 
 /// Which admission phase is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +42,7 @@ impl AdmissionInput {
             "object": resource.clone(),
             "namespace": resource.pointer("/metadata/namespace").cloned().unwrap_or(Value::Null),
             "name": resource.pointer("/metadata/name").cloned().unwrap_or(Value::Null),
-            "kind": {"kind": resource.get("kind").cloned().unwrap_or(Value::Null)},
+            "kind": group_version_kind(&resource),
             "userInfo": match_context.user_info.clone().unwrap_or(Value::Null),
         });
         AdmissionInput {
@@ -53,13 +53,30 @@ impl AdmissionInput {
     }
 }
 
+/// `{group, version, kind}` of an object, as an AdmissionRequest's `kind`.
+fn group_version_kind(resource: &Value) -> Value {
+    let api_version = resource
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    json!({
+        "group": group,
+        "version": version,
+        "kind": resource.get("kind").cloned().unwrap_or(Value::Null),
+    })
+}
+
 /// The digest of every image reference of one review (issue 8 item 4): a tag is
 /// resolved once per set of credentials, and every rule, both phases and the patch use
 /// that digest, whether or not the verifier caches digests. In cluster mode it also
 /// holds the pull secrets of the reviewed Pod, read once for both phases.
 #[derive(Debug, Default)]
 pub(crate) struct ReviewDigests {
-    resolved: std::sync::Mutex<HashMap<(String, u64), Arc<Resolution>>>,
+    /// By image, [`Access`] and credential identity ([`Verifier::identity`]): a digest
+    /// learned over plain HTTP for one rule is not another rule's, nor one learned with
+    /// pull secrets a Pod's that does not hold them.
+    resolved: std::sync::Mutex<HashMap<(String, Access, u64), Arc<Resolution>>>,
     /// The Pod's `imagePullSecrets` and its ServiceAccount's (unset: not read).
     pub(crate) pod_pull_secrets: tokio::sync::OnceCell<Result<PullSecrets, ClusterError>>,
 }
@@ -82,18 +99,34 @@ impl ReviewDigests {
         &self,
         verifier: &Verifier,
         image: &Reference,
+        access: Access,
     ) -> Result<String, VerifyError> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
+        let name = image.to_string();
         let cell = {
             let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (image.to_string(), verifier.identity(image.registry()));
-            resolved.entry(key).or_default().clone()
+            // A digest resolved over HTTPS-only access serves every rule with the same
+            // credentials (one digest per review where possible); one resolved over plain
+            // HTTP serves only rules that allow it.
+            let identity = verifier.identity(image.registry());
+            let strict = resolved
+                .get(&(name.clone(), Access::default(), identity))
+                .and_then(|cell| cell.get())
+                .and_then(|outcome| outcome.as_ref().ok())
+                .filter(|_| access != Access::default());
+            if let Some(digest) = strict {
+                return Ok(digest.clone());
+            }
+            resolved
+                .entry((name, access, identity))
+                .or_default()
+                .clone()
         };
         let outcome = cell
             .get_or_init(|| async {
-                verifier.resolve(image).await.map_err(|e| match e {
+                verifier.resolve(image, access).await.map_err(|e| match e {
                     VerifyError::Shared(shared) => shared,
                     other => Arc::new(other),
                 })

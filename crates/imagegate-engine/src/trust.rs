@@ -1,5 +1,5 @@
 //! The Sigstore trust the engine verifies with: the configured trusted root
-//! ([`crate::EngineOptions::trusted_root`], CLI `--trusted-root`), else the public-good
+//! ([`crate::EngineBuilder::trusted_root`], CLI `--trusted-root`), else the public-good
 //! root embedded in the binary, prepared once per process. Nothing is fetched.
 
 use std::collections::HashMap;

@@ -58,4 +58,8 @@ pub enum KubeError {
         /// The wait.
         seconds: u64,
     },
+    /// A generated CRD schema is not a valid `JSONSchemaProps` (a defect of the model's
+    /// schema, caught by `imagegate crds` and its tests).
+    #[error("generating the CRD schema: {0}")]
+    Schema(String),
 }

@@ -43,13 +43,16 @@ pub struct PolicyWatch {
     /// Bumped each time a new set is published.
     published: watch::Receiver<u64>,
     task: JoinHandle<()>,
-    writer: JoinHandle<()>,
+    /// The status writer (`None`: read-only).
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Drop for PolicyWatch {
     fn drop(&mut self) {
         self.task.abort();
-        self.writer.abort();
+        if let Some(writer) = &self.writer {
+            writer.abort();
+        }
     }
 }
 
@@ -77,13 +80,29 @@ impl StatusQueue {
 }
 
 impl PolicyWatch {
-    /// Starts watching both kinds cluster-wide.
+    /// Starts watching both kinds cluster-wide, writing their Ready conditions.
     pub fn start(client: kube::Client) -> PolicyWatch {
+        Self::spawn(client, true)
+    }
+
+    /// Starts watching both kinds cluster-wide without writing anything (for
+    /// `imagegate audit`, which only reads the cluster).
+    pub fn start_read_only(client: kube::Client) -> PolicyWatch {
+        Self::spawn(client, false)
+    }
+
+    fn spawn(client: kube::Client, write_status: bool) -> PolicyWatch {
         let current = Arc::new(ArcSwap::from_pointee(PolicySet::default()));
         let (ready_tx, ready) = watch::channel(false);
         let (published_tx, published) = watch::channel(0);
-        let queue = Arc::new(StatusQueue::default());
-        let writer = tokio::spawn(write_statuses(client.clone(), queue.clone()));
+        // Read-only watches (audits) have no queue: nothing is ever written.
+        let (queue, writer) = if write_status {
+            let queue = Arc::new(StatusQueue::default());
+            let writer = tokio::spawn(write_statuses(client.clone(), queue.clone()));
+            (Some(queue), Some(writer))
+        } else {
+            (None, None)
+        };
         let publish = Publish {
             current: current.clone(),
             ready: ready_tx,
@@ -139,7 +158,8 @@ struct Publish {
     current: Arc<ArcSwap<PolicySet>>,
     ready: watch::Sender<bool>,
     published: watch::Sender<u64>,
-    queue: Arc<StatusQueue>,
+    /// Where Ready conditions are queued for writing; `None`: read-only.
+    queue: Option<Arc<StatusQueue>>,
 }
 
 async fn run(client: kube::Client, publish: Publish) {
@@ -186,8 +206,10 @@ async fn run(client: kube::Client, publish: Publish) {
         if outcome.changed || became_ready {
             publish.published.send_modify(|n| *n = n.wrapping_add(1));
         }
-        for write in outcome.status {
-            publish.queue.push(write);
+        if let Some(queue) = &publish.queue {
+            for write in outcome.status {
+                queue.push(write);
+            }
         }
     }
 }
@@ -197,13 +219,13 @@ async fn write_statuses(client: kube::Client, queue: Arc<StatusQueue>) {
     loop {
         queue.wake.notified().await;
         for write in queue.take() {
-            write_status(&client, &write).await;
+            write_ready_condition(&client, &write).await;
         }
     }
 }
 
 /// Writes one Ready condition; a failure is logged (the next change retries).
-async fn write_status(client: &kube::Client, write: &StatusWrite) {
+async fn write_ready_condition(client: &kube::Client, write: &StatusWrite) {
     let ar = resource(write.key.kind);
     let api: Api<DynamicObject> = match write.key.kind {
         Kind::ClusterPolicy => Api::all_with(client.clone(), &ar),

@@ -177,6 +177,10 @@ struct State {
     /// Bound on concurrent requests per registry host. Forgetting one whose permits are
     /// held lets a few more requests through to that host for a moment, no more.
     permits: LruMap<String, Arc<tokio::sync::Semaphore>>,
+    /// Registry hosts that answered `404` to the referrers API: they lack it (the
+    /// distribution spec forbids a `404` from one that has it), so their referrers are
+    /// read from the fallback tag at once, one request fewer per verification.
+    without_referrers_api: LruMap<String, ()>,
 }
 
 impl State {
@@ -186,6 +190,7 @@ impl State {
             authorizations: LruMap::new(registries.saturating_mul(TOKENS_PER_REGISTRY)),
             credentials: LruMap::new(registries),
             permits: LruMap::new(registries),
+            without_referrers_api: LruMap::new(registries),
         }
     }
 }
@@ -205,20 +210,24 @@ pub struct CacheSizes {
 
 /// A registry client shared by every verification: it reuses connections, tokens and
 /// the scheme each registry speaks.
-#[derive(Debug)]
+///
+/// A clone is cheap and shares all of that, the body budget and the request count with
+/// the original (several engines over one client, as the benchmarks build them); only
+/// [`RegistryClient::with_observer`] is per clone.
+#[derive(Debug, Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
     options: ClientOptions,
-    docker_config: DockerConfig,
-    state: Mutex<State>,
-    requests: AtomicU64,
+    docker_config: Arc<DockerConfig>,
+    state: Arc<Mutex<State>>,
+    requests: Arc<AtomicU64>,
     observer: Option<Arc<dyn RequestObserver>>,
     /// The process-wide budget of body bytes in flight, in [`BUDGET_UNIT`]s.
     body_budget: Arc<tokio::sync::Semaphore>,
     body_budget_units: u32,
     /// Credential helpers run one at a time: a burst of images from new hosts costs one
     /// helper process after another, never hundreds at once.
-    helper_gate: tokio::sync::Mutex<()>,
+    helper_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Told about every registry answer (for metrics); must be cheap.
@@ -246,18 +255,18 @@ impl RegistryClient {
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u32);
         Ok(RegistryClient {
             http,
-            state: Mutex::new(State::new(options.max_cached_registries)),
+            state: Arc::new(Mutex::new(State::new(options.max_cached_registries))),
             options,
-            docker_config,
-            requests: AtomicU64::new(0),
+            docker_config: Arc::new(docker_config),
+            requests: Arc::new(AtomicU64::new(0)),
             observer: None,
             body_budget: Arc::new(tokio::sync::Semaphore::new(body_budget_units as usize)),
             body_budget_units,
-            helper_gate: tokio::sync::Mutex::new(()),
+            helper_gate: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
-    /// The same client reporting every answer to `observer`.
+    /// The same client reporting every answer to `observer` (other clones keep theirs).
     pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> RegistryClient {
         self.observer = Some(observer);
         self
@@ -307,6 +316,13 @@ impl RegistryClient {
             .await
     }
 
+    /// The descriptor of the manifest `image` names; see [`Call::resolve_descriptor`].
+    pub async fn resolve_descriptor(&self, image: &Reference) -> Result<Descriptor> {
+        self.call(CallOptions::default())
+            .resolve_descriptor(image)
+            .await
+    }
+
     /// The manifest `image` names; see [`Call::get_manifest`].
     pub async fn get_manifest(&self, image: &Reference) -> Result<Option<FetchedManifest>> {
         self.call(CallOptions::default()).get_manifest(image).await
@@ -351,35 +367,76 @@ impl<'a> Call<'a> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
+        self.resolve_descriptor(image).await.map(|d| d.digest)
+    }
+
+    /// The descriptor (media type, digest, size) of the manifest `image` names, as a
+    /// Notation signature signs it: one `HEAD` (by tag, or by digest when `image` has
+    /// one), or a `GET` when the registry omits a header there. A digest the registry
+    /// reports for a digest reference must be that digest.
+    pub async fn resolve_descriptor(&self, image: &Reference) -> Result<Descriptor> {
         let path = format!("manifests/{}", image.reference_for_api());
         let response = self
             .send(image, Method::HEAD, &path, &ACCEPTED_MANIFEST_TYPES, 0)
             .await?;
-        match response.status() {
-            StatusCode::NOT_FOUND => Err(RegistryError::ManifestUnknown {
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(RegistryError::ManifestUnknown {
                 reference: image.to_string(),
-            }),
-            s if s.is_success() => {
-                let header = response
-                    .headers()
-                    .get("docker-content-digest")
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|d| is_valid_digest(d))
-                    .map(str::to_owned);
-                match header {
-                    Some(digest) => Ok(digest),
-                    // Some registries omit the header on HEAD: hash the manifest instead.
-                    None => self
-                        .get_manifest(image)
-                        .await?
-                        .map(|m| m.digest)
-                        .ok_or_else(|| RegistryError::ManifestUnknown {
-                            reference: image.to_string(),
-                        }),
+            });
+        }
+        if !status.is_success() {
+            return Err(self.client.unexpected(image, status, "HEAD", &path));
+        }
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let digest = header("docker-content-digest").filter(|d| is_valid_digest(d));
+        let media_type = header(CONTENT_TYPE.as_str())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_owned())
+            .filter(|t| ACCEPTED_MANIFEST_TYPES.contains(&t.as_str()));
+        let size = header(reqwest::header::CONTENT_LENGTH.as_str())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        drop(response);
+        let descriptor = match (digest, media_type, size) {
+            (Some(digest), Some(media_type), Some(size)) => Descriptor {
+                media_type,
+                digest,
+                size,
+                annotations: None,
+                artifact_type: None,
+            },
+            // Some registries omit a header on HEAD: the manifest itself says it all.
+            _ => {
+                let fetched = self.get_manifest(image).await?.ok_or_else(|| {
+                    RegistryError::ManifestUnknown {
+                        reference: image.to_string(),
+                    }
+                })?;
+                Descriptor {
+                    size: fetched.bytes.len() as u64,
+                    media_type: fetched.media_type,
+                    digest: fetched.digest,
+                    annotations: None,
+                    artifact_type: None,
                 }
             }
-            s => Err(self.client.unexpected(image, s, "HEAD", &path)),
+        };
+        if let Some(expected) = image.digest()
+            && descriptor.digest != expected
+        {
+            return Err(RegistryError::DigestMismatch {
+                registry: image.registry().to_owned(),
+                what: format!("manifest {image}"),
+                expected: expected.to_owned(),
+                actual: descriptor.digest,
+            });
         }
+        Ok(descriptor)
     }
 
     /// The manifest `image` names (by digest if it has one, else by tag), or `None` when
@@ -1013,6 +1070,21 @@ impl RegistryClient {
         };
         // The semaphore is never closed, so acquiring only fails if it were.
         semaphore.acquire_owned().await.ok()
+    }
+
+    /// Whether `host` is known to lack the referrers API.
+    pub(crate) fn lacks_referrers_api(&self, host: &str) -> bool {
+        self.lock()
+            .without_referrers_api
+            .get(&host.to_owned())
+            .is_some()
+    }
+
+    /// Remembers that `host` lacks the referrers API.
+    pub(crate) fn note_no_referrers_api(&self, host: &str) {
+        self.lock()
+            .without_referrers_api
+            .insert(host.to_owned(), ());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -64,9 +64,10 @@ impl RegistryClient {
 impl Call<'_> {
     /// The referrers of `digest` in the repository of `repository`: from the referrers
     /// API, or, when the registry answers `404` there, from the `sha256-<hex>` fallback
-    /// tag. `artifact_type` is passed to the API as a filter (registries may ignore
-    /// it; see [`ReferrersSource::Api::filtered`]); the fallback index is returned
-    /// unfiltered. No referrers at all is an empty index.
+    /// tag (at once for a registry that answered `404` before). `artifact_type` is
+    /// passed to the API as a filter (registries may ignore it; see
+    /// [`ReferrersSource::Api::filtered`]); the fallback index is returned unfiltered.
+    /// No referrers at all is an empty index.
     pub async fn get_referrers(
         &self,
         repository: &Reference,
@@ -81,6 +82,9 @@ impl Call<'_> {
         if !crate::client::is_valid_digest(digest) {
             return Err(malformed(format!("{digest:?} is not a digest")));
         }
+        if self.client().lacks_referrers_api(repository.api_host()) {
+            return self.fallback_referrers(repository, digest).await;
+        }
         let mut path = format!("referrers/{digest}");
         if let Some(artifact_type) = artifact_type {
             let encoded: String =
@@ -94,6 +98,8 @@ impl Call<'_> {
             .await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
+            drop(response);
+            self.client().note_no_referrers_api(repository.api_host());
             return self.fallback_referrers(repository, digest).await;
         }
         if !status.is_success() {

@@ -1,5 +1,6 @@
 //! Loading policies from text and files: multi-document YAML (or JSON, a JSON array, or
-//! a `kind: List`), skipping documents that are not `ClusterPolicy`/`Policy`, then
+//! a `kind: List`), skipping documents that are not `ClusterPolicy`/`Policy` (or an
+//! ImageValidatingPolicy or a `kyverno.io` PolicyException, loaded beside them), then
 //! validating ([`crate::validate`]) and normalising ([`crate::model::normalize`]) each
 //! policy. Loaded policies are always in the current form.
 
@@ -11,9 +12,12 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::{PolicyError, Result};
+use crate::exception::{self, PolicyException};
 use crate::model::{Policy, normalize};
-use crate::unsupported::{PolicyWarning, unsupported_fields};
-use crate::validate::{validate, validate_document};
+use crate::unsupported::{PolicyWarning, unsupported_fields, unsupported_ivp_fields};
+use crate::validate::{
+    validate, validate_document, validate_exception, validate_exception_document,
+};
 
 /// Largest policy file (and text) accepted: 8 MiB.
 pub const MAX_POLICY_BYTES: u64 = 8 * 1024 * 1024;
@@ -30,6 +34,9 @@ pub struct LoadedPolicies {
     /// Compiled `ImageValidatingPolicy`/`NamespacedImageValidatingPolicy` documents in
     /// source order.
     pub image_validating: Vec<crate::ivp::CompiledIvp>,
+    /// Validated `kyverno.io/v2`/`v2beta1` PolicyExceptions in source order (found
+    /// beside policies too, as Kyverno's CLI finds them).
+    pub exceptions: Vec<PolicyException>,
 }
 
 /// A document that was not a policy (e.g. a `Pod` or a `ConfigMap` in the same file).
@@ -165,6 +172,7 @@ pub fn load_policy_files(paths: &[PathBuf]) -> Result<LoadedPolicies> {
             loaded.skipped.extend(one.skipped);
             loaded.warnings.extend(one.warnings);
             loaded.image_validating.extend(one.image_validating);
+            loaded.exceptions.extend(one.exceptions);
         }
     }
     Ok(loaded)
@@ -249,7 +257,37 @@ fn process(
                     policy: raw_display_name(&value, &kind),
                     errors,
                 })?;
+            for finding in unsupported_ivp_fields(&compiled.policy) {
+                loaded.warnings.push(PolicyWarning {
+                    source: source.to_owned(),
+                    policy: compiled.display_name(),
+                    finding,
+                });
+            }
             loaded.image_validating.push(compiled);
+            return Ok(());
+        }
+        exception::KIND if exception::API_VERSIONS.contains(&text("apiVersion").as_str()) => {
+            let errors = validate_exception_document(&value);
+            let display_name = raw_display_name(&value, &kind);
+            if !errors.is_empty() {
+                return Err(PolicyError::Invalid {
+                    source_name: source.to_owned(),
+                    policy: display_name,
+                    errors,
+                });
+            }
+            let exception: PolicyException =
+                deserialize(value, typed, index, source, &display_name)?;
+            let errors = validate_exception(&exception);
+            if !errors.is_empty() {
+                return Err(PolicyError::Invalid {
+                    source_name: source.to_owned(),
+                    policy: display_name,
+                    errors,
+                });
+            }
+            loaded.exceptions.push(exception);
             return Ok(());
         }
         "List" => {
@@ -285,23 +323,7 @@ fn process(
         });
     }
 
-    let mut policy: Policy = match typed {
-        Typed::Yaml(chunk, offset) => {
-            serde_saphyr::from_str(chunk).map_err(|e| yaml_error(&e, chunk, source, offset))?
-        }
-        Typed::Json(text) => serde_json::from_str(text).map_err(|e| PolicyError::Yaml {
-            source_name: source.to_owned(),
-            line: Some(e.line() as u64),
-            column: Some(e.column() as u64),
-            message: e.to_string(),
-        })?,
-        Typed::FromValue => serde_json::from_value(value).map_err(|e| PolicyError::Yaml {
-            source_name: source.to_owned(),
-            line: None,
-            column: None,
-            message: format!("document {index} ({display_name}): {e}"),
-        })?,
-    };
+    let mut policy: Policy = deserialize(value, typed, index, source, &display_name)?;
 
     let errors = validate(&policy);
     if !errors.is_empty() {
@@ -323,13 +345,44 @@ fn process(
     Ok(())
 }
 
+/// The typed form of a document, with the location of a type error in the source.
+fn deserialize<T: serde::de::DeserializeOwned>(
+    value: Value,
+    typed: Typed<'_>,
+    index: usize,
+    source: &str,
+    display_name: &str,
+) -> Result<T> {
+    match typed {
+        Typed::Yaml(chunk, offset) => {
+            serde_saphyr::from_str(chunk).map_err(|e| yaml_error(&e, chunk, source, offset))
+        }
+        Typed::Json(text) => serde_json::from_str(text).map_err(|e| PolicyError::Yaml {
+            source_name: source.to_owned(),
+            line: Some(e.line() as u64),
+            column: Some(e.column() as u64),
+            message: e.to_string(),
+        }),
+        Typed::FromValue => serde_json::from_value(value).map_err(|e| PolicyError::Yaml {
+            source_name: source.to_owned(),
+            line: None,
+            column: None,
+            message: format!("document {index} ({display_name}): {e}"),
+        }),
+    }
+}
+
 fn raw_display_name(value: &Value, kind: &str) -> String {
     let name = value
         .pointer("/metadata/name")
         .and_then(Value::as_str)
         .unwrap_or("<unnamed>");
     match value.pointer("/metadata/namespace").and_then(Value::as_str) {
-        Some(ns) if kind == "Policy" || kind == crate::ivp::KIND_NAMESPACED => {
+        Some(ns)
+            if kind == "Policy"
+                || kind == crate::ivp::KIND_NAMESPACED
+                || kind == exception::KIND =>
+        {
             format!("{kind}/{ns}/{name}")
         }
         _ => format!("{kind}/{name}"),

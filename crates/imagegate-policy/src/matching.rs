@@ -127,6 +127,29 @@ pub fn rule_mismatch_reasons(
     reasons
 }
 
+/// Whether a PolicyException's `match` (`any`/`all` filters only) covers `resource`, as
+/// Kyverno's `checkMatchesResources`: `any` — one filter holds, `all` — every filter
+/// holds, neither — nothing is covered; an empty filter never holds. Stricter than a
+/// rule's `match` where imagegate lacks facts: unknown namespace labels or user never
+/// satisfy a `namespaceSelector` or user criterion, so an exception is never granted on
+/// a guess (the same test as an `exclude` filter).
+pub fn exception_matches(m: &MatchResources, resource: &Value, ctx: &MatchContext) -> bool {
+    let res = ResourceView::new(resource);
+    let user = RequestUser::from_context(ctx);
+    let user = user.as_ref();
+    if !m.any.is_empty() {
+        m.any
+            .iter()
+            .any(|f| Filter::of(f).holds_for_certain(&res, ctx, user))
+    } else if !m.all.is_empty() {
+        m.all
+            .iter()
+            .all(|f| Filter::of(f).holds_for_certain(&res, ctx, user))
+    } else {
+        false
+    }
+}
+
 /// The namespace a policy is confined to: that of a namespaced `Policy`, `None` for
 /// a `ClusterPolicy`.
 pub fn policy_namespace(policy: &Policy) -> Option<&str> {
@@ -527,8 +550,9 @@ impl<'a> Filter<'a> {
         filter.reasons(res, ctx, user)
     }
 
-    /// For exclude: whether the (non-empty) filter holds, i.e. excludes.
-    fn excludes(
+    /// For exclude and PolicyExceptions: whether the (non-empty) filter certainly holds
+    /// (unknown namespace labels or user prove nothing).
+    fn holds_for_certain(
         &self,
         res: &ResourceView<'_>,
         ctx: &MatchContext,
@@ -580,18 +604,21 @@ fn exclude_reasons(m: &MatchResources, res: &ResourceView<'_>, ctx: &MatchContex
     if !m.any.is_empty() {
         m.any
             .iter()
-            .filter(|f| Filter::of(f).excludes(res, ctx, user))
+            .filter(|f| Filter::of(f).holds_for_certain(res, ctx, user))
             .map(|_| EXCLUDED_BY_ONE.to_owned())
             .collect()
     } else if !m.all.is_empty() {
-        if m.all.iter().all(|f| Filter::of(f).excludes(res, ctx, user)) {
+        if m.all
+            .iter()
+            .all(|f| Filter::of(f).holds_for_certain(res, ctx, user))
+        {
             vec!["resource excluded since the combination of all criteria exclude it".to_owned()]
         } else {
             Vec::new()
         }
     } else {
         let empty = ResourceDescription::default();
-        if Filter::legacy(m, &empty).excludes(res, ctx, user) {
+        if Filter::legacy(m, &empty).holds_for_certain(res, ctx, user) {
             vec![EXCLUDED_BY_ONE.to_owned()]
         } else {
             Vec::new()

@@ -27,6 +27,7 @@ fn yes() -> bool {
 
 /// A Kyverno `ClusterPolicy` or `Policy` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Policy {
     /// `apiVersion`, e.g. `kyverno.io/v1`.
@@ -96,6 +97,7 @@ impl Policy {
 
 /// The two policy kinds of `kyverno.io/v1`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PolicyKind {
     /// Cluster-wide policy.
     ClusterPolicy,
@@ -115,6 +117,7 @@ impl PolicyKind {
 
 /// The parts of Kubernetes `ObjectMeta` a policy uses.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
     /// `metadata.name`.
@@ -140,6 +143,7 @@ pub struct ObjectMeta {
 /// `spec` of a policy. Fields not listed here (e.g. `useServerSideApply`,
 /// `generateExisting`, `mutateExistingOnPolicyUpdate`) are accepted and ignored.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     /// The rules, in order.
@@ -212,6 +216,22 @@ impl Serialize for FailureAction {
     }
 }
 
+/// Kyverno's CRD spellings (imagegate's parser accepts any case; the API server is stricter,
+/// as with Kyverno's CRD).
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for FailureAction {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FailureAction".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": ["audit", "enforce", "Audit", "Enforce"],
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for FailureAction {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -225,6 +245,7 @@ impl<'de> Deserialize<'de> for FailureAction {
 
 /// Webhook failure policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum FailurePolicy {
     /// Reject the request when the webhook fails.
     Fail,
@@ -234,6 +255,7 @@ pub enum FailurePolicy {
 
 /// One `validationFailureActionOverrides` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct FailureActionOverride {
     /// The action for the selected namespaces.
@@ -248,6 +270,7 @@ pub struct FailureActionOverride {
 
 /// `spec.webhookConfiguration`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookConfiguration {
     /// Webhook timeout, 1..=30 seconds.
@@ -264,6 +287,7 @@ pub struct WebhookConfiguration {
 /// One rule of a policy. Only `verifyImages` is evaluated; `validate`, `mutate` and
 /// `generate` are kept so they can be reported as unsupported.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     /// Rule name (unique in the policy, at most 63 characters).
@@ -321,6 +345,7 @@ impl Rule {
 
 /// One `imageExtractors` entry: where images are in a custom resource.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageExtractorConfig {
     /// Path to the image field or the list of objects holding it, e.g. `/spec/tasks/*`.
@@ -343,6 +368,7 @@ pub struct ImageExtractorConfig {
 /// `match`/`exclude`: `any`/`all` filter lists, or the legacy direct form
 /// (`resources`, `subjects`, `roles`, `clusterRoles` directly under `match`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MatchResources {
     /// At least one filter must match.
@@ -379,6 +405,7 @@ impl MatchResources {
 
 /// One entry of `any`/`all`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceFilter {
     /// The resource description.
@@ -397,6 +424,7 @@ pub struct ResourceFilter {
 
 /// An RBAC subject (`User`, `Group`, `ServiceAccount`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Subject {
     /// `User`, `Group` or `ServiceAccount`.
@@ -415,6 +443,7 @@ pub struct Subject {
 
 /// What resources a filter selects.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceDescription {
     /// Kinds: `Pod`, `apps/v1/Deployment`, `Deployment/scale`, wildcards.
@@ -445,6 +474,7 @@ pub struct ResourceDescription {
 
 /// A Kubernetes label selector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be present with these values.
@@ -457,6 +487,7 @@ pub struct LabelSelector {
 
 /// One set-based label requirement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelectorRequirement {
     /// Label key.
@@ -470,6 +501,7 @@ pub struct LabelSelectorRequirement {
 
 /// Label selector operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum SelectorOperator {
     /// The label value is one of `values`.
     In,
@@ -483,12 +515,13 @@ pub enum SelectorOperator {
 
 /// Signature format of a `verifyImages` entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum VerificationType {
     /// Cosign signatures and attestations (default).
     Cosign,
     /// Sigstore bundles (OCI 1.1 referrers).
     SigstoreBundle,
-    /// Notary v2 (not supported by the engine; parsed so it can be reported).
+    /// Notary Project (Notation) signatures, verified with `certificates`.
     Notary,
 }
 
@@ -496,6 +529,7 @@ pub enum VerificationType {
 /// (`image`, `key`, `roots`, `subject`, `issuer`, `additional_extensions`, `annotations`,
 /// `attestations[].predicate_type`) are empty and `failure_action` is always set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageVerification {
     /// `type`: Cosign (default), SigstoreBundle or Notary.
@@ -633,6 +667,7 @@ fn non_empty(value: &Option<String>) -> bool {
 
 /// `verifyImages[].validate`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageValidation {
     /// Message on failure.
@@ -645,6 +680,7 @@ pub struct ImageValidation {
 
 /// `validate.deny`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Deny {
     /// `{any, all}` or a list of conditions, kept as written.
@@ -654,6 +690,7 @@ pub struct Deny {
 
 /// `verifyImages[].imageRegistryCredentials`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageRegistryCredentials {
     /// Allow plain HTTP / unverified TLS.
@@ -669,6 +706,7 @@ pub struct ImageRegistryCredentials {
 
 /// A set of attestors of which `count` (default: all) must verify.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttestorSet {
     /// Required number of verified entries; `None` means all.
@@ -691,6 +729,7 @@ impl AttestorSet {
 
 /// One attestor: exactly one of `keys`, `certificates`, `keyless`, `attestor`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Attestor {
     /// Static public keys.
@@ -702,8 +741,10 @@ pub struct Attestor {
     /// Keyless (Fulcio) identity.
     #[serde(default)]
     pub keyless: Option<KeylessAttestor>,
-    /// A nested attestor set.
+    /// A nested attestor set. Its schema is "any object", as in Kyverno's CRD: a schema
+    /// cannot refer to itself.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<serde_json::Value>"))]
     pub attestor: Option<Box<AttestorSet>>,
     /// Annotations the signature payload must carry.
     #[serde(default, deserialize_with = "null_default")]
@@ -718,6 +759,7 @@ pub struct Attestor {
 
 /// `keys`: static public keys, a Secret or a KMS key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StaticKeyAttestor {
     /// One or more PEM public keys (each counts as a separate entry).
@@ -763,6 +805,7 @@ impl StaticKeyAttestor {
 
 /// A reference to a Kubernetes Secret.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SecretReference {
     /// Secret name.
@@ -775,6 +818,7 @@ pub struct SecretReference {
 
 /// `certificates`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateAttestor {
     /// PEM signing certificate.
@@ -793,6 +837,7 @@ pub struct CertificateAttestor {
 
 /// `keyless`: a Fulcio certificate identity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct KeylessAttestor {
     /// OIDC issuer, exact.
@@ -825,6 +870,7 @@ pub struct KeylessAttestor {
 
 /// `rekor`. An empty object means the public instance.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Rekor {
     /// Log URL.
@@ -840,6 +886,7 @@ pub struct Rekor {
 
 /// `ctlog`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct CTLog {
     /// Skip SCT verification.
     #[serde(rename = "ignoreSCT", default, deserialize_with = "null_default")]
@@ -854,6 +901,7 @@ pub struct CTLog {
 
 /// One `attestations` entry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttestationCheck {
     /// Variable name under which the predicates are available to `validate.deny`.
@@ -878,6 +926,7 @@ pub struct AttestationCheck {
 /// `{any: [...], all: [...]}`: at least one of `any` (when non-empty) and every one of
 /// `all` must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AnyAllConditions {
     /// At least one must hold (when non-empty).
@@ -890,6 +939,7 @@ pub struct AnyAllConditions {
 
 /// One condition: `key operator value`, with `{{ }}` variables in key and value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     /// Left-hand side.

@@ -1,12 +1,13 @@
 //! Load-time honesty: the fields of a policy that imagegate reads but does not act
 //! on, each reported as a warning with its field path, so that a policy never
 //! *looks* enforced where it is not. (What imagegate cannot honour safely is an
-//! error instead, in [`crate::validate`]: `type: Notary`, variables in
-//! `imageReferences`.)
+//! error instead, in [`crate::validate`]: keys or keyless under `type: Notary`,
+//! variables in `imageReferences`.)
 
 use std::fmt;
 
 use crate::error::FieldError;
+use crate::ivp::model::ImageValidatingPolicy;
 use crate::model::Policy;
 
 /// One warning about a loaded policy.
@@ -28,10 +29,9 @@ impl fmt::Display for PolicyWarning {
 
 /// Why `imageRegistryCredentials.providers` is not acted on.
 pub const PROVIDERS_IGNORED: &str = "credential providers are not used by imagegate yet; registry credentials come from its docker config (--docker-config)";
-/// Why `imageRegistryCredentials.allowInsecureRegistry` is not acted on yet (the
-/// model exposes it, [`crate::model::ImageVerification::allows_insecure_registry`];
-/// drop this warning when the engine passes it to the registry client).
-pub const INSECURE_REGISTRY_IGNORED: &str = "allowInsecureRegistry is not honoured per policy yet; allow plain-HTTP registries with --allow-insecure-registry HOST";
+/// Why an ImageValidatingPolicy's `credentials.secrets` is not acted on (a
+/// ClusterPolicy's `imageRegistryCredentials.secrets` are read in cluster mode).
+pub const SECRETS_IGNORED: &str = "pull secrets named in an ImageValidatingPolicy are not read by imagegate yet; registry credentials come from its docker config (--docker-config)";
 /// Why `webhookConfiguration.matchConditions` is not acted on.
 pub const MATCH_CONDITIONS_IGNORED: &str =
     "match conditions are not evaluated by imagegate; the policy applies as if they held";
@@ -70,18 +70,30 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
                 continue;
             };
             let cpath = format!("{rpath}.verifyImages[{v}].imageRegistryCredentials");
-            if credentials.allow_insecure_registry {
-                found.push(FieldError::new(
-                    format!("{cpath}.allowInsecureRegistry"),
-                    INSECURE_REGISTRY_IGNORED,
-                ));
-            }
             if !credentials.providers.is_empty() {
                 found.push(FieldError::new(
                     format!("{cpath}.providers"),
                     PROVIDERS_IGNORED,
                 ));
             }
+        }
+    }
+    found
+}
+
+/// The fields of an ImageValidatingPolicy that imagegate does not act on, in document
+/// order.
+pub fn unsupported_ivp_fields(policy: &ImageValidatingPolicy) -> Vec<FieldError> {
+    let mut found = Vec::new();
+    if let Some(credentials) = &policy.spec.credentials {
+        if !credentials.providers.is_empty() {
+            found.push(FieldError::new(
+                "spec.credentials.providers",
+                PROVIDERS_IGNORED,
+            ));
+        }
+        if !credentials.secrets.is_empty() {
+            found.push(FieldError::new("spec.credentials.secrets", SECRETS_IGNORED));
         }
     }
     found

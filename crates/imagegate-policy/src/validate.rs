@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::conditions::has_variables;
 use crate::error::FieldError;
+use crate::exception::{self, PolicyException};
 use crate::model::{
     AnyAllConditions, Attestor, AttestorSet, FailureAction, ImageVerification, MatchResources,
     Policy, ResourceDescription, VerificationType, convert_legacy,
@@ -55,9 +56,6 @@ pub const MUTATE_DIGEST_AUDIT: &str =
 /// Kyverno's text for a `{{ }}` variable in `imageReferences` (its rule-level error
 /// reads "rule \"R\" should not have variables in image reference section").
 pub const IMAGE_REFERENCE_VARIABLES: &str = "variables are not allowed in image reference";
-
-/// Why `type: Notary` is refused until Notation signatures are verified.
-pub const NOTARY_UNSUPPORTED: &str = "type Notary is not supported by imagegate yet: Notation signatures cannot be verified, and the entry is refused rather than checked as Cosign";
 
 // ---------------------------------------------------------------------------------------
 // Pass 1: raw document
@@ -449,12 +447,9 @@ fn validate_image_verification(
         check_repository(repository, &format!("{path}.repository"), errs);
     }
 
+    // Notation signatures verify with certificates only (keys and keyless are refused
+    // per entry, below).
     let notary = iv.verification_type() == VerificationType::Notary;
-    if notary {
-        // Refused rather than accepted: the entry would otherwise verify nothing, or
-        // be mistaken for a Cosign check.
-        errs.push(FieldError::new(format!("{path}.type"), NOTARY_UNSUPPORTED));
-    }
     for (s, set) in iv.attestors.iter().enumerate() {
         validate_set(set, &format!("{path}.attestors[{s}]"), notary, errs);
     }
@@ -724,4 +719,84 @@ fn validate_conditions(conditions: &AnyAllConditions, path: &str, errs: &mut Vec
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// PolicyExceptions
+// ---------------------------------------------------------------------------------------
+
+/// Pass 1 for a raw `PolicyException` document: selector operators in `spec.match`.
+pub fn validate_exception_document(doc: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    check_match_raw(doc.pointer("/spec/match"), "spec.match", &mut errs);
+    errs
+}
+
+/// Pass 2 for a typed `PolicyException`: Kyverno's `PolicyException.Validate` (user
+/// criteria forbidden unless `background: false`, `any` and `all` not together, a
+/// `policyName` in every entry) plus the description and condition checks of policies.
+pub fn validate_exception(exception: &PolicyException) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if !exception::API_VERSIONS.contains(&exception.api_version.as_str()) {
+        errs.push(FieldError::new(
+            "apiVersion",
+            format!(
+                "must be {}, got {:?}",
+                exception::API_VERSIONS.join(" or "),
+                exception.api_version
+            ),
+        ));
+    }
+    if exception.metadata.name.is_empty() {
+        errs.push(FieldError::new("metadata.name", "is required"));
+    }
+    let spec = &exception.spec;
+    let m = &spec.match_;
+    if m.resources.is_some()
+        || !m.subjects.is_empty()
+        || !m.roles.is_empty()
+        || !m.cluster_roles.is_empty()
+    {
+        errs.push(FieldError::new(
+            "spec.match",
+            "only any and all are allowed in a PolicyException (not resources, subjects, roles or clusterRoles)",
+        ));
+    }
+    if !m.any.is_empty() && !m.all.is_empty() {
+        errs.push(FieldError::new(
+            "spec.match",
+            "Can't specify any and all together",
+        ));
+    }
+    validate_match(m, "spec.match", false, &mut errs);
+    if spec.background.unwrap_or(true) {
+        for (key, filters) in [("any", &m.any), ("all", &m.all)] {
+            for (i, filter) in filters.iter().enumerate() {
+                for (field, empty) in [
+                    ("roles", filter.roles.is_empty()),
+                    ("clusterRoles", filter.cluster_roles.is_empty()),
+                    ("subjects", filter.subjects.is_empty()),
+                ] {
+                    if !empty {
+                        errs.push(FieldError::new(
+                            format!("spec.match.{key}[{i}].{field}"),
+                            "usage of user info is forbidden unless background is false",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(conditions) = &spec.conditions {
+        validate_conditions(conditions, "spec.conditions", &mut errs);
+    }
+    for (i, entry) in spec.exceptions.iter().enumerate() {
+        if entry.policy_name.is_empty() {
+            errs.push(FieldError::new(
+                format!("spec.exceptions[{i}].policyName"),
+                "An exception requires a policy name",
+            ));
+        }
+    }
+    errs
 }

@@ -14,6 +14,7 @@
 //!   against `kubectl`), for cluster-mode tests.
 //! - [`write_docker_config`], [`vectors_dir`]: docker `config.json` files and the shared
 //!   test vectors.
+//! - [`layers::module_cycles`]: which modules of a crate use each other in a cycle.
 //!
 //! Everything is synchronous and safe to call from inside a tokio runtime: async work runs
 //! on a private runtime in a separate thread. Every wait has a timeout; failures panic with
@@ -27,6 +28,7 @@ mod block;
 mod cosign;
 mod docker_config;
 mod http1;
+pub mod layers;
 pub mod notation;
 pub mod oci;
 mod push;

@@ -457,8 +457,31 @@ pub fn push_signature(
     envelope: &[u8],
     envelope_media_type: &str,
 ) -> String {
+    push_artifact(
+        pusher,
+        repo,
+        subject,
+        SIGNATURE_ARTIFACT_TYPE,
+        envelope,
+        envelope_media_type,
+    )
+    .digest
+}
+
+/// Pushes an artifact of `artifact_type` (an SBOM, a Notation signature) referring to
+/// `subject` in `repo` the way `oras attach` and notation do: empty config, one `blob`
+/// layer, `subject`, and the `sha256-<hex>` referrers index updated. Returns the
+/// artifact manifest's descriptor (what a Notation signature of the artifact signs).
+pub fn push_artifact(
+    pusher: &Pusher<'_>,
+    repo: &str,
+    subject: &Descriptor,
+    artifact_type: &str,
+    blob: &[u8],
+    blob_media_type: &str,
+) -> Descriptor {
     let config = pusher.push_blob(repo, b"{}");
-    let layer = pusher.push_blob(repo, envelope);
+    let layer = pusher.push_blob(repo, blob);
     let annotations: BTreeMap<String, String> = BTreeMap::from([(
         "org.opencontainers.image.created".to_owned(),
         rfc3339(now()),
@@ -466,9 +489,9 @@ pub fn push_signature(
     let manifest = oci::to_go_json(&serde_json::json!({
         "schemaVersion": 2,
         "mediaType": oci::OCI_MANIFEST,
-        "artifactType": SIGNATURE_ARTIFACT_TYPE,
+        "artifactType": artifact_type,
         "config": { "mediaType": EMPTY_MEDIA_TYPE, "digest": config, "size": 2, "data": "e30=" },
-        "layers": [{ "mediaType": envelope_media_type, "digest": layer, "size": envelope.len() }],
+        "layers": [{ "mediaType": blob_media_type, "digest": layer, "size": blob.len() }],
         "subject": { "mediaType": subject.media_type, "digest": subject.digest, "size": subject.size },
         "annotations": annotations,
     }));
@@ -487,11 +510,11 @@ pub fn push_signature(
         },
     };
     let mut entry = Descriptor::of(oci::OCI_MANIFEST, &manifest);
-    entry.artifact_type = Some(SIGNATURE_ARTIFACT_TYPE.to_owned());
+    entry.artifact_type = Some(artifact_type.to_owned());
     entry.annotations = Some(annotations);
-    index.manifests.push(entry);
+    index.manifests.push(entry.clone());
     pusher.push_manifest(repo, &tag, oci::OCI_INDEX, &oci::to_go_json(&index));
-    digest
+    entry
 }
 
 fn now() -> i64 {

@@ -45,14 +45,18 @@ pub struct Pusher<'a> {
     tokens: Mutex<HashMap<String, String>>,
 }
 
-impl<'a> Pusher<'a> {
-    pub(crate) fn new(registry: &'a Registry) -> Pusher<'a> {
+impl Registry {
+    /// A pusher using this registry's credentials (here, not in `registry.rs`: pushing
+    /// is built on the registry, not the other way round).
+    pub fn pusher(&self) -> Pusher<'_> {
         Pusher {
-            registry,
+            registry: self,
             tokens: Mutex::new(HashMap::new()),
         }
     }
+}
 
+impl<'a> Pusher<'a> {
     /// Uploads a blob (monolithic: `POST /blobs/uploads/` then `PUT ?digest=`), unless
     /// `HEAD` says it exists. Returns `sha256:<hex>`.
     pub fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {

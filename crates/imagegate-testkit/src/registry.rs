@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 use crate::http1;
-use crate::push::Pusher;
 use crate::token::{self, TokenIssuer};
 
 /// Environment variable overriding the registry binary (default `docker-registry`).
@@ -129,6 +128,25 @@ impl Registry {
         self.process.stop();
     }
 
+    /// Starts the registry again after [`stop`](Self::stop): same address, storage and
+    /// authentication (a registry coming back after an outage); its request log starts
+    /// afresh. Panics if the address was taken meanwhile. Does nothing while it runs.
+    pub fn restart(&mut self) {
+        if self.process.is_running() {
+            return;
+        }
+        let mut process = Process::spawn(&self.dir.path().join("config.yml"), self.dir.path());
+        if let Err(why) = process.wait_ready(self.addr) {
+            process.stop();
+            let log = lock(&process.logs.text).clone();
+            panic!(
+                "imagegate-testkit: docker-registry did not start again on {} ({why}); its output:\n{log}",
+                self.addr
+            );
+        }
+        self.process = process;
+    }
+
     /// The requests the registry has served so far (from its access log), in log order.
     ///
     /// While the registry runs, this first sends a marker request and waits until it shows
@@ -195,11 +213,6 @@ impl Registry {
     /// The temporary directory holding the registry's config, auth files and storage.
     pub fn dir(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// A pusher using this registry's credentials.
-    pub fn pusher(&self) -> Pusher<'_> {
-        Pusher::new(self)
     }
 
     pub(crate) fn auth(&self) -> &Auth {

@@ -17,7 +17,7 @@
 //! way it does against a real plain-HTTP registry.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -165,6 +165,18 @@ pub fn by_path(answers: HashMap<String, Reply>) -> impl Fn(&Request) -> Reply + 
                 .content_type("application/json")
         })
     }
+}
+
+/// This machine's address on the interface that routes outwards (not loopback), for
+/// the "plain HTTP only on loopback" rules ([`Stub::start_on`] it). `None` on a machine
+/// with no such interface: the tests that need one then say so on stderr and pass
+/// without checking.
+pub fn non_loopback_ip() -> Option<IpAddr> {
+    // `connect` on UDP only picks the route and source address; nothing is sent.
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 type Handler = dyn Fn(&Request) -> Reply + Send + Sync;

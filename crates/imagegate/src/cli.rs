@@ -16,7 +16,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Verify cosign signatures (or attestations with --type) of images in a registry.
+    /// Verify cosign or Notation signatures (or attestations with --type) of images in a
+    /// registry.
     Verify(VerifyArgs),
     /// Run the admission webhook (HTTPS: POST /mutate, /validate; metrics and health).
     Serve(ServeArgs),
@@ -28,6 +29,48 @@ pub enum Command {
     Test(TestArgs),
     /// Answer one AdmissionReview from stdin as the webhook would.
     Review(ReviewArgs),
+    /// Verify the images of the workloads running in a cluster against its (or given)
+    /// policies, writing nothing.
+    Audit(AuditArgs),
+    /// Print the CustomResourceDefinitions of the policy kinds imagegate reads (YAML).
+    Crds,
+}
+
+/// Output format of `audit`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditOutput {
+    /// One aligned row per workload, image and rule.
+    #[default]
+    Table,
+    /// One JSON document with the rows and a summary.
+    Json,
+}
+
+/// `imagegate audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Kubeconfig file. Default: $KUBECONFIG, else the in-cluster service account.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Policy files or directories (repeatable). Default: the cluster's ClusterPolicies
+    /// and Policies.
+    #[arg(long, short = 'p', value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
+    #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
+    pub exception: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = AuditOutput::Table)]
+    pub output: AuditOutput,
+    /// Workloads verified at the same time.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+    /// Sigstore trust.
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Registry access.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// Output format of `apply`.
@@ -49,6 +92,10 @@ pub struct ApplyArgs {
     /// Resource files (repeatable; multi-document YAML or JSON).
     #[arg(long, short = 'r', required = true, value_name = "FILE")]
     pub resource: Vec<PathBuf>,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
+    /// Exceptions written among the policies or resources count too.
+    #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
+    pub exception: Vec<PathBuf>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
@@ -143,11 +190,24 @@ impl RegistryArgs {
 
 /// `imagegate verify`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp"])))]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["key", "certificate_identity", "certificate_identity_regexp", "notary_cert"])))]
 pub struct VerifyArgs {
     /// Public key file (PEM); several PEM blocks are several keys, any may have signed.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    /// Notation: verify Notary Project signatures whose certificate chain contains one
+    /// of these certificates (PEM or DER file; repeatable), as Kyverno's `type: Notary`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["issuer", "annotations", "trusted_root"]
+    )]
+    pub notary_cert: Vec<PathBuf>,
+    /// Notation: trusted time-stamping authority certificates (PEM or DER; repeatable).
+    /// A timestamp countersignature is then required and the chain must have been
+    /// valid at its time.
+    #[arg(long, value_name = "FILE", requires = "notary_cert")]
+    pub notary_tsa_cert: Vec<PathBuf>,
     /// Keyless: the identity (a subject alternative name) the Fulcio certificate must
     /// carry, exactly.
     #[arg(
@@ -257,6 +317,10 @@ pub struct ServeArgs {
     /// Never use the Kubernetes API (policy files only), even in a Pod.
     #[arg(long)]
     pub no_kubernetes: bool,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable;
+    /// reloaded with the policies). Exceptions in policy files count too.
+    #[arg(long, value_name = "DIR|FILE")]
+    pub exceptions: Vec<PathBuf>,
     /// Address of the HTTPS webhook listener (use 0.0.0.0:8443 in a cluster).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     pub listen: std::net::SocketAddr,
@@ -376,6 +440,7 @@ impl ServeArgs {
         };
         Config {
             policies: self.policies.clone(),
+            exceptions: self.exceptions.clone(),
             listen: self.listen,
             metrics_listen: self.metrics_listen,
             tls,

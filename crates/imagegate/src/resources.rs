@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use imagegate_engine::PolicySet;
-use imagegate_policy::load::load_policy_files;
+use imagegate_policy::exception::{self, PolicyException};
+use imagegate_policy::load::{load_documents, load_policy_files};
 use serde_json::Value;
 
 /// Resource files larger than this are refused.
@@ -29,8 +30,59 @@ pub fn load_policies(paths: &[PathBuf]) -> anyhow::Result<PolicySet> {
                 .join(", ")
         );
     }
-    // ImageValidatingPolicies are enforced with the ClusterPolicies, never dropped.
-    Ok(PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating))
+    // ImageValidatingPolicies are enforced with the ClusterPolicies, never dropped;
+    // PolicyExceptions written beside policies count, as in Kyverno's CLI.
+    Ok(PolicySet::new(loaded.policies)
+        .with_image_validating(loaded.image_validating)
+        .with_exceptions(loaded.exceptions))
+}
+
+/// The policies of `policy_paths` with every PolicyException Kyverno's CLI would use:
+/// those of `exception_paths`, those beside the policies and those among `resources`.
+pub fn load_with_exceptions(
+    policy_paths: &[PathBuf],
+    exception_paths: &[PathBuf],
+    resources: &[Value],
+) -> anyhow::Result<PolicySet> {
+    let exceptions = load_exceptions(exception_paths)?;
+    let among_resources = exceptions_among(resources)?;
+    Ok(load_policies(policy_paths)?
+        .with_exceptions(exceptions)
+        .with_exceptions(among_resources))
+}
+
+/// Loads and validates the PolicyExceptions of `paths` (files or directories, as
+/// `--exception`); any other document in them is an error, as in Kyverno's CLI.
+pub fn load_exceptions(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicyException>> {
+    let loaded = load_policy_files(paths)?;
+    let other = loaded
+        .policies
+        .iter()
+        .map(|p| p.display_name())
+        .chain(loaded.image_validating.iter().map(|p| p.display_name()))
+        .chain(loaded.skipped.iter().map(|s| s.to_string()))
+        .next();
+    if let Some(other) = other {
+        bail!("exception files hold only kyverno.io/v2 or v2beta1 PolicyExceptions, found {other}");
+    }
+    Ok(loaded.exceptions)
+}
+
+/// The PolicyExceptions among resources (Kyverno's CLI takes exceptions given with the
+/// resources too), validated like those of exception files.
+pub fn exceptions_among(resources: &[Value]) -> anyhow::Result<Vec<PolicyException>> {
+    let mut exceptions = Vec::new();
+    for resource in resources.iter().filter(|r| {
+        r.get("kind").and_then(Value::as_str) == Some(exception::KIND)
+            && r.get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| exception::API_VERSIONS.contains(&v))
+    }) {
+        let id = imagegate_engine::ResourceId::of(resource);
+        let text = serde_json::to_string(resource)?;
+        exceptions.extend(load_documents(&text, &format!("resource {}", id.display()))?.exceptions);
+    }
+    Ok(exceptions)
 }
 
 /// Every Kubernetes object of the YAML/JSON files `paths`; `kind: List` items are

@@ -12,9 +12,11 @@ use super::{AttestorFailure, ImageSubject};
 use crate::check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_signatures};
 use crate::check::key::{check_attestations, check_signatures};
 use crate::check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
+use crate::check::notary::NotaryCheck;
 use crate::check::tlog::{check_transparency_log, logged_attestation_layers};
 use crate::evidence::{EvidenceKind, SignatureCheck, VerifyError, now};
 use crate::fetch::Verifier;
+use crate::notation::{verify_notation_attestations, verify_notation_signatures};
 
 /// One leaf entry: its signatures on the image.
 pub(super) async fn verify_entry(
@@ -23,6 +25,9 @@ pub(super) async fn verify_entry(
     entry: &Attestor,
     path: &str,
 ) -> Result<(), AttestorFailure> {
+    if subject.uses_notary() {
+        return verify_notary_entry(verifier, subject, entry, path).await;
+    }
     if let Some(keyless) = entry.keyless.as_ref() {
         return verify_keyless_entry(
             verifier,
@@ -75,6 +80,63 @@ pub(super) async fn verify_entry(
         &path,
     )
     .await
+}
+
+/// The Notation check of a `type: Notary` entry: its `certificates` (`cert` and
+/// `certChain` as Kyverno combines them, `ctlog.tsaCertChain` as the TSA store), with
+/// the policy path of the field (`….certificates`).
+fn notary_check(entry: &Attestor, path: &str) -> Result<(String, NotaryCheck), AttestorFailure> {
+    let Some(certificates) = entry.certificates.as_ref() else {
+        let field = if entry.keys.is_some() {
+            "keys"
+        } else if entry.keyless.is_some() {
+            "keyless"
+        } else {
+            "certificates"
+        };
+        return Err(AttestorFailure::config(
+            &format!("{path}.{field}"),
+            "type Notary verifies with certificates (cert, certChain) only",
+        ));
+    };
+    let path = format!("{path}.certificates");
+    let tsa = certificates
+        .ctlog
+        .as_ref()
+        .and_then(|c| c.tsa_cert_chain.as_deref())
+        .map(str::as_bytes);
+    let check = NotaryCheck::read(
+        [&certificates.cert, &certificates.cert_chain]
+            .into_iter()
+            .flatten()
+            .map(|pem| pem.as_bytes()),
+        tsa,
+    )
+    .map_err(|m| AttestorFailure::config(&path, m))?;
+    Ok((path, check))
+}
+
+/// One `type: Notary` entry: a Notation signature of the image manifest, found among
+/// its referrers, that chains to the entry's certificates.
+async fn verify_notary_entry(
+    verifier: &Verifier,
+    subject: &ImageSubject<'_>,
+    entry: &Attestor,
+    path: &str,
+) -> Result<(), AttestorFailure> {
+    let (path, check) = notary_check(entry, path)?;
+    let repository = repository_for(subject, entry)?;
+    verify_notation_signatures(
+        verifier,
+        subject.image,
+        subject.digest,
+        &repository,
+        check,
+        subject.access(),
+    )
+    .await
+    .map_err(|e| AttestorFailure::at(&path, e))?;
+    Ok(())
 }
 
 /// Kyverno `certificates`: the certificate's key verifies the signature; with
@@ -137,7 +199,12 @@ async fn verify_with_keys(
         return bundle_signatures(verifier, subject, &repository, check, trust, path).await;
     }
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let check = SignatureCheck {
@@ -175,7 +242,12 @@ async fn bundle_signatures(
     path: &str,
 ) -> Result<(), AttestorFailure> {
     let evidence = verifier
-        .evidence(repository, EvidenceKind::Bundles, subject.digest)
+        .evidence(
+            repository,
+            EvidenceKind::Bundles,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -238,7 +310,12 @@ async fn verify_keyless_entry(
     }
     let check = keyless_check(keyless, entry).map_err(|m| AttestorFailure::config(path, m))?;
     let evidence = verifier
-        .evidence(&repository, EvidenceKind::Signatures, subject.digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Signatures,
+            subject.digest,
+            subject.access(),
+        )
         .await
         .map_err(|e| AttestorFailure::at(path, e))?;
     let digest = subject.digest.to_owned();
@@ -259,6 +336,21 @@ pub(crate) async fn attestation_statements(
     predicate_type: &str,
     entry_path: &str,
 ) -> Result<(String, Vec<Attestation>), AttestorFailure> {
+    if subject.uses_notary() {
+        let (path, check) = notary_check(entry, entry_path)?;
+        let repository = repository_for(subject, entry)?;
+        return verify_notation_attestations(
+            verifier,
+            &repository,
+            subject.digest,
+            check,
+            predicate_type,
+            subject.access(),
+        )
+        .await
+        .map(|statements| (path.clone(), statements))
+        .map_err(|e| AttestorFailure::at(&path, e));
+    }
     let repository = repository_for(subject, entry)?;
     let bundles = subject.uses_bundles();
     let kind = if bundles {
@@ -268,7 +360,7 @@ pub(crate) async fn attestation_statements(
     };
     let fetch = |path: String| async move {
         verifier
-            .evidence(&repository, kind, subject.digest)
+            .evidence(&repository, kind, subject.digest, subject.access())
             .await
             .map_err(|e| AttestorFailure::at(&path, e))
             .map(|evidence| (path, evidence))

@@ -12,6 +12,7 @@ use imagegate_policy::model::{ImageVerification, VerificationType};
 use imagegate_sigstore::{RekorKey, TrustOverrides, TrustedRoot};
 
 use crate::evidence::VerifyError;
+use crate::fetch::Access;
 
 pub(crate) use entry::attestation_statements;
 pub use entry::identity_requirement;
@@ -208,6 +209,18 @@ impl ImageSubject<'_> {
     /// overrides applied (derived roots are cached, see [`crate::trust::with_overrides`]).
     fn bundle_trust(&self, overrides: TrustOverrides<'_>) -> Result<Option<TrustedRoot>, String> {
         crate::trust::with_overrides(self.trust(), overrides)
+    }
+
+    /// Whether signatures and attestations are Notation signatures and signed
+    /// referring artifacts (`type: Notary`).
+    fn uses_notary(&self) -> bool {
+        self.verification.verification_type() == VerificationType::Notary
+    }
+
+    /// How the registries of this image and its signatures may be reached (the
+    /// entry's `imageRegistryCredentials.allowInsecureRegistry`).
+    fn access(&self) -> Access {
+        Access::of(self.verification)
     }
 
     /// Whether signatures and attestations are Sigstore bundles found as OCI 1.1

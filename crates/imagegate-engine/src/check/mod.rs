@@ -4,4 +4,5 @@
 pub mod bundle;
 pub mod key;
 pub mod keyless;
+pub mod notary;
 pub mod tlog;

@@ -26,6 +26,7 @@ pub fn check_transparency_log(
         };
         let single = Evidence {
             layers: vec![layer.clone()],
+            artifacts: Vec::new(),
         };
         if check_signatures(&single, digest, check).is_err() {
             continue;
@@ -123,7 +124,10 @@ pub fn logged_attestation_layers(
             }
         ));
     }
-    Ok(Evidence { layers: logged })
+    Ok(Evidence {
+        layers: logged,
+        artifacts: Vec::new(),
+    })
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

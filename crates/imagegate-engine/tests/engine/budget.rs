@@ -2,7 +2,7 @@
 //! the registry declares: five 3.5 MiB attestation layers (each under the client's
 //! 4 MiB blob limit) are refused before any of them is fetched.
 
-use imagegate_engine::{EvidenceKind, Verifier, VerifyError};
+use imagegate_engine::{Access, EvidenceKind, Verifier, VerifyError};
 use imagegate_oci::Reference;
 use imagegate_testkit::Registry;
 
@@ -19,7 +19,12 @@ async fn evidence_beyond_the_per_image_budget_is_refused() {
     let verifier = Verifier::new(crate::client());
     let repository = Reference::parse(&format!("{host}/app/heavy")).unwrap();
     let outcome = verifier
-        .evidence(&repository, EvidenceKind::Attestations, &digest)
+        .evidence(
+            &repository,
+            EvidenceKind::Attestations,
+            &digest,
+            Access::default(),
+        )
         .await;
     match outcome {
         Err(e) => {

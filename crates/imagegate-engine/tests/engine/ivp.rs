@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use imagegate_engine::{AdmissionInput, Engine, EngineResponse, Phase, PolicySet, RuleStatus};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
+use imagegate_engine::{Engine, EngineResponse, Phase, PolicySet, RuleStatus};
 use imagegate_policy::load::load_documents;
-use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::json;
+
+use crate::{engine, pod};
 
 const PREDICATE_TYPE: &str = "https://cosign.sigstore.dev/attestation/v1";
 
@@ -92,24 +92,6 @@ const ATTESTATION: &str = r#"    - expression: >-
     - expression: >-
         images.containers.map(image, extractPayload(image, attestations["cosign-attest"]).data).all(d, d == "approved")
       message: the attestation predicate is not approved"#;
-
-fn pod(image: &str) -> AdmissionInput {
-    AdmissionInput::for_resource(
-        json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "test-pod", "namespace": "default"},
-            "spec": {"containers": [{"name": "app", "image": image}]},
-        }),
-        MatchContext::default(),
-    )
-}
-
-fn engine() -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).build()
-}
 
 fn setup(glob: String, validation: &'static str) -> Setup {
     Setup {
@@ -235,7 +217,7 @@ async fn attestation_predicate_is_checked() {
 }
 
 #[tokio::test]
-async fn audit_and_warn_admit_with_a_warning() {
+async fn audit_and_warn_admit() {
     let registry = Registry::start();
     let key = CosignKey::generate();
     let (_, unsigned, _) = images(&registry, &key, None);
@@ -246,12 +228,19 @@ async fn audit_and_warn_admit_with_a_warning() {
             .evaluate_both(&policy(&key, &s), &pod(&unsigned))
             .await;
         assert!(!response.blocked(), "{actions}: {response:#?}");
+        // Only Warn warns (Kyverno); Audit goes to the audit annotations.
         let warnings = response.warnings();
-        assert!(
-            warnings
-                .iter()
-                .any(|w| w.contains("failed the image Signature verification")),
-            "{actions}: {warnings:?}"
+        assert_eq!(
+            warnings,
+            if actions == "Warn" {
+                vec![
+                    "Policy ivpol-sample failed: failed the image Signature verification"
+                        .to_owned(),
+                ]
+            } else {
+                Vec::new()
+            },
+            "{actions}"
         );
     }
 }
@@ -266,12 +255,16 @@ async fn registry_down_follows_failure_policy() {
     let response = engine().evaluate_both(&policy(&key, &s), &pod(image)).await;
     assert!(!response.blocked(), "{response:#?}");
     assert_eq!(rule(&response).status, RuleStatus::Error);
+    // Kyverno's texts for a digest that cannot be pinned, naming the registry.
+    let prefix = "Policy ivpol-sample error: failed to update digest: failed to resolve digest for image 127.0.0.1:1/app/gone:v1";
     let warnings = response.warnings().join("\n");
-    assert!(warnings.contains("127.0.0.1:1"), "{warnings}");
+    assert!(warnings.starts_with(prefix), "{warnings}");
 
     s.failure_policy = "Fail";
     let response = engine().evaluate_both(&policy(&key, &s), &pod(image)).await;
     assert!(response.blocked(), "{response:#?}");
+    let denial = response.denial_message().unwrap_or_default();
+    assert!(denial.starts_with(prefix), "{denial}");
 }
 
 #[tokio::test]
@@ -307,4 +300,336 @@ async fn one_attestor_is_verified_once_across_policies() {
     assert!(!response.blocked(), "{response:#?}");
     assert_eq!(response.policies.len(), 2, "{response:#?}");
     assert_eq!(fetches() - before, 1, "{}", registry.log());
+}
+
+/// The validation of Kyverno's chainsaw scenarios (`validation-actions/*`,
+/// `match-conditions`), its message unchanged; the attestor is a cosign key here.
+const CHAINSAW_SIGNATURES: &str = r#"    - expression: >-
+        images.containers.map(image, verifyImageSignatures(image, [attestors.cosign])).all(e, e > 0)
+      message: failed to verify image with notary cert"#;
+
+/// Kyverno's text after `denied the request: ` in the chainsaw assertions
+/// (`match-conditions/chainsaw-test.yaml`).
+const CHAINSAW_DENIAL: &str = "Policy ivpol-sample failed: failed to verify image with notary cert";
+
+#[tokio::test]
+async fn denial_and_warnings_are_kyvernos_texts() {
+    let registry = Registry::start();
+    let key = CosignKey::generate();
+    let (_, unsigned, _) = images(&registry, &key, None);
+    let glob = format!("{}/*", registry.host());
+    let run = |actions: &'static str| {
+        let mut s = setup(glob.clone(), CHAINSAW_SIGNATURES);
+        s.actions = actions;
+        let policies = policy(&key, &s);
+        let pod = pod(&unsigned);
+        async move { engine().evaluate_both(&policies, &pod).await }
+    };
+
+    let denied = run("Deny").await;
+    assert!(denied.blocked(), "{denied:#?}");
+    assert_eq!(denied.denial_message().as_deref(), Some(CHAINSAW_DENIAL));
+    assert!(denied.warnings().is_empty(), "{:?}", denied.warnings());
+
+    // Warn: admitted, the same text as a warning (Kyverno's mutationResponse).
+    let warned = run("Warn").await;
+    assert!(!warned.blocked(), "{warned:#?}");
+    assert_eq!(warned.warnings(), vec![CHAINSAW_DENIAL.to_owned()]);
+    assert!(warned.audit_annotations().is_empty());
+
+    // Audit: admitted without a warning (as Kyverno); the failure goes to the audit
+    // annotations.
+    let audited = run("Audit").await;
+    assert!(!audited.blocked(), "{audited:#?}");
+    assert!(audited.warnings().is_empty(), "{:?}", audited.warnings());
+    let annotations = audited.audit_annotations();
+    let failures: serde_json::Value = serde_json::from_str(
+        annotations
+            .get("validation_failure")
+            .unwrap_or_else(|| panic!("{annotations:?}")),
+    )
+    .unwrap();
+    assert_eq!(
+        failures,
+        json!([{
+            "message": "failed to verify image with notary cert",
+            "policy": "ivpol-sample",
+            "expressionIndex": 0,
+            "validationActions": ["Audit"],
+        }])
+    );
+}
+
+#[tokio::test]
+async fn admission_review_answers_with_the_texts_and_audit_annotations() {
+    let registry = Registry::start();
+    let key = CosignKey::generate();
+    let (signed, unsigned, digest) = images(&registry, &key, None);
+    let mut s = setup(format!("{}/*", registry.host()), CHAINSAW_SIGNATURES);
+    s.actions = "Deny, Audit";
+    let yaml = format!(
+        "{}\n  auditAnnotations:\n    - key: images\n      valueExpression: string(size(images.containers))\n",
+        policy_yaml(&key, &s)
+    );
+    let policies = load(&yaml);
+    let engine = engine();
+    let answer = |image: &str, phase: Phase| {
+        let review = review_of(json!({
+            "uid": "u1",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE",
+            "namespace": "default",
+            "name": "test-pod",
+            "userInfo": {"username": "alice"},
+            "object": pod(image).resource,
+        }));
+        let (engine, policies) = (&engine, &policies);
+        async move {
+            imagegate_engine::admission::review(engine, policies, &review, phase)
+                .await
+                .review
+                .response
+                .unwrap()
+        }
+    };
+    let denied = answer(&unsigned, Phase::Mutate).await;
+    assert!(!denied.allowed);
+    assert_eq!(denied.status.unwrap()["message"], CHAINSAW_DENIAL);
+    assert!(
+        denied.audit_annotations.is_empty(),
+        "a denial is not audited"
+    );
+
+    // The validating webhook sees the image the mutating one pinned.
+    let admitted = answer(&format!("{signed}@{digest}"), Phase::Validate).await;
+    assert!(admitted.allowed, "{admitted:?}");
+    assert_eq!(
+        admitted.audit_annotations,
+        BTreeMap::from([("ivpol-sample.images".to_owned(), "1".to_owned())])
+    );
+    // Once per request: the mutating answer carries none.
+    let mutated = answer(&signed, Phase::Mutate).await;
+    assert!(mutated.audit_annotations.is_empty(), "{mutated:?}");
+}
+
+fn review_of(request: serde_json::Value) -> imagegate_engine::admission::AdmissionReview {
+    serde_json::from_value(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": request,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn match_conditions_read_the_whole_admission_request() {
+    let registry = Registry::start();
+    let key = CosignKey::generate();
+    let (_, unsigned, _) = images(&registry, &key, None);
+    let s = setup(format!("{}/*", registry.host()), CHAINSAW_SIGNATURES);
+    let conditions = r#"  matchConditions:
+    - name: request
+      expression: >-
+        request.resource.group == "" && request.resource.version == "v1" &&
+        request.resource.resource == "pods" && request.kind.kind == "Pod" &&
+        request.requestResource.resource == "pods" && request.requestKind.kind == "Pod" &&
+        !has(request.subResource) && request.operation == "CREATE" &&
+        request.namespace == "default" && request.name == "test-pod" &&
+        request.userInfo.username == "alice" && "devs" in request.userInfo.groups &&
+        request.dryRun == false && request.options.kind == "CreateOptions" &&
+        request.uid == "u1" && request.object.metadata.name == "test-pod"
+"#;
+    let yaml = policy_yaml(&key, &s).replace(
+        "  matchImageReferences:",
+        &format!("{conditions}  matchImageReferences:"),
+    );
+    let policies = load(&yaml);
+    let engine = engine();
+    let request = json!({
+        "uid": "u1",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
+        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "namespace": "default",
+        "name": "test-pod",
+        "userInfo": {"username": "alice", "groups": ["devs"]},
+        "dryRun": false,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"},
+        "object": pod(&unsigned).resource,
+    });
+    let allowed = |request: serde_json::Value| {
+        let review = review_of(request);
+        let (engine, policies) = (&engine, &policies);
+        async move {
+            imagegate_engine::admission::review(engine, policies, &review, Phase::Validate)
+                .await
+                .review
+                .response
+                .unwrap()
+                .allowed
+        }
+    };
+    // Every field as the condition wants it: the policy applies and denies.
+    assert!(
+        !allowed(request.clone()).await,
+        "the matchConditions did not hold"
+    );
+    // Any one field otherwise: the policy does not apply.
+    for (pointer, value) in [
+        ("/resource/resource", json!("deployments")),
+        ("/requestResource/resource", json!("replicasets")),
+        ("/requestKind/kind", json!("ReplicaSet")),
+        ("/subResource", json!("ephemeralcontainers")),
+        ("/userInfo/username", json!("bob")),
+        ("/userInfo/groups", json!(["ops"])),
+        ("/dryRun", json!(true)),
+        ("/options/kind", json!("UpdateOptions")),
+        ("/uid", json!("u2")),
+        ("/name", json!("other")),
+    ] {
+        let mut changed = request.clone();
+        let (parent, field) = pointer.rsplit_once('/').unwrap();
+        let target = if parent.is_empty() {
+            &mut changed
+        } else {
+            changed.pointer_mut(parent).unwrap()
+        };
+        target[field] = value;
+        assert!(
+            allowed(changed).await,
+            "{pointer}: the policy still applied"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cluster_policy_and_an_ivp_with_the_same_key_verify_once() {
+    let registry = Registry::start();
+    let key = CosignKey::generate();
+    let (signed, _, digest) = images(&registry, &key, None);
+    let host = registry.host();
+    let ivp = policy_yaml(&key, &setup(format!("{host}/*"), SIGNATURES));
+    let cluster_policy = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: check-image
+spec:
+  rules:
+    - name: verify
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      verifyImages:
+        - imageReferences: ["{host}/*"]
+          failureAction: Enforce
+          attestors:
+            - entries:
+                - keys:
+                    publicKeys: |-
+{key}
+                    rekor:
+                      ignoreTlog: true
+                    ctlog:
+                      ignoreSCT: true
+"#,
+        key = key
+            .public_pem()
+            .trim_end()
+            .lines()
+            .map(|l| format!("                      {l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let loaded = load_documents(&cluster_policy, "test").expect("policy loads");
+    let cluster_only = PolicySet::new(loaded.policies);
+    let ivp_only = load(&ivp);
+    let both = load(&format!("{cluster_policy}\n---\n{ivp}"));
+    assert_eq!(both.len(), 2);
+
+    let sig_tag = format!("/v2/app/signed/manifests/{}.sig", digest.replace(':', "-"));
+    let fetches = || {
+        registry
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path == sig_tag)
+            .count()
+    };
+    let verdict_lookups = |engine: &Engine, hit: bool| {
+        let labels = imagegate_engine::CacheLabels { cache: "verdict" };
+        let family = if hit {
+            &engine.metrics().cache_hits
+        } else {
+            &engine.metrics().cache_misses
+        };
+        family.get_or_create(&labels).get()
+    };
+
+    // One request with both kinds: one verification, the other kind shares it.
+    let engine = engine();
+    let before = fetches();
+    let response = engine.evaluate(&both, &pod(&signed), Phase::Mutate).await;
+    assert!(!response.blocked(), "{response:#?}");
+    assert_eq!(response.policies.len(), 2, "{response:#?}");
+    assert_eq!(fetches() - before, 1, "{}", registry.log());
+    assert_eq!(verdict_lookups(&engine, false), 1, "verifications");
+    assert_eq!(verdict_lookups(&engine, true), 1, "shared verdicts");
+    assert_eq!(engine.cached_verdicts().await, 1);
+
+    // Across requests, either way round: the verdict of one kind serves the other.
+    for (first, second) in [(&cluster_only, &ivp_only), (&ivp_only, &cluster_only)] {
+        let engine = self::engine();
+        let before = fetches();
+        let one = engine.evaluate(first, &pod(&signed), Phase::Mutate).await;
+        let two = engine.evaluate(second, &pod(&signed), Phase::Mutate).await;
+        assert!(!one.blocked() && !two.blocked(), "{one:#?} {two:#?}");
+        assert_eq!(fetches() - before, 1, "{}", registry.log());
+        assert_eq!(verdict_lookups(&engine, false), 1, "verifications");
+        assert_eq!(verdict_lookups(&engine, true), 1, "shared verdicts");
+    }
+}
+
+#[tokio::test]
+async fn credentials_allow_insecure_registry_allows_plain_http() {
+    // Issue 9 item 4, for ImageValidatingPolicies: `spec.credentials`.
+    let Some(ip) = imagegate_testkit::stub::non_loopback_ip() else {
+        eprintln!("skipped: this machine has no non-loopback address");
+        return;
+    };
+    let served = crate::insecure::plain_http_image(ip).await;
+    let strict = policy_yaml(
+        &served.key,
+        &setup(format!("{}/*", served.stub.host()), SIGNATURES),
+    );
+    let allowed = strict.replace(
+        "  matchImageReferences:",
+        "  credentials:\n    allowInsecureRegistry: true\n  matchImageReferences:",
+    );
+    assert_ne!(allowed, strict, "policy layout changed");
+    let engine = engine();
+    let response = engine
+        .evaluate_both(&load(&allowed), &pod(&served.image))
+        .await;
+    assert!(!response.blocked(), "{response:#?}");
+    assert_eq!(rule(&response).status, RuleStatus::Pass, "{response:#?}");
+    assert_eq!(
+        response.patched["spec"]["containers"][0]["image"],
+        format!("{}@{}", served.image, served.digest)
+    );
+    // Without it (same engine, caches filled over plain HTTP): HTTPS only, refused.
+    let served_before = served.stub.requests().len();
+    let response = engine
+        .evaluate_both(&load(&strict), &pod(&served.image))
+        .await;
+    assert!(response.blocked(), "{response:#?}");
+    assert_eq!(rule(&response).status, RuleStatus::Error, "{response:#?}");
+    assert!(
+        rule(&response).message.contains("does not speak HTTPS"),
+        "{response:#?}"
+    );
+    assert_eq!(served.stub.requests().len(), served_before);
 }

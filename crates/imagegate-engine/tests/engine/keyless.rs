@@ -55,6 +55,26 @@ fn push(registry: &Registry, repo: &str, layer: &Layer, bundle: &Value) -> Strin
     format!("{}/{repo}@{DIGEST}", registry.host())
 }
 
+/// `count` self-signed CA certificates with one name and one key (PEM, concatenated):
+/// the chain annotation of issue 8 item 7's attack.
+fn same_name_cas(count: usize) -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    (0..count)
+        .map(|i| {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "sigstore");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, "sigstore.dev");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.serial_number = Some(rcgen::SerialNumber::from(i as u64 + 1));
+            params.self_signed(&key).unwrap().pem()
+        })
+        .collect()
+}
+
 /// A keyless attestor with `ctlog: {ignoreSCT: true}` added: the 2021 certificate
 /// pre-dates Fulcio's embedded SCTs, so Kyverno too needs ignoreSCT to accept it.
 fn keyless(mut attestor: Value) -> imagegate_policy::model::ImageVerification {
@@ -417,4 +437,46 @@ async fn keyless_layer_with_an_embedded_sct_verifies_with_the_policy_ct_key() {
     check(&image, &attestor(json!({"ignoreSCT": true})), None)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_chain_annotation_of_same_name_cas_is_refused_at_once() {
+    // Issue 8 item 7: 24 CA certificates with one name and one key in
+    // `dev.sigstore.cosign/chain` made the path search try ~24^4 signature checks
+    // (19 s, synchronously on an async worker, so the review's deadline never fired).
+    let Some(vectors) = vectors() else { return };
+    let registry = Registry::start();
+    let layer = layer(&vectors);
+    let annotations = BTreeMap::from([
+        (
+            "dev.cosignproject.cosign/signature".to_owned(),
+            layer.signature.clone(),
+        ),
+        (
+            "dev.sigstore.cosign/certificate".to_owned(),
+            layer.certificate.clone(),
+        ),
+        ("dev.sigstore.cosign/chain".to_owned(), same_name_cas(24)),
+        (
+            "dev.sigstore.cosign/bundle".to_owned(),
+            layer.bundle.to_string(),
+        ),
+    ]);
+    registry
+        .pusher()
+        .push_signature_manifest("keyless/chain", DIGEST, &layer.payload, annotations);
+    let image = format!("{}/keyless/chain@{DIGEST}", registry.host());
+    let attestor = keyless(json!({
+        "subject": SUBJECT,
+        "roots": read_text(layer.dir.join("trust/fulcio-root-1.pem")),
+        "rekor": {"pubkey": read_text(layer.dir.join("trust/rekor.pub"))},
+    }));
+    // A hang guard, not a speed target.
+    let outcome = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        check(&image, &attestor, None),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("not answered within 60 s"));
+    assert_fails_with(outcome, "more than the 10 accepted");
 }

@@ -6,8 +6,12 @@
 mod budget;
 mod bundles;
 mod certificates;
+mod deadline;
+mod exceptions;
+mod insecure;
 mod ivp;
 mod keyless;
+mod notation;
 mod outcomes;
 mod semantics;
 
@@ -15,10 +19,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use imagegate_engine::{
-    AttestorFailure, ImageSubject, Verifier, verify_attestations, verify_attestors,
+    Access, AdmissionInput, AttestorFailure, Engine, ImageSubject, Verifier, verify_attestations,
+    verify_attestors,
 };
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
 use imagegate_policy::conditions::Context;
+use imagegate_policy::matching::MatchContext;
 use imagegate_policy::model::ImageVerification;
 use imagegate_sigstore::TrustedRoot;
 
@@ -43,6 +49,26 @@ pub fn verification(json: serde_json::Value) -> ImageVerification {
     serde_json::from_value(json).expect("verifyImages entry")
 }
 
+/// A Pod named `test-pod` with one container `app` running `image`.
+pub fn pod(image: &str) -> AdmissionInput {
+    AdmissionInput::for_resource(
+        serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "test-pod", "namespace": "default"},
+            "spec": {"containers": [{"name": "app", "image": image}]},
+        }),
+        MatchContext::default(),
+    )
+}
+
+/// An engine with an anonymous registry client and default caches.
+pub fn engine() -> Engine {
+    let client =
+        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
+    Engine::builder(client).build()
+}
+
 pub fn client() -> Arc<RegistryClient> {
     Arc::new(RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).unwrap())
 }
@@ -63,7 +89,10 @@ pub async fn check_with(
     trusted_root: Option<&TrustedRoot>,
 ) -> Result<(), AttestorFailure> {
     let reference = Reference::parse(image).unwrap();
-    let digest = verifier.resolve(&reference).await.unwrap();
+    let digest = verifier
+        .resolve(&reference, Access::of(entry))
+        .await
+        .unwrap();
     let subject = ImageSubject {
         image: &reference,
         digest: &digest,

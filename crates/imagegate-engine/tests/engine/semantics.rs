@@ -1,7 +1,7 @@
 //! Kyverno semantics the policy crate models, as the engine applies them (issue 8
 //! items 2, 5, 6; issue 9 items 1–3), against a real `docker-registry`.
 
-use imagegate_engine::{AdmissionInput, Engine, PolicySet, RuleStatus};
+use imagegate_engine::{AdmissionInput, Engine, Phase, PolicySet, RuleStatus};
 use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
 use imagegate_policy::load::load_policies;
 use imagegate_policy::matching::MatchContext;
@@ -413,4 +413,82 @@ async fn the_2021_key_form_verifies_key_signatures_without_the_log() {
         response.patched["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
         pinned
     );
+}
+
+/// The validate phase alone on `resource`, as the validating webhook runs it.
+async fn validate(
+    engine: &Engine,
+    policies: &PolicySet,
+    resource: &serde_json::Value,
+) -> imagegate_engine::EngineResponse {
+    let input = AdmissionInput::for_resource(resource.clone(), MatchContext::default());
+    engine.evaluate(policies, &input, Phase::Validate).await
+}
+
+#[tokio::test]
+async fn ignore_verifies_in_the_validate_phase_what_an_outage_left_unpinned() {
+    // Issue 9 item 3, the timing gap: the registry fails in the mutate phase (Ignore
+    // admits unpinned) and is back for the validate phase, a separate review in the
+    // webhook. The image is verified there on its merits, not denied for the digest
+    // the outage kept from it.
+    let mut registry = Registry::start();
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let key = CosignKey::generate();
+    let signed_digest = pusher.push_image("app/signed", "v1");
+    let none = std::collections::BTreeMap::new();
+    pusher.sign(
+        "app/signed",
+        &format!("{host}/app/signed"),
+        &signed_digest,
+        &key,
+        &none,
+    );
+    pusher.push_image("app/unsigned", "v1");
+    drop(pusher);
+    let signed = format!("{host}/app/signed:v1");
+    let unsigned = format!("{host}/app/unsigned:v1");
+    let engine = engine();
+    let ignore = outage_policy(&host, &key, "Ignore");
+    let fail = outage_policy(&host, &key, "Fail");
+
+    registry.stop();
+    let mut admitted = Vec::new();
+    for image in [&signed, &unsigned] {
+        let mutated = engine
+            .evaluate(&ignore, &pod_in("default", image), Phase::Mutate)
+            .await;
+        assert!(!mutated.blocked(), "{image}: {mutated:#?}");
+        assert!(!mutated.warnings().is_empty(), "{image}: {mutated:#?}");
+        assert_eq!(mutated.patched["spec"]["containers"][0]["image"], **image);
+        admitted.push(mutated.patched);
+    }
+    let fail_mutated = engine
+        .evaluate(&fail, &pod_in("default", &signed), Phase::Mutate)
+        .await;
+    assert!(fail_mutated.blocked(), "{fail_mutated:#?}");
+    registry.restart();
+
+    // Signed: verified now, admitted with a warning that it runs unpinned.
+    let response = validate(&engine, &ignore, &admitted[0]).await;
+    assert!(!response.blocked(), "{response:#?}");
+    let rule = response.rule("signed", "verify").expect("rule ran");
+    assert_eq!(rule.status, RuleStatus::Warn, "{rule:?}");
+    assert!(rule.message.contains("not pinned"), "{rule:?}");
+    assert!(
+        response.warnings().iter().any(|w| w.contains("not pinned")),
+        "{response:#?}"
+    );
+    // Unsigned: denied on its merits (no signatures), not for the missing digest.
+    let response = validate(&engine, &ignore, &admitted[1]).await;
+    assert!(response.blocked(), "{response:#?}");
+    let rule = response.rule("signed", "verify").expect("rule ran");
+    assert_eq!(rule.status, RuleStatus::Fail, "{rule:?}");
+    assert!(rule.message.contains("no signatures found"), "{rule:?}");
+    // Under Fail the mutate phase denied: an unpinned image reaching the validate
+    // phase bypassed it, and Kyverno's "missing digest" stands.
+    let response = validate(&engine, &fail, &admitted[0]).await;
+    assert!(response.blocked(), "{response:#?}");
+    let denial = response.denial_message().unwrap_or_default();
+    assert!(denial.contains("missing digest for"), "{denial}");
 }

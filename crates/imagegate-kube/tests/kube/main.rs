@@ -1,11 +1,12 @@
 //! imagegate-kube against the API server fake (imagegate-testkit): policies, namespace
-//! labels, Secrets, 410 recovery and steady-state request counts.
+//! labels, Secrets, PolicyReports, 410 recovery and steady-state request counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod cluster;
 mod namespaces;
 mod policies;
+mod reports;
 mod secrets;
 
 use std::time::{Duration, Instant};

@@ -10,11 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
-use std::net::{IpAddr, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
+use imagegate_testkit::stub::non_loopback_ip;
 
 mod bounds;
 mod misbehaving;
@@ -49,17 +49,6 @@ fn docker_config(dir: &Path, host: &str, user: &str, password: &str) -> DockerCo
     let path = imagegate_testkit::write_docker_config(dir, host, user, password);
     let bytes = std::fs::read(&path).unwrap();
     DockerConfig::parse(&path, &bytes).unwrap()
-}
-
-/// This machine's address on the interface that routes outwards (not loopback), for the
-/// "plain HTTP only on loopback" rules. `None` on a machine with no such interface: the
-/// tests that need one then say so on stderr and pass without checking.
-fn non_loopback_ip() -> Option<IpAddr> {
-    // `connect` on UDP only picks the route and source address; nothing is sent.
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// Asserts `text` mentions every one of `needles`.

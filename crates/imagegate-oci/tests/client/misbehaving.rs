@@ -1,6 +1,8 @@
 //! The registry client against the misbehaving stub: the failure modes a real registry
 //! cannot produce. Each test asserts the error variant and that its message is clear.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use imagegate_oci::{
@@ -660,6 +662,36 @@ async fn tokens_with_odd_lifetimes_still_work() {
         assert!(
             matches!(&manifest, Ok(Some(m)) if m.digest == sha256_digest(MANIFEST)),
             "expires_in {expires_in}: {manifest:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cached_token_expires_by_time() {
+    // Issue 8 item 14: tokens are kept until `expires_in` (less a 5 s margin) passes,
+    // then fetched again. 6 s leaves one second of use; 300 s outlasts the test.
+    for (expires_in, fetches) in [(6, 2), (300, 1)] {
+        let fetched = Arc::new(AtomicUsize::new(0));
+        let body = format!("{{\"token\":\"good\",\"expires_in\":{expires_in}}}");
+        let stub = token_stub(local_realm, {
+            let fetched = fetched.clone();
+            move || {
+                fetched.fetch_add(1, Ordering::SeqCst);
+                Reply::ok(body.clone().into_bytes())
+            }
+        })
+        .await;
+        let client = anonymous_client();
+        let image = reference(&stub.host(), "repo:v1");
+        client.get_manifest(&image).await.unwrap();
+        client.get_manifest(&image).await.unwrap();
+        assert_eq!(fetched.load(Ordering::SeqCst), 1, "reused at once");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        client.get_manifest(&image).await.unwrap();
+        assert_eq!(
+            fetched.load(Ordering::SeqCst),
+            fetches,
+            "expires_in {expires_in}"
         );
     }
 }

@@ -427,3 +427,39 @@ async fn down_non_loopback_registry_is_unreachable_not_insecure() {
     assert!(matches!(&err, RegistryError::Unreachable { .. }), "{err:?}");
     assert_mentions(&err.to_string(), &["unreachable", &host]);
 }
+
+/// Records every answer it is told about.
+#[derive(Debug, Default)]
+struct Observed(std::sync::Mutex<Vec<(String, Option<u16>)>>);
+
+impl imagegate_oci::RequestObserver for Observed {
+    fn observe(&self, registry: &str, status: Option<u16>) {
+        self.0.lock().unwrap().push((registry.to_owned(), status));
+    }
+}
+
+#[tokio::test]
+async fn a_clone_shares_the_registry_state_and_the_count_but_observes_for_itself() {
+    let registry = Registry::start();
+    let host = registry.host();
+    registry.pusher().push_image("app", "v1");
+    let image = reference(&host, "app:v1");
+    let original = anonymous_client();
+    let observed = std::sync::Arc::new(Observed::default());
+    let clone = original.clone().with_observer(observed.clone());
+
+    clone.resolve_digest(&image).await.unwrap();
+    let seen = observed.0.lock().unwrap().clone();
+    assert_eq!(seen.last(), Some(&(host.clone(), Some(200))), "{seen:?}");
+    // The scheme learnt through the clone serves the original (one request, no HTTPS
+    // attempt first), and every request counts for both.
+    assert_eq!(original.cache_sizes(), clone.cache_sizes());
+    assert_eq!(original.cache_sizes().schemes, 1);
+    assert_eq!(original.requests_sent(), 1);
+    let served = registry.requests().len();
+    original.resolve_digest(&image).await.unwrap();
+    assert_eq!(registry.requests().len() - served, 1);
+    assert_eq!(clone.requests_sent(), 2);
+    // The original's request did not reach the clone's observer.
+    assert_eq!(*observed.0.lock().unwrap(), seen);
+}

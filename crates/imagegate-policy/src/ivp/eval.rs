@@ -23,7 +23,7 @@ use wildmatch::WildMatch;
 
 use super::compile::{AttestorField, CompiledIvp, CompiledSpec, ImageMatcher, Program};
 use super::library::{self, Bindings};
-use super::matching::{RequestAttributes, labels_of, matches_constraints};
+use super::matching::{RequestAttributes, labels_of, matches_constraints, rule_names_resource};
 use super::model::{
     Attestation, Attestor, Credentials, EvaluationMode, FailurePolicy, StringOrExpression,
     ValidationAction,
@@ -56,12 +56,12 @@ impl AdmissionInput {
     /// A resource applied outside admission (`imagegate apply`/`test`): a `CREATE` of it,
     /// as Kyverno's CLI builds it.
     pub fn from_resource(resource: Value, namespace_object: Option<Value>) -> Self {
-        let api_version = resource
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("v1");
-        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-        let kind = resource.get("kind").and_then(Value::as_str).unwrap_or("");
+        let ObjectType {
+            group,
+            version,
+            kind,
+            resource: plural,
+        } = ObjectType::of(&resource);
         let name = resource
             .pointer("/metadata/name")
             .cloned()
@@ -70,9 +70,7 @@ impl AdmissionInput {
             .pointer("/metadata/namespace")
             .cloned()
             .unwrap_or_else(|| Value::String(String::new()));
-        let gvr = serde_json::json!({
-            "group": group, "version": version, "resource": resource_of_kind(kind)
-        });
+        let gvr = serde_json::json!({"group": group, "version": version, "resource": plural});
         let request = serde_json::json!({
             "operation": "CREATE",
             "kind": {"group": group, "version": version, "kind": kind},
@@ -125,6 +123,36 @@ impl AdmissionInput {
 
     fn old_object(&self) -> Option<&Value> {
         self.request.get("oldObject").filter(|o| !o.is_null())
+    }
+}
+
+/// What a request built from an object says the object is.
+struct ObjectType<'a> {
+    /// API group (`""` for core).
+    group: &'a str,
+    /// API version.
+    version: &'a str,
+    /// Kind.
+    kind: &'a str,
+    /// The plural resource of the kind.
+    resource: String,
+}
+
+impl<'a> ObjectType<'a> {
+    /// Group and version from `apiVersion` (`v1` when absent), the resource from `kind`.
+    fn of(object: &'a Value) -> Self {
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("v1");
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        ObjectType {
+            group,
+            version,
+            kind,
+            resource: resource_of_kind(kind),
+        }
     }
 }
 
@@ -311,6 +339,33 @@ impl CompiledIvp {
         })
     }
 
+    /// Whether an admission request to `operation` `object` (on `sub_resource`, empty for
+    /// none) may match this policy: whether a resource rule of its spec or of one of its
+    /// autogen variants names the operation and the object's group, version and resource,
+    /// read as [`AdmissionInput::from_resource`] reads them. Exclusions, resource names,
+    /// scope, selectors and matchConditions can only narrow a match and are not read, so
+    /// this is cheap (only `apiVersion` and `kind` of the object) and conservative:
+    /// `false` means [`Self::plan`] and [`Self::evaluate`] would find the policy not
+    /// matching (or skipped), `true` only that they must be asked.
+    pub fn may_match(&self, operation: &str, object: &Value, sub_resource: &str) -> bool {
+        let object = ObjectType::of(object);
+        let request = RequestAttributes {
+            operation: operation.to_owned(),
+            group: object.group.to_owned(),
+            version: object.version.to_owned(),
+            resource: object.resource,
+            sub_resource: sub_resource.to_owned(),
+            ..RequestAttributes::default()
+        };
+        self.specs.iter().any(|spec| {
+            spec.spec.match_constraints.as_ref().is_some_and(|m| {
+                m.resource_rules
+                    .iter()
+                    .any(|rule| rule_names_resource(rule, &request))
+            })
+        })
+    }
+
     /// Step 3: the outcome, with CEL reading the engine's `results`. `required` is not
     /// applied here: see [`enforce_required`].
     pub fn evaluate(
@@ -428,7 +483,7 @@ impl CompiledIvp {
     /// `mutateDigest` patches: for each image of the resource's containers,
     /// initContainers and ephemeralContainers (pod templates included) that the policy
     /// matched and that has no digest, a JSON patch `replace` of the image with
-    /// `image@digest`, `digest_of` giving the digest the engine resolved (and verified).
+    /// `registry/path:tag@digest` (as Kyverno writes it), `digest_of` giving the digest the engine resolved (and verified).
     /// Images without a resolved digest are returned as errors, not skipped silently.
     pub fn digest_patches(
         &self,
@@ -454,10 +509,12 @@ impl CompiledIvp {
                 continue;
             }
             match digest_of(&image.text) {
+                // Kyverno's value: the image's `ImageInfo.String()` (registry, path and
+                // tag, `:latest` when none is written) with `@digest`.
                 Some(digest) => patches.push(serde_json::json!({
                     "op": "replace",
                     "path": image.pointer,
-                    "value": format!("{}@{digest}", image.text),
+                    "value": format!("{}@{digest}", image.info.reference),
                 })),
                 None => errors.push(format!("failed to resolve digest for image {}", image.text)),
             }

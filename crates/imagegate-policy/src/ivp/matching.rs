@@ -72,24 +72,7 @@ pub fn matches_constraints(
 
 /// Whether one resource rule matches the request.
 pub fn rule_matches(rule: &NamedRuleWithOperations, req: &RequestAttributes) -> bool {
-    let any = |list: &[String], value: &str| list.iter().any(|x| x == "*" || x == value);
-    if !any(&rule.operations, &req.operation)
-        || !any(&rule.api_groups, &req.group)
-        || !any(&rule.api_versions, &req.version)
-    {
-        return false;
-    }
-    let resource_ok = rule.resources.iter().any(|r| {
-        let (res, sub) = r.split_once('/').unwrap_or((r.as_str(), ""));
-        match (res, sub) {
-            ("*", "*") => true,
-            ("*", "") => req.sub_resource.is_empty(),
-            ("*", sub) => req.sub_resource == sub,
-            (res, "*") => res == req.resource,
-            (res, sub) => res == req.resource && sub == req.sub_resource,
-        }
-    });
-    if !resource_ok {
+    if !rule_names_resource(rule, req) {
         return false;
     }
     if !rule.resource_names.is_empty() && !rule.resource_names.contains(&req.name) {
@@ -100,6 +83,30 @@ pub fn rule_matches(rule: &NamedRuleWithOperations, req: &RequestAttributes) -> 
         Some("Namespaced") => !req.namespace.is_empty(),
         _ => true,
     }
+}
+
+/// Whether one resource rule names the request's operation, API group, version and
+/// resource (subresource included, `*` anywhere), whatever its resource names and scope:
+/// the part of [`rule_matches`] that reads only the request's kind, so that a request no
+/// rule names can be answered before its object is read.
+pub fn rule_names_resource(rule: &NamedRuleWithOperations, req: &RequestAttributes) -> bool {
+    let any = |list: &[String], value: &str| list.iter().any(|x| x == "*" || x == value);
+    if !any(&rule.operations, &req.operation)
+        || !any(&rule.api_groups, &req.group)
+        || !any(&rule.api_versions, &req.version)
+    {
+        return false;
+    }
+    rule.resources.iter().any(|r| {
+        let (res, sub) = r.split_once('/').unwrap_or((r.as_str(), ""));
+        match (res, sub) {
+            ("*", "*") => true,
+            ("*", "") => req.sub_resource.is_empty(),
+            ("*", sub) => req.sub_resource == sub,
+            (res, "*") => res == req.resource,
+            (res, sub) => res == req.resource && sub == req.sub_resource,
+        }
+    })
 }
 
 /// Whether `labels` satisfy a label selector (an empty selector matches everything).

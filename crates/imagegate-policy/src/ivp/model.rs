@@ -19,6 +19,7 @@ pub const API_VERSIONS: [&str; 2] = [
 
 /// One ImageValidatingPolicy or NamespacedImageValidatingPolicy document.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageValidatingPolicy {
     /// `policies.kyverno.io/v1beta1` or `policies.kyverno.io/v1alpha1`.
@@ -52,6 +53,7 @@ impl ImageValidatingPolicy {
 
 /// The object metadata a policy uses.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Metadata {
     /// `metadata.name`.
@@ -76,6 +78,7 @@ pub struct Metadata {
 
 /// `spec` of an ImageValidatingPolicy (`ImageValidatingPolicySpec`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     /// Which requests the policy applies to.
@@ -183,6 +186,7 @@ impl Spec {
 
 /// `failurePolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum FailurePolicy {
     /// Errors are ignored (the request is admitted, with a warning).
     Ignore,
@@ -192,6 +196,7 @@ pub enum FailurePolicy {
 
 /// One of `validationActions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ValidationAction {
     /// A failed validation denies the request.
     Deny,
@@ -203,6 +208,7 @@ pub enum ValidationAction {
 
 /// `evaluation.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum EvaluationMode {
     /// Kubernetes admission requests and resources (default).
     #[default]
@@ -214,6 +220,7 @@ pub enum EvaluationMode {
 
 /// `matchConstraints` (Kubernetes `MatchResources`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MatchResources {
     /// Namespaces (by label) the policy applies in.
@@ -235,6 +242,7 @@ pub struct MatchResources {
 
 /// `matchPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum MatchPolicy {
     /// Only the exact group/version/resource.
     Exact,
@@ -244,6 +252,7 @@ pub enum MatchPolicy {
 
 /// A resource rule (`NamedRuleWithOperations`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NamedRuleWithOperations {
     /// Names of the objects the rule applies to (empty: all).
@@ -269,6 +278,7 @@ pub struct NamedRuleWithOperations {
 
 /// A Kubernetes label selector.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must have exactly these values.
@@ -281,6 +291,7 @@ pub struct LabelSelector {
 
 /// One set-based label requirement.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelectorRequirement {
     /// The label key.
@@ -296,6 +307,7 @@ pub struct LabelSelectorRequirement {
 
 /// A named CEL expression (`MatchCondition`, `Variable`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NamedExpression {
     /// The name.
@@ -308,6 +320,7 @@ pub struct NamedExpression {
 
 /// A CEL validation (Kubernetes `Validation`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Validation {
     /// CEL expression that must be true.
@@ -326,6 +339,7 @@ pub struct Validation {
 
 /// An audit annotation (Kubernetes `AuditAnnotation`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuditAnnotation {
     /// The annotation key.
@@ -338,6 +352,7 @@ pub struct AuditAnnotation {
 
 /// `validationConfigurations`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationConfiguration {
     /// Replace tags with the verified digest (default true).
@@ -368,6 +383,7 @@ impl ValidationConfiguration {
 
 /// A glob or CEL expression selecting images.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MatchImageReference {
     /// A glob (`*` any run, `?` one character).
@@ -380,6 +396,7 @@ pub struct MatchImageReference {
 
 /// A named CEL image extractor.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageExtractor {
     /// `images.<name>`.
@@ -392,6 +409,7 @@ pub struct ImageExtractor {
 
 /// `credentials`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Credentials {
     /// Plain HTTP / unverified TLS to the registry.
@@ -407,6 +425,7 @@ pub struct Credentials {
 
 /// An attestor (`attestors[]`): exactly one of `cosign` and `notary`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Attestor {
     /// `attestors.<name>`.
@@ -422,6 +441,7 @@ pub struct Attestor {
 
 /// `attestors[].cosign`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Cosign {
     /// A public key.
@@ -449,6 +469,7 @@ pub struct Cosign {
 
 /// `cosign.key`: exactly one of `data`, `kms`, `expression`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Key {
     /// PEM public key.
@@ -467,6 +488,7 @@ pub struct Key {
 
 /// `cosign.keyless`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Keyless {
     /// Accepted identities (any one).
@@ -479,6 +501,7 @@ pub struct Keyless {
 
 /// A keyless identity.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Identity {
     /// Exact issuer.
@@ -505,6 +528,7 @@ pub struct Identity {
 
 /// A literal string or a CEL expression producing it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StringOrExpression {
     /// The literal value.
@@ -517,6 +541,7 @@ pub struct StringOrExpression {
 
 /// `cosign.certificate`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Certificate {
     /// The signing certificate.
@@ -529,6 +554,7 @@ pub struct Certificate {
 
 /// `cosign.source`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
     /// Repository holding the signatures.
@@ -544,6 +570,7 @@ pub struct Source {
 
 /// A reference to an object by name.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LocalObjectReference {
     /// The name.
     #[serde(default)]
@@ -552,6 +579,7 @@ pub struct LocalObjectReference {
 
 /// `cosign.ctlog`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CtLog {
     /// Rekor URL.
@@ -580,6 +608,7 @@ pub struct CtLog {
 
 /// `cosign.tuf`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Tuf {
     /// The root.
@@ -592,6 +621,7 @@ pub struct Tuf {
 
 /// `tuf.root`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TufRoot {
     /// Path or URL of the root.
@@ -604,6 +634,7 @@ pub struct TufRoot {
 
 /// `attestors[].notary`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Notary {
     /// Trusted certificates.
@@ -616,6 +647,7 @@ pub struct Notary {
 
 /// An attestation (`attestations[]`): exactly one of `intoto` and `referrer`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Attestation {
     /// `attestations.<name>`.
@@ -631,6 +663,7 @@ pub struct Attestation {
 
 /// `intoto`/`referrer` of an attestation.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TypedAttestation {
     /// Predicate type or artifact type.
@@ -640,6 +673,7 @@ pub struct TypedAttestation {
 
 /// `webhookConfiguration`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookConfiguration {
     /// Webhook timeout (1–30 s).
@@ -649,6 +683,7 @@ pub struct WebhookConfiguration {
 
 /// `evaluation`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluationConfiguration {
     /// `Kubernetes` (default) or `JSON`.
@@ -664,6 +699,7 @@ pub struct EvaluationConfiguration {
 
 /// `{enabled: bool}`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Enabled {
     /// Default true.
@@ -673,6 +709,7 @@ pub struct Enabled {
 
 /// `autogen`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AutogenConfiguration {
     /// Which pod controllers to generate for.
@@ -682,6 +719,7 @@ pub struct AutogenConfiguration {
 
 /// `autogen.podControllers`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PodControllers {
     /// Lower-case plural resource names (`deployments`, `cronjobs`, …); `None`: all,

@@ -7,6 +7,7 @@
 mod actions;
 mod autogen;
 mod conditions;
+mod exceptions; // PolicyExceptions (kyverno.io/v2)
 mod extraction;
 mod filters;
 mod image_info;

@@ -9,9 +9,7 @@ use imagegate_policy::load::{MAX_POLICY_BYTES, load_documents, load_policies, lo
 use imagegate_policy::model::{
     FailureAction, FailurePolicy, Policy, PolicyKind, SelectorOperator, VerificationType, normalize,
 };
-use imagegate_policy::unsupported::{
-    CONTEXT_IGNORED, INSECURE_REGISTRY_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED,
-};
+use imagegate_policy::unsupported::{CONTEXT_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED};
 use proptest::prelude::*;
 
 fn data_dir() -> PathBuf {
@@ -714,9 +712,6 @@ fn fields_imagegate_does_not_act_on_are_warned_about_with_their_path() {
         format!("{prefix}webhookConfiguration.matchConditions: {MATCH_CONDITIONS_IGNORED}"),
         format!("{prefix}rules[0].context: {CONTEXT_IGNORED}"),
         format!(
-            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.allowInsecureRegistry: {INSECURE_REGISTRY_IGNORED}"
-        ),
-        format!(
             "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.providers: {PROVIDERS_IGNORED}"
         ),
         // `secrets` are read in cluster mode (issue 10): no warning.
@@ -746,18 +741,58 @@ fn allow_insecure_registry_is_exposed_per_entry() {
 }
 
 #[test]
-fn notary_entries_are_refused_not_checked_as_cosign() {
+fn notary_entries_verify_with_certificates_not_keys() {
     let text = fixture("current_key.yaml").replace(
         "failureAction: Enforce",
         "failureAction: Enforce\n      type: Notary",
     );
     assert!(text.contains("type: Notary"), "fixture layout changed");
-    let err = load_policies(&text, "notary.yaml").expect_err("Notary must be refused");
-    assert!(
-        err.to_string()
-            .contains(".type: type Notary is not supported by imagegate yet"),
+    let err = load_policies(&text, "notary.yaml").expect_err("keys are not Notary's");
+    let PolicyError::Invalid { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].path,
+        "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys"
+    );
+    assert_eq!(errors[0].message, "keys are not allowed for type Notary");
+
+    let notary = r#"
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: notary}
+spec:
+  rules:
+  - name: r
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    verifyImages:
+    - type: Notary
+      failureAction: Enforce
+      imageReferences: ["*"]
+      attestors:
+      - entries:
+        - certificates: {cert: "-----BEGIN CERTIFICATE-----"}
+      attestations:
+      - type: application/vnd.cyclonedx+json
+        attestors:
+        - entries:
+          - certificates: {}
+"#;
+    let err = load_policies(notary, "notary.yaml").expect_err("certificates are required");
+    let PolicyError::Invalid { errors, .. } = &err else {
+        panic!("{err:?}");
+    };
+    let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        found,
+        [
+            "spec.rules[0].verifyImages[0].attestations[0].attestors[0].entries[0].certificates: cert or certChain is required"
+        ],
         "{err}"
     );
+    let fixed = notary.replace("certificates: {}", "certificates: {certChain: x}");
+    load_policies(&fixed, "notary.yaml").expect("a Notary entry with certificates loads");
 }
 
 #[test]

@@ -56,6 +56,60 @@ pub fn kubectl() -> Option<PathBuf> {
     found
 }
 
+/// Runs the real `kubectl` against a fake with its own cache directory and `HOME` (no
+/// state shared with the user's or other tests' kubectl).
+#[derive(Debug)]
+pub struct Kubectl {
+    /// The binary ([`kubectl`]).
+    pub bin: PathBuf,
+    /// The kubeconfig it uses ([`ApiServer::kubeconfig`]).
+    pub kubeconfig: PathBuf,
+    /// Its `HOME` and cache directory; also a place for the test's files.
+    pub home: tempfile::TempDir,
+}
+
+impl Kubectl {
+    /// kubectl for `server` (context namespace `namespace` when given).
+    pub fn new(bin: PathBuf, server: &ApiServer, namespace: Option<&str>) -> Kubectl {
+        Kubectl {
+            bin,
+            kubeconfig: server.kubeconfig(namespace),
+            home: tempfile::tempdir().expect("imagegate-testkit: kubectl home"),
+        }
+    }
+
+    /// The command for `args`, not yet run.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&self.bin);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.home.path().join("cache"))
+            .args(args)
+            .env("HOME", self.home.path())
+            .env_remove("KUBECONFIG")
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Runs `args` to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().expect("running kubectl")
+    }
+
+    /// Runs `args` and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 /// Requests kept in the log (older ones are dropped).
 const MAX_LOG: usize = 100_000;
 
@@ -175,6 +229,12 @@ fn certificates() -> (String, rustls::ServerConfig) {
 impl ApiServer {
     /// Starts the fake with the built-in kinds and Kyverno's CRDs.
     pub fn start() -> ApiServer {
+        ApiServer::start_with_crds(kyverno_crds())
+    }
+
+    /// Starts the fake with the built-in kinds and `crds` installed (none: a cluster
+    /// without Kyverno, whose policy kinds exist once someone applies their CRDs).
+    pub fn start_with_crds(crds: Vec<Value>) -> ApiServer {
         let (ca_pem, tls) = certificates();
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("imagegate-testkit: cannot bind the API server on 127.0.0.1");
@@ -187,13 +247,13 @@ impl ApiServer {
         let mut token = [0u8; 24];
         aws_lc_rs::rand::fill(&mut token).expect("imagegate-testkit: random token");
         let mut store = Store::new();
-        for crd in kyverno_crds() {
+        for crd in crds {
             let kind = store
                 .kind("apiextensions.k8s.io", "customresourcedefinitions")
                 .expect("builtin kind");
             store
                 .create(&kind, None, crd)
-                .expect("imagegate-testkit: installing Kyverno's CRDs");
+                .expect("imagegate-testkit: installing the CRDs");
         }
         let shared = Arc::new(Shared {
             store: Mutex::new(store),

@@ -13,8 +13,9 @@ use crate::cli::{ApplyArgs, OutputFormat};
 /// Evaluates every resource (both admission phases) and prints results and the
 /// mutated resources.
 pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
-    let policies = crate::resources::load_policies(&args.policy)?;
     let resources = crate::resources::load_resources(&args.resource)?;
+    let policies =
+        crate::resources::load_with_exceptions(&args.policy, &args.exception, &resources)?;
     let engine = crate::engine::build(
         &args.registry.engine_config(&args.trust),
         Default::default(),

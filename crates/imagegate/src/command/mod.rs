@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 mod apply;
+mod audit;
+mod crds;
 mod review;
 mod serve;
 mod test;
@@ -24,9 +26,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Verify(args) => verify::run(args).await,
         Command::Serve(args) => serve::run(args).await,
         Command::Apply(args) => apply::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Test(args) => test::run(args).await,
         Command::Review(args) => review::run(args).await,
         Command::VerifyBundle(args) => verify_bundle::run(args).await,
+        Command::Crds => crds::run(),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -26,6 +26,9 @@ struct TestFile {
     policies: Vec<String>,
     #[serde(default)]
     resources: Vec<String>,
+    /// PolicyException files.
+    #[serde(default)]
+    exceptions: Vec<String>,
     #[serde(default)]
     results: Vec<ExpectedResult>,
     /// `values.yaml`-style variables (namespace labels, context values): not supported.
@@ -173,8 +176,10 @@ async fn run_file(engine: &imagegate_engine::Engine, file: &Path) -> anyhow::Res
     }
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| base.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| base.join(p)).collect();
-    let policies = crate::resources::load_policies(&policy_paths)?;
+    let exception_paths: Vec<PathBuf> = test.exceptions.iter().map(|p| base.join(p)).collect();
     let resources = crate::resources::load_resources(&resource_paths)?;
+    let policies =
+        crate::resources::load_with_exceptions(&policy_paths, &exception_paths, &resources)?;
 
     let responses: Vec<EngineResponse> =
         futures::future::join_all(resources.iter().map(|resource| {

@@ -4,7 +4,9 @@
 //! first (one request when it verifies), then Sigstore bundles referring to the image
 //! (OCI 1.1 referrers API, or the `sha256-<hex>` fallback tag). Signers are public keys
 //! (`--key`) or keyless identities (`--certificate-identity[-regexp]` with
-//! `--certificate-oidc-issuer[-regexp]`).
+//! `--certificate-oidc-issuer[-regexp]`), or Notary Project certificates
+//! (`--notary-cert`, `--notary-tsa-cert`): Notation signatures referring to the image,
+//! and with `--type` the signed artifacts of that type referring to it.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -13,9 +15,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use futures::future::join_all;
 use imagegate_engine::{
-    BundleCheck, EvidenceKind, KeylessCheck, SignatureCheck, Verifier, VerifyError,
-    check_attestations, check_bundle_attestations, check_bundle_signatures,
-    check_keyless_attestations, check_keyless_signatures,
+    Access, BundleCheck, EvidenceKind, KeylessCheck, NotaryCheck, SignatureCheck, Verifier,
+    VerifyError, check_attestations, check_bundle_attestations, check_bundle_signatures,
+    check_keyless_attestations, check_keyless_signatures, verify_notation_attestations,
+    verify_notation_signatures,
 };
 use imagegate_oci::Reference;
 use imagegate_sigstore::{
@@ -31,6 +34,7 @@ enum Outcome {
         pinned: String,
         payloads: Vec<serde_json::Value>,
         keyless: bool,
+        notary: bool,
     },
     Failed(String),
 }
@@ -39,6 +43,7 @@ enum Outcome {
 enum Signer {
     Keys(Vec<PublicKey>),
     Keyless(Box<KeylessCheck>),
+    Notary(Box<NotaryCheck>),
 }
 
 /// Everything one run checks, shared by every image.
@@ -60,6 +65,7 @@ impl Plan {
         let requirements = match &self.signer {
             Signer::Keys(keys) => keys.iter().cloned().map(BundleRequirement::Key).collect(),
             Signer::Keyless(check) => vec![BundleRequirement::Identity(check.identity.clone())],
+            Signer::Notary(_) => Vec::new(),
         };
         BundleCheck {
             requirements,
@@ -81,6 +87,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     let annotations = parse_annotations(&args.annotations)?;
     let signer = match &args.key {
         Some(path) => Signer::Keys(read_keys(path)?),
+        None if !args.notary_cert.is_empty() => Signer::Notary(Box::new(read_notary_check(
+            &args.notary_cert,
+            &args.notary_tsa_cert,
+        )?)),
         None => {
             let mut check = KeylessCheck::new(identity_requirement(&args)?);
             check.ignore_tlog = args.insecure_ignore_tlog;
@@ -97,7 +107,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     let check = SignatureCheck {
         keys: match &signer {
             Signer::Keys(keys) => keys.clone(),
-            Signer::Keyless(_) => Vec::new(),
+            Signer::Keyless(_) | Signer::Notary(_) => Vec::new(),
         },
         annotations,
         signature_repository: args
@@ -137,11 +147,20 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<u8> {
                 pinned,
                 payloads,
                 keyless,
+                notary,
             } => {
                 eprintln!("\nVerification for {pinned} --");
                 eprintln!("The following checks were performed on each of these signatures:");
-                eprintln!("  - The cosign claims were validated");
-                if keyless {
+                if notary {
+                    eprintln!(
+                        "  - The Notation signature was verified: integrity, authenticity (the certificate chain contains a trusted certificate), authentic timestamp, expiry"
+                    );
+                    eprintln!("  - Revocation of the certificates was not checked (offline)");
+                } else {
+                    eprintln!("  - The cosign claims were validated");
+                }
+                if notary {
+                } else if keyless {
                     eprintln!(
                         "  - The code-signing certificate was verified using trusted certificate authority certificates"
                     );
@@ -202,11 +221,13 @@ async fn verify_one(
     deadline: Duration,
 ) -> Outcome {
     let keyless = matches!(plan.signer, Signer::Keyless(_));
+    let notary = matches!(plan.signer, Signer::Notary(_));
     match tokio::time::timeout(deadline, verify_image(verifier, image, plan)).await {
         Ok(Ok((pinned, payloads))) => Outcome::Verified {
             pinned: format!("{}@{}", pinned.name(), pinned.digest().unwrap_or_default()),
             payloads,
             keyless,
+            notary,
         },
         Ok(Err(e)) => Outcome::Failed(describe(&e)),
         Err(_) => Outcome::Failed(format!("verification did not finish within {deadline:?}")),
@@ -219,9 +240,13 @@ async fn verify_image(
     image: &Reference,
     plan: &Plan,
 ) -> Result<(Reference, Vec<serde_json::Value>), VerifyError> {
-    let digest = verifier.resolve(image).await?;
+    let digest = verifier.resolve(image, Access::default()).await?;
     let pinned = image.with_digest(&digest);
     let repository = plan.check.signature_repository.as_ref().unwrap_or(image);
+    if let Signer::Notary(check) = &plan.signer {
+        let payloads = verify_notation(verifier, image, &digest, repository, check, plan).await?;
+        return Ok((pinned, payloads));
+    }
     let legacy = verify_legacy(verifier, repository, &digest, plan).await;
     let legacy_error = match legacy {
         Ok(payloads) => return Ok((pinned, payloads)),
@@ -233,7 +258,12 @@ async fn verify_image(
         return Err(legacy_error);
     }
     let evidence = verifier
-        .evidence(repository, EvidenceKind::Bundles, &digest)
+        .evidence(
+            repository,
+            EvidenceKind::Bundles,
+            &digest,
+            Access::default(),
+        )
         .await?;
     let bundle_check = plan.bundle_check();
     let verified = match &plan.predicate_type {
@@ -267,6 +297,56 @@ async fn verify_image(
     }
 }
 
+/// Notation signatures of the image (printed: signer, envelope, times), or with
+/// `--type` the statements of the signed artifacts of that type.
+async fn verify_notation(
+    verifier: &Verifier,
+    image: &Reference,
+    digest: &str,
+    repository: &Reference,
+    check: &NotaryCheck,
+    plan: &Plan,
+) -> Result<Vec<serde_json::Value>, VerifyError> {
+    if let Some(artifact_type) = &plan.predicate_type {
+        let statements = verify_notation_attestations(
+            verifier,
+            repository,
+            digest,
+            check.clone(),
+            artifact_type,
+            Access::default(),
+        )
+        .await?;
+        return Ok(statements.into_iter().map(|s| s.statement).collect());
+    }
+    let signatures = verify_notation_signatures(
+        verifier,
+        image,
+        digest,
+        repository,
+        check.clone(),
+        Access::default(),
+    )
+    .await?;
+    Ok(signatures
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "signer": s.signer,
+                "envelope": s.format.name(),
+                "signingScheme": s.signing_scheme.name(),
+                "algorithm": s.algorithm.to_string(),
+                "signingTime": s.signing_time,
+                "authenticSigningTime": s.authentic_signing_time,
+                "timestamped": s.timestamp.is_some(),
+                "expiry": s.expiry,
+                "certificateChainSha256": s.chain_sha256,
+                "revocation": "not checked",
+            })
+        })
+        .collect())
+}
+
 async fn verify_legacy(
     verifier: &Verifier,
     repository: &Reference,
@@ -276,10 +356,16 @@ async fn verify_legacy(
     match &plan.predicate_type {
         Some(predicate_type) => {
             let evidence = verifier
-                .evidence(repository, EvidenceKind::Attestations, digest)
+                .evidence(
+                    repository,
+                    EvidenceKind::Attestations,
+                    digest,
+                    Access::default(),
+                )
                 .await?;
             let found = match &plan.signer {
                 Signer::Keys(keys) => check_attestations(&evidence, digest, keys, predicate_type),
+                Signer::Notary(_) => return Err(VerifyError::NoSignatures),
                 Signer::Keyless(check) => check_keyless_attestations(
                     &evidence,
                     digest,
@@ -292,10 +378,15 @@ async fn verify_legacy(
         }
         None => {
             let evidence = verifier
-                .evidence(repository, EvidenceKind::Signatures, digest)
+                .evidence(
+                    repository,
+                    EvidenceKind::Signatures,
+                    digest,
+                    Access::default(),
+                )
                 .await?;
             let found = match &plan.signer {
-                Signer::Keys(_) => {
+                Signer::Keys(_) | Signer::Notary(_) => {
                     imagegate_engine::check_signatures(&evidence, digest, &plan.check)
                 }
                 Signer::Keyless(check) => {
@@ -309,6 +400,28 @@ async fn verify_legacy(
 
 fn describe(error: &VerifyError) -> String {
     error.to_string()
+}
+
+/// `--notary-cert` and `--notary-tsa-cert` files.
+fn read_notary_check(
+    certs: &[std::path::PathBuf],
+    tsa_certs: &[std::path::PathBuf],
+) -> anyhow::Result<NotaryCheck> {
+    let read = |paths: &[std::path::PathBuf]| {
+        paths
+            .iter()
+            .map(|path| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read certificate file {}", path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let (certs, tsa_certs) = (read(certs)?, read(tsa_certs)?);
+    NotaryCheck::read(
+        certs.iter().map(Vec::as_slice),
+        tsa_certs.iter().map(Vec::as_slice),
+    )
+    .map_err(|e| anyhow::anyhow!("--notary-cert/--notary-tsa-cert: {e}"))
 }
 
 fn read_keys(path: &std::path::Path) -> anyhow::Result<Vec<PublicKey>> {

@@ -14,6 +14,8 @@ pub struct Config {
     /// Policy files or directories; empty: `./policies` if it exists, else the bundled
     /// examples (in cluster mode: none).
     pub policies: Vec<PathBuf>,
+    /// PolicyException files or directories, reloaded with the policies.
+    pub exceptions: Vec<PathBuf>,
     /// The HTTPS webhook listener.
     pub listen: SocketAddr,
     /// The plain-HTTP listener for metrics and probes.

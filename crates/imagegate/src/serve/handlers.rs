@@ -1,6 +1,7 @@
-//! HTTP routes. Webhook listener (HTTPS): `POST /mutate`, `POST /validate`, and the
-//! probes `GET /healthz`, `GET /readyz`. Metrics listener (plain HTTP): `GET /metrics`
-//! and the same probes.
+//! HTTP routes. Webhook listener (HTTPS): `POST /mutate`, `POST /validate`,
+//! `POST /validate-policy` (policy objects at `kubectl apply`), and the probes
+//! `GET /healthz`, `GET /readyz`. Metrics listener (plain HTTP): `GET /metrics` and the
+//! same probes.
 //!
 //! A review first takes a permit of `State::reviews` and reserves its body's bytes
 //! from `State::body_budget` (either exhausted: 429 at once, before the body is read,
@@ -29,6 +30,7 @@ pub fn webhook_router(state: Arc<State>) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/validate", post(validate))
+        .route("/validate-policy", post(validate_policy))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
@@ -45,7 +47,7 @@ pub fn metrics_router(state: Arc<State>) -> Router {
 }
 
 /// Longest request field copied into a log line (namespaces and names are shorter).
-const MAX_LOGGED_FIELD: usize = 253;
+pub(super) const MAX_LOGGED_FIELD: usize = 253;
 
 async fn mutate(Shared(state): Shared<Arc<State>>, request: Request) -> Response {
     admission(&state, request, Phase::Mutate).await
@@ -55,19 +57,36 @@ async fn validate(Shared(state): Shared<Arc<State>>, request: Request) -> Respon
     admission(&state, request, Phase::Validate).await
 }
 
-async fn admission(state: &State, request: Request, phase: Phase) -> Response {
-    let Ok(_permit) = state.reviews.try_acquire() else {
+async fn validate_policy(Shared(state): Shared<Arc<State>>, request: Request) -> Response {
+    let received = match receive(&state, request).await {
+        Ok(received) => received,
+        Err(refused) => return refused,
+    };
+    encode(&super::policy_review::answer(&received.review).await)
+}
+
+/// A review read within the limits; its permits are held until it is answered.
+struct Received<'a> {
+    review: AdmissionReview,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    _bytes: tokio::sync::SemaphorePermit<'a>,
+}
+
+/// Takes a review permit, reserves the body's bytes and reads and parses the body within
+/// the limits; else the answer that refuses it (429, 408, 413 or 400).
+async fn receive(state: &State, request: Request) -> Result<Received<'_>, Response> {
+    let Ok(permit) = state.reviews.try_acquire() else {
         state.metrics.rejected();
         tracing::warn!(
             limit = state.limits.max_concurrent_reviews,
             "refused an admission request: too many reviews in progress"
         );
-        return (
+        return Err((
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "1")],
             "too many admission reviews in progress\n",
         )
-            .into_response();
+            .into_response());
     };
     // Reserve the body's bytes before reading it: a flood of large bodies is refused
     // instead of buffered. The length comes from Content-Length (hyper's exact size
@@ -78,48 +97,63 @@ async fn admission(state: &State, request: Request, phase: Phase) -> Response {
         .exact()
         .and_then(|n| usize::try_from(n).ok());
     let reserve = kib(declared.unwrap_or(MAX_REVIEW_BYTES).min(MAX_REVIEW_BYTES));
-    let Ok(_bytes) = state.body_budget.try_acquire_many(reserve) else {
+    let Ok(bytes) = state.body_budget.try_acquire_many(reserve) else {
         state.metrics.rejected();
         tracing::warn!(
             limit = state.limits.max_body_bytes_in_flight,
             "refused an admission request: too many review bytes in flight"
         );
-        return (
+        return Err((
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, "1")],
             "too many admission review bytes in flight\n",
         )
-            .into_response();
+            .into_response());
     };
     let deadline = state.limits.body_read_timeout;
     let body = match tokio::time::timeout(deadline, Bytes::from_request(request, &())).await {
         Ok(Ok(body)) => body,
         // Too large (413) or broken: the extractor's own answer.
-        Ok(Err(rejection)) => return rejection.into_response(),
+        Ok(Err(rejection)) => return Err(rejection.into_response()),
         Err(_) => {
             tracing::warn!("refused an admission request whose body was not sent in time");
-            return (
+            return Err((
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "the request body was not received within {}s\n",
                     deadline.as_secs_f64()
                 ),
             )
-                .into_response();
+                .into_response());
         }
     };
-    let review = match AdmissionReview::parse(&body) {
-        Ok(review) => review,
+    match AdmissionReview::parse(&body) {
+        Ok(review) => Ok(Received {
+            review,
+            _permit: permit,
+            _bytes: bytes,
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "rejected a request that is not an AdmissionReview");
-            return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+            Err((StatusCode::BAD_REQUEST, format!("{e}\n")).into_response())
         }
+    }
+}
+
+async fn admission(state: &State, request: Request, phase: Phase) -> Response {
+    let received = match receive(state, request).await {
+        Ok(received) => received,
+        Err(refused) => return refused,
     };
+    // The review holds what it needs (the object as raw text); the body's copy went
+    // with `receive`.
+    let review = &received.review;
     let request = review.request.as_ref();
     // Request fields are the client's strings: cut to a log line's worth.
     let field = |f: fn(&imagegate_engine::admission::AdmissionRequest) -> Option<&str>| {
         truncate(request.and_then(f).unwrap_or_default(), MAX_LOGGED_FIELD).to_owned()
     };
+    let kind = request.map(super::review::request_kind).unwrap_or_default();
     let span = tracing::info_span!(
         "admission",
         uid = field(|r| Some(r.uid.as_str())),
@@ -127,16 +161,21 @@ async fn admission(state: &State, request: Request, phase: Phase) -> Response {
             Phase::Mutate => "mutate",
             Phase::Validate => "validate",
         },
-        kind = field(|r| Some(super::review::request_kind(r))),
+        kind = truncate(&kind, MAX_LOGGED_FIELD),
         namespace = field(|r| r.namespace.as_deref()),
         resource_name = field(|r| r.name.as_deref()),
         operation = field(|r| Some(r.operation.as_str())),
         dry_run = request.and_then(|r| r.dry_run).unwrap_or(false),
     );
-    let answer = super::review::answer(state, &review, phase)
+    let answer = super::review::answer(state, review, phase)
         .instrument(span)
         .await;
-    match serde_json::to_vec(&answer) {
+    encode(&answer)
+}
+
+/// The answer as the JSON body of a 200 response.
+fn encode(answer: &AdmissionReview) -> Response {
+    match serde_json::to_vec(answer) {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -152,7 +191,7 @@ pub(super) fn kib(bytes: usize) -> u32 {
 }
 
 /// The longest prefix of `text` of at most `max` bytes ending on a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
+pub(super) fn truncate(text: &str, max: usize) -> &str {
     let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;

@@ -153,6 +153,9 @@ pub struct AdmissionLabels {
 struct PolicyResultLabels {
     policy_validation_mode: String,
     policy_type: String,
+    /// `ClusterPolicy`, `Policy`, `ImageValidatingPolicy` or
+    /// `NamespacedImageValidatingPolicy` (imagegate's; a fixed set).
+    policy_kind: &'static str,
     policy_background_mode: String,
     policy_name: String,
     policy_namespace: String,
@@ -170,6 +173,9 @@ struct PolicyResultLabels {
 struct PolicyDurationLabels {
     policy_validation_mode: String,
     policy_type: String,
+    /// `ClusterPolicy`, `Policy`, `ImageValidatingPolicy` or
+    /// `NamespacedImageValidatingPolicy` (imagegate's; a fixed set).
+    policy_kind: &'static str,
     policy_background_mode: String,
     policy_name: String,
     policy_namespace: String,
@@ -332,13 +338,13 @@ impl Metrics {
                 Some(ns) => ("namespaced", ns.clone()),
                 None => ("cluster", String::new()),
             };
-            // Only verifyImages rules are evaluated; the others are reported as skipped
-            // and would be mislabelled `imageVerify` here.
-            for rule in policy
-                .rules
-                .iter()
-                .filter(|r| r.rule_type == imagegate_engine::response::IMAGE_VERIFY)
-            {
+            // Only verifyImages rules and ImageValidatingPolicies are evaluated; the
+            // other rules are reported as skipped and would be mislabelled `imageVerify`.
+            let policy_kind = policy.kind.as_str();
+            for rule in policy.rules.iter().filter(|r| {
+                r.rule_type == imagegate_engine::response::IMAGE_VERIFY
+                    || r.rule_type == imagegate_engine::IMAGE_VALIDATING_POLICY
+            }) {
                 let mode = match rule.failure_action {
                     FailureAction::Enforce => "enforce",
                     FailureAction::Audit => "audit",
@@ -347,6 +353,7 @@ impl Metrics {
                     .get_or_create(&PolicyResultLabels {
                         policy_validation_mode: mode.into(),
                         policy_type: policy_type.into(),
+                        policy_kind,
                         policy_background_mode: "false".into(),
                         policy_name: policy.policy.clone(),
                         policy_namespace: policy_namespace.clone(),
@@ -363,6 +370,7 @@ impl Metrics {
                     .get_or_create(&PolicyDurationLabels {
                         policy_validation_mode: mode.into(),
                         policy_type: policy_type.into(),
+                        policy_kind,
                         policy_background_mode: "false".into(),
                         policy_name: policy.policy.clone(),
                         policy_namespace: policy_namespace.clone(),
@@ -433,6 +441,81 @@ pub fn encode(registry: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imagegate_engine::{
+        IMAGE_VALIDATING_POLICY, PolicyKind, PolicyResponse, ResourceId, RuleResponse, RuleStatus,
+    };
+    use imagegate_policy::model::FailurePolicy;
+
+    #[test]
+    fn policy_results_carry_the_policy_kind() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let policy = |kind: PolicyKind, name: &str, namespace: Option<&str>| {
+            let mut response = PolicyResponse::new(
+                kind,
+                name.into(),
+                namespace.map(str::to_owned),
+                FailurePolicy::Fail,
+            );
+            response.rules.push(RuleResponse {
+                name: name.into(),
+                rule_type: if kind.is_image_validating() {
+                    IMAGE_VALIDATING_POLICY
+                } else {
+                    imagegate_engine::response::IMAGE_VERIFY
+                },
+                status: RuleStatus::Fail,
+                message: "m".into(),
+                failure_action: FailureAction::Enforce,
+                images: Vec::new(),
+                exceptions: Vec::new(),
+            });
+            response
+        };
+        let response = EngineResponse {
+            resource: ResourceId {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                namespace: "default".into(),
+                name: "p".into(),
+            },
+            policies: vec![
+                policy(PolicyKind::ClusterPolicy, "cp", None),
+                policy(PolicyKind::Policy, "np", Some("default")),
+                policy(PolicyKind::ImageValidatingPolicy, "ivp", None),
+                policy(
+                    PolicyKind::NamespacedImageValidatingPolicy,
+                    "nivp",
+                    Some("default"),
+                ),
+            ],
+            ..EngineResponse::default()
+        };
+        metrics.policy_results(&response, "CREATE", Duration::from_millis(1));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for (name, kind) in [
+            ("cp", "ClusterPolicy"),
+            ("np", "Policy"),
+            ("ivp", "ImageValidatingPolicy"),
+            ("nivp", "NamespacedImageValidatingPolicy"),
+        ] {
+            let (kind, name) = (
+                format!(r#"policy_kind="{kind}""#),
+                format!(r#"policy_name="{name}""#),
+            );
+            for metric in [
+                "kyverno_policy_results_total{",
+                "kyverno_policy_execution_duration_seconds_count{",
+            ] {
+                assert!(
+                    text.lines()
+                        .any(|l| l.starts_with(metric) && l.contains(&kind) && l.contains(&name)),
+                    "{metric} {kind} {name} missing:\n{text}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn request_fields_become_labels_only_as_real_names() {

@@ -8,8 +8,9 @@
 //! - `tls`: rustls server configuration, the self-signed default certificate, reloading.
 //! - `limits`: connection cap, header/handshake timeouts, HTTP/2 limits.
 //! - `review`: one AdmissionReview answered within the policies' deadline.
-//! - `handlers`: the HTTP routes (`/mutate`, `/validate`, `/healthz`, `/readyz`,
-//!   `/metrics`), with the cap on concurrent reviews and the body deadline.
+//! - `policy_review`: a policy object checked at `kubectl apply` (`/validate-policy`).
+//! - `handlers`: the HTTP routes (`/mutate`, `/validate`, `/validate-policy`,
+//!   `/healthz`, `/readyz`, `/metrics`), with the cap on concurrent reviews and the body deadline.
 //! - `metrics`: Prometheus metrics with Kyverno's names, with bounded labels.
 //! - `cluster`: cluster mode (policies, namespace labels, keys and pull secrets from
 //!   the Kubernetes API), when [`Config::kubernetes`] says so.
@@ -24,6 +25,7 @@ mod handlers;
 mod limits;
 mod metrics;
 mod policies;
+mod policy_review;
 mod reload;
 mod review;
 mod tls;
@@ -132,7 +134,7 @@ impl Server {
         mut config: Config,
         cluster: Option<Arc<ClusterMode>>,
     ) -> anyhow::Result<Server> {
-        let source = PolicySource::new(&config.policies, cluster.is_some())?;
+        let source = PolicySource::new(&config.policies, &config.exceptions, cluster.is_some())?;
         let initial = source
             .load()
             .with_context(|| format!("cannot load the policies of {source}"))?;
@@ -244,7 +246,7 @@ impl Server {
 /// Loads the policies of `paths` as `serve` does (empty: `./policies` if it exists,
 /// else the bundled examples).
 pub fn load_policies(paths: &[std::path::PathBuf]) -> anyhow::Result<PolicySet> {
-    PolicySource::from_paths(paths)?.load()
+    PolicySource::new(paths, &[], false)?.load()
 }
 
 /// Starts the webhook (in cluster mode if the configuration says so) and serves until

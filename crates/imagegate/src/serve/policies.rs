@@ -39,9 +39,18 @@ const BUNDLED: &[(&str, &str)] = &[
 /// The directory used when `--policies` is not given and it exists.
 const DEFAULT_DIR: &str = "policies";
 
-/// Where policies are read from.
+/// Where policies are read from: policy files (or the bundled examples) and
+/// `--exceptions` files, reloaded together.
 #[derive(Debug, Clone)]
-pub enum PolicySource {
+pub struct PolicySource {
+    policies: PolicyFiles,
+    /// PolicyException files and directories.
+    exceptions: Vec<PathBuf>,
+}
+
+/// Where the policies themselves are read from.
+#[derive(Debug, Clone)]
+enum PolicyFiles {
     /// Files and directories (their `*.yaml`, `*.yml`, `*.json`), watched for changes.
     Files(Vec<PathBuf>),
     /// The example policies compiled into the binary (never change).
@@ -51,36 +60,41 @@ pub enum PolicySource {
 }
 
 impl PolicySource {
-    /// `--policies` paths; without them, none in cluster mode, else `./policies` if it
-    /// is a directory, else the bundled set.
-    pub fn new(paths: &[PathBuf], in_cluster: bool) -> anyhow::Result<PolicySource> {
-        if paths.is_empty() && in_cluster {
-            return Ok(PolicySource::None);
-        }
-        PolicySource::from_paths(paths)
-    }
-
-    /// `--policies` paths, else `./policies` if it is a directory, else the bundled set.
-    pub fn from_paths(paths: &[PathBuf]) -> anyhow::Result<PolicySource> {
-        if !paths.is_empty() {
+    /// `--policies` paths (else none in cluster mode, else `./policies` if it is a
+    /// directory, else the bundled set), with the `--exceptions` paths.
+    pub fn new(
+        paths: &[PathBuf],
+        exceptions: &[PathBuf],
+        in_cluster: bool,
+    ) -> anyhow::Result<PolicySource> {
+        for (flag, paths) in [("--policies", paths), ("--exceptions", exceptions)] {
             for path in paths {
                 if !path.exists() {
-                    bail!("--policies {}: no such file or directory", path.display());
+                    bail!("{flag} {}: no such file or directory", path.display());
                 }
             }
-            return Ok(PolicySource::Files(paths.to_vec()));
         }
-        if Path::new(DEFAULT_DIR).is_dir() {
-            return Ok(PolicySource::Files(vec![PathBuf::from(DEFAULT_DIR)]));
-        }
-        Ok(PolicySource::Bundled)
+        let policies = if !paths.is_empty() {
+            PolicyFiles::Files(paths.to_vec())
+        } else if in_cluster {
+            PolicyFiles::None
+        } else if Path::new(DEFAULT_DIR).is_dir() {
+            PolicyFiles::Files(vec![PathBuf::from(DEFAULT_DIR)])
+        } else {
+            PolicyFiles::Bundled
+        };
+        Ok(PolicySource {
+            policies,
+            exceptions: exceptions.to_vec(),
+        })
     }
 
-    /// Loads and validates every policy of the source.
+    /// Loads and validates every policy and exception of the source.
     pub fn load(&self) -> anyhow::Result<PolicySet> {
-        match self {
-            PolicySource::Files(paths) => crate::resources::load_policies(paths),
-            PolicySource::Bundled => {
+        let exceptions = crate::resources::load_exceptions(&self.exceptions)?;
+        let policies = match &self.policies {
+            PolicyFiles::Files(paths) => crate::resources::load_policies(paths)?,
+            PolicyFiles::Bundled => {
                 let mut policies = Vec::new();
                 for (name, text) in BUNDLED {
                     let source = format!("bundled:{name}");
@@ -90,31 +104,42 @@ impl PolicySource {
                             .policies,
                     );
                 }
-                Ok(PolicySet::new(policies))
+                PolicySet::new(policies)
             }
-            PolicySource::None => Ok(PolicySet::default()),
-        }
+            PolicyFiles::None => PolicySet::default(),
+        };
+        Ok(policies.with_exceptions(exceptions))
     }
 
-    /// What the source currently holds on disk (`None` for the bundled set).
+    /// What the source currently holds on disk (`None` when nothing can change).
     fn fingerprint(&self) -> Option<Fingerprint> {
-        match self {
-            PolicySource::Files(paths) => Some(Fingerprint::of_policy_paths(paths)),
-            PolicySource::Bundled | PolicySource::None => None,
+        let mut paths = self.exceptions.clone();
+        if let PolicyFiles::Files(files) = &self.policies {
+            paths.extend(files.iter().cloned());
         }
+        (!paths.is_empty()).then(|| Fingerprint::of_policy_paths(&paths))
     }
 }
 
 impl fmt::Display for PolicySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PolicySource::Files(paths) => {
+        match &self.policies {
+            PolicyFiles::Files(paths) => {
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                write!(f, "{}", names.join(", "))
+                write!(f, "{}", names.join(", "))?;
             }
-            PolicySource::Bundled => write!(f, "the bundled example policies"),
-            PolicySource::None => write!(f, "no policy files"),
+            PolicyFiles::Bundled => write!(f, "the bundled example policies")?,
+            PolicyFiles::None => write!(f, "no policy files")?,
         }
+        if !self.exceptions.is_empty() {
+            let names: Vec<String> = self
+                .exceptions
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            write!(f, " with the exceptions of {}", names.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -221,9 +246,11 @@ mod tests {
 
     #[test]
     fn bundled_policies_load() {
-        let set = PolicySource::Bundled
-            .load()
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let source = PolicySource {
+            policies: PolicyFiles::Bundled,
+            exceptions: Vec::new(),
+        };
+        let set = source.load().unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(set.len(), BUNDLED.len());
     }
 }

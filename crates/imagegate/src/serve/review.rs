@@ -1,10 +1,12 @@
 //! One AdmissionReview answered: exactly `imagegate review`'s answer (the engine's
 //! `admission::review`, deadline included), plus the server's metrics and logs.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use imagegate_engine::Phase;
 use imagegate_engine::admission::{self, AdmissionRequest, AdmissionReview};
+use serde_json::Value;
 
 use super::State;
 
@@ -33,7 +35,7 @@ pub async fn answer(state: &State, review: &AdmissionReview, phase: Phase) -> Ad
             "admission review answered"
         );
         let labels = state.metrics.admission_labels(
-            request_kind(request),
+            &request_kind(request),
             request.namespace.as_deref().unwrap_or_default(),
             request.operation.as_str(),
             response.allowed,
@@ -43,18 +45,16 @@ pub async fn answer(state: &State, review: &AdmissionReview, phase: Phase) -> Ad
     answered.review
 }
 
-/// The kind of the reviewed object, as the request names it.
-pub fn request_kind(request: &AdmissionRequest) -> &str {
-    request
-        .kind
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .or_else(|| {
-            request
-                .object
-                .as_ref()
-                .and_then(|o| o.get("kind"))
-                .and_then(|k| k.as_str())
-        })
-        .unwrap_or_default()
+/// The kind of the reviewed object, as the request names it (else as the object does).
+pub fn request_kind(request: &AdmissionRequest) -> Cow<'_, str> {
+    if let Some(kind) = request.kind.get("kind").and_then(Value::as_str) {
+        return Cow::Borrowed(kind);
+    }
+    let head = request.object_head();
+    let kind = head
+        .as_ref()
+        .and_then(|o| o.get("kind"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Cow::Owned(kind.to_owned())
 }

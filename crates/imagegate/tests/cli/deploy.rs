@@ -9,10 +9,11 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -38,7 +39,7 @@ fn documents() -> Vec<Value> {
 
 /// Parses `document` as `T` and checks that nothing was lost: every field is one the
 /// Kubernetes API knows (a typo would vanish in the round trip).
-fn typed<T: DeserializeOwned + serde::Serialize>(document: &Value) -> T {
+pub(crate) fn typed<T: DeserializeOwned + serde::Serialize>(document: &Value) -> T {
     let object: T = serde_json::from_value(document.clone())
         .unwrap_or_else(|e| panic!("{} {}: {e}", document["kind"], document["metadata"]["name"]));
     let round_trip = serde_json::to_value(&object).unwrap();
@@ -68,7 +69,9 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
             | "PodDisruptionBudget"
             | "Deployment"
             | "MutatingWebhookConfiguration"
-            | "ValidatingWebhookConfiguration" => {}
+            | "ValidatingWebhookConfiguration"
+            | "ClusterRole"
+            | "ClusterRoleBinding" => {}
             "Issuer" | "Certificate" => assert_eq!(document["apiVersion"], "cert-manager.io/v1"),
             other => panic!("unexpected kind {other}"),
         }
@@ -83,7 +86,8 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
         Some(true)
     );
     assert!(pod.affinity.unwrap().pod_anti_affinity.is_some());
-    assert_eq!(pod.automount_service_account_token, Some(false));
+    // Cluster mode (the default): the token is mounted for the API.
+    assert_eq!(pod.automount_service_account_token, Some(true));
     let container = &pod.containers[0];
     let security = container.security_context.as_ref().unwrap();
     assert_eq!(security.read_only_root_filesystem, Some(true));
@@ -144,6 +148,55 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
     assert!(ports.iter().any(|p| p.port == 443));
     let _: ServiceAccount = one(&documents, "ServiceAccount");
 
+    // RBAC: exactly what cluster mode uses, bound to imagegate's service account.
+    let role: ClusterRole = one(&documents, "ClusterRole");
+    let rules: Vec<(Vec<String>, Vec<String>, Vec<String>)> = role
+        .rules
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.api_groups.unwrap_or_default(),
+                r.resources.unwrap_or_default(),
+                r.verbs,
+            )
+        })
+        .collect();
+    let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        rules,
+        [
+            (
+                strings(&["kyverno.io"]),
+                strings(&["clusterpolicies", "policies"]),
+                strings(&["get", "list", "watch"])
+            ),
+            (
+                strings(&["kyverno.io"]),
+                strings(&["clusterpolicies/status", "policies/status"]),
+                strings(&["update", "patch"])
+            ),
+            (
+                strings(&[""]),
+                strings(&["namespaces", "secrets"]),
+                strings(&["get", "list", "watch"])
+            ),
+            (
+                strings(&[""]),
+                strings(&["configmaps", "serviceaccounts"]),
+                strings(&["get"])
+            ),
+        ]
+    );
+    let binding: ClusterRoleBinding = one(&documents, "ClusterRoleBinding");
+    assert_eq!(binding.role_ref.name, "imagegate");
+    let subject = &binding.subjects.unwrap()[0];
+    assert_eq!(
+        (subject.kind.as_str(), subject.name.as_str()),
+        ("ServiceAccount", "imagegate")
+    );
+    assert_eq!(subject.namespace.as_deref(), Some("imagegate"));
+
     // The ConfigMap carries the example policy as it is in policies/.
     let config_map: ConfigMap = one(&documents, "ConfigMap");
     let data = config_map.data.unwrap();
@@ -181,6 +234,25 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
         assert_eq!(versions, &["v1".to_owned(), "v1beta1".to_owned()]);
         assert_eq!(side_effects, "None");
     }
+    // Policy objects are checked at `kubectl apply` (validatePolicies.enabled).
+    let policy_hook = &validating.webhooks.as_ref().unwrap()[1];
+    assert_eq!(path(&policy_hook.client_config), "/validate-policy");
+    let policy_rules = policy_hook.rules.as_ref().unwrap();
+    assert_eq!(
+        policy_rules[0].resources.as_deref().unwrap(),
+        ["clusterpolicies", "policies"]
+    );
+    assert_eq!(
+        policy_rules[0].api_groups.as_deref().unwrap(),
+        ["kyverno.io"]
+    );
+    assert_eq!(
+        policy_rules[1].resources.as_deref().unwrap(),
+        [
+            "imagevalidatingpolicies",
+            "namespacedimagevalidatingpolicies"
+        ]
+    );
     // imagegate never gates its own namespace (it could not start again).
     let selector = serde_json::to_string(&mutating_hook.namespace_selector).unwrap();
     assert!(selector.contains("\"imagegate\""), "{selector}");
@@ -216,4 +288,78 @@ fn chart_templates_agree_with_the_manifests() {
         assert!(deployment.contains(fact), "deployment.yaml lacks {fact}");
     }
     assert!(read("pdb.yaml").contains("kind: PodDisruptionBudget"));
+    // Cluster mode switched off: --no-kubernetes, no token, no RBAC.
+    for fact in [
+        "automountServiceAccountToken: {{ .Values.kubernetes.enabled }}",
+        "{{- if not .Values.kubernetes.enabled }}\n            - --no-kubernetes",
+    ] {
+        assert!(deployment.contains(fact), "deployment.yaml lacks {fact}");
+    }
+    assert!(read("rbac.yaml").starts_with("{{- if .Values.kubernetes.enabled }}"));
+    assert!(webhooks.contains("path: /validate-policy"));
+    assert!(webhooks.contains("{{- if include \"imagegate.validatePolicies\" . }}"));
+    assert_eq!(values["kubernetes"]["enabled"], true);
+    assert_eq!(values["validatePolicies"]["enabled"], true);
+}
+
+/// The chart deploys the image of this version, and the Dockerfile builds it with the
+/// pinned toolchain on a non-root distroless base.
+#[test]
+fn chart_image_and_dockerfile_follow_the_crate() {
+    let version = env!("CARGO_PKG_VERSION");
+    let chart = repo().join("deploy/helm/imagegate");
+    let chart_yaml: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart.join("Chart.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(chart_yaml["appVersion"], version);
+    let values: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(values["image"]["tag"], version);
+    for document in documents() {
+        if let Some(label) = document
+            .pointer("/metadata/labels/app.kubernetes.io~1version")
+            .and_then(Value::as_str)
+        {
+            assert_eq!(label, version, "{}", document["kind"]);
+        }
+    }
+
+    let workspace = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let rust_version = workspace
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .unwrap()
+        .trim_matches('"');
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let pinned = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG RUST_VERSION="))
+        .unwrap();
+    assert!(
+        pinned == rust_version || pinned.starts_with(&format!("{rust_version}.")),
+        "Dockerfile builds with {pinned}, Cargo.toml pins {rust_version}"
+    );
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(stages.len(), 2, "{stages:?}");
+    assert!(stages[0].contains("rust:${RUST_VERSION}"), "{}", stages[0]);
+    assert_eq!(stages[1], "FROM gcr.io/distroless/cc-debian12:nonroot");
+    for fact in [
+        "cargo build --release --locked -p imagegate",
+        "USER 65532:65532",
+        "ENTRYPOINT [\"/usr/local/bin/imagegate\"]",
+    ] {
+        assert!(dockerfile.contains(fact), "Dockerfile lacks {fact}");
+    }
+    // The build context leaves out build outputs and history.
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    for entry in [".git", "target"] {
+        assert!(
+            ignore.lines().any(|l| l == entry),
+            ".dockerignore lacks {entry}"
+        );
+    }
 }

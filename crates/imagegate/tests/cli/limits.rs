@@ -39,6 +39,7 @@ impl Running {
         let ca_bundle_out: PathBuf = dir.path().join("ca.pem");
         let config = Config {
             policies: vec![policy_file],
+            exceptions: Vec::new(),
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics_listen: "127.0.0.1:0".parse().unwrap(),
             tls: TlsConfig::SelfSigned {

@@ -3,12 +3,16 @@
 
 mod util;
 
+mod audit;
 mod bundles;
 mod cluster;
+mod crds;
 mod deploy;
 mod limits;
+mod notation;
 mod policies;
 mod serve;
+mod validate_policy;
 mod verify;
 mod verify_bundle;
 mod webhook;

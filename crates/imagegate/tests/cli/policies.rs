@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use crate::util::{Run, imagegate};
 
 const CODE_REVIEW: &str = "https://example.com/CodeReview/v1";
+const CYCLONEDX: &str = "https://cyclonedx.org/bom";
 
 /// The committed fixtures of this test binary.
 fn data_dir() -> PathBuf {
@@ -42,6 +43,8 @@ fn data_dir() -> PathBuf {
 /// | `kyverno/test-verify-image:attested` | signature and CodeReview attestation by A |
 /// | `app/dual:v1` | signatures by keys A and B |
 /// | `app/separate:v1` | signature by A stored in `signatures/separate` |
+/// | `ivpol/test-verify-image:signed` | signature and CycloneDX SBOM attestation by A |
+/// | `ivpol/test-verify-image:unsigned` | none |
 struct World {
     /// Kept alive (dropping it stops the registry).
     _registry: Registry,
@@ -93,6 +96,21 @@ impl World {
             &a,
             &none,
         );
+        // Kyverno's `test-image-validating-policy` images: signed by A with a
+        // CycloneDX SBOM attestation by A, and unsigned.
+        let ivpol = "ivpol/test-verify-image";
+        let ivpol_name = format!("{host}/{ivpol}");
+        let sbom = pusher.push_image(ivpol, "signed");
+        pusher.sign(ivpol, &ivpol_name, &sbom, &a, &none);
+        pusher.attest(
+            ivpol,
+            &ivpol_name,
+            &sbom,
+            &a,
+            CYCLONEDX,
+            &json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}),
+        );
+        pusher.push_image(ivpol, "unsigned");
         drop(pusher);
 
         let vars = BTreeMap::from([
@@ -212,6 +230,60 @@ fn assert_kyverno_test(world: &World, case: &str, expected: usize) -> Run {
 // ---------------------------------------------------------------------------------
 
 #[test]
+fn kyverno_test_image_validating_policy_sample() {
+    // Kyverno's `test-image-validating-policy/sample-policy`: `isImageValidatingPolicy`
+    // results matched by policy name.
+    assert_kyverno_test(&World::new(), "ivpol-sample-policy", 2);
+}
+
+#[test]
+fn apply_image_validating_policy_without_messages() {
+    // Kyverno's `test-image-validating-policy/empty-message` (its apply test: the bad
+    // pod fails, the good one passes), with Kyverno's default message.
+    let world = World::new();
+    let dir = world.materialize("kyverno/ivpol-empty-message");
+    let run = |pod: &str| {
+        let run = imagegate(
+            &[
+                "apply",
+                "--policy",
+                dir.path().join("policy.yaml").to_str().unwrap(),
+                "--resource",
+                dir.path().join(pod).to_str().unwrap(),
+                "-o",
+                "json",
+            ],
+            &[],
+        );
+        let document: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+        (run, document)
+    };
+    let (bad, document) = run("bad-pod.yaml");
+    bad.assert_code(1);
+    assert_eq!(
+        document["results"],
+        json!([{
+            "policy": "ivpol-sample",
+            "rule": "ivpol-sample",
+            "resource": "Pod/default/bad-pod",
+            "result": "fail",
+            "message": "CEL expression validation failed at index 0",
+        }])
+    );
+    let (good, document) = run("good-pod.yaml");
+    good.assert_code(0);
+    assert_eq!(document["results"][0]["result"], "pass", "{document:#}");
+    assert_eq!(document["summary"]["pass"], 1, "{document:#}");
+    // mutateDigest (default true) pinned the verified digest.
+    let pinned = format!("{}/ivpol/test-verify-image:signed@", world.vars["REGISTRY"]);
+    let image = document["resources"][0]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(image.starts_with(&pinned), "{image}");
+}
+
+#[test]
 fn kyverno_test_verify_image_scenarios() {
     assert_kyverno_test(&World::new(), "test-verify-image", 7);
 }
@@ -254,6 +326,14 @@ fn kyverno_test_audit_reports_failures() {
 #[test]
 fn kyverno_test_autogen_deployment_and_cronjob() {
     assert_kyverno_test(&World::new(), "autogen", 3);
+}
+
+#[test]
+fn kyverno_test_policy_exceptions() {
+    // Kyverno's test-exceptions/exceptions-1 with verifyImages: `exceptions:` in
+    // kyverno-test.yaml; the exception covers Pods and Deployments named
+    // important-tool* in delta only.
+    assert_kyverno_test(&World::new(), "exceptions", 5);
 }
 
 #[test]
@@ -523,6 +603,37 @@ fn review_unsigned_pod_is_denied_with_kyvernos_message() {
             world.vars["REGISTRY"]
         )
     );
+}
+
+#[test]
+fn review_image_validating_policy_denies_with_kyvernos_text() {
+    let world = World::new();
+    let (run, answer) = review(
+        &world,
+        "policy-ivp.yaml",
+        "unsigned-prod-pod-v1.json",
+        &["--phase", "validate"],
+    );
+    run.assert_code(1);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], false, "{response:#}");
+    // The chainsaw assertion after `denied the request: `.
+    assert_eq!(
+        response["status"]["message"],
+        "Policy ivpol-sample failed: failed to verify image with notary cert"
+    );
+
+    let (run, answer) = review(
+        &world,
+        "policy-ivp.yaml",
+        "signed-prod-pod-v1.json",
+        &["--phase", "validate"],
+    );
+    run.assert_code(0);
+    let response = &answer["response"];
+    assert_eq!(response["allowed"], true, "{response:#}");
+    assert!(response.get("patch").is_none(), "{response:#}");
+    assert!(response.get("warnings").is_none(), "{response:#}");
 }
 
 #[test]
@@ -889,4 +1000,115 @@ fn unsupported_rule_types_are_reported_as_skipped() {
         run.stdout
     );
     run.assert_stderr_contains("not evaluated by imagegate");
+}
+
+// ---------------------------------------------------------------------------------
+// PolicyExceptions in imagegate apply (Kyverno's test/cli/apply/exception-within-*)
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn apply_policy_exception_from_flag_policy_file_or_resources() {
+    let world = World::new();
+    let dir = world.materialize("kyverno/exceptions");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let skipped = "check-image/autogen-verify-signature: Deployment/delta/important-tool: skip \
+                   (rule is skipped due to policy exceptionsdelta/delta-exception)";
+    let skipped_pod = "check-image/verify-signature: Pod/delta/important-tool-debug: skip \
+                       (rule is skipped due to policy exceptionsdelta/delta-exception)";
+    let failed = "check-image/verify-signature: Pod/gamma/important-tool-debug: fail";
+
+    // Without the exception every unsigned workload fails.
+    let run = apply(dir.path(), "policy.yaml", &["resources.yaml"], &[]);
+    run.assert_code(1);
+    assert!(!run.stdout.contains(": skip ("), "{}", run.stdout);
+
+    let with_flag = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["--exception", &path("exception.yaml")],
+    );
+    // bad-deployment still fails.
+    with_flag.assert_code(1);
+    for line in [skipped, skipped_pod, failed] {
+        assert!(
+            with_flag.stdout.contains(line),
+            "{line}\n{}",
+            with_flag.stdout
+        );
+    }
+    assert!(
+        with_flag
+            .stdout
+            .contains("pass: 1, fail: 2, warn: 0, error: 0, skip: 2"),
+        "{}",
+        with_flag.stdout
+    );
+
+    // The exception written beside the policy, or among the resources (Kyverno's CLI
+    // takes it from either), gives the same results.
+    let policy = std::fs::read_to_string(path("policy.yaml")).unwrap();
+    let exception = std::fs::read_to_string(path("exception.yaml")).unwrap();
+    let resources = std::fs::read_to_string(path("resources.yaml")).unwrap();
+    std::fs::write(
+        path("policy-and-exception.yaml"),
+        format!("{policy}---\n{exception}"),
+    )
+    .unwrap();
+    std::fs::write(
+        path("resources-and-exception.yaml"),
+        format!("{resources}---\n{exception}"),
+    )
+    .unwrap();
+    for (policy, resources) in [
+        ("policy-and-exception.yaml", "resources.yaml"),
+        ("policy.yaml", "resources-and-exception.yaml"),
+    ] {
+        let run = apply(dir.path(), policy, &[resources], &[]);
+        run.assert_code(1);
+        for line in [skipped, skipped_pod, failed] {
+            assert!(
+                run.stdout.contains(line),
+                "{policy} {resources}: {line}\n{}",
+                run.stdout
+            );
+        }
+    }
+
+    // Only exceptions in --exception files.
+    let wrong = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["--exception", &path("policy.yaml")],
+    );
+    wrong.assert_code(2);
+    assert!(
+        wrong.stderr.contains("exception files hold only kyverno.io/v2 or v2beta1 PolicyExceptions, found ClusterPolicy/check-image"),
+        "{}",
+        wrong.stderr
+    );
+    // An invalid exception names the field.
+    std::fs::write(
+        path("invalid-exception.yaml"),
+        exception.replace(
+            "    - policyName: check-image\n",
+            "    - policyName: \"\"\n",
+        ),
+    )
+    .unwrap();
+    let invalid = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["--exception", &path("invalid-exception.yaml")],
+    );
+    invalid.assert_code(2);
+    assert!(
+        invalid
+            .stderr
+            .contains("spec.exceptions[0].policyName: An exception requires a policy name"),
+        "{}",
+        invalid.stderr
+    );
 }

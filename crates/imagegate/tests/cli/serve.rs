@@ -677,3 +677,163 @@ fn sigterm_stops_the_server_even_when_its_stderr_is_closed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn exceptions_files_skip_covered_rules_and_reload_with_the_policies() {
+    let images = images();
+    let dir = tempfile::tempdir().unwrap();
+    let policy_file = dir.path().join("policy.yaml");
+    write(
+        &policy_file,
+        &policy("check-image", "127.0.0.1:*", &images.key, "Fail", 10, ""),
+    );
+    let exceptions = dir.path().join("exceptions");
+    std::fs::create_dir(&exceptions).unwrap();
+    let exception = |names: &str| {
+        format!(
+            "apiVersion: kyverno.io/v2\nkind: PolicyException\nmetadata: {{name: legacy, namespace: kyverno}}\nspec:\n  exceptions:\n  - policyName: check-image\n    ruleNames: [verify]\n  match:\n    any:\n    - resources: {{kinds: [Pod], names: [{names}]}}\n"
+        )
+    };
+    write(&exceptions.join("legacy.yaml"), &exception("legacy-*"));
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--policies",
+            policy_file.to_str().unwrap(),
+            "--exceptions",
+            exceptions.to_str().unwrap(),
+        ],
+    );
+    let review = |name: &str, uid: &str| {
+        server
+            .review(
+                "/mutate",
+                &review_of("admission.k8s.io/v1", uid, &pod(name, &images.unsigned)),
+            )
+            .0
+    };
+    let excepted = review("legacy-app", "uid-excepted");
+    assert_eq!(excepted["allowed"], true, "{excepted}");
+    assert!(decoded_patch(&excepted).is_empty(), "{excepted}");
+    let denied = review("new-app", "uid-denied");
+    assert_eq!(denied["allowed"], false, "{denied}");
+
+    // The exception file changes: now new-app is excepted and legacy-app is not.
+    write(&exceptions.join("legacy.yaml"), &exception("new-*"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while review("new-app", "uid-poll")["allowed"] != true {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(review("legacy-app", "uid-after")["allowed"], false);
+
+    // A broken exception keeps the previous set, as for policies.
+    write(
+        &exceptions.join("legacy.yaml"),
+        &exception("new-*").replace("policyName: check-image", "policyName: ''"),
+    );
+    let error =
+        server.wait_for_message("changed policies do not load; keeping the previous policies");
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e
+                .contains("spec.exceptions[0].policyName: An exception requires a policy name")),
+        "{error}"
+    );
+    assert_eq!(review("new-app", "uid-kept")["allowed"], true);
+}
+
+#[test]
+#[ignore = "unfinished: prometheus-client prints no TYPE line for a family without samples; the scrape must follow traffic that touches every family"]
+fn every_dashboard_query_names_an_exported_metric() {
+    // The series names /metrics of a fresh server exposes (every family prints its TYPE
+    // line before any sample exists).
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let (status, metrics) = server.get(&server.metrics, "/metrics");
+    assert_eq!(status, 200);
+    let mut exported = std::collections::BTreeSet::new();
+    for line in metrics.lines() {
+        let mut words = line.split_whitespace();
+        if let (Some("#"), Some("TYPE"), Some(name), Some(kind)) =
+            (words.next(), words.next(), words.next(), words.next())
+        {
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            for suffix in suffixes {
+                exported.insert(format!("{name}{suffix}"));
+            }
+        }
+    }
+    assert!(
+        exported.contains("kyverno_admission_requests_total"),
+        "{metrics}"
+    );
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/imagegate.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut queries = Vec::new();
+    collect_exprs(&dashboard, &mut queries);
+    assert!(queries.len() >= 8, "{queries:?}");
+    for query in &queries {
+        let names = metric_names(query);
+        assert!(
+            !names.is_empty(),
+            "query names no imagegate metric: {query}"
+        );
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "{query}: {name} is not exported (exported: {exported:?})"
+            );
+        }
+    }
+}
+
+/// Every `expr` of a Grafana dashboard (panel targets and templating queries).
+fn collect_exprs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("expr", Value::String(expr)) => out.push(expr.clone()),
+                    ("query", Value::Object(q)) => {
+                        if let Some(Value::String(expr)) = q.get("query") {
+                            out.push(expr.clone());
+                        }
+                    }
+                    _ => collect_exprs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
+    }
+}
+
+/// The metric names in a PromQL expression: identifiers starting `kyverno_` or
+/// `imagegate_` (label names and functions never do).
+fn metric_names(query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let rest = &query[i..];
+        if starts_word && (rest.starts_with("kyverno_") || rest.starts_with("imagegate_")) {
+            let len = rest
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            names.push(rest[..len].to_owned());
+            i += len;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}

@@ -60,3 +60,14 @@ matchExpressions:
       - {{ . }}
       {{- end }}
 {{- end -}}
+
+{{/* Non-empty when the /validate-policy webhook is registered: enabled, and not left to
+Kyverno's own policy webhook. */}}
+{{- define "imagegate.validatePolicies" -}}
+{{- if .Values.validatePolicies.enabled -}}
+{{- $kyverno := lookup "admissionregistration.k8s.io/v1" "ValidatingWebhookConfiguration" "" "kyverno-policy-validating-webhook-cfg" -}}
+{{- if not (and .Values.validatePolicies.skipWhenKyvernoPresent $kyverno) -}}
+true
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -411,6 +411,15 @@ fn digest_patches_pin_matched_images() {
         errors,
         vec![format!("failed to resolve digest for image {UNSIGNED}")]
     );
+    // Kyverno's value is `ImageInfo.String()`: an image without a tag gets `:latest`.
+    let untagged = "registry.test/app";
+    let input = AdmissionInput::from_resource(pod("p", &[untagged], json!({})), None);
+    let (patches, _) = p.digest_patches(&input, &|_| Some(digest.clone()));
+    assert_eq!(
+        patches,
+        vec![json!({"op": "replace", "path": "/spec/containers/0/image",
+                    "value": format!("{untagged}:latest@{digest}")})]
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use imagegate_policy::ivp::matching::{RequestAttributes, rule_matches, selector_
 use imagegate_policy::ivp::model::{
     LabelSelector, LabelSelectorRequirement, NamedRuleWithOperations,
 };
-use imagegate_policy::ivp::{AdmissionInput, ResultsMap, Verdict};
+use imagegate_policy::ivp::{AdmissionInput, CompiledIvp, ResultsMap, Verdict};
 use serde_json::{Value, json};
 
 use super::support::{VERIFY_COSIGN, load, pod, policy_text};
@@ -351,4 +351,91 @@ fn autogen_respects_controllers_and_its_preconditions() {
         "    excludeResourceRules:\n    - apiGroups: [\"\"]\n      apiVersions: [v1]\n      operations: [CREATE]\n      resources: [pods]\n      resourceNames: [x]\n  matchImageReferences:",
     ));
     assert!(with_exclusion.autogen_variants().is_empty());
+}
+
+/// The policy of [`VERIFY_COSIGN`] with its one resource rule replaced by `rule` (YAML
+/// of the rule's fields, indented for the list item).
+fn with_rule(rule: &str) -> String {
+    policy_text(VERIFY_COSIGN, "").replace(
+        "    - apiGroups: [\"\"]\n      apiVersions: [v1]\n      operations: [CREATE, UPDATE]\n      resources: [pods]\n",
+        rule,
+    )
+}
+
+#[test]
+fn may_match_reads_only_resource_rules_and_never_rules_out_a_match() {
+    // Issue 8 item 11 with ImageValidatingPolicies: a request no resource rule names is
+    // answered before its object is read, so `may_match` must be false only when
+    // `plan` finds the policy not matching (or skipped).
+    let pods = load(&policy_text(VERIFY_COSIGN, ""));
+    let everything = load(&with_rule(
+        "    - apiGroups: [\"*\"]\n      apiVersions: [\"*\"]\n      operations: [\"*\"]\n      resources: [\"*\"]\n",
+    ));
+    let subresources = load(&with_rule(
+        "    - apiGroups: [\"\"]\n      apiVersions: [v1]\n      operations: [UPDATE]\n      resources: [pods/ephemeralcontainers, \"*/status\"]\n",
+    ));
+    let narrowed = load(&policy_text(VERIFY_COSIGN, "").replace(
+        "      resources: [pods]\n",
+        "      resources: [pods]\n      resourceNames: [someone-else]\n    objectSelector:\n      matchLabels: {team: nobody}\n",
+    ));
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default"}, "data": {}});
+    let pod = pod("p", &["registry.test/app:v1"], json!({}));
+    let mut no_version = pod.clone();
+    no_version.as_object_mut().unwrap().remove("apiVersion");
+    let deployment = deployment("registry.test/app:v1", json!({}));
+    let cronjob = cronjob("registry.test/app:v1", json!({}));
+    let ingress = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "i", "namespace": "default"}});
+
+    // (policy, object, operation, subresource, may match)
+    let table: &[(&CompiledIvp, &Value, &str, &str, bool)] = &[
+        (&pods, &pod, "CREATE", "", true),
+        (&pods, &pod, "UPDATE", "", true),
+        (&pods, &pod, "DELETE", "", false),
+        (&pods, &pod, "UPDATE", "ephemeralcontainers", false),
+        (&pods, &no_version, "CREATE", "", true),
+        (&pods, &config_map, "CREATE", "", false),
+        (&pods, &ingress, "CREATE", "", false),
+        // Autogen variants count.
+        (&pods, &deployment, "CREATE", "", true),
+        (&pods, &cronjob, "UPDATE", "", true),
+        (&everything, &config_map, "CREATE", "", true),
+        (&everything, &ingress, "DELETE", "", true),
+        (&everything, &pod, "UPDATE", "status", false),
+        (&subresources, &pod, "UPDATE", "ephemeralcontainers", true),
+        (&subresources, &pod, "UPDATE", "", false),
+        // `*/status` of the core group only.
+        (&subresources, &deployment, "UPDATE", "status", false),
+        (&subresources, &config_map, "UPDATE", "status", true),
+        (&subresources, &config_map, "UPDATE", "", false),
+        // Names and selectors only narrow: not read, the request may match.
+        (&narrowed, &pod, "CREATE", "", true),
+        (&narrowed, &config_map, "CREATE", "", false),
+    ];
+    for (i, (policy, object, operation, sub, want)) in table.iter().enumerate() {
+        let got = policy.may_match(operation, object, sub);
+        assert_eq!(
+            got, *want,
+            "case {i}: {operation} {sub:?} {}",
+            object["kind"]
+        );
+        let mut input = AdmissionInput::from_resource((*object).clone(), None);
+        input.request["operation"] = json!(operation);
+        input.request["subResource"] = json!(sub);
+        if !got {
+            let planned = policy.plan(&input).map(|_| ());
+            assert!(
+                matches!(
+                    planned.as_ref().map_err(|o| &o.verdict),
+                    Err(Verdict::NotMatched | Verdict::Skipped { .. })
+                ),
+                "case {i}: ruled out but planned: {planned:?}"
+            );
+        }
+    }
+    // The policy that names Pods but narrows them away: `plan` decides.
+    let input = AdmissionInput::from_resource(pod.clone(), None);
+    assert!(narrowed.plan(&input).is_err());
+    assert!(pods.plan(&input).is_ok());
 }

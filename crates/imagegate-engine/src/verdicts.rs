@@ -1,0 +1,222 @@
+//! The one verdict cache of the engine, for every policy kind: what verifying one image
+//! digest under one verification concluded, keyed by digest, repository and what is
+//! verified — so a ClusterPolicy rule and an ImageValidatingPolicy with the same key
+//! verify an image once. Verified verdicts live long, failed ones briefly, errors not
+//! at all; concurrent lookups of one key share one verification (single-flight).
+
+use std::future::Future;
+use std::time::Duration;
+
+use imagegate_policy::model::{CTLog, ImageVerification, Rekor};
+use moka::future::Cache;
+
+use crate::attestors::AttestorFailure;
+use crate::cache::{CacheOptions, key_of};
+use crate::metrics::EngineMetrics;
+
+/// What verifying one image digest under one verification concluded, whichever kind
+/// of policy asked: the same attestors on the same digest give the same verdict, so a
+/// ClusterPolicy rule and an ImageValidatingPolicy naming the same key share it.
+#[derive(Debug, Clone)]
+pub(crate) struct DigestVerdict {
+    /// Why verification failed; `None`: verified.
+    pub failure: Option<AttestorFailure>,
+    /// The predicate of the verified in-toto attestation, when an ImageValidatingPolicy
+    /// attestation check produced the verdict (its CEL reads it).
+    pub payload: Option<serde_json::Value>,
+}
+
+impl DigestVerdict {
+    /// Whether the verification could not be carried out (registry error, deadline):
+    /// such a verdict is never cached, the next request tries again.
+    fn is_error(&self) -> bool {
+        self.failure.as_ref().is_some_and(|f| f.cause().is_error())
+    }
+}
+
+/// The one verdict cache of the engine, for every policy kind: keyed by digest,
+/// repository and what is verified ([`verification_identity`]); verified verdicts live
+/// `verdict_ttl`, failed ones `negative_ttl`, errors not at all. Concurrent lookups of
+/// the same key share one verification (single-flight, across policy kinds too).
+#[derive(Debug, Clone)]
+pub(crate) struct VerdictCache {
+    inner: Option<Cache<u64, DigestVerdict>>,
+    metrics: EngineMetrics,
+}
+
+/// Per-entry lifetime: verified or failed.
+struct VerdictExpiry {
+    verified: Duration,
+    failed: Duration,
+}
+
+impl moka::Expiry<u64, DigestVerdict> for VerdictExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &u64,
+        value: &DigestVerdict,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(if value.failure.is_none() {
+            self.verified
+        } else {
+            self.failed
+        })
+    }
+}
+
+impl VerdictCache {
+    /// The cache `options` describe; disabled when neither verdicts nor failures are
+    /// kept.
+    pub fn new(options: &CacheOptions, metrics: EngineMetrics) -> VerdictCache {
+        let keep = |ttl: Option<Duration>| ttl.unwrap_or(Duration::ZERO);
+        let (verified, failed) = (keep(options.verdict_ttl), keep(options.negative_ttl));
+        let enabled = options.verdict_capacity > 0 && (!verified.is_zero() || !failed.is_zero());
+        let inner = enabled.then(|| {
+            Cache::builder()
+                .max_capacity(options.verdict_capacity)
+                .expire_after(VerdictExpiry { verified, failed })
+                .build()
+        });
+        VerdictCache { inner, metrics }
+    }
+
+    /// The cached verdict for `key`, else the one `verify` gives (cached unless it is an
+    /// error). Callers arriving while a verification for `key` is under way await it.
+    pub async fn get_or_verify(
+        &self,
+        key: u64,
+        verify: impl Future<Output = DigestVerdict>,
+    ) -> DigestVerdict {
+        let Some(cache) = &self.inner else {
+            return verify.await;
+        };
+        let entry = cache
+            .entry(key)
+            .or_try_insert_with(async {
+                let started = std::time::Instant::now();
+                let verdict = verify.await;
+                self.metrics.verification_took(started.elapsed());
+                if verdict.is_error() {
+                    Err(verdict)
+                } else {
+                    Ok(verdict)
+                }
+            })
+            .await;
+        match entry {
+            Ok(entry) => {
+                let hit = !entry.is_fresh();
+                let verdict = entry.into_value();
+                let cache = if verdict.failure.is_none() {
+                    "verdict"
+                } else {
+                    "negative"
+                };
+                self.metrics.cache_lookup(cache, hit);
+                verdict
+            }
+            Err(error) => {
+                self.metrics.cache_lookup("verdict", false);
+                (*error).clone()
+            }
+        }
+    }
+
+    /// Forgets `key` (a verdict that cannot serve the caller, e.g. one without the
+    /// attestation payload an ImageValidatingPolicy needs).
+    pub async fn forget(&self, key: u64) {
+        if let Some(cache) = &self.inner {
+            cache.invalidate(&key).await;
+        }
+    }
+
+    /// Entries currently held (exact: pending maintenance is run first).
+    pub async fn len(&self) -> u64 {
+        match &self.inner {
+            Some(cache) => {
+                cache.run_pending_tasks().await;
+                cache.entry_count()
+            }
+            None => 0,
+        }
+    }
+}
+
+/// The cache identity of what a verifyImages entry verifies, the same for a
+/// ClusterPolicy rule and for the entry an ImageValidatingPolicy attestor becomes:
+/// attestors, attestations (with their conditions), repository, credentials and
+/// evidence type; not which images it covers, what it does with the result
+/// (`mutateDigest`, `verifyDigest`, `required`, failure action, `validate`), nor
+/// spelling that does not change the check (PEM whitespace, `count: 1` of a single
+/// entry, the default `sha256`). A changed policy that verifies differently never
+/// reuses an old verdict.
+pub(crate) fn verification_identity(verification: &ImageVerification) -> u64 {
+    let mut value = serde_json::to_value(verification).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for field in [
+            "failureAction",
+            "imageReferences",
+            "skipImageReferences",
+            "mutateDigest",
+            "verifyDigest",
+            "required",
+            "useCache",
+            "validate",
+        ] {
+            map.remove(field);
+        }
+    }
+    normalize_identity(&mut value);
+    key_of(&value.to_string())
+}
+
+/// Fields holding PEM text (keys, certificates, chains): surrounding whitespace is
+/// not part of the key.
+const PEM_FIELDS: &[&str] = &[
+    "publicKeys",
+    "cert",
+    "certChain",
+    "roots",
+    "pubkey",
+    "tsaCertChain",
+];
+
+fn normalize_identity(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let single_entry = map
+                .get("entries")
+                .and_then(Value::as_array)
+                .is_some_and(|entries| entries.len() == 1);
+            if single_entry && map.get("count").and_then(Value::as_u64) == Some(1) {
+                map.insert("count".into(), Value::Null);
+            }
+            if map.contains_key("publicKeys")
+                && map.get("signatureAlgorithm").is_none_or(Value::is_null)
+            {
+                map.insert("signatureAlgorithm".into(), Value::from("sha256"));
+            }
+            // No `rekor`/`ctlog` means their defaults.
+            for (field, default) in [
+                ("rekor", serde_json::to_value(Rekor::default())),
+                ("ctlog", serde_json::to_value(CTLog::default())),
+            ] {
+                if let (Some(Value::Null), Ok(default)) = (map.get(field), default) {
+                    map.insert(field.into(), default);
+                }
+            }
+            for (field, item) in map.iter_mut() {
+                match item {
+                    Value::String(text) if PEM_FIELDS.contains(&field.as_str()) => {
+                        *text = text.trim().to_owned();
+                    }
+                    other => normalize_identity(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(normalize_identity),
+        _ => {}
+    }
+}
