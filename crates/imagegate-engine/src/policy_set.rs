@@ -217,4 +217,29 @@ mod tests {
         assert_ne!(notary, verdict_key(&entry("Cosign")));
         assert_ne!(notary, verdict_key(&entry("SigstoreBundle")));
     }
+
+    #[test]
+    fn count_one_of_a_two_key_pem_is_its_own_verdict() {
+        let block =
+            |body: &str| format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n");
+        let entry = |pem: &str, count: Option<u64>| -> ImageVerification {
+            serde_json::from_value(serde_json::json!({
+                "imageReferences": ["*"],
+                "attestors": [{"count": count, "entries": [{"keys": {"publicKeys": pem}}]}],
+            }))
+            .unwrap()
+        };
+        let one = block("AAAA");
+        let two = format!("{}{}", block("AAAA"), block("BBBB"));
+        // One key: `count: 1` changes nothing.
+        assert_eq!(
+            verdict_key(&entry(&one, Some(1))),
+            verdict_key(&entry(&one, None))
+        );
+        // Two keys are two entries: all of them, or any one.
+        assert_ne!(
+            verdict_key(&entry(&two, Some(1))),
+            verdict_key(&entry(&two, None))
+        );
+    }
 }

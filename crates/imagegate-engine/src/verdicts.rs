@@ -10,7 +10,7 @@ use std::time::Duration;
 use imagegate_policy::model::{CTLog, ImageVerification, Rekor};
 use moka::future::Cache;
 
-use crate::attestors::AttestorFailure;
+use crate::attestors::{AttestorFailure, split_pem_blocks};
 use crate::cache::{CacheOptions, key_of};
 use crate::metrics::EngineMetrics;
 
@@ -186,10 +186,18 @@ fn normalize_identity(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
-            let single_entry = map
-                .get("entries")
-                .and_then(Value::as_array)
-                .is_some_and(|entries| entries.len() == 1);
+            // A PEM of several keys is as many entries (Kyverno counts each key), so
+            // `count: 1` of it is a real choice.
+            let single_entry =
+                map.get("entries")
+                    .and_then(Value::as_array)
+                    .is_some_and(|entries| {
+                        entries.len() == 1
+                            && entries[0]
+                                .pointer("/keys/publicKeys")
+                                .and_then(Value::as_str)
+                                .is_none_or(|pem| split_pem_blocks(pem).len() <= 1)
+                    });
             if single_entry && map.get("count").and_then(Value::as_u64) == Some(1) {
                 map.insert("count".into(), Value::Null);
             }

@@ -14,8 +14,8 @@ use imagegate_sigstore::{RekorKey, TrustOverrides, TrustedRoot};
 use crate::evidence::VerifyError;
 use crate::fetch::Access;
 
-pub(crate) use entry::attestation_statements;
 pub use entry::identity_requirement;
+pub(crate) use entry::{attestation_statements, split_pem_blocks};
 pub use sets::{verify_attestations, verify_attestors};
 
 /// The cause of a failed verification, for code and metrics to branch on (the
