@@ -838,7 +838,13 @@ impl Engine {
             // a verdict is the image's as written, not the digest's alone.
             Some(identity) => {
                 let written = has_conditions(task.verification).then_some(display.as_str());
-                let key = key_of(&(identity, key_material, &digest, reference.name(), written));
+                // Same shape as every policy kind's key (the cache is shared): a Secret's
+                // key is folded into the entry's identity.
+                let identity = match key_material {
+                    Some(material) => key_of(&(identity, material)),
+                    None => identity,
+                };
+                let key = key_of(&(identity, &digest, reference.name(), written));
                 self.verdicts.get_or_verify(key, verify).await
             }
             None => verify.await,
