@@ -7,7 +7,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use imagegate_policy::model::{CTLog, ImageVerification, Rekor};
+use imagegate_policy::model::{
+    CTLog, ImageRegistryCredentials, ImageVerification, Rekor, VerificationType,
+};
 use moka::future::Cache;
 
 use crate::attestors::{AttestorFailure, split_pem_blocks};
@@ -165,6 +167,16 @@ pub(crate) fn verification_identity(verification: &ImageVerification) -> u64 {
             "validate",
         ] {
             map.remove(field);
+        }
+        // Defaults written out or left out are the same check (an ImageValidatingPolicy's
+        // entry spells them out, a ClusterPolicy's usually does not).
+        if map.get("type").is_none_or(serde_json::Value::is_null) {
+            map.insert("type".into(), serde_json::json!(VerificationType::Cosign));
+        }
+        let default_credentials =
+            serde_json::to_value(ImageRegistryCredentials::default()).unwrap_or_default();
+        if map.get("imageRegistryCredentials") == Some(&default_credentials) {
+            map.insert("imageRegistryCredentials".into(), serde_json::Value::Null);
         }
     }
     normalize_identity(&mut value);
