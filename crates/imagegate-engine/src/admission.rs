@@ -244,7 +244,12 @@ impl AdmissionRequest {
     /// kind no policy matches must cost one parse, nothing more). `false` when unsure:
     /// when the object lacks the namespace the request names, [`Self::input`] adds it
     /// and matching must see it.
-    fn matches_no_rule(&self, operation: Operation, policies: &PolicySet) -> bool {
+    fn matches_no_rule(
+        &self,
+        operation: Operation,
+        policies: &PolicySet,
+        namespace_labels: Option<&BTreeMap<String, String>>,
+    ) -> bool {
         let Some(object) = self.object_head() else {
             return false;
         };
@@ -269,7 +274,7 @@ impl AdmissionRequest {
         let match_context = MatchContext {
             operation,
             user_info: Some(self.user_info.clone()),
-            ..MatchContext::default()
+            namespace_labels: namespace_labels.cloned(),
         };
         !policies.rules().any(|(policy, rules)| {
             rules
@@ -418,14 +423,24 @@ pub async fn review(
         Ok(operation) => operation,
         Err(e) => return answered(deny(&request.uid, e.to_string(), Vec::new()), None, None),
     };
+    // In cluster mode, the labels of the request's namespace (for `namespaceSelector`);
+    // unknown ones (no cluster, or a namespace not seen yet) fail closed.
+    let namespace_labels = request
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .and_then(|ns| engine.namespace_labels(ns));
     if operation != Operation::Delete
         && operation != Operation::Connect
-        && request.matches_no_rule(operation, policies)
+        && request.matches_no_rule(operation, policies, namespace_labels.as_ref())
     {
         return answered(admit(), None, None);
     }
     let input = match request.input() {
-        Ok(Some(input)) => input,
+        Ok(Some(mut input)) => {
+            input.match_context.namespace_labels = namespace_labels;
+            input
+        }
         Ok(None) => return answered(admit(), None, None),
         Err(e) => return answered(deny(&request.uid, e.to_string(), Vec::new()), None, None),
     };

@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, key_of};
+use crate::cluster::{ClusterError, ClusterInputs, entry_pull_secrets, resolve_key_secrets};
 use crate::fetch::{Access, Verifier};
 use crate::ivp::{IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
@@ -74,6 +75,7 @@ struct PlannedCheck {
 }
 
 /// One image to check under one verifyImages entry of one rule.
+#[derive(Clone, Copy)]
 struct ImageTask<'a> {
     rule_key: (usize, usize),
     /// Index of the verifyImages entry in the rule.
@@ -134,6 +136,12 @@ impl EngineBuilder {
         self
     }
 
+    /// The cluster (cluster mode; default: none).
+    pub fn cluster(mut self, cluster: Option<Arc<dyn ClusterInputs>>) -> EngineBuilder {
+        self.options.cluster = cluster;
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> Engine {
         let options = self.options;
@@ -181,6 +189,18 @@ impl Engine {
     /// The verifier.
     pub fn verifier(&self) -> &Verifier {
         &self.verifier
+    }
+
+    /// The cluster, in cluster mode.
+    pub fn cluster(&self) -> Option<&dyn ClusterInputs> {
+        self.options.cluster.as_deref()
+    }
+
+    /// The labels of `namespace` as the cluster knows them (`None`: not in cluster mode,
+    /// or not seen yet; matching then fails closed).
+    pub fn namespace_labels(&self, namespace: &str) -> Option<BTreeMap<String, String>> {
+        let labels = self.cluster()?.namespace_labels(namespace)?;
+        Some(labels.as_ref().clone())
     }
 
     /// Both phases as the API server runs them: mutate, apply the patch, validate the
@@ -242,6 +262,11 @@ impl Engine {
             })
             .collect();
         let images_variable = images_variable(&plan.extracted);
+        if !tasks.is_empty()
+            && let Some(cluster) = self.cluster()
+        {
+            digests.read_pod_pull_secrets(cluster, resource).await;
+        }
         let ivps = self.ivp_evaluator();
         let (outcomes, ivp) = futures::join!(
             self.run(&tasks, phase, &base_context, &images_variable, digests),
@@ -579,14 +604,34 @@ impl Engine {
         let display = task.image.info.reference.clone();
         let needs_verification =
             !verification.attestors.is_empty() || !verification.attestations.is_empty();
+        let tagged = task.image.info.digest.is_none();
+        let needs_registry = match phase {
+            Phase::Mutate => needs_verification || (verification.mutate_digest && tagged),
+            Phase::Validate => {
+                (verification.verify_digest && tagged)
+                    || (verification.required && needs_verification)
+            }
+        };
+        let verifier = if needs_registry {
+            match self.task_verifier(task, digests).await {
+                Ok(verifier) => verifier,
+                Err(failed) => return Some(failed),
+            }
+        } else {
+            self.verifier.clone()
+        };
+        let verifier = &verifier;
         match phase {
             Phase::Mutate => {
                 if needs_verification {
-                    return Some(self.verify_image(task, base, images, digests).await);
+                    return Some(
+                        self.verify_image(task, verifier, base, images, digests)
+                            .await,
+                    );
                 }
                 // Kyverno: `mutateDigest` alone still pins the tag (issue 9 item 2).
                 if verification.mutate_digest && task.image.info.digest.is_none() {
-                    return Some(match self.resolve(task, digests).await {
+                    return Some(match self.resolve(task, verifier, digests).await {
                         Ok(digest) => ImageOutcome {
                             status: RuleStatus::Pass,
                             cause: None,
@@ -606,7 +651,7 @@ impl Engine {
                     // Missing because the mutate phase could not reach the registry
                     // (an error: `failurePolicy` decides), or although the tag
                     // resolves (a violation)? Issue 9 item 3.
-                    if let Err(failed) = self.resolve(task, digests).await
+                    if let Err(failed) = self.resolve(task, verifier, digests).await
                         && failed.cause == Some(Cause::Registry)
                     {
                         return Some(failed);
@@ -627,7 +672,9 @@ impl Engine {
                     unpinned = true;
                 }
                 if (verification.required || unpinned) && needs_verification {
-                    let outcome = self.verify_image(task, base, images, digests).await;
+                    let outcome = self
+                        .verify_image(task, verifier, base, images, digests)
+                        .await;
                     if outcome.status != RuleStatus::Pass {
                         return Some(outcome);
                     }
@@ -682,11 +729,40 @@ impl Engine {
         }
     }
 
-    /// The image's reference and digest (resolved once per review), or the outcome
-    /// that says why not.
+    /// The verifier for `task`: with the entry's `imageRegistryCredentials.secrets`,
+    /// then the Pod's pull secrets (cluster mode), or the outcome that says why not.
+    async fn task_verifier(
+        &self,
+        task: &ImageTask<'_>,
+        digests: &ReviewDigests,
+    ) -> Result<Verifier, ImageOutcome> {
+        let display = &task.image.info.reference;
+        let failed = |path: &str, error: &ClusterError| {
+            ImageOutcome::failed(
+                cluster_cause(error),
+                format!("failed to verify image {display}: {path}: {error}"),
+            )
+        };
+        let mut secrets = entry_pull_secrets(self.cluster(), task.verification)
+            .await
+            .map_err(|e| failed(".imageRegistryCredentials.secrets", &e))?;
+        match digests.pod_pull_secrets.get() {
+            Some(Ok(pod)) => secrets.extend(pod),
+            Some(Err(e)) => return Err(failed("imagePullSecrets", e)),
+            None => {}
+        }
+        if secrets.is_empty() {
+            return Ok(self.verifier.clone());
+        }
+        Ok(self.verifier.with_pull_secrets(Some(Arc::new(secrets))))
+    }
+
+    /// The image's reference and digest (resolved once per review and credentials),
+    /// or the outcome that says why not.
     async fn reference_and_digest(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         digests: &ReviewDigests,
     ) -> Result<(Reference, String), ImageOutcome> {
         let display = &task.image.info.reference;
@@ -697,7 +773,7 @@ impl Engine {
             )
         })?;
         let digest = digests
-            .resolve(&self.verifier, &reference, Access::of(task.verification))
+            .resolve(verifier, &reference, Access::of(task.verification))
             .await
             .map_err(|e| {
                 ImageOutcome::failed(
@@ -712,32 +788,62 @@ impl Engine {
     async fn resolve(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         digests: &ReviewDigests,
     ) -> Result<String, ImageOutcome> {
-        self.reference_and_digest(task, digests)
+        self.reference_and_digest(task, verifier, digests)
             .await
             .map(|(_, digest)| digest)
     }
 
-    /// Resolves the image, then reuses a cached verdict for its digest or verifies.
+    /// Resolves the image and the keys held in Secrets, then reuses a cached verdict
+    /// for its digest or verifies.
     async fn verify_image(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         base: &Context,
         images: &Value,
         digests: &ReviewDigests,
     ) -> ImageOutcome {
         let display = task.image.info.reference.clone();
-        let (reference, digest) = match self.reference_and_digest(task, digests).await {
+        let (reference, digest) = match self.reference_and_digest(task, verifier, digests).await {
             Ok(resolved) => resolved,
             Err(failed) => return failed,
         };
-        let verify = self.verify_digest(task, &reference, &digest, base, images);
+        let resolved = match resolve_key_secrets(self.cluster(), task.verification).await {
+            Ok(resolved) => resolved,
+            Err(failure) => {
+                return ImageOutcome::failed(
+                    cluster_cause(&failure.error),
+                    format!(
+                        "failed to verify image {display}: {}: {}",
+                        failure.path, failure.error
+                    ),
+                );
+            }
+        };
+        // A key read from a Secret is part of what the verdict is about: a rotated key
+        // is a different verdict.
+        let key_material = resolved
+            .as_ref()
+            .map(|v| key_of(&serde_json::to_vec(v).unwrap_or_default()));
+        let task = &ImageTask {
+            verification: resolved.as_ref().unwrap_or(task.verification),
+            ..*task
+        };
+        let verify = self.verify_digest(task, verifier, &reference, &digest, base, images);
         let verdict = match task.verdict_key {
             // Conditions on attestations may name the image (`ConditionsFailed`): such
             // a verdict is the image's as written, not the digest's alone.
             Some(identity) => {
                 let written = has_conditions(task.verification).then_some(display.as_str());
+                // Same shape as every policy kind's key (the cache is shared): a Secret's
+                // key is folded into the entry's identity.
+                let identity = match key_material {
+                    Some(material) => key_of(&(identity, material)),
+                    None => identity,
+                };
                 let key = key_of(&(identity, &digest, reference.name(), written));
                 self.verdicts.get_or_verify(key, verify).await
             }
@@ -769,6 +875,7 @@ impl Engine {
     async fn verify_digest(
         &self,
         task: &ImageTask<'_>,
+        verifier: &Verifier,
         reference: &Reference,
         digest: &str,
         base: &Context,
@@ -786,7 +893,7 @@ impl Engine {
             failure: Some(failure),
             payload: None,
         };
-        if let Err(failure) = verify_attestors(&self.verifier, &subject).await {
+        if let Err(failure) = verify_attestors(verifier, &subject).await {
             return failed(failure);
         }
         // Built only when an attestation's conditions need it: it copies the request.
@@ -795,9 +902,7 @@ impl Engine {
         } else {
             image_context(base, task.image, images)
         };
-        if let Err(failure) =
-            verify_attestations(&self.verifier, &subject, &display, &context).await
-        {
+        if let Err(failure) = verify_attestations(verifier, &subject, &display, &context).await {
             return failed(failure);
         }
         DigestVerdict {
@@ -829,6 +934,16 @@ impl ImageOutcome {
             digest: None,
             verified: false,
         }
+    }
+}
+
+/// The cause of a cluster read failure: an unreachable API errors (`failurePolicy`
+/// decides), a missing or unusable Secret is a policy that cannot be applied.
+fn cluster_cause(error: &ClusterError) -> Cause {
+    if error.is_transient() {
+        Cause::Cluster
+    } else {
+        Cause::Configuration
     }
 }
 

@@ -30,7 +30,9 @@
 use std::sync::Arc;
 
 use futures::future::join_all;
-use imagegate_oci::{Call, CallOptions, Descriptor, Reference, ReferrersSource, RegistryClient};
+use imagegate_oci::{
+    Call, CallOptions, Descriptor, PullSecrets, Reference, ReferrersSource, RegistryClient,
+};
 
 use imagegate_policy::model::ImageVerification;
 
@@ -100,24 +102,33 @@ impl Access {
         }
     }
 
-    fn call_options(self) -> CallOptions {
+    /// The options of a call with this access over `base` (the verifier's: its pull
+    /// secrets).
+    fn call_options(self, base: &CallOptions) -> CallOptions {
         CallOptions {
             allow_plain_http: self.allow_plain_http,
-            ..CallOptions::default()
+            ..base.clone()
         }
     }
 }
 
 /// Fetches the evidence of images through a shared registry client, caching it and
 /// coalescing identical concurrent fetches.
+///
+/// A verifier may carry pull secrets ([`Verifier::with_pull_secrets`]): its requests
+/// then authenticate with them first. A tag's digest is cached and coalesced per
+/// [`Access`] and credential identity, so nobody is given a resolution made with credentials they do
+/// not hold; evidence is a fact about a digest and is cached by digest alone (only
+/// successful fetches are cached; coalescing is per identity).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     client: Arc<RegistryClient>,
+    call: CallOptions,
     digest_cache: TtlCache<String>,
     descriptor_cache: TtlCache<Descriptor>,
     evidence_cache: TtlCache<Arc<Evidence>>,
-    digests: Arc<SingleFlight<(String, Access), Flight<String>>>,
-    evidence: Arc<SingleFlight<EvidenceKey, Flight<Evidence>>>,
+    digests: Arc<SingleFlight<(String, Access, u64), Flight<String>>>,
+    evidence: Arc<SingleFlight<(EvidenceKey, u64), Flight<Evidence>>>,
 }
 
 impl Verifier {
@@ -135,6 +146,7 @@ impl Verifier {
     ) -> Verifier {
         Verifier {
             client,
+            call: CallOptions::default(),
             digest_cache: TtlCache::new("digest", digest_ttl, 100_000, metrics.clone()),
             descriptor_cache: TtlCache::new(
                 "descriptor",
@@ -162,18 +174,35 @@ impl Verifier {
         &self.client
     }
 
+    /// This verifier (sharing its caches) authenticating with `pull_secrets` before the
+    /// client's docker config.
+    pub fn with_pull_secrets(&self, pull_secrets: Option<Arc<PullSecrets>>) -> Verifier {
+        let mut verifier = self.clone();
+        verifier.call.pull_secrets = pull_secrets.filter(|s| !s.is_empty());
+        verifier
+    }
+
+    /// Whose credentials this verifier uses for `registry` (0: the docker config's).
+    pub fn identity(&self, registry: &str) -> u64 {
+        self.call
+            .pull_secrets
+            .as_ref()
+            .map_or(0, |secrets| secrets.identity_for(registry))
+    }
+
     /// The digest `image` names (its own, or the tag's, resolved once for concurrent
-    /// callers with the same `access`).
+    /// callers with the same `access` and credentials).
     pub async fn resolve(&self, image: &Reference, access: Access) -> Result<String, VerifyError> {
         if let Some(digest) = image.digest() {
             return Ok(digest.to_owned());
         }
-        let key = (image.to_string(), access);
+        let key = (image.to_string(), access, self.identity(image.registry()));
         let cache_key = key_of(&key);
         if let Some(digest) = self.digest_cache.get(cache_key).await {
             return Ok(digest);
         }
         let client = self.client.clone();
+        let call = access.call_options(&self.call);
         let owned = image.clone();
         let cache = self.digest_cache.clone();
         let descriptors = self.descriptor_cache.clone();
@@ -182,7 +211,7 @@ impl Verifier {
         // otherwise fetch again.
         let work = async move {
             let descriptor = client
-                .call(access.call_options())
+                .call(call)
                 .resolve_descriptor(&owned)
                 .await
                 .map_err(|e| Arc::new(VerifyError::Registry(e)))?;
@@ -222,7 +251,7 @@ impl Verifier {
                 })?;
         let descriptor = self
             .client
-            .call(access.call_options())
+            .call(access.call_options(&self.call))
             .resolve_descriptor(&pinned)
             .await?;
         self.descriptor_cache
@@ -282,13 +311,15 @@ impl Verifier {
         if let Some(evidence) = self.evidence_cache.get(cache_key).await {
             return Ok(evidence);
         }
+        let flight = (key, self.identity(repository.registry()));
         let client = self.client.clone();
+        let call = access.call_options(&self.call);
         let repository = repository.clone();
         let digest = digest.to_owned();
         let artifact_type = artifact_type.to_owned();
         let cache = self.evidence_cache.clone();
         let work = async move {
-            let call = client.call(access.call_options());
+            let call = client.call(call);
             let fetched = match kind {
                 EvidenceKind::Bundles => fetch_bundles(&call, &repository, &digest).await,
                 EvidenceKind::NotationSignatures => {
@@ -306,7 +337,7 @@ impl Verifier {
             Ok(evidence)
         };
         self.evidence
-            .run(key, work)
+            .run(flight, work)
             .await
             .map_err(VerifyError::Shared)
     }

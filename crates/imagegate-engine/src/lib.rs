@@ -7,11 +7,13 @@
 //! - leaves: [`evidence`](crate::Evidence) — fetched layers, verified envelopes, why
 //!   verification failed, attestation selection; `metrics`, `cache`, `flight`, `patch`,
 //!   [`response`] (results and Kyverno's texts), [`report`] (results as `wgpolicyk8s.io`
-//!   PolicyReports), [`trust`];
+//!   PolicyReports), [`trust`], [`cluster`] (what the cluster feeds in — namespace
+//!   labels, Secret-held keys, pull secrets — behind the [`ClusterInputs`] trait);
 //! - `check` — pure checks of evidence (`key`, `keyless`, `bundle`, `tlog`, `notary`):
 //!   no I/O, no async;
 //! - `fetch` — the [`Verifier`]: tag resolution, `.sig`/`.att` tags, referrers (bundles,
-//!   Notation signatures and signed artifacts), with caches and single-flight;
+//!   Notation signatures and signed artifacts), with caches and single-flight (keyed by
+//!   [`Access`] and the credentials of the call);
 //! - `notation` — Notation signatures and signed artifacts of one image, over fetch and
 //!   check (shared by attestors, `ivp` and the CLI);
 //! - `attestors` — Kyverno attestor sets (`sets`) over entries (`entry`) over fetch and
@@ -33,6 +35,7 @@ pub mod admission;
 mod attestors;
 mod cache;
 mod check;
+pub mod cluster;
 mod evaluate;
 mod evidence;
 mod fetch;
@@ -58,6 +61,7 @@ pub use check::bundle::{BundleCheck, check_bundle_attestations, check_bundle_sig
 pub use check::key::{check_attestations, check_signatures};
 pub use check::keyless::{KeylessCheck, check_keyless_attestations, check_keyless_signatures};
 pub use check::notary::{NotaryCheck, check_notary_attestations, check_notary_signatures};
+pub use cluster::{ClusterError, ClusterInputs, SecretData};
 pub use evaluate::{Engine, EngineBuilder};
 pub use evidence::{
     Evidence, EvidenceKind, Layer, ReferrerArtifact, SignatureCheck, VerifiedEnvelope, VerifyError,

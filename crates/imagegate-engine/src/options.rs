@@ -2,9 +2,12 @@
 //! layer that reads them (`evaluate`, `ivp`), so those depend on it and not on each
 //! other.
 
+use std::sync::Arc;
+
 use imagegate_sigstore::RekorKey;
 
 use crate::cache::CacheOptions;
+use crate::cluster::ClusterInputs;
 use crate::metrics::EngineMetrics;
 
 /// Settings of the engine (set through [`crate::EngineBuilder`]).
@@ -20,4 +23,6 @@ pub(crate) struct EngineOptions {
     pub(crate) caches: CacheOptions,
     /// Where cache and verification metrics go.
     pub(crate) metrics: EngineMetrics,
+    /// The cluster (cluster mode): namespace labels, Secret-held keys, pull secrets.
+    pub(crate) cluster: Option<Arc<dyn ClusterInputs>>,
 }

@@ -60,6 +60,17 @@ impl PolicySet {
         }
     }
 
+    /// These policies and `more` (prepared here), e.g. policy files and the cluster's
+    /// policies; what is prepared already is not prepared again.
+    pub fn with_policies(&self, more: Vec<Policy>) -> PolicySet {
+        let more = PolicySet::new(more);
+        let mut combined = self.clone();
+        combined.entries.extend(more.entries);
+        combined.verdict_keys.extend(more.verdict_keys);
+        combined.policy_keys.extend(more.policy_keys);
+        combined
+    }
+
     /// Adds the PolicyExceptions consulted with these policies.
     pub fn with_exceptions(
         mut self,
@@ -205,5 +216,30 @@ mod tests {
         assert!(notary.is_some());
         assert_ne!(notary, verdict_key(&entry("Cosign")));
         assert_ne!(notary, verdict_key(&entry("SigstoreBundle")));
+    }
+
+    #[test]
+    fn count_one_of_a_two_key_pem_is_its_own_verdict() {
+        let block =
+            |body: &str| format!("-----BEGIN PUBLIC KEY-----\n{body}\n-----END PUBLIC KEY-----\n");
+        let entry = |pem: &str, count: Option<u64>| -> ImageVerification {
+            serde_json::from_value(serde_json::json!({
+                "imageReferences": ["*"],
+                "attestors": [{"count": count, "entries": [{"keys": {"publicKeys": pem}}]}],
+            }))
+            .unwrap()
+        };
+        let one = block("AAAA");
+        let two = format!("{}{}", block("AAAA"), block("BBBB"));
+        // One key: `count: 1` changes nothing.
+        assert_eq!(
+            verdict_key(&entry(&one, Some(1))),
+            verdict_key(&entry(&one, None))
+        );
+        // Two keys are two entries: all of them, or any one.
+        assert_ne!(
+            verdict_key(&entry(&two, Some(1))),
+            verdict_key(&entry(&two, None))
+        );
     }
 }

@@ -325,9 +325,10 @@ mod tests {
     }
 
     fn policy(name: &str, namespace: Option<&str>, rules: Vec<RuleResponse>) -> PolicyResponse {
-        let kind = match namespace {
-            Some(_) => PolicyKind::Policy,
-            None => PolicyKind::ClusterPolicy,
+        let kind = if namespace.is_some() {
+            PolicyKind::Policy
+        } else {
+            PolicyKind::ClusterPolicy
         };
         let mut response = PolicyResponse::new(
             kind,

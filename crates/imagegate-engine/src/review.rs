@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use imagegate_oci::Reference;
+use imagegate_oci::{PullSecrets, Reference};
 use imagegate_policy::matching::MatchContext;
 use serde_json::{Value, json};
 
+use crate::cluster::{ClusterError, ClusterInputs, pod_pull_secrets};
 use crate::evidence::VerifyError;
 use crate::fetch::{Access, Verifier};
 
@@ -67,18 +68,33 @@ fn group_version_kind(resource: &Value) -> Value {
 }
 
 /// The digest of every image reference of one review (issue 8 item 4): a tag is
-/// resolved once, and every rule, both phases and the patch use that digest, whether
-/// or not the verifier caches digests.
+/// resolved once per set of credentials, and every rule, both phases and the patch use
+/// that digest, whether or not the verifier caches digests. In cluster mode it also
+/// holds the pull secrets of the reviewed Pod, read once for both phases.
 #[derive(Debug, Default)]
 pub(crate) struct ReviewDigests {
-    /// By image and [`Access`]: a digest learned over plain HTTP for one rule is not
-    /// another rule's.
-    resolved: std::sync::Mutex<HashMap<(String, Access), Arc<Resolution>>>,
+    /// By image, [`Access`] and credential identity ([`Verifier::identity`]): a digest
+    /// learned over plain HTTP for one rule is not another rule's, nor one learned with
+    /// pull secrets a Pod's that does not hold them.
+    resolved: std::sync::Mutex<HashMap<(String, Access, u64), Arc<Resolution>>>,
+    /// The Pod's `imagePullSecrets` and its ServiceAccount's (unset: not read).
+    pub(crate) pod_pull_secrets: tokio::sync::OnceCell<Result<PullSecrets, ClusterError>>,
 }
 
 type Resolution = tokio::sync::OnceCell<Result<String, Arc<VerifyError>>>;
 
 impl ReviewDigests {
+    /// Reads the pull secrets of the Pod (or Pod template) `resource`, once.
+    pub(crate) async fn read_pod_pull_secrets(
+        &self,
+        cluster: &dyn ClusterInputs,
+        resource: &Value,
+    ) {
+        self.pod_pull_secrets
+            .get_or_init(|| pod_pull_secrets(cluster, resource))
+            .await;
+    }
+
     pub(crate) async fn resolve(
         &self,
         verifier: &Verifier,
@@ -91,18 +107,22 @@ impl ReviewDigests {
         let name = image.to_string();
         let cell = {
             let mut resolved = self.resolved.lock().unwrap_or_else(|p| p.into_inner());
-            // A digest resolved over HTTPS-only access serves every rule (one digest per
-            // review where possible); one resolved over plain HTTP serves only rules
-            // that allow it.
+            // A digest resolved over HTTPS-only access serves every rule with the same
+            // credentials (one digest per review where possible); one resolved over plain
+            // HTTP serves only rules that allow it.
+            let identity = verifier.identity(image.registry());
             let strict = resolved
-                .get(&(name.clone(), Access::default()))
+                .get(&(name.clone(), Access::default(), identity))
                 .and_then(|cell| cell.get())
                 .and_then(|outcome| outcome.as_ref().ok())
                 .filter(|_| access != Access::default());
             if let Some(digest) = strict {
                 return Ok(digest.clone());
             }
-            resolved.entry((name, access)).or_default().clone()
+            resolved
+                .entry((name, access, identity))
+                .or_default()
+                .clone()
         };
         let outcome = cell
             .get_or_init(|| async {

@@ -7,10 +7,12 @@
 use std::future::Future;
 use std::time::Duration;
 
-use imagegate_policy::model::{CTLog, ImageRegistryCredentials, ImageVerification, Rekor};
+use imagegate_policy::model::{
+    CTLog, ImageRegistryCredentials, ImageVerification, Rekor, VerificationType,
+};
 use moka::future::Cache;
 
-use crate::attestors::AttestorFailure;
+use crate::attestors::{AttestorFailure, split_pem_blocks};
 use crate::cache::{CacheOptions, key_of};
 use crate::metrics::EngineMetrics;
 
@@ -167,6 +169,16 @@ pub(crate) fn verification_identity(verification: &ImageVerification) -> u64 {
         ] {
             map.remove(field);
         }
+        // Defaults written out or left out are the same check (an ImageValidatingPolicy's
+        // entry spells them out, a ClusterPolicy's usually does not).
+        if map.get("type").is_none_or(serde_json::Value::is_null) {
+            map.insert("type".into(), serde_json::json!(VerificationType::Cosign));
+        }
+        let default_credentials =
+            serde_json::to_value(ImageRegistryCredentials::default()).unwrap_or_default();
+        if map.get("imageRegistryCredentials") == Some(&default_credentials) {
+            map.insert("imageRegistryCredentials".into(), serde_json::Value::Null);
+        }
     }
     // No credentials means the default ones (an IVP entry always carries its own).
     if let (Some(map), Ok(default)) = (
@@ -203,9 +215,9 @@ fn normalize_identity(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Object(map) => {
-            // One entry with one key: `count: 1` and no `count` ask the same. A PEM of
-            // several keys is several entries (Kyverno splits it), where they differ.
-            let single_key_entry =
+            // A PEM of several keys is as many entries (Kyverno counts each key), so
+            // `count: 1` of it is a real choice.
+            let single_entry =
                 map.get("entries")
                     .and_then(Value::as_array)
                     .is_some_and(|entries| {
@@ -213,9 +225,9 @@ fn normalize_identity(value: &mut serde_json::Value) {
                             && entries[0]
                                 .pointer("/keys/publicKeys")
                                 .and_then(Value::as_str)
-                                .is_none_or(|pem| pem.matches("-----BEGIN").count() <= 1)
+                                .is_none_or(|pem| split_pem_blocks(pem).len() <= 1)
                     });
-            if single_key_entry && map.get("count").and_then(Value::as_u64) == Some(1) {
+            if single_entry && map.get("count").and_then(Value::as_u64) == Some(1) {
                 map.insert("count".into(), Value::Null);
             }
             if map.contains_key("publicKeys")

@@ -11,6 +11,8 @@
 //!   paced (never on the admission path).
 //! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
 //!   invalidated by a metadata-only watch.
+//! - [`inputs`]: the engine's view of the cluster ([`imagegate_engine::ClusterInputs`]):
+//!   namespace labels, Secrets, ServiceAccounts' pull secrets.
 //! - [`workloads`]: the Pods and pod controllers running in the cluster (for audits).
 //! - [`crds`]: CustomResourceDefinitions of the policy kinds, generated from the policy
 //!   model (`imagegate crds`).
@@ -20,6 +22,7 @@
 pub mod client;
 pub mod crds;
 pub mod error;
+pub mod inputs;
 pub mod namespaces;
 pub mod policies;
 pub mod reflect;
@@ -30,6 +33,7 @@ pub mod workloads;
 pub use client::{Cluster, own_namespace};
 pub use crds::policy_crds;
 pub use error::{KubeError, Result};
+pub use inputs::KubeInputs;
 pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;
 pub use reflect::{PolicyKey, PolicySet};

@@ -61,6 +61,11 @@ impl NamespaceLabels {
         self.len() == 0
     }
 
+    /// Whether the first complete list has arrived.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
     /// Waits for the first complete list.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let mut ready = self.ready.clone();

@@ -2,9 +2,12 @@
 //! WATCH with bookmarks; after 410 Gone or a broken stream kube-runtime re-watches or
 //! re-lists, with exponential backoff on errors), fed through [`Reflector`], published
 //! as an atomically swapped [`PolicySet`], and `status.conditions[type=Ready]` written
-//! back with server-side apply (field manager `imagegate`).
+//! back with server-side apply (field manager `imagegate`) by a writer task of its own:
+//! a slow API never holds up the next policy event, and only the latest condition per
+//! object is written (the queue holds one entry per object, so it is bounded by them).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -12,11 +15,11 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{KubeError, Result};
-use crate::reflect::{Kind, Outcome, PolicySet, Reflector, StatusWrite};
+use crate::reflect::{Kind, Outcome, PolicyKey, PolicySet, Reflector, StatusWrite};
 
 /// Field manager of imagegate's status writes.
 pub const FIELD_MANAGER: &str = "imagegate";
@@ -37,12 +40,42 @@ fn resource(kind: Kind) -> ApiResource {
 pub struct PolicyWatch {
     current: Arc<ArcSwap<PolicySet>>,
     ready: watch::Receiver<bool>,
+    /// Bumped each time a new set is published.
+    published: watch::Receiver<u64>,
     task: JoinHandle<()>,
+    /// The status writer (`None`: read-only).
+    writer: Option<JoinHandle<()>>,
 }
 
 impl Drop for PolicyWatch {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(writer) = &self.writer {
+            writer.abort();
+        }
+    }
+}
+
+/// Status writes waiting for the writer: the latest per object.
+#[derive(Debug, Default)]
+struct StatusQueue {
+    pending: Mutex<BTreeMap<PolicyKey, StatusWrite>>,
+    wake: Notify,
+}
+
+impl StatusQueue {
+    fn push(&self, write: StatusWrite) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(write.key.clone(), write);
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<StatusWrite> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_values()
+            .collect()
     }
 }
 
@@ -61,12 +94,34 @@ impl PolicyWatch {
     fn spawn(client: kube::Client, write_status: bool) -> PolicyWatch {
         let current = Arc::new(ArcSwap::from_pointee(PolicySet::default()));
         let (ready_tx, ready) = watch::channel(false);
-        let task = tokio::spawn(run(client, current.clone(), ready_tx, write_status));
+        let (published_tx, published) = watch::channel(0);
+        // Read-only watches (audits) have no queue: nothing is ever written.
+        let (queue, writer) = if write_status {
+            let queue = Arc::new(StatusQueue::default());
+            let writer = tokio::spawn(write_statuses(client.clone(), queue.clone()));
+            (Some(queue), Some(writer))
+        } else {
+            (None, None)
+        };
+        let publish = Publish {
+            current: current.clone(),
+            ready: ready_tx,
+            published: published_tx,
+            queue,
+        };
+        let task = tokio::spawn(run(client, publish));
         PolicyWatch {
             current,
             ready,
+            published,
             task,
+            writer,
         }
+    }
+
+    /// Changes each time a new set is published (`changed().await` wakes then).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.published.clone()
     }
 
     /// The current set (cheap: an `Arc` clone).
@@ -98,12 +153,16 @@ impl PolicyWatch {
     }
 }
 
-async fn run(
-    client: kube::Client,
+/// Where the reflector's results go.
+struct Publish {
     current: Arc<ArcSwap<PolicySet>>,
     ready: watch::Sender<bool>,
-    write_status: bool,
-) {
+    published: watch::Sender<u64>,
+    /// Where Ready conditions are queued for writing; `None`: read-only.
+    queue: Option<Arc<StatusQueue>>,
+}
+
+async fn run(client: kube::Client, publish: Publish) {
     let stream = |kind: Kind| {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
         watcher(api, watcher::Config::default())
@@ -135,16 +194,32 @@ async fn run(
         for (key, error) in &outcome.invalid {
             tracing::warn!(policy = %key, %error, "invalid policy: keeping its previous version, if any");
         }
+        // Set, then readiness, then the change notice: whoever is told of a change and
+        // sees readiness finds the listed set published.
         if outcome.changed {
-            current.store(Arc::new(reflector.set().clone()));
+            publish.current.store(Arc::new(reflector.set().clone()));
         }
-        if reflector.ready() && !*ready.borrow() {
-            let _ = ready.send(true);
+        let became_ready = reflector.ready() && !*publish.ready.borrow();
+        if became_ready {
+            let _ = publish.ready.send(true);
         }
-        if write_status {
+        if outcome.changed || became_ready {
+            publish.published.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        if let Some(queue) = &publish.queue {
             for write in outcome.status {
-                write_ready_condition(&client, &write).await;
+                queue.push(write);
             }
+        }
+    }
+}
+
+/// Writes queued conditions, one at a time, until the watch stops.
+async fn write_statuses(client: kube::Client, queue: Arc<StatusQueue>) {
+    loop {
+        queue.wake.notified().await;
+        for write in queue.take() {
+            write_ready_condition(&client, &write).await;
         }
     }
 }

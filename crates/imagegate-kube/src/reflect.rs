@@ -7,7 +7,7 @@
 //! now invalid; a delete removes. A status write is asked for only when the object's
 //! `Ready` condition does not already say the same (so our own writes do not loop).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use imagegate_policy::load::load_policies;
@@ -73,6 +73,9 @@ impl std::fmt::Display for PolicyKey {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     policies: BTreeMap<PolicyKey, Arc<Policy>>,
+    /// Objects whose current version is invalid, with the validation error (a
+    /// previous version may still be in `policies`).
+    invalid: BTreeMap<PolicyKey, String>,
 }
 
 impl PolicySet {
@@ -94,6 +97,11 @@ impl PolicySet {
     /// Whether none is loaded.
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
+    }
+
+    /// The objects whose current version is invalid, with why (for metrics).
+    pub fn invalid(&self) -> impl Iterator<Item = (&PolicyKey, &String)> {
+        self.invalid.iter()
     }
 }
 
@@ -143,6 +151,8 @@ pub struct Reflector {
     relisting: BTreeMap<Kind, BTreeMap<PolicyKey, Arc<Policy>>>,
     /// Kinds whose first complete list has arrived.
     listed: Vec<Kind>,
+    /// Every object seen by the re-lists in progress (valid or not).
+    relisted: BTreeSet<PolicyKey>,
 }
 
 /// What one event changed.
@@ -169,7 +179,7 @@ impl Reflector {
 
     /// Validates `obj`; returns the policy to hold under its key (new or previous).
     fn admit(
-        &self,
+        &mut self,
         kind: Kind,
         obj: &Value,
         out: &mut Outcome,
@@ -186,6 +196,7 @@ impl Reflector {
                         message,
                     });
                 }
+                out.changed |= self.set.invalid.remove(&key).is_some();
                 Some((key, Some(Arc::new(policy))))
             }
             Err(error) => {
@@ -197,6 +208,10 @@ impl Reflector {
                         message: error.clone(),
                     });
                 }
+                if self.set.invalid.get(&key) != Some(&error) {
+                    self.set.invalid.insert(key.clone(), error.clone());
+                    out.changed = true;
+                }
                 out.invalid.push((key.clone(), error));
                 let previous = self.set.policies.get(&key).cloned();
                 Some((key, previous))
@@ -207,13 +222,21 @@ impl Reflector {
     /// A re-list of `kind` begins.
     pub fn init(&mut self, kind: Kind) {
         self.relisting.insert(kind, BTreeMap::new());
+        self.relisted.retain(|k| k.kind != kind);
     }
 
     /// One object of a re-list.
     pub fn init_apply(&mut self, kind: Kind, obj: &Value) -> Outcome {
         let mut out = Outcome::default();
-        if let Some((key, Some(policy))) = self.admit(kind, obj, &mut out) {
-            self.relisting.entry(kind).or_default().insert(key, policy);
+        match self.admit(kind, obj, &mut out) {
+            Some((key, Some(policy))) => {
+                self.relisted.insert(key.clone());
+                self.relisting.entry(kind).or_default().insert(key, policy);
+            }
+            Some((key, None)) => {
+                self.relisted.insert(key);
+            }
+            None => {}
         }
         out
     }
@@ -223,6 +246,13 @@ impl Reflector {
         let listed = self.relisting.remove(&kind).unwrap_or_default();
         self.set.policies.retain(|k, _| k.kind != kind);
         self.set.policies.extend(listed);
+        let relisted = std::mem::take(&mut self.relisted);
+        let (seen, others): (BTreeSet<PolicyKey>, BTreeSet<PolicyKey>) =
+            relisted.into_iter().partition(|k| k.kind == kind);
+        self.relisted = others;
+        self.set
+            .invalid
+            .retain(|k, _| k.kind != kind || seen.contains(k));
         if !self.listed.contains(&kind) {
             self.listed.push(kind);
         }
@@ -251,8 +281,10 @@ impl Reflector {
 
     /// An object was deleted.
     pub fn delete(&mut self, kind: Kind, obj: &Value) -> Outcome {
-        let changed =
-            PolicyKey::of(kind, obj).is_some_and(|k| self.set.policies.remove(&k).is_some());
+        let changed = PolicyKey::of(kind, obj).is_some_and(|k| {
+            let invalid = self.set.invalid.remove(&k).is_some();
+            self.set.policies.remove(&k).is_some() || invalid
+        });
         Outcome {
             changed,
             ..Outcome::default()
@@ -295,7 +327,9 @@ mod tests {
         let before = r.set().get(&key).cloned().unwrap();
 
         let out = r.apply(Kind::ClusterPolicy, &policy("p", "Sometimes"));
-        assert!(!out.changed);
+        // Published for the invalid-policy metric; the policy itself is unchanged.
+        assert!(out.changed);
+        assert_eq!(r.set().invalid().count(), 1);
         assert_eq!(out.status.len(), 1);
         assert!(!out.status[0].ready);
         assert!(
@@ -311,8 +345,10 @@ mod tests {
         r.init_done(Kind::ClusterPolicy);
         assert!(Arc::ptr_eq(r.set().get(&key).unwrap(), &before));
 
+        assert_eq!(r.set().invalid().count(), 1);
         let out = r.apply(Kind::ClusterPolicy, &policy("p", "Audit"));
         assert!(out.changed && out.status[0].ready, "{out:?}");
+        assert_eq!(r.set().invalid().count(), 0);
         assert!(r.delete(Kind::ClusterPolicy, &policy("p", "Audit")).changed);
         assert!(r.set().is_empty());
     }

@@ -16,8 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::error::{KubeError, Result};
 
-/// Key of the public key in a Secret named by `k8s://` (cosign's convention).
-pub const COSIGN_PUB: &str = "cosign.pub";
+pub use imagegate_engine::cluster::COSIGN_PUB;
 /// Deadline of one Secret read.
 const READ_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -56,18 +55,13 @@ impl Drop for SecretKeys {
     }
 }
 
-/// Splits `k8s://NAMESPACE/NAME`.
+/// Splits `k8s://NAMESPACE/NAME` (the engine's parser, with this crate's error).
 pub fn parse_reference(reference: &str) -> Result<(String, String)> {
-    let bad = || KubeError::BadSecretReference {
-        reference: reference.to_owned(),
-    };
-    let rest = reference.trim().strip_prefix("k8s://").ok_or_else(bad)?;
-    let (ns, name) = rest.split_once('/').ok_or_else(bad)?;
-    let ok = |s: &str| !s.is_empty() && s.len() <= 253 && !s.contains('/');
-    if !ok(ns) || !ok(name) {
-        return Err(bad());
-    }
-    Ok((ns.to_owned(), name.to_owned()))
+    imagegate_engine::cluster::parse_secret_url(reference).map_err(|_| {
+        KubeError::BadSecretReference {
+            reference: reference.to_owned(),
+        }
+    })
 }
 
 impl SecretKeys {

@@ -25,7 +25,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use crate::bounded::LruMap;
 use crate::challenge::{Challenge, parse_challenge, parse_token_answer};
-use crate::credentials::{Credential, DockerConfig};
+use crate::credentials::{Credential, DockerConfig, PullSecrets};
 use crate::error::{RegistryError, Result};
 use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, FetchedManifest};
 use crate::reference::Reference;
@@ -114,6 +114,9 @@ pub struct CallOptions {
     /// tokens), over all its requests; beyond it requests fail with
     /// [`RegistryError::CallBudgetExceeded`].
     pub max_total_bytes: Option<u64>,
+    /// Credentials this call brings (a Pod's pull secrets), tried before the client's
+    /// docker config. Tokens obtained with them are cached for them alone.
+    pub pull_secrets: Option<Arc<PullSecrets>>,
 }
 
 /// A view of a [`RegistryClient`] with [`CallOptions`]; cheap to create and clone (the
@@ -166,8 +169,9 @@ enum Authorization {
 struct State {
     /// Scheme that worked for each registry host.
     schemes: LruMap<String, Scheme>,
-    /// Authorization header per (registry, scope).
-    authorizations: LruMap<(String, String), Authorization>,
+    /// Authorization header per (registry, scope, identity of the credential used:
+    /// [`PullSecrets::identity_for`]).
+    authorizations: LruMap<(String, String, u64), Authorization>,
     /// Credentials looked up per registry, and when (helpers are slow to run).
     credentials: LruMap<String, (Option<Credential>, Instant)>,
     /// Bound on concurrent requests per registry host. Forgetting one whose permits are
@@ -624,10 +628,10 @@ impl<'a> Call<'a> {
             if !accept.is_empty() {
                 request = request.header(ACCEPT, accept.join(", "));
             }
-            if let Some(authorization) = fresh_authorization
-                .take()
-                .or_else(|| self.client.cached_authorization(registry, &scope))
-            {
+            if let Some(authorization) = fresh_authorization.take().or_else(|| {
+                self.client
+                    .cached_authorization(registry, &scope, self.identity(registry))
+            }) {
                 request = request.header(AUTHORIZATION, authorization);
             }
             attempts += 1;
@@ -712,7 +716,7 @@ impl<'a> Call<'a> {
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                let hint = match self.client.credential(registry).await? {
+                let hint = match self.credential(registry).await? {
                     Some(_) => "",
                     None => " (no credentials configured)",
                 };
@@ -781,7 +785,7 @@ impl<'a> Call<'a> {
             .filter_map(|v| v.to_str().ok())
             .filter_map(parse_challenge)
             .next();
-        let credential = self.client.credential(registry).await?;
+        let credential = self.credential(registry).await?;
         let unauthorized = |hint| RegistryError::Unauthorized {
             registry: registry.to_owned(),
             repository: image.repository().to_owned(),
@@ -815,11 +819,37 @@ impl<'a> Call<'a> {
         let header = match &authorization {
             Authorization::Basic(header) | Authorization::Bearer { header, .. } => header.clone(),
         };
-        self.client
-            .lock()
-            .authorizations
-            .insert((registry.to_owned(), scope.to_owned()), authorization);
+        self.client.lock().authorizations.insert(
+            (
+                registry.to_owned(),
+                scope.to_owned(),
+                self.identity(registry),
+            ),
+            authorization,
+        );
         Ok(header)
+    }
+
+    /// Whose credentials this call uses for `registry` (0: the client's docker config).
+    fn identity(&self, registry: &str) -> u64 {
+        self.options
+            .pull_secrets
+            .as_ref()
+            .map_or(0, |secrets| secrets.identity_for(registry))
+    }
+
+    /// The credential for `registry`: this call's pull secrets first, then the
+    /// client's docker config.
+    async fn credential(&self, registry: &str) -> Result<Option<Credential>> {
+        let pulled = self
+            .options
+            .pull_secrets
+            .as_ref()
+            .and_then(|secrets| secrets.credential_for(registry));
+        match pulled {
+            Some(credential) => Ok(Some(credential.clone())),
+            None => self.client.credential(registry).await,
+        }
     }
 
     async fn fetch_token(
@@ -1064,9 +1094,9 @@ impl RegistryClient {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn cached_authorization(&self, registry: &str, scope: &str) -> Option<String> {
+    fn cached_authorization(&self, registry: &str, scope: &str, identity: u64) -> Option<String> {
         let mut state = self.lock();
-        let key = (registry.to_owned(), scope.to_owned());
+        let key = (registry.to_owned(), scope.to_owned(), identity);
         match state.authorizations.get(&key) {
             Some(Authorization::Basic(header)) => Some(header.clone()),
             Some(Authorization::Bearer { header, expires }) if *expires > Instant::now() => {

@@ -191,7 +191,7 @@ impl DockerConfig {
             return run_helper(helper, &helper_server_name(registry)).await;
         }
         if let Some(entry) = self.auth_entry(registry)
-            && let Some(credential) = self.entry_credential(registry, entry)?
+            && let Some(credential) = entry_credential(&self.path, registry, entry)?
         {
             return Ok(Some(credential));
         }
@@ -241,40 +241,154 @@ impl DockerConfig {
             .as_ref()
             .is_some_and(|(_, hosts)| hosts.contains(config_key_host(registry))))
     }
+}
 
-    fn entry_credential(
-        &self,
-        registry: &str,
-        entry: &AuthEntry,
-    ) -> Result<Option<Credential>, CredentialsError> {
-        if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
-            return Ok(Some(Credential::IdentityToken(token.to_owned())));
-        }
-        if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-            let malformed = || CredentialsError::MalformedAuth {
-                path: self.path.clone(),
-                registry: registry.to_owned(),
-            };
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(auth.trim())
-                .map_err(|_| malformed())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
-            let (username, password) = decoded.split_once(':').ok_or_else(malformed)?;
-            return Ok(Some(Credential::UserPassword {
-                username: username.to_owned(),
-                password: password.to_owned(),
-            }));
-        }
-        match (&entry.username, &entry.password) {
-            (Some(username), Some(password)) if !username.is_empty() => {
-                Ok(Some(Credential::UserPassword {
-                    username: username.clone(),
-                    password: password.clone(),
-                }))
-            }
-            _ => Ok(None),
-        }
+/// The credential of one `auths` entry (`path` names its file or Secret in errors).
+fn entry_credential(
+    path: &Path,
+    registry: &str,
+    entry: &AuthEntry,
+) -> Result<Option<Credential>, CredentialsError> {
+    if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+        return Ok(Some(Credential::IdentityToken(token.to_owned())));
     }
+    if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
+        let malformed = || CredentialsError::MalformedAuth {
+            path: path.to_owned(),
+            registry: registry.to_owned(),
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .map_err(|_| malformed())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+        let (username, password) = decoded.split_once(':').ok_or_else(malformed)?;
+        return Ok(Some(Credential::UserPassword {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        }));
+    }
+    match (&entry.username, &entry.password) {
+        (Some(username), Some(password)) if !username.is_empty() => {
+            Ok(Some(Credential::UserPassword {
+                username: username.clone(),
+                password: password.clone(),
+            }))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Registry credentials from Kubernetes pull secrets (`kubernetes.io/dockerconfigjson`
+/// or `kubernetes.io/dockercfg`), in the order they are tried: for a registry, the
+/// first Secret with an entry for it wins, as in the kubelet's and Kyverno's keychains.
+/// Only `auths` entries are read: a Secret never names a credential helper to run.
+/// `Debug` never shows a secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PullSecrets {
+    /// (registry host as [`config_key_host`] folds it, its credential), in order.
+    entries: Vec<(String, Credential)>,
+}
+
+impl fmt::Debug for PullSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|(host, _)| host))
+            .finish()
+    }
+}
+
+impl PullSecrets {
+    /// Adds the `.dockerconfigjson` of a `kubernetes.io/dockerconfigjson` Secret
+    /// (`source` names it in errors, e.g. `secret ns/name`).
+    pub fn add_docker_config_json(
+        &mut self,
+        source: &str,
+        bytes: &[u8],
+    ) -> Result<(), CredentialsError> {
+        let file: ConfigFile = parse_limited(source, bytes)?;
+        self.add_auths(source, &file.auths)
+    }
+
+    /// Adds the `.dockercfg` of a `kubernetes.io/dockercfg` Secret (the legacy format:
+    /// the `auths` map itself).
+    pub fn add_dockercfg(&mut self, source: &str, bytes: &[u8]) -> Result<(), CredentialsError> {
+        let auths: BTreeMap<String, AuthEntry> = parse_limited(source, bytes)?;
+        self.add_auths(source, &auths)
+    }
+
+    fn add_auths(
+        &mut self,
+        source: &str,
+        auths: &BTreeMap<String, AuthEntry>,
+    ) -> Result<(), CredentialsError> {
+        for (key, entry) in auths {
+            let host = config_key_host(key);
+            if let Some(credential) = entry_credential(Path::new(source), host, entry)? {
+                self.entries.push((host.to_owned(), credential));
+            }
+        }
+        Ok(())
+    }
+
+    /// The credential for `registry` (as written in image references), if a Secret
+    /// has one.
+    pub fn credential_for(&self, registry: &str) -> Option<&Credential> {
+        let wanted = config_key_host(registry);
+        self.entries
+            .iter()
+            .find_map(|(host, credential)| (host == wanted).then_some(credential))
+    }
+
+    /// Who asks `registry` with these secrets: 0 when no Secret has a credential for it
+    /// (the registry client's own docker config applies), else a digest of the credential
+    /// used. Answers obtained with one identity (tokens, tag resolutions) are never
+    /// reused for another.
+    pub fn identity_for(&self, registry: &str) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        let Some(credential) = self.credential_for(registry) else {
+            return 0;
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        match credential {
+            Credential::UserPassword { username, password } => {
+                ("basic", username, password).hash(&mut hasher);
+            }
+            Credential::IdentityToken(token) => ("token", token).hash(&mut hasher),
+        }
+        hasher.finish().max(1)
+    }
+
+    /// Appends `other`'s credentials (tried after these).
+    pub fn extend(&mut self, other: &PullSecrets) {
+        self.entries.extend(other.entries.iter().cloned());
+    }
+
+    /// Whether no Secret gave a credential.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// `bytes` as JSON of `T`, refused beyond [`MAX_CONFIG_BYTES`].
+fn parse_limited<T: serde::de::DeserializeOwned>(
+    source: &str,
+    bytes: &[u8],
+) -> Result<T, CredentialsError> {
+    let malformed = |reason: String| CredentialsError::Malformed {
+        path: PathBuf::from(source),
+        reason,
+    };
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(malformed(format!("larger than {MAX_CONFIG_BYTES} bytes")));
+    }
+    // Only the position: serde_json's messages may quote a value, and values are secrets.
+    serde_json::from_slice(bytes).map_err(|e| {
+        malformed(format!(
+            "not a docker config of the expected shape (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
 }
 
 /// Credential helpers know Docker Hub by its legacy URL.
@@ -451,6 +565,48 @@ mod tests {
             DockerConfig::parse(Path::new("c.json"), b"{\"auths\": [}"),
             Err(CredentialsError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn pull_secrets_first_match_wins_and_never_leak() {
+        let mut secrets = PullSecrets::default();
+        // "alice:one" and "bob:two"
+        secrets
+            .add_docker_config_json(
+                "secret ns/a",
+                br#"{"auths":{"https://reg.example":{"auth":"YWxpY2U6b25l"}}}"#,
+            )
+            .unwrap();
+        secrets
+            .add_dockercfg(
+                "secret ns/b",
+                br#"{"reg.example":{"auth":"Ym9iOnR3bw=="},"other.example":{"username":"bob","password":"two"}}"#,
+            )
+            .unwrap();
+        assert_eq!(
+            secrets.credential_for("reg.example"),
+            user_password("alice", "one").as_ref()
+        );
+        assert_eq!(
+            secrets.credential_for("other.example"),
+            user_password("bob", "two").as_ref()
+        );
+        assert_eq!(secrets.credential_for("third.example"), None);
+        assert_eq!(secrets.identity_for("third.example"), 0);
+        assert_ne!(secrets.identity_for("reg.example"), 0);
+        assert_ne!(
+            secrets.identity_for("reg.example"),
+            secrets.identity_for("other.example")
+        );
+        assert!(!format!("{secrets:?}").contains("one"));
+
+        // A malformed Secret names itself, never its contents.
+        let err = PullSecrets::default()
+            .add_docker_config_json("secret ns/c", br#"{"auths":{"r":"hunter2"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret ns/c"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]

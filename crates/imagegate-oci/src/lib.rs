@@ -24,7 +24,7 @@ pub use client::{
     sha256_digest,
 };
 #[cfg(feature = "client")]
-pub use credentials::{Credential, CredentialsError, DockerConfig};
+pub use credentials::{Credential, CredentialsError, DockerConfig, PullSecrets};
 #[cfg(feature = "client")]
 pub use error::{RegistryError, Result};
 pub use manifest::{Descriptor, FetchedManifest, ImageIndex, ImageManifest};

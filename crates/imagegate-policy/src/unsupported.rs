@@ -29,8 +29,9 @@ impl fmt::Display for PolicyWarning {
 
 /// Why `imageRegistryCredentials.providers` is not acted on.
 pub const PROVIDERS_IGNORED: &str = "credential providers are not used by imagegate yet; registry credentials come from its docker config (--docker-config)";
-/// Why `imageRegistryCredentials.secrets` is not acted on.
-pub const SECRETS_IGNORED: &str = "pull secrets named in a policy are not read by imagegate yet (no cluster integration); registry credentials come from its docker config (--docker-config)";
+/// Why an ImageValidatingPolicy's `credentials.secrets` is not acted on (a
+/// ClusterPolicy's `imageRegistryCredentials.secrets` are read in cluster mode).
+pub const SECRETS_IGNORED: &str = "pull secrets named in an ImageValidatingPolicy are not read by imagegate yet; registry credentials come from its docker config (--docker-config)";
 /// Why `webhookConfiguration.matchConditions` is not acted on.
 pub const MATCH_CONDITIONS_IGNORED: &str =
     "match conditions are not evaluated by imagegate; the policy applies as if they held";
@@ -74,9 +75,6 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
                     format!("{cpath}.providers"),
                     PROVIDERS_IGNORED,
                 ));
-            }
-            if !credentials.secrets.is_empty() {
-                found.push(FieldError::new(format!("{cpath}.secrets"), SECRETS_IGNORED));
             }
         }
     }

@@ -183,6 +183,7 @@ impl RegistryArgs {
             registry: self.config(),
             trusted_root: trust.trusted_root.clone(),
             caches: imagegate_engine::CacheOptions::default(),
+            cluster: None,
         }
     }
 }
@@ -304,9 +305,18 @@ pub struct VerifyBundleArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Policy files or directories (repeatable; reloaded when they change). Default:
-    /// ./policies if it exists, else the bundled example policies.
+    /// ./policies if it exists, else the bundled example policies; in cluster mode,
+    /// none (the cluster's ClusterPolicies and Policies only).
     #[arg(long, value_name = "DIR|FILE")]
     pub policies: Vec<PathBuf>,
+    /// Cluster mode with this kubeconfig: policies, namespace labels, keys and pull
+    /// secrets from the Kubernetes API. Cluster mode is also on with $KUBECONFIG or in a
+    /// Pod (service-account token).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_kubernetes")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Never use the Kubernetes API (policy files only), even in a Pod.
+    #[arg(long)]
+    pub no_kubernetes: bool,
     /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable;
     /// reloaded with the policies). Exceptions in policy files count too.
     #[arg(long, value_name = "DIR|FILE")]
@@ -372,7 +382,47 @@ pub struct ServeArgs {
     pub registry: RegistryArgs,
 }
 
+/// Where the in-cluster service-account token is mounted.
+const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Whether and how `serve` talks to the Kubernetes API: off with `--no-kubernetes`;
+/// else with `--kubeconfig`, else with `$KUBECONFIG`, else in a Pod (a service-account
+/// token and `$KUBERNETES_SERVICE_HOST`); else off.
+pub fn kubernetes_mode(
+    no_kubernetes: bool,
+    kubeconfig: Option<&std::path::Path>,
+    env_kubeconfig: Option<&std::ffi::OsStr>,
+    in_pod: bool,
+) -> crate::serve::Kubernetes {
+    use crate::serve::Kubernetes;
+    if no_kubernetes {
+        return Kubernetes::Off;
+    }
+    if let Some(path) = kubeconfig {
+        return Kubernetes::On {
+            kubeconfig: Some(path.to_path_buf()),
+        };
+    }
+    if env_kubeconfig.is_some_and(|v| !v.is_empty()) || in_pod {
+        // `Cluster::connect` reads $KUBECONFIG, else the in-cluster configuration.
+        return Kubernetes::On { kubeconfig: None };
+    }
+    Kubernetes::Off
+}
+
 impl ServeArgs {
+    /// Cluster mode as the flags and the environment say.
+    fn kubernetes(&self) -> crate::serve::Kubernetes {
+        let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+            && std::path::Path::new(SERVICE_ACCOUNT_TOKEN).is_file();
+        kubernetes_mode(
+            self.no_kubernetes,
+            self.kubeconfig.as_deref(),
+            std::env::var_os("KUBECONFIG").as_deref(),
+            in_pod,
+        )
+    }
+
     /// The webhook's configuration (the server never reads these arguments itself).
     pub fn config(&self) -> crate::serve::Config {
         use crate::serve::{Config, Limits, TlsConfig};
@@ -403,7 +453,9 @@ impl ServeArgs {
                 registry: self.registry.config(),
                 trusted_root: self.trust.trusted_root.clone(),
                 caches: self.cache.options(),
+                cluster: None,
             },
+            kubernetes: self.kubernetes(),
             limits: Limits {
                 max_connections: self.max_connections.max(1),
                 max_concurrent_reviews: self.max_concurrent_reviews.max(1),

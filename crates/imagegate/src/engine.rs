@@ -3,8 +3,9 @@
 //! webhook, the offline commands and the tests all come through [`build`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use imagegate_engine::{CacheOptions, Engine, EngineMetrics};
+use imagegate_engine::{CacheOptions, ClusterInputs, Engine, EngineMetrics};
 use imagegate_sigstore::TrustedRoot;
 
 use crate::registry::RegistryConfig;
@@ -18,6 +19,8 @@ pub struct EngineConfig {
     pub trusted_root: Option<PathBuf>,
     /// Cache lifetimes and sizes.
     pub caches: CacheOptions,
+    /// The cluster (`serve` in cluster mode): namespace labels, Secrets, pull secrets.
+    pub cluster: Option<Arc<dyn ClusterInputs>>,
 }
 
 /// An engine as `config` says, reporting to `metrics` (registry requests included).
@@ -31,5 +34,6 @@ pub fn build(config: &EngineConfig, metrics: EngineMetrics) -> anyhow::Result<En
         .caches(config.caches.clone())
         .metrics(metrics)
         .trusted_root(trusted_root)
+        .cluster(config.cluster.clone())
         .build())
 }

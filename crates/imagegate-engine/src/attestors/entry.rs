@@ -605,7 +605,7 @@ fn repository_for(
 
 /// Each PEM block of `text` as a PEM text of its own; none when `text` is not
 /// well-formed PEM (the key parser then reports why).
-pub(super) fn split_pem_blocks(text: &str) -> Vec<String> {
+pub(crate) fn split_pem_blocks(text: &str) -> Vec<String> {
     pem::parse_blocks(text)
         .map(|blocks| {
             blocks

@@ -14,8 +14,8 @@ use imagegate_sigstore::{RekorKey, TrustOverrides, TrustedRoot};
 use crate::evidence::VerifyError;
 use crate::fetch::Access;
 
-pub(crate) use entry::attestation_statements;
 pub use entry::identity_requirement;
+pub(crate) use entry::{attestation_statements, split_pem_blocks};
 pub use sets::{verify_attestations, verify_attestors};
 
 /// The cause of a failed verification, for code and metrics to branch on (the
@@ -25,6 +25,9 @@ pub use sets::{verify_attestations, verify_attestors};
 pub enum Cause {
     /// The registry could not be asked or answered with an error (the rule errors).
     Registry,
+    /// The Kubernetes API could not be asked for a Secret or ServiceAccount (the rule
+    /// errors).
+    Cluster,
     /// The image reference in the resource cannot be parsed (the rule errors).
     InvalidReference,
     /// A `validate.deny` condition could not be evaluated (the rule errors).
@@ -52,6 +55,7 @@ impl Cause {
     pub fn as_str(self) -> &'static str {
         match self {
             Cause::Registry => "registry",
+            Cause::Cluster => "cluster",
             Cause::InvalidReference => "invalid_reference",
             Cause::ConditionError => "condition_error",
             Cause::Configuration => "configuration",
@@ -69,7 +73,7 @@ impl Cause {
     pub fn is_error(self) -> bool {
         matches!(
             self,
-            Cause::Registry | Cause::InvalidReference | Cause::ConditionError
+            Cause::Registry | Cause::Cluster | Cause::InvalidReference | Cause::ConditionError
         )
     }
 

@@ -15,6 +15,14 @@ use imagegate_testkit::stub::{Reply, Request, Stub};
 
 const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
 
+/// `MANIFEST` as a registry answers it, `HEAD` included (digest and media type headers:
+/// resolving a tag then costs one request).
+fn manifest_reply() -> Reply {
+    Reply::ok(MANIFEST.to_vec())
+        .header("Docker-Content-Digest", &sha256_digest(MANIFEST))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+}
+
 fn client(options: ClientOptions) -> RegistryClient {
     client_with(DockerConfig::anonymous(), options)
 }
@@ -312,9 +320,7 @@ async fn head_without_docker_content_digest_falls_back_to_get_and_hashes() {
 #[tokio::test]
 async fn loopback_registry_is_reached_over_plain_http_first_on_one_connection() {
     let stub = Stub::start(|r: &Request| match r.path() {
-        "/v2/repo/manifests/v1" => {
-            Reply::ok(MANIFEST.to_vec()).header("Docker-Content-Digest", &sha256_digest(MANIFEST))
-        }
+        "/v2/repo/manifests/v1" => manifest_reply(),
         "/v2/repo/manifests/busy" if r.nth == 1 => {
             Reply::ok(b"{\"errors\":[{\"code\":\"TOOMANYREQUESTS\"}]}".to_vec())
                 .status_code(429)
@@ -439,10 +445,7 @@ async fn the_scheme_is_learned_from_an_answer_not_from_a_failed_first_contact() 
         "refused connections sent no request"
     );
 
-    let stub = Stub::start_at(addr, |_: &Request| {
-        Reply::ok(MANIFEST.to_vec()).header("Docker-Content-Digest", &sha256_digest(MANIFEST))
-    })
-    .await;
+    let stub = Stub::start_at(addr, |_: &Request| manifest_reply()).await;
     assert_eq!(
         client.resolve_digest(&image).await.unwrap(),
         sha256_digest(MANIFEST)
@@ -458,10 +461,7 @@ async fn non_loopback_registry_gets_plain_http_only_when_allowed() {
         eprintln!("skipped: this machine has no non-loopback address");
         return;
     };
-    let stub = Stub::start_on(ip, |_: &Request| {
-        Reply::ok(MANIFEST.to_vec()).header("Docker-Content-Digest", &sha256_digest(MANIFEST))
-    })
-    .await;
+    let stub = Stub::start_on(ip, |_: &Request| manifest_reply()).await;
     let host = stub.host();
     let image = reference(&host, "repo:v1");
     assert!(!image.is_loopback());

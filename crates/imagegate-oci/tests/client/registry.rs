@@ -1,10 +1,13 @@
 //! The registry client against a real registry (`docker-registry` on loopback).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use imagegate_oci::manifest::{OCI_INDEX, OCI_MANIFEST};
-use imagegate_oci::{Descriptor, DockerConfig, RegistryError, sha256_digest};
+use imagegate_oci::{
+    CallOptions, Descriptor, DockerConfig, PullSecrets, RegistryError, sha256_digest,
+};
 use imagegate_testkit::Registry;
 
 use crate::{
@@ -259,6 +262,72 @@ async fn token_auth_works_and_one_token_serves_every_request_of_a_repository() {
         "{err:?}"
     );
     assert_mentions(&err.to_string(), &[&host, "(no credentials configured)"]);
+}
+
+#[tokio::test]
+async fn pull_secrets_of_a_call_authenticate_it_alone() {
+    const PASSWORD: &str = "pull-S3cret";
+    let registry = Registry::start_with_token_auth("carol", PASSWORD);
+    let host = registry.host();
+    let digest = registry.pusher().push_image("team/private", "v1");
+    let image = reference(&host, "team/private:v1");
+    let client = anonymous_client();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("carol:{PASSWORD}"));
+    let mut secrets = PullSecrets::default();
+    secrets
+        .add_docker_config_json(
+            "secret ns/pull",
+            format!(r#"{{"auths":{{"{host}":{{"auth":"{auth}"}}}}}}"#).as_bytes(),
+        )
+        .unwrap();
+    let with_secrets = CallOptions {
+        pull_secrets: Some(Arc::new(secrets)),
+        ..CallOptions::default()
+    };
+    assert_eq!(
+        client
+            .call(with_secrets.clone())
+            .resolve_digest(&image)
+            .await
+            .unwrap(),
+        digest
+    );
+    // The token obtained with the Secret is not used by a call without it.
+    let err = client.resolve_digest(&image).await.unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Unauthorized { .. }),
+        "{err:?}"
+    );
+    assert_mentions(&err.to_string(), &["(no credentials configured)"]);
+    // Nor by a call whose secrets name other credentials.
+    let mut wrong = PullSecrets::default();
+    wrong
+        .add_dockercfg(
+            "secret ns/other",
+            format!(r#"{{"{host}":{{"username":"carol","password":"nope-XYZ"}}}}"#).as_bytes(),
+        )
+        .unwrap();
+    let err = client
+        .call(CallOptions {
+            pull_secrets: Some(Arc::new(wrong)),
+            ..CallOptions::default()
+        })
+        .resolve_digest(&image)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, RegistryError::Unauthorized { hint: "", .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("nope-XYZ"), "{err}");
+    // The first call's token still serves it.
+    let tokens = registry.token_requests();
+    client
+        .call(with_secrets)
+        .resolve_digest(&image)
+        .await
+        .unwrap();
+    assert_eq!(registry.token_requests(), tokens);
 }
 
 #[tokio::test]

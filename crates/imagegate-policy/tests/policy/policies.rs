@@ -9,9 +9,7 @@ use imagegate_policy::load::{MAX_POLICY_BYTES, load_documents, load_policies, lo
 use imagegate_policy::model::{
     FailureAction, FailurePolicy, Policy, PolicyKind, SelectorOperator, VerificationType, normalize,
 };
-use imagegate_policy::unsupported::{
-    CONTEXT_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED, SECRETS_IGNORED,
-};
+use imagegate_policy::unsupported::{CONTEXT_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED};
 use proptest::prelude::*;
 
 fn data_dir() -> PathBuf {
@@ -716,9 +714,7 @@ fn fields_imagegate_does_not_act_on_are_warned_about_with_their_path() {
         format!(
             "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.providers: {PROVIDERS_IGNORED}"
         ),
-        format!(
-            "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.secrets: {SECRETS_IGNORED}"
-        ),
+        // `secrets` are read in cluster mode (issue 10): no warning.
         format!(
             "{prefix}rules[1].validate: validate rules are not evaluated by imagegate (verifyImages only)"
         ),

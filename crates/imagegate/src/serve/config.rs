@@ -12,7 +12,7 @@ use crate::engine::EngineConfig;
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Policy files or directories; empty: `./policies` if it exists, else the bundled
-    /// examples.
+    /// examples (in cluster mode: none).
     pub policies: Vec<PathBuf>,
     /// PolicyException files or directories, reloaded with the policies.
     pub exceptions: Vec<PathBuf>,
@@ -30,6 +30,21 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Bounds on what clients may make the server hold.
     pub limits: Limits,
+    /// Cluster mode.
+    pub kubernetes: Kubernetes,
+}
+
+/// Whether `serve` reads policies, namespaces, keys and pull secrets from the
+/// Kubernetes API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kubernetes {
+    /// Policy files only.
+    Off,
+    /// Cluster mode, with this kubeconfig (`None`: `$KUBECONFIG`, else in-cluster).
+    On {
+        /// `--kubeconfig`.
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 /// Where the server certificate comes from.

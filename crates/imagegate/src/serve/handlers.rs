@@ -204,12 +204,23 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready: policies are loaded and the server is not shutting down.
+/// Ready: policies are loaded (in cluster mode: the first complete lists of policies
+/// and namespaces arrived, however many policies) and the server is not shutting down.
 async fn readyz(Shared(state): Shared<Arc<State>>) -> Response {
     if !state.accepting.load(Ordering::SeqCst) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let count = state.policies.snapshot().len();
+    if let Some(cluster) = &state.cluster {
+        if !state.cluster_synced.load(Ordering::SeqCst) || !cluster.namespaces_ready() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "waiting for the first list of policies and namespaces from the Kubernetes API\n",
+            )
+                .into_response();
+        }
+        return format!("ok: {count} policies loaded\n").into_response();
+    }
     if count == 0 {
         return (StatusCode::SERVICE_UNAVAILABLE, "no policies loaded\n").into_response();
     }

@@ -200,6 +200,17 @@ struct ReloadLabels {
     result: String,
 }
 
+/// Labels of `imagegate_policy_invalid`: one policy object of the cluster.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InvalidPolicyLabels {
+    /// `ClusterPolicy` or `Policy`.
+    policy_kind: String,
+    /// Namespace of a `Policy` (empty for a ClusterPolicy).
+    policy_namespace: String,
+    /// Name.
+    policy_name: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -218,6 +229,7 @@ pub struct Metrics {
     deadline_exceeded: Family<DeadlineLabels, Counter>,
     policy_reloads: Family<ReloadLabels, Counter>,
     policies: Gauge,
+    invalid_policies: Family<InvalidPolicyLabels, Gauge>,
     rejected: Counter,
     bounds: LabelBounds,
 }
@@ -233,6 +245,7 @@ impl Metrics {
             deadline_exceeded: Family::default(),
             policy_reloads: Family::default(),
             policies: Gauge::default(),
+            invalid_policies: Family::default(),
             rejected: Counter::default(),
             bounds: LabelBounds::default(),
         };
@@ -275,6 +288,11 @@ impl Metrics {
             "imagegate_policies",
             "Policies loaded",
             metrics.policies.clone(),
+        );
+        registry.register(
+            "imagegate_policy_invalid",
+            "1 for each policy object of the cluster whose current version is invalid (its previous version, if any, stays enforced)",
+            metrics.invalid_policies.clone(),
         );
         metrics
     }
@@ -385,6 +403,24 @@ impl Metrics {
                 result: result.into(),
             })
             .inc();
+    }
+
+    /// The cluster's policy objects whose current version is invalid, as (kind,
+    /// namespace, name); the series of those now valid or deleted are removed.
+    pub fn invalid_policies<'a>(
+        &self,
+        invalid: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+    ) {
+        self.invalid_policies.clear();
+        for (kind, namespace, name) in invalid {
+            self.invalid_policies
+                .get_or_create(&InvalidPolicyLabels {
+                    policy_kind: kind.to_owned(),
+                    policy_namespace: namespace.to_owned(),
+                    policy_name: name.to_owned(),
+                })
+                .set(1);
+        }
     }
 
     /// The number of policies now loaded.

@@ -12,11 +12,14 @@
 //! - `handlers`: the HTTP routes (`/mutate`, `/validate`, `/validate-policy`,
 //!   `/healthz`, `/readyz`, `/metrics`), with the cap on concurrent reviews and the body deadline.
 //! - `metrics`: Prometheus metrics with Kyverno's names, with bounded labels.
+//! - `cluster`: cluster mode (policies, namespace labels, keys and pull secrets from
+//!   the Kubernetes API), when [`Config::kubernetes`] says so.
 //!
 //! [`Server::bind`] then [`Server::serve`] run it ([`run`] does both and waits for
 //! SIGTERM/SIGINT); [`webhook_router`] over a [`State`] answers requests without a
 //! listener (tests drive it with `tower::ServiceExt::oneshot`).
 
+mod cluster;
 mod config;
 mod handlers;
 mod limits;
@@ -38,7 +41,8 @@ use axum_server::tls_rustls::RustlsConfig;
 use imagegate_engine::{Engine, EngineMetrics, PolicySet};
 use tokio::sync::Semaphore;
 
-pub use config::{Config, Limits, TlsConfig};
+pub use cluster::ClusterMode;
+pub use config::{Config, Kubernetes, Limits, TlsConfig};
 pub use handlers::{MAX_REVIEW_BYTES, metrics_router, webhook_router};
 pub use metrics::Metrics;
 use policies::{PolicySource, PolicyStore};
@@ -61,6 +65,11 @@ pub struct State {
     pub body_budget: Semaphore,
     /// The limits applied per request.
     pub limits: Limits,
+    /// Cluster mode's watches, if on.
+    pub cluster: Option<Arc<ClusterMode>>,
+    /// In cluster mode: the first complete list of the cluster's policies is swapped
+    /// in (readiness waits for it).
+    pub cluster_synced: AtomicBool,
 }
 
 impl State {
@@ -87,7 +96,15 @@ impl State {
                 limits.max_body_bytes_in_flight.max(MAX_REVIEW_BYTES),
             ) as usize),
             limits,
+            cluster: None,
+            cluster_synced: AtomicBool::new(false),
         }
+    }
+
+    /// This state in cluster mode with `cluster`'s watches.
+    pub fn with_cluster(mut self, cluster: Option<Arc<ClusterMode>>) -> State {
+        self.cluster = cluster;
+        self
     }
 }
 
@@ -96,6 +113,7 @@ impl State {
 pub struct Server {
     config: Config,
     state: Arc<State>,
+    cluster: Option<Arc<ClusterMode>>,
     source: PolicySource,
     tls_source: tls::TlsSource,
     rustls_config: RustlsConfig,
@@ -105,21 +123,32 @@ pub struct Server {
 
 impl Server {
     /// Loads the policies, builds the engine and the TLS configuration (writing the CA
-    /// bundle of a self-signed certificate), and binds both listeners.
+    /// bundle of a self-signed certificate), and binds both listeners. Without the
+    /// cluster: [`run`] starts cluster mode when the configuration asks for it.
     pub fn bind(config: Config) -> anyhow::Result<Server> {
-        let source = PolicySource::from_paths(&config.policies, &config.exceptions)?;
+        Server::bind_with(config, None)
+    }
+
+    /// [`Server::bind`], in cluster mode when `cluster` is given.
+    pub fn bind_with(
+        mut config: Config,
+        cluster: Option<Arc<ClusterMode>>,
+    ) -> anyhow::Result<Server> {
+        let source = PolicySource::new(&config.policies, &config.exceptions, cluster.is_some())?;
         let initial = source
             .load()
             .with_context(|| format!("cannot load the policies of {source}"))?;
         tracing::info!(policies = initial.len(), source = %source, "policies loaded");
+        if let Some(cluster) = &cluster {
+            let inputs: Arc<dyn imagegate_engine::ClusterInputs> = cluster.inputs.clone();
+            config.engine.cluster = Some(inputs);
+        }
         let engine_metrics = EngineMetrics::default();
         let engine = crate::engine::build(&config.engine, engine_metrics.clone())?;
-        let state = Arc::new(State::new(
-            engine,
-            &engine_metrics,
-            initial,
-            config.limits.clone(),
-        ));
+        let state = Arc::new(
+            State::new(engine, &engine_metrics, initial, config.limits.clone())
+                .with_cluster(cluster.clone()),
+        );
         let tls_source = tls::TlsSource::from_config(&config.tls)?;
         let rustls_config = RustlsConfig::from_config(tls_source.server_config()?);
         let webhook_listener = bind(config.listen, "webhook")?;
@@ -127,6 +156,7 @@ impl Server {
         Ok(Server {
             config,
             state,
+            cluster,
             source,
             tls_source,
             rustls_config,
@@ -159,6 +189,7 @@ impl Server {
         let Server {
             config,
             state,
+            cluster,
             source,
             tls_source,
             rustls_config,
@@ -172,10 +203,13 @@ impl Server {
         let metrics_handle: Handle<SocketAddr> = Handle::with_control(control.clone());
 
         let interval = config.reload_interval;
-        let watchers = [
+        let mut watchers = vec![
             tokio::spawn(policies::watch(source, Arc::clone(&state), interval)),
             tokio::spawn(tls::watch(tls_source, rustls_config.clone(), interval)),
         ];
+        if let Some(cluster) = cluster {
+            watchers.push(tokio::spawn(cluster::follow(cluster, Arc::clone(&state))));
+        }
 
         let webhook = axum_server::from_tcp_rustls(webhook_listener, rustls_config)?;
         let webhook = limits::apply(webhook, &config.limits)
@@ -212,12 +246,21 @@ impl Server {
 /// Loads the policies of `paths` as `serve` does (empty: `./policies` if it exists,
 /// else the bundled examples).
 pub fn load_policies(paths: &[std::path::PathBuf]) -> anyhow::Result<PolicySet> {
-    PolicySource::from_paths(paths, &[])?.load()
+    PolicySource::new(paths, &[], false)?.load()
 }
 
-/// Starts the webhook and serves until SIGTERM or SIGINT.
+/// Starts the webhook (in cluster mode if the configuration says so) and serves until
+/// SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    Server::bind(config)?.serve(shutdown_signal()).await
+    let cluster = match &config.kubernetes {
+        Kubernetes::Off => None,
+        Kubernetes::On { kubeconfig } => {
+            Some(Arc::new(ClusterMode::start(kubeconfig.as_deref()).await?))
+        }
+    };
+    Server::bind_with(config, cluster)?
+        .serve(shutdown_signal())
+        .await
 }
 
 fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {

@@ -1,16 +1,20 @@
 //! Where the webhook's policies come from and the current set, swapped atomically on
 //! reload: a request takes a snapshot (`Arc<PolicySet>`) when it starts and keeps it to
 //! its end, so a reload never changes the rules under a request nor drops one.
+//!
+//! In cluster mode the set is the policy files' (if any) plus the cluster's
+//! ClusterPolicies and Policies; a change of either side swaps in the new combination.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use arc_swap::ArcSwap;
 use imagegate_engine::PolicySet;
 use imagegate_policy::load::load_documents;
+use imagegate_policy::model::Policy;
 
 use super::State;
 use super::reload::Fingerprint;
@@ -51,12 +55,18 @@ enum PolicyFiles {
     Files(Vec<PathBuf>),
     /// The example policies compiled into the binary (never change).
     Bundled,
+    /// No files: cluster mode without `--policies` (the cluster's policies only).
+    None,
 }
 
 impl PolicySource {
-    /// `--policies` paths, else `./policies` if it is a directory, else the bundled set;
-    /// with the `--exceptions` paths.
-    pub fn from_paths(paths: &[PathBuf], exceptions: &[PathBuf]) -> anyhow::Result<PolicySource> {
+    /// `--policies` paths (else none in cluster mode, else `./policies` if it is a
+    /// directory, else the bundled set), with the `--exceptions` paths.
+    pub fn new(
+        paths: &[PathBuf],
+        exceptions: &[PathBuf],
+        in_cluster: bool,
+    ) -> anyhow::Result<PolicySource> {
         for (flag, paths) in [("--policies", paths), ("--exceptions", exceptions)] {
             for path in paths {
                 if !path.exists() {
@@ -66,6 +76,8 @@ impl PolicySource {
         }
         let policies = if !paths.is_empty() {
             PolicyFiles::Files(paths.to_vec())
+        } else if in_cluster {
+            PolicyFiles::None
         } else if Path::new(DEFAULT_DIR).is_dir() {
             PolicyFiles::Files(vec![PathBuf::from(DEFAULT_DIR)])
         } else {
@@ -94,6 +106,7 @@ impl PolicySource {
                 }
                 PolicySet::new(policies)
             }
+            PolicyFiles::None => PolicySet::default(),
         };
         Ok(policies.with_exceptions(exceptions))
     }
@@ -116,6 +129,7 @@ impl fmt::Display for PolicySource {
                 write!(f, "{}", names.join(", "))?;
             }
             PolicyFiles::Bundled => write!(f, "the bundled example policies")?,
+            PolicyFiles::None => write!(f, "no policy files")?,
         }
         if !self.exceptions.is_empty() {
             let names: Vec<String> = self
@@ -132,13 +146,26 @@ impl fmt::Display for PolicySource {
 /// The current policy set.
 pub struct PolicyStore {
     current: ArcSwap<PolicySet>,
+    /// What `current` combines; replaced and combined under this lock, so concurrent
+    /// changes of both sides are never lost.
+    sources: Mutex<Sources>,
+}
+
+struct Sources {
+    files: Arc<PolicySet>,
+    cluster: Vec<Policy>,
 }
 
 impl PolicyStore {
-    /// A store holding `initial`.
+    /// A store holding `initial` (the files' policies).
     pub fn new(initial: PolicySet) -> PolicyStore {
+        let files = Arc::new(initial);
         PolicyStore {
-            current: ArcSwap::from_pointee(initial),
+            current: ArcSwap::new(Arc::clone(&files)),
+            sources: Mutex::new(Sources {
+                files,
+                cluster: Vec::new(),
+            }),
         }
     }
 
@@ -147,9 +174,28 @@ impl PolicyStore {
         self.current.load_full()
     }
 
-    /// Replaces the set; requests already running keep their snapshot.
-    fn replace(&self, policies: PolicySet) {
-        self.current.store(Arc::new(policies));
+    /// Replaces the files' policies; requests already running keep their snapshot.
+    /// Returns how many policies are now loaded.
+    fn replace(&self, policies: PolicySet) -> usize {
+        self.update(|sources| sources.files = Arc::new(policies))
+    }
+
+    /// Replaces the cluster's policies. Returns how many policies are now loaded.
+    pub fn replace_cluster(&self, policies: Vec<Policy>) -> usize {
+        self.update(|sources| sources.cluster = policies)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut Sources)) -> usize {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut sources);
+        let combined = if sources.cluster.is_empty() {
+            Arc::clone(&sources.files)
+        } else {
+            Arc::new(sources.files.with_policies(sources.cluster.clone()))
+        };
+        let count = combined.len();
+        self.current.store(combined);
+        count
     }
 }
 
@@ -177,9 +223,9 @@ pub async fn watch(source: PolicySource, state: Arc<State>, interval: Duration) 
         match tokio::task::spawn_blocking(move || loading.load()).await {
             Ok(Ok(policies)) => {
                 tracing::info!(policies = policies.len(), source = %source, "policies reloaded");
-                state.metrics.policies_loaded(policies.len());
+                let loaded = state.policies.replace(policies);
+                state.metrics.policies_loaded(loaded);
                 state.metrics.policy_reload(true);
-                state.policies.replace(policies);
             }
             Ok(Err(e)) => {
                 tracing::error!(

@@ -48,6 +48,7 @@ fn audit_lists_workloads_verifies_their_images_and_writes_nothing() {
     let images = images();
     let server = ApiServer::start();
     serve_apps(&server);
+    // `default` exists in the fake already.
     server
         .create("namespaces", None, json!({"metadata": {"name": "legacy"}}))
         .unwrap();

@@ -58,6 +58,7 @@ impl Running {
                 ..EngineConfig::default()
             },
             limits,
+            kubernetes: imagegate::serve::Kubernetes::Off,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

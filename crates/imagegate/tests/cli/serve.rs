@@ -14,11 +14,11 @@ use imagegate_testkit::{CosignKey, Registry};
 use serde_json::{Value, json};
 
 /// A running `imagegate serve`, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
-    webhook: String,
-    metrics: String,
+    pub(crate) webhook: String,
+    pub(crate) metrics: String,
     ca_pem: Vec<u8>,
     runtime: tokio::runtime::Runtime,
     client: reqwest::Client,
@@ -28,7 +28,7 @@ struct Server {
 impl Server {
     /// Starts `imagegate serve ARGS --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0` in
     /// `cwd` and waits until both listeners are up.
-    fn start(cwd: &Path, args: &[&str]) -> Server {
+    pub(crate) fn start(cwd: &Path, args: &[&str]) -> Server {
         let home = tempfile::tempdir().unwrap();
         let mut command = Command::cargo_bin("imagegate").unwrap();
         command
@@ -40,6 +40,9 @@ impl Server {
             .env("HOME", home.path())
             .env_remove("DOCKER_CONFIG")
             .env_remove("POD_NAMESPACE")
+            // Cluster mode only when a test asks for it (`--kubeconfig`).
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
             .env("IMAGEGATE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -94,7 +97,7 @@ impl Server {
     }
 
     /// The JSON log lines so far.
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         self.logs
             .lock()
             .unwrap()
@@ -103,12 +106,12 @@ impl Server {
             .collect()
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
 
     /// Waits (up to 30 s) for a log line whose message starts with `prefix`.
-    fn wait_for_message(&self, prefix: &str) -> Value {
+    pub(crate) fn wait_for_message(&self, prefix: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(found) = self
@@ -128,7 +131,7 @@ impl Server {
     }
 
     /// POSTs `body` to the webhook; returns the status and the body (JSON when it is).
-    fn post(&self, path: &str, body: &[u8]) -> (u16, Value, Duration) {
+    pub(crate) fn post(&self, path: &str, body: &[u8]) -> (u16, Value, Duration) {
         let started = Instant::now();
         let (status, text) = self.runtime.block_on(post(
             &self.client,
@@ -140,7 +143,7 @@ impl Server {
     }
 
     /// POSTs an AdmissionReview and returns its `response` (checking status 200 and uid).
-    fn review(&self, path: &str, review: &Value) -> (Value, Duration) {
+    pub(crate) fn review(&self, path: &str, review: &Value) -> (Value, Duration) {
         let (status, body, elapsed) = self.post(path, &serde_json::to_vec(review).unwrap());
         assert_eq!(status, 200, "{body}\n{}", self.log_text());
         assert_eq!(body["kind"], "AdmissionReview");
@@ -149,7 +152,7 @@ impl Server {
         (body["response"].clone(), elapsed)
     }
 
-    fn get(&self, base: &str, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, base: &str, path: &str) -> (u16, String) {
         let url = format!("{base}{path}");
         self.runtime.block_on(async {
             let response = self.client.get(&url).send().await.unwrap();
