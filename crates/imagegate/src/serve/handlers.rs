@@ -22,6 +22,7 @@ use imagegate_engine::admission::AdmissionReview;
 use tracing::Instrument as _;
 
 use super::State;
+use super::limits::{MAX_LOGGED_FIELD, truncate};
 
 pub use imagegate_engine::admission::MAX_REVIEW_BYTES;
 
@@ -45,9 +46,6 @@ pub fn metrics_router(state: Arc<State>) -> Router {
         .route("/readyz", get(readyz))
         .with_state(state)
 }
-
-/// Longest request field copied into a log line (namespaces and names are shorter).
-pub(super) const MAX_LOGGED_FIELD: usize = 253;
 
 async fn mutate(Shared(state): Shared<Arc<State>>, request: Request) -> Response {
     admission(&state, request, Phase::Mutate).await
@@ -188,15 +186,6 @@ fn encode(answer: &AdmissionReview) -> Response {
 /// `bytes` in whole KiB (rounded up, at least 1), as semaphore permits.
 pub(super) fn kib(bytes: usize) -> u32 {
     u32::try_from(bytes.div_ceil(1024).max(1)).unwrap_or(u32::MAX)
-}
-
-/// The longest prefix of `text` of at most `max` bytes ending on a character boundary.
-pub(super) fn truncate(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Alive: the process answers HTTP.

@@ -138,3 +138,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         self.inner.is_write_vectored()
     }
 }
+
+/// Longest request field copied into a log line (namespaces and names are shorter).
+pub(super) const MAX_LOGGED_FIELD: usize = 253;
+
+/// The longest prefix of `text` of at most `max` bytes ending on a character boundary.
+pub(super) fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

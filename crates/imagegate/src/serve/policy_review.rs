@@ -68,7 +68,7 @@ pub async fn answer(review: &AdmissionReview) -> AdmissionReview {
         ),
     };
     tracing::info!(
-        uid = super::handlers::truncate(uid, super::handlers::MAX_LOGGED_FIELD),
+        uid = super::limits::truncate(uid, super::limits::MAX_LOGGED_FIELD),
         kind,
         allowed = response.allowed,
         "policy review answered"
