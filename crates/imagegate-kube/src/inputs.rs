@@ -17,7 +17,7 @@ use kube::api::Api;
 use crate::client::Cluster;
 use crate::error::{KubeError, Result};
 use crate::namespaces::NamespaceLabels;
-use crate::secrets::SecretKeys;
+use crate::secrets::{SecretKeys, get_within};
 
 /// How long a ServiceAccount's pull secret names are reused.
 const ACCOUNT_LIFETIME: Duration = Duration::from_secs(60);
@@ -78,19 +78,7 @@ impl KubeInputs {
             return Ok(names.clone());
         }
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
-        let account = match tokio::time::timeout(READ_DEADLINE, api.get_opt(name)).await {
-            Ok(Ok(account)) => account,
-            Ok(Err(e)) => {
-                return Err(KubeError::Api(format!(
-                    "reading service account {namespace}/{name}: {e}"
-                )));
-            }
-            Err(_) => {
-                return Err(KubeError::Api(format!(
-                    "reading service account {namespace}/{name}: timed out"
-                )));
-            }
-        };
+        let account = get_within(&api, "service account", namespace, name, READ_DEADLINE).await?;
         let names: Vec<String> = account
             .and_then(|a| a.image_pull_secrets)
             .unwrap_or_default()

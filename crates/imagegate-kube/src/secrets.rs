@@ -64,6 +64,29 @@ pub fn parse_reference(reference: &str) -> Result<(String, String)> {
     })
 }
 
+/// One namespaced object read within `deadline`: `None` when it does not exist; an API
+/// error or the deadline is [`KubeError::Api`] naming what was read (`what ns/name`).
+pub(crate) async fn get_within<K>(
+    api: &Api<K>,
+    what: &str,
+    namespace: &str,
+    name: &str,
+    deadline: Duration,
+) -> Result<Option<K>>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match tokio::time::timeout(deadline, api.get_opt(name)).await {
+        Ok(Ok(object)) => Ok(object),
+        Ok(Err(e)) => Err(KubeError::Api(format!(
+            "reading {what} {namespace}/{name}: {e}"
+        ))),
+        Err(_) => Err(KubeError::Api(format!(
+            "reading {what} {namespace}/{name}: timed out"
+        ))),
+    }
+}
+
 impl SecretKeys {
     /// Starts the invalidation watch.
     pub fn start(client: kube::Client) -> SecretKeys {
@@ -96,24 +119,11 @@ impl SecretKeys {
             }
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let secret = match tokio::time::timeout(READ_DEADLINE, api.get_opt(name)).await {
-            Ok(Ok(Some(s))) => s,
-            Ok(Ok(None)) => {
-                return Err(KubeError::SecretNotFound {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                });
-            }
-            Ok(Err(e)) => {
-                return Err(KubeError::Api(format!(
-                    "reading secret {namespace}/{name}: {e}"
-                )));
-            }
-            Err(_) => {
-                return Err(KubeError::Api(format!(
-                    "reading secret {namespace}/{name}: timed out"
-                )));
-            }
+        let Some(secret) = get_within(&api, "secret", namespace, name, READ_DEADLINE).await? else {
+            return Err(KubeError::SecretNotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            });
         };
         let data: BTreeMap<String, Vec<u8>> = secret
             .data
