@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all, 1–13)
+//!   --only 1,2,…      run these scenarios (default: all, 1–14)
 //!   --iterations N    timed iterations of scenarios 2, 3, 5 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
@@ -21,12 +21,15 @@
 //! peak RSS. 12 a whole cold `imagegate verify` process against sigstore-rs in its own
 //! process (feature `peer`). 13 the same verification as an ImageValidatingPolicy and
 //! as a ClusterPolicy: warm `/mutate` throughput in-process and cold registry requests.
+//! 14 cold Notation verification (`type: Notary`): registry requests and latency without
+//! and with the referrers API.
 
 mod attacks;
 mod cold;
 mod fixture;
 mod ivp;
 mod memory;
+mod notation;
 #[cfg(feature = "peer")]
 mod peer;
 #[cfg(feature = "peer")]
@@ -53,7 +56,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=13).collect(),
+        only: (1..=14).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -184,6 +187,10 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     if only.contains(&13) {
         eprintln!("bench: scenario 13 (ImageValidatingPolicy vs ClusterPolicy)");
         ivp::run(options, rows).await?;
+    }
+    if only.contains(&14) {
+        eprintln!("bench: scenario 14 (cold Notation verification)");
+        notation::run(options, rows).await?;
     }
     if only.iter().any(|s| (7..=11).contains(s)) {
         attacks::run(options, rows).await?;
