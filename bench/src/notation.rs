@@ -1,12 +1,12 @@
-//! Scenario 14: cold Notation verification (issue 13). One tagged image signed with
+//! Scenario 15: cold Notation verification (issue 13). One tagged image signed with
 //! Notation, verified by a ClusterPolicy `type: Notary` rule on a fresh engine: the
 //! registry requests and the latency
-//! - 14a on the loopback docker-registry (no referrers API: the `sha256-<hex>` fallback
+//! - 15a on the loopback docker-registry (no referrers API: the `sha256-<hex>` fallback
 //!   tag), fresh engine over a shared client as scenario 2 — the client already knows
 //!   the registry lacks the API, as it does after the first lookup of a running webhook;
-//! - 14b the same with a fresh client per verification: the first image of a registry
+//! - 15b the same with a fresh client per verification: the first image of a registry
 //!   this process has not met, which costs the referrers API's `404` once;
-//! - 14c through the referrers API (the test kit's stub), fresh client each time.
+//! - 15c through the referrers API (the test kit's stub), fresh client each time.
 
 use std::slice;
 use std::time::Instant;
@@ -77,7 +77,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let policies = policies(&fixture.host(), &ca.pem())?;
     let pod = pod("notation", slice::from_ref(&image));
 
-    // 14a: fresh engine per verification over one client, warmed once (connections,
+    // 15a: fresh engine per verification over one client, warmed once (connections,
     // and the registry's lack of the referrers API).
     let client = fixture::client()?;
     admit(
@@ -99,7 +99,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     )
     .await?;
 
-    // 14b: a fresh client each time (new connections; the 404 is learnt again).
+    // 15b: a fresh client each time (new connections; the 404 is learnt again).
     let (fresh, fresh_requests, fresh_lines) = measure(
         iterations,
         || async { anyhow::Ok(fixture::engine(fixture::client()?, CacheOptions::default())) },
@@ -109,7 +109,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     )
     .await?;
 
-    // 14c: the referrers API, fresh client each time.
+    // 15c: the referrers API, fresh client each time.
     let (answers, _) = notation::referrers_api_image("bench/notation", "v1", &signer);
     let stub = Stub::start(by_path(answers)).await;
     let stub_image = format!("{}/bench/notation:v1", stub.host());
@@ -143,17 +143,17 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     );
     for (scenario, samples, requests) in [
         (
-            "14a cold Notation verify, 1 tagged image, no referrers API (fresh engine, shared client)",
+            "15a cold Notation verify, 1 tagged image, no referrers API (fresh engine, shared client)",
             &shared,
             shared_requests,
         ),
         (
-            "14b same, fresh registry client each time (the first image of a registry)",
+            "15b same, fresh registry client each time (the first image of a registry)",
             &fresh,
             fresh_requests,
         ),
         (
-            "14c cold Notation verify through the referrers API (stub), fresh client each time",
+            "15c cold Notation verify through the referrers API (stub), fresh client each time",
             &api,
             api_requests,
         ),
