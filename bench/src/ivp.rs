@@ -78,7 +78,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     // Cold: the registry requests of one verification, each kind on a fresh engine.
     let client = fixture::client()?;
     let cold_requests = |policies: &PolicySet| {
-        let (client, policies, pod) = (Arc::clone(&client), policies.clone(), pod.clone());
+        let (client, policies, pod) = (client.clone(), policies.clone(), pod.clone());
         let fixture = &fixture;
         async move {
             let engine = fixture::engine(client, CacheOptions::default());

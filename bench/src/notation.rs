@@ -75,7 +75,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     );
     let image = format!("{}/{repo}:v1", fixture.host());
     let policies = policies(&fixture.host(), &ca.pem())?;
-    let pod = pod("notation", slice::from_ref(&image));
+    let image_pod = pod("notation", slice::from_ref(&image));
 
     // 15a: fresh engine per verification over one client, warmed once (connections,
     // and the registry's lack of the referrers API).
@@ -83,7 +83,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     admit(
         &fixture::engine(client.clone(), CacheOptions::default()),
         &policies,
-        &pod,
+        &image_pod,
         1,
     )
     .await?;
@@ -95,7 +95,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         },
         &fixture,
         &policies,
-        &pod,
+        &image_pod,
     )
     .await?;
 
@@ -105,7 +105,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         || async { anyhow::Ok(fixture::engine(fixture::client()?, CacheOptions::default())) },
         &fixture,
         &policies,
-        &pod,
+        &image_pod,
     )
     .await?;
 
