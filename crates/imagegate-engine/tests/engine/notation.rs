@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use imagegate_engine::{PolicySet, RuleStatus, Verifier};
+use imagegate_engine::{PolicySet, RuleStatus};
 use imagegate_testkit::Registry;
 use imagegate_testkit::notation::{
     self, COSE, JWS, KeySpec, NotationCa, NotationSigner, NotationTsa, SignOptions, Validity,
@@ -16,7 +16,7 @@ use imagegate_testkit::oci::Descriptor;
 use imagegate_testkit::stub::{Stub, by_path};
 use serde_json::{Value, json};
 
-use crate::{assert_fails_with, check, check_with, client, engine, pod, verification};
+use crate::{assert_fails_with, check, check_with, engine, pod, verification};
 
 const SBOM_TYPE: &str = "application/vnd.cyclonedx+json";
 
@@ -471,9 +471,7 @@ fn policy(kit: &Kit, trust: &Trust, repo: &str, form: Form) -> PolicySet {
             })
         }
     };
-    let loaded = imagegate_policy::load::load_documents(&text.to_string(), "notation.json")
-        .unwrap_or_else(|e| panic!("{form:?} loads: {e}\n{text:#}"));
-    PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating)
+    crate::policy_set(&text.to_string())
 }
 
 const IVP_SIGNATURE: &str = "failed to verify image with notary cert";
@@ -640,9 +638,7 @@ fn one_check(host: &str, form: Form, type_: Option<&str>, cert: &str) -> PolicyS
             })
         }
     };
-    let loaded = imagegate_policy::load::load_documents(&text.to_string(), "check.json")
-        .unwrap_or_else(|e| panic!("loads: {e}\n{text:#}"));
-    PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating)
+    crate::policy_set(&text.to_string())
 }
 
 #[tokio::test]
@@ -725,7 +721,7 @@ async fn a_cold_verification_of_a_tag_costs_four_requests_once_the_registry_is_k
         );
         images.push(image);
     }
-    let verifier = Verifier::new(client());
+    let verifier = crate::verifier();
     let before = registry.requests().len();
     check_with(&verifier, &images[0], &entry, None)
         .await
