@@ -501,11 +501,7 @@ async fn a_notary_policy_pins_the_verified_digest() {
         &SignOptions::default(),
     );
     let (unsigned, _) = push_image(&registry, "unsigned");
-    let cert: String = ca
-        .pem()
-        .lines()
-        .map(|l| format!("                      {l}\n"))
-        .collect();
+    let cert = format!("{}\n", crate::indent(&ca.pem(), 22));
     let yaml = format!(
         r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy
@@ -558,11 +554,7 @@ spec:
 /// registry: a Notation signature and a signed SBOM referrer whose payload a
 /// validation reads.
 fn notary_ivp(ca: &NotationCa, host: &str) -> PolicySet {
-    let certs: String = ca
-        .pem()
-        .lines()
-        .map(|l| format!("            {l}\n"))
-        .collect();
+    let certs = format!("{}\n", crate::indent(&ca.pem(), 12));
     let yaml = format!(
         r#"apiVersion: policies.kyverno.io/v1beta1
 kind: ImageValidatingPolicy
