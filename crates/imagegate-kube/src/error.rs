@@ -47,6 +47,24 @@ pub enum KubeError {
         /// The missing key.
         key: String,
     },
+    /// The ConfigMap does not exist (or imagegate may not read it): the API server's
+    /// text, as Kyverno shows it.
+    #[error("configmaps {name:?} not found")]
+    ConfigMapNotFound {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The API refused a GET of `path` (not found, forbidden, …) or answered more than
+    /// imagegate reads.
+    #[error("{reason}")]
+    Refused {
+        /// The path asked for.
+        path: String,
+        /// The API server's message, or the limit.
+        reason: String,
+    },
     /// The API answered with an error or could not be reached in time.
     #[error("Kubernetes API: {0}")]
     Api(String),
