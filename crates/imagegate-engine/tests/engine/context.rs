@@ -75,12 +75,14 @@ impl ClusterInputs for ConfigMapsOnly {
     }
     fn api_get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, ClusterError>> {
         Box::pin(async move {
-            Err(ClusterError::Unavailable(format!("no API in this test: {path}")))
+            Err(ClusterError::Unavailable(format!(
+                "no API in this test: {path}"
+            )))
         })
     }
 }
 
-fn engine(cluster: Option<Arc<dyn ClusterInputs>>) -> Engine {
+fn engine_with(cluster: Option<Arc<dyn ClusterInputs>>) -> Engine {
     let client =
         RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
     Engine::builder(client).cluster(cluster).build()
@@ -152,14 +154,18 @@ async fn a_key_in_a_config_map_verifies_and_a_changed_key_is_a_new_verdict() {
     pusher.push_image("app/unsigned", "v1");
     let cluster = Arc::new(ConfigMapsOnly::default());
     cluster.put("kyverno", "keys", json!({"pubkey": key.public_pem()}));
-    let engine = engine(Some(cluster.clone()));
+    let engine = engine_with(Some(cluster.clone()));
     let policies = policy(&host);
     let signed = pod(&format!("{host}/app/signed:v1"));
 
     let passed = engine.evaluate(&policies, &signed, Phase::Mutate).await;
     assert_eq!(rule(&passed).0, RuleStatus::Pass, "{:?}", rule(&passed));
     let unsigned = engine
-        .evaluate(&policies, &pod(&format!("{host}/app/unsigned:v1")), Phase::Mutate)
+        .evaluate(
+            &policies,
+            &pod(&format!("{host}/app/unsigned:v1")),
+            Phase::Mutate,
+        )
         .await;
     assert_eq!(rule(&unsigned).0, RuleStatus::Fail, "{:?}", rule(&unsigned));
     let cached = engine.cached_verdicts().await;
@@ -173,7 +179,10 @@ async fn a_key_in_a_config_map_verifies_and_a_changed_key_is_a_new_verdict() {
         message.contains(".attestors[0].entries[0].keys"),
         "{message}"
     );
-    assert!(engine.cached_verdicts().await > cached, "a verdict of its own");
+    assert!(
+        engine.cached_verdicts().await > cached,
+        "a verdict of its own"
+    );
     // Back to the first key: its verdict is still good.
     cluster.put("kyverno", "keys", json!({"pubkey": key.public_pem()}));
     let back = engine.evaluate(&policies, &signed, Phase::Mutate).await;
@@ -192,7 +201,9 @@ async fn a_key_in_a_config_map_verifies_and_a_changed_key_is_a_new_verdict() {
     assert!(missing.blocked());
 
     // Without a cluster (apply, test, review): said, never an empty key.
-    let offline = engine(None).evaluate(&policies, &signed, Phase::Mutate).await;
+    let offline = engine_with(None)
+        .evaluate(&policies, &signed, Phase::Mutate)
+        .await;
     let (status, message) = rule(&offline);
     assert_eq!(status, RuleStatus::Fail);
     assert!(
@@ -233,7 +244,7 @@ spec:
 "#
     );
     let policies = PolicySet::new(load_policies(&yaml, "test").expect("policy loads"));
-    let response = engine(None)
+    let response = engine_with(None)
         .evaluate(&policies, &pod(&format!("{host}/app/x:v1")), Phase::Mutate)
         .await;
     let (status, message) = rule(&response);
