@@ -5,9 +5,8 @@
 use std::time::Duration;
 
 use futures::AsyncReadExt as _;
+use imagegate_engine::ClusterError;
 use serde_json::Value;
-
-use crate::error::{KubeError, Result};
 
 /// Largest answer read (Kyverno's default `maxAPICallResponseLength`, 2 MB).
 pub const MAX_ANSWER_BYTES: usize = 2_000_000;
@@ -15,16 +14,16 @@ pub const MAX_ANSWER_BYTES: usize = 2_000_000;
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
 /// The JSON answer of a GET of `path` (an absolute API path, query allowed), at most
-/// `limit` bytes, within `deadline`. An error status is [`KubeError::Refused`] with the
-/// API server's message (a server error, a transport error or the deadline is
-/// [`KubeError::Api`]: it may pass by itself).
+/// `limit` bytes, within `deadline`. An error status is [`ClusterError::Refused`] with
+/// the API server's message (a server error, a transport error or the deadline is
+/// [`ClusterError::Unavailable`]: it may pass by itself).
 pub async fn get_json(
     client: &kube::Client,
     path: &str,
     limit: usize,
     deadline: Duration,
-) -> Result<Value> {
-    let refused = |reason: String| KubeError::Refused {
+) -> Result<Value, ClusterError> {
+    let refused = |reason: String| ClusterError::Refused {
         path: path.to_owned(),
         reason,
     };
@@ -40,19 +39,19 @@ pub async fn get_json(
     let read = async {
         let stream = client.request_stream(request).await.map_err(|e| match e {
             kube::Error::Api(status) if status.code < 500 => refused(status.message.clone()),
-            e => KubeError::Api(format!("GET {path}: {e}")),
+            e => ClusterError::Unavailable(format!("GET {path}: {e}")),
         })?;
         let mut body = Vec::new();
         Box::pin(stream)
             .take(limit as u64 + 1)
             .read_to_end(&mut body)
             .await
-            .map_err(|e| KubeError::Api(format!("GET {path}: {e}")))?;
-        Ok::<_, KubeError>(body)
+            .map_err(|e| ClusterError::Unavailable(format!("GET {path}: {e}")))?;
+        Ok::<_, ClusterError>(body)
     };
     let body = tokio::time::timeout(deadline, read)
         .await
-        .map_err(|_| KubeError::Api(format!("GET {path}: timed out")))??;
+        .map_err(|_| ClusterError::Unavailable(format!("GET {path}: timed out")))??;
     if body.len() > limit {
         return Err(refused(format!(
             "response length must be less than max allowed response length of {limit}"

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use imagegate_engine::ClusterError;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
-use crate::error::{KubeError, Result};
 use crate::watched::Watched;
 
 /// Deadline of one ConfigMap read.
@@ -47,12 +47,13 @@ impl ConfigMaps {
     }
 
     /// ConfigMap `namespace/name` as `{data, metadata}`, from the cache while it is
-    /// current.
-    pub async fn get(&self, namespace: &str, name: &str) -> Result<Arc<Value>> {
+    /// current; failures in the engine's words, as [`crate::SecretKeys::data`].
+    pub async fn get(&self, namespace: &str, name: &str) -> Result<Arc<Value>, ClusterError> {
         self.watched
             .get(namespace, name)
-            .await?
-            .ok_or_else(|| KubeError::ConfigMapNotFound {
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?
+            .ok_or_else(|| ClusterError::ConfigMapNotFound {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
             })

@@ -103,27 +103,10 @@ impl KubeInputs {
     }
 }
 
-/// The engine's error for one of this crate's.
+/// The engine's error for one of this crate's: the API could not be asked, or
+/// answered with an error (a missing object is not an error here).
 fn cluster_error(error: KubeError) -> ClusterError {
-    match error {
-        KubeError::SecretNotFound { namespace, name } => {
-            ClusterError::SecretNotFound { namespace, name }
-        }
-        KubeError::SecretKeyMissing {
-            namespace,
-            name,
-            key,
-        } => ClusterError::SecretKeyMissing {
-            namespace,
-            name,
-            key,
-        },
-        KubeError::ConfigMapNotFound { namespace, name } => {
-            ClusterError::ConfigMapNotFound { namespace, name }
-        }
-        KubeError::Refused { path, reason } => ClusterError::Refused { path, reason },
-        other => ClusterError::Unavailable(other.to_string()),
-    }
+    ClusterError::Unavailable(error.to_string())
 }
 
 impl ClusterInputs for KubeInputs {
@@ -140,13 +123,7 @@ impl ClusterInputs for KubeInputs {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<SecretData, ClusterError>> {
-        async move {
-            self.secrets
-                .data(namespace, name)
-                .await
-                .map_err(cluster_error)
-        }
-        .boxed()
+        self.secrets.data(namespace, name).boxed()
     }
 
     fn service_account_pull_secrets<'a>(
@@ -168,26 +145,16 @@ impl ClusterInputs for KubeInputs {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Arc<Value>, ClusterError>> {
-        async move {
-            self.config_maps
-                .get(namespace, name)
-                .await
-                .map_err(cluster_error)
-        }
-        .boxed()
+        self.config_maps.get(namespace, name).boxed()
     }
 
     fn api_get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, ClusterError>> {
-        async move {
-            api_call::get_json(
-                &self.client,
-                path,
-                api_call::MAX_ANSWER_BYTES,
-                api_call::DEADLINE,
-            )
-            .await
-            .map_err(cluster_error)
-        }
+        api_call::get_json(
+            &self.client,
+            path,
+            api_call::MAX_ANSWER_BYTES,
+            api_call::DEADLINE,
+        )
         .boxed()
     }
 }

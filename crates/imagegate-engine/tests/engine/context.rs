@@ -10,9 +10,9 @@ use futures::future::BoxFuture;
 use imagegate_engine::{
     ClusterError, ClusterInputs, Engine, Phase, PolicySet, RuleStatus, SecretData,
 };
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
-use imagegate_policy::load::load_policies;
 use imagegate_testkit::{CosignKey, Registry};
+
+use crate::{pod, policy_set};
 use serde_json::{Value, json};
 
 /// ConfigMaps in memory, changed by the test.
@@ -83,20 +83,7 @@ impl ClusterInputs for ConfigMapsOnly {
 }
 
 fn engine_with(cluster: Option<Arc<dyn ClusterInputs>>) -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).cluster(cluster).build()
-}
-
-fn pod(image: &str) -> imagegate_engine::AdmissionInput {
-    imagegate_engine::AdmissionInput::for_resource(
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "namespace": "team"},
-            "spec": {"containers": [{"name": "c", "image": image}]},
-        }),
-        imagegate_policy::matching::MatchContext::default(),
-    )
+    Engine::builder(crate::client()).cluster(cluster).build()
 }
 
 /// Kyverno's "keys in a ConfigMap" policy for images under `host`.
@@ -128,7 +115,7 @@ spec:
                       ignoreTlog: true
 "#
     );
-    PolicySet::new(load_policies(&yaml, "test").expect("policy loads"))
+    policy_set(&yaml)
 }
 
 fn rule(response: &imagegate_engine::EngineResponse) -> (RuleStatus, String) {
@@ -243,7 +230,7 @@ spec:
                     publicKeys: "{{{{ keys.pubky }}}}"
 "#
     );
-    let policies = PolicySet::new(load_policies(&yaml, "test").expect("policy loads"));
+    let policies = policy_set(&yaml);
     let response = engine_with(None)
         .evaluate(&policies, &pod(&format!("{host}/app/x:v1")), Phase::Mutate)
         .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use imagegate_engine::{ClusterError, ClusterInputs};
 use imagegate_kube::api_call::{DEADLINE, MAX_ANSWER_BYTES, get_json};
-use imagegate_kube::{ConfigMaps, KubeError, KubeInputs};
+use imagegate_kube::{ConfigMaps, KubeInputs};
 use imagegate_testkit::apiserver::ApiServer;
 use serde_json::json;
 
@@ -69,7 +69,10 @@ async fn a_config_map_is_read_once_cached_and_invalidated_by_the_watch() {
     assert_eq!(latest, "PEM-2");
 
     let err = config_maps.get("default", "absent").await.unwrap_err();
-    assert!(matches!(err, KubeError::ConfigMapNotFound { .. }), "{err}");
+    assert!(
+        matches!(err, ClusterError::ConfigMapNotFound { .. }),
+        "{err}"
+    );
     assert_eq!(err.to_string(), "configmaps \"absent\" not found");
 
     server
@@ -79,7 +82,7 @@ async fn a_config_map_is_read_once_cached_and_invalidated_by_the_watch() {
     for _ in 0..100 {
         if matches!(
             config_maps.get("default", "keys").await,
-            Err(KubeError::ConfigMapNotFound { .. })
+            Err(ClusterError::ConfigMapNotFound { .. })
         ) {
             gone = true;
             break;
@@ -141,7 +144,7 @@ async fn api_calls_answer_json_within_a_size_limit_and_refusals_say_why() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(missing, KubeError::Refused { .. }), "{missing}");
+    assert!(matches!(missing, ClusterError::Refused { .. }), "{missing}");
     assert!(missing.to_string().contains("not found"), "{missing}");
     let relative = get_json(client, "api/v1/pods", MAX_ANSWER_BYTES, DEADLINE)
         .await
