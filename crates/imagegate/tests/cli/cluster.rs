@@ -360,6 +360,10 @@ fn keys_in_a_config_map_context_entry_follow_the_config_map() {
         ready_condition(&api, "cm-keys")
     });
     assert_eq!(ready["status"], "True", "no load error or warning: {ready}");
+    poll(Duration::from_secs(5), "the policy", || {
+        let (_, body) = server.get(&server.metrics, "/readyz");
+        body.contains("1 policies").then_some(())
+    });
 
     // The ConfigMap's key: the signed image is admitted and pinned, the unsigned one
     // denied.
