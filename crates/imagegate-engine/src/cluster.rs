@@ -68,6 +68,24 @@ pub enum ClusterError {
         /// Why.
         reason: String,
     },
+    /// The ConfigMap does not exist (or imagegate may not read it); the text is the
+    /// API server's, as Kyverno shows it.
+    #[error("configmaps {name:?} not found")]
+    ConfigMapNotFound {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The API answered a GET of `path` with an error status other than a server
+    /// error (not found, forbidden, …), or with more than can be read.
+    #[error("{reason}")]
+    Refused {
+        /// The path asked for.
+        path: String,
+        /// The API server's message.
+        reason: String,
+    },
     /// The API could not be asked or answered with an error.
     #[error("Kubernetes API: {0}")]
     Unavailable(String),
@@ -112,6 +130,17 @@ pub trait ClusterInputs: Send + Sync + fmt::Debug {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, ClusterError>>;
+
+    /// ConfigMap `namespace/name` as a rule `context` entry sees it: `{data,
+    /// metadata}`.
+    fn config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<Value>, ClusterError>>;
+
+    /// The JSON answer of a GET of `path` (an `apiCall` context entry), bounded in size.
+    fn api_get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, ClusterError>>;
 }
 
 /// Splits `k8s://NAMESPACE/NAME`.
@@ -398,7 +427,7 @@ async fn add_pull_secret(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -437,13 +466,15 @@ mod tests {
 
     /// Secrets and ServiceAccounts in memory (pure logic: no API involved).
     #[derive(Debug, Default)]
-    struct Fake {
+    pub(crate) struct Fake {
         secrets: BTreeMap<(String, String), SecretData>,
         accounts: BTreeMap<(String, String), Vec<String>>,
+        pub(crate) config_maps: BTreeMap<(String, String), Arc<Value>>,
+        pub(crate) paths: BTreeMap<String, Value>,
     }
 
     impl Fake {
-        fn secret(mut self, ns: &str, name: &str, key: &str, value: &str) -> Fake {
+        pub(crate) fn secret(mut self, ns: &str, name: &str, key: &str, value: &str) -> Fake {
             let data = BTreeMap::from([(key.to_owned(), value.as_bytes().to_vec())]);
             self.secrets
                 .insert((ns.into(), name.into()), Arc::new(data));
@@ -484,6 +515,32 @@ mod tests {
                 .cloned()
                 .unwrap_or_default();
             Box::pin(async move { Ok(found) })
+        }
+        fn config_map<'a>(
+            &'a self,
+            namespace: &'a str,
+            name: &'a str,
+        ) -> BoxFuture<'a, Result<Arc<Value>, ClusterError>> {
+            let found = self
+                .config_maps
+                .get(&(namespace.to_owned(), name.to_owned()))
+                .cloned()
+                .ok_or_else(|| ClusterError::ConfigMapNotFound {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                });
+            Box::pin(async move { found })
+        }
+        fn api_get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, ClusterError>> {
+            let found = self
+                .paths
+                .get(path)
+                .cloned()
+                .ok_or_else(|| ClusterError::Refused {
+                    path: path.into(),
+                    reason: "the server could not find the requested resource".into(),
+                });
+            Box::pin(async move { found })
         }
     }
 

@@ -7,7 +7,7 @@
 //! the patched object from imagegate's own knowledge — never from the
 //! `kyverno.io/verify-images` annotation, which a client can forge.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use std::sync::Arc;
 
@@ -37,7 +37,8 @@ use crate::response::{
     RuleResponse, RuleStatus, UNSUPPORTED,
 };
 use crate::review::{AdmissionInput, Phase, ReviewDigests};
-use crate::verdicts::{DigestVerdict, VerdictCache};
+use crate::rule_context::{self, ContextFailure, LoadedContext};
+use crate::verdicts::{DigestVerdict, VerdictCache, verification_identity};
 
 /// Evaluates resources against policies with a shared verifier.
 #[derive(Debug, Clone)]
@@ -60,7 +61,15 @@ struct Plan {
     extracted: Vec<Vec<ImageRef>>,
     /// One check per rule, verifyImages entry and covered image.
     pending: Vec<PlannedCheck>,
+    /// By rule and verifyImages entry, for entries with variables or whose
+    /// rule has `context`: the entry substituted for this request (`None`: as
+    /// written) and its verdict key, which includes what was substituted and the
+    /// context's values.
+    prepared: HashMap<(RuleId, usize), (Option<ImageVerification>, Option<u64>)>,
 }
+
+/// Per rule: its `context` loaded for this request.
+type RuleContexts = HashMap<RuleId, Result<LoadedContext, ContextFailure>>;
 
 /// One planned check, by index into the policy set and [`Plan::extracted`].
 struct PlannedCheck {
@@ -82,6 +91,8 @@ struct ImageTask<'a> {
     entry: usize,
     verification: &'a ImageVerification,
     verdict_key: Option<u64>,
+    /// The request's context, with the rule's `context` variables.
+    context: &'a Context,
     image: &'a ImageRef,
     /// The policy's `failurePolicy` is Ignore: registry errors and the deadline only
     /// warn.
@@ -263,18 +274,32 @@ impl Engine {
     ) -> EngineResponse {
         let resource = &input.resource;
         let base_context = Context::new(json!({ "request": input.request }));
-        let plan = self.plan(policies, input, phase, &base_context);
+        let contexts = self.rule_contexts(policies, input, &base_context).await;
+        let plan = self.plan(policies, input, phase, &base_context, &contexts);
         let tasks: Vec<ImageTask<'_>> = plan
             .pending
             .iter()
-            .map(|check| ImageTask {
-                rule: check.rule,
-                entry: check.entry,
-                verification: policies.verification(check.rule, check.entry),
-                verdict_key: policies.verdict_key(check.rule, check.entry),
-                image: &plan.extracted[check.images][check.image],
-                errors_ignored: policies.policy_of(check.rule).failure_policy()
-                    == FailurePolicy::Ignore,
+            .map(|check| {
+                let written = policies.verification(check.rule, check.entry);
+                let prepared = plan.prepared.get(&(check.rule, check.entry));
+                ImageTask {
+                    rule: check.rule,
+                    entry: check.entry,
+                    verification: prepared
+                        .and_then(|(substituted, _)| substituted.as_ref())
+                        .unwrap_or(written),
+                    verdict_key: prepared
+                        .map_or(policies.verdict_key(check.rule, check.entry), |(_, key)| {
+                            *key
+                        }),
+                    context: match contexts.get(&check.rule) {
+                        Some(Ok(loaded)) => &loaded.context,
+                        _ => &base_context,
+                    },
+                    image: &plan.extracted[check.images][check.image],
+                    errors_ignored: policies.policy_of(check.rule).failure_policy()
+                        == FailurePolicy::Ignore,
+                }
             })
             .collect();
         let images_variable = images_variable(&plan.extracted);
@@ -285,7 +310,7 @@ impl Engine {
         }
         let ivps = self.ivp_evaluator();
         let (outcomes, ivp) = futures::join!(
-            self.run(&tasks, phase, &base_context, &images_variable, digests),
+            self.run(&tasks, phase, &images_variable, digests),
             ivps.evaluate(&policies.image_validating, input, phase, digests),
         );
         assemble(
@@ -299,6 +324,52 @@ impl Engine {
         )
     }
 
+    /// The `context` of every rule that applies and has images to check, loaded
+    /// concurrently (before preconditions, which may use it, as in Kyverno). Rules
+    /// whose images are all outside their `imageReferences` read nothing.
+    async fn rule_contexts(
+        &self,
+        policies: &PolicySet,
+        input: &AdmissionInput,
+        base: &Context,
+    ) -> RuleContexts {
+        let mut wanted = Vec::new();
+        for (p, (policy, rules)) in policies.entries.iter().enumerate() {
+            for (r, rule) in rules.iter().enumerate() {
+                let Some(entries) = rule.context.as_deref().filter(|c| !c.is_empty()) else {
+                    continue;
+                };
+                if rule.verify_images.is_empty()
+                    || !rule_matches(rule, policy, &input.resource, &input.match_context)
+                {
+                    continue;
+                }
+                let covered = extract_images(&input.resource, rule.image_extractors.as_ref())
+                    .is_ok_and(|images| {
+                        rule.verify_images
+                            .iter()
+                            .any(|v| images.iter().any(|image| covers(v, image)))
+                    });
+                if covered {
+                    let namespace = policy.namespace().filter(|_| !policy.is_cluster_policy());
+                    wanted.push((RuleId { policy: p, rule: r }, entries, namespace));
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return RuleContexts::new();
+        }
+        let loaded = join_all(wanted.iter().map(|(_, entries, namespace)| {
+            rule_context::load(self.cluster(), entries, base, *namespace)
+        }))
+        .await;
+        wanted
+            .into_iter()
+            .map(|(key, _, _)| key)
+            .zip(loaded)
+            .collect()
+    }
+
     /// Plan: the rules that apply, their responses (placeholders for the rules with
     /// images to check), and one check per rule, verifyImages entry and image.
     fn plan(
@@ -307,6 +378,7 @@ impl Engine {
         input: &AdmissionInput,
         phase: Phase,
         base_context: &Context,
+        contexts: &RuleContexts,
     ) -> Plan {
         let resource = &input.resource;
         // Overrides select by the resource's namespace (empty: cluster-scoped).
@@ -318,6 +390,7 @@ impl Engine {
         let mut rule_slots: HashMap<RuleId, usize> = HashMap::new();
         let mut extracted: Vec<Vec<ImageRef>> = Vec::new();
         let mut pending: Vec<PlannedCheck> = Vec::new();
+        let mut prepared = HashMap::new();
 
         for (policy_index, (policy, rules)) in policies.entries.iter().enumerate() {
             let mut policy_response = PolicyResponse::new(
@@ -374,8 +447,28 @@ impl Engine {
                     images: Vec::new(),
                     exceptions: Vec::new(),
                 };
+                let loaded = match contexts.get(&rule_id) {
+                    Some(Ok(loaded)) => Some(loaded),
+                    Some(Err(failure)) => {
+                        // Kyverno's text. A missing ConfigMap is a policy that cannot be
+                        // applied (as a missing key Secret: it fails, whatever
+                        // failurePolicy says); an unreachable API is an error.
+                        let status = if failure.transient {
+                            RuleStatus::Error
+                        } else {
+                            RuleStatus::Fail
+                        };
+                        policy_response.rules.push(rule_response(
+                            status,
+                            format!("failed to load context: {}", failure.message),
+                        ));
+                        continue;
+                    }
+                    None => None,
+                };
+                let rule_context = loaded.map_or(base_context, |l| &l.context);
                 if let Some(preconditions) = &rule.preconditions {
-                    match conditions::evaluate_preconditions(preconditions, base_context) {
+                    match conditions::evaluate_preconditions(preconditions, rule_context) {
                         Ok(result) if result.passed => {}
                         Ok(_) => {
                             policy_response.rules.push(rule_response(
@@ -435,12 +528,50 @@ impl Engine {
                 // As Kyverno's image handlers: after match, images and preconditions,
                 // a covering exception turns the rule into a skip (in both phases).
                 let exceptions =
-                    policies.exceptions_covering(rule_id, &rule.name, input, base_context);
+                    policies.exceptions_covering(rule_id, &rule.name, input, rule_context);
                 if !exceptions.is_empty() {
                     let mut skipped =
                         rule_response(RuleStatus::Skip, skip_message(exceptions.iter().copied()));
                     skipped.exceptions = exceptions.iter().map(|e| e.key()).collect();
                     policy_response.rules.push(skipped);
+                    continue;
+                }
+                // As Kyverno's image handlers: the entries with their variables
+                // substituted (conditions excepted: they are evaluated per image).
+                let used: BTreeSet<usize> = checks.iter().map(|c| c.entry).collect();
+                let mut failed = None;
+                for v in used {
+                    let substitutes = policies.substitutes(rule_id, v);
+                    if !substitutes && loaded.is_none() {
+                        continue;
+                    }
+                    let written = &rule.verify_images[v];
+                    let substituted = if substitutes {
+                        match written.substituted(rule_context) {
+                            Ok(substituted) => Some(substituted),
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        }
+                    } else {
+                        None
+                    };
+                    // A verdict is about what was verified: the entry as substituted,
+                    // and the context values its conditions may read.
+                    let verdict_key = policies.verdict_key(rule_id, v).map(|_| {
+                        let identity =
+                            verification_identity(substituted.as_ref().unwrap_or(written));
+                        let values = loaded.map(|l| l.values.to_string()).unwrap_or_default();
+                        key_of(&(identity, values))
+                    });
+                    prepared.insert((rule_id, v), (substituted, verdict_key));
+                }
+                if let Some(e) = failed {
+                    policy_response.rules.push(rule_response(
+                        RuleStatus::Error,
+                        format!("failed to substitute variables: {e}"),
+                    ));
                     continue;
                 }
                 pending.extend(checks);
@@ -457,6 +588,7 @@ impl Engine {
             rule_slots,
             extracted,
             pending,
+            prepared,
         }
     }
 
@@ -465,7 +597,6 @@ impl Engine {
         &self,
         tasks: &[ImageTask<'_>],
         phase: Phase,
-        base_context: &Context,
         images_variable: &Value,
         digests: &ReviewDigests,
     ) -> Vec<Option<ImageOutcome>> {
@@ -491,7 +622,7 @@ impl Engine {
         let checked = join_all(
             to_check
                 .iter()
-                .map(|task| self.check(task, phase, base_context, images_variable, digests)),
+                .map(|task| self.check(task, phase, task.context, images_variable, digests)),
         )
         .await;
         for cause in checked.iter().flatten().filter_map(|o| o.cause) {

@@ -18,6 +18,8 @@
 //!   check (shared by attestors, `ivp` and the CLI);
 //! - `attestors` — Kyverno attestor sets (`sets`) over entries (`entry`) over fetch and
 //!   check; the folder's `mod.rs` holds what both share (`Cause`, `AttestorFailure`);
+//! - `rule_context` — rule `context` entries loaded per request (variables, ConfigMaps
+//!   and API GETs through [`ClusterInputs`]);
 //! - `verdicts` — the verdict cache every policy kind shares (keyed by digest and
 //!   what is verified, single-flight per key);
 //! - `options` (what [`EngineBuilder`] sets) and `review` ([`Phase`],
@@ -49,6 +51,7 @@ mod policy_set;
 pub mod report;
 pub mod response;
 mod review;
+mod rule_context;
 pub mod trust;
 mod verdicts;
 

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use imagegate_policy::autogen::expand_rules;
-use imagegate_policy::conditions::Context;
+use imagegate_policy::conditions::{Context, REQUEST_VARIABLES};
+use imagegate_policy::context::request_dependent_names;
 use imagegate_policy::exception::{PolicyException, policy_key};
 use imagegate_policy::images::{ImageRef, extract_images};
 use imagegate_policy::ivp::CompiledIvp;
@@ -33,6 +34,9 @@ pub struct PolicySet {
     /// (a hash of what it verifies), or `None` when its conditions read the request
     /// and so its verdict cannot be reused for another request.
     pub(crate) verdict_keys: Vec<Vec<Vec<Option<u64>>>>,
+    /// Per policy, rule and verifyImages entry: whether it holds `{{ }}` variables
+    /// to substitute per request (outside its conditions).
+    pub(crate) substitutes: Vec<Vec<Vec<bool>>>,
     /// ImageValidatingPolicies (cluster-wide and namespaced), compiled at load.
     pub(crate) image_validating: Vec<Arc<CompiledIvp>>,
     /// PolicyExceptions (`kyverno.io/v2`), consulted for every rule that applies.
@@ -56,7 +60,28 @@ impl PolicySet {
             .map(|(_, rules)| {
                 rules
                     .iter()
-                    .map(|rule| rule.verify_images.iter().map(verdict_key).collect())
+                    .map(|rule| {
+                        let context = rule.context.as_deref().unwrap_or_default();
+                        let from_request = request_dependent_names(context, REQUEST_VARIABLES);
+                        rule.verify_images
+                            .iter()
+                            .map(|v| verdict_key(v, &from_request))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let substitutes = entries
+            .iter()
+            .map(|(_, rules)| {
+                rules
+                    .iter()
+                    .map(|rule| {
+                        rule.verify_images
+                            .iter()
+                            .map(ImageVerification::has_substitutions)
+                            .collect()
+                    })
                     .collect()
             })
             .collect();
@@ -64,6 +89,7 @@ impl PolicySet {
         PolicySet {
             entries,
             verdict_keys,
+            substitutes,
             image_validating: Vec::new(),
             exceptions: Vec::new(),
             policy_keys,
@@ -77,6 +103,7 @@ impl PolicySet {
         let mut combined = self.clone();
         combined.entries.extend(more.entries);
         combined.verdict_keys.extend(more.verdict_keys);
+        combined.substitutes.extend(more.substitutes);
         combined.policy_keys.extend(more.policy_keys);
         combined
     }
@@ -109,6 +136,12 @@ impl PolicySet {
     /// [`PolicySet::verdict_keys`]).
     pub(crate) fn verdict_key(&self, rule: RuleId, entry: usize) -> Option<u64> {
         self.verdict_keys[rule.policy][rule.rule][entry]
+    }
+
+    /// Whether verifyImages entry `entry` of `rule` has variables to substitute per
+    /// request ([`PolicySet::substitutes`]).
+    pub(crate) fn substitutes(&self, rule: RuleId, entry: usize) -> bool {
+        self.substitutes[rule.policy][rule.rule][entry]
     }
 
     /// The exceptions that name `rule` (named `rule_name`) and cover the input, in load
@@ -216,10 +249,18 @@ pub(crate) fn covers(verification: &ImageVerification, image: &ImageRef) -> bool
 
 /// The verdict-cache identity of a verifyImages entry ([`verification_identity`]), or
 /// `None` when its variables read the request (in any spelling: `request.x`, `request |
-/// namespace`, `images`, …) or the clock, as the parsed expressions say.
-fn verdict_key(verification: &ImageVerification) -> Option<u64> {
+/// namespace`, `images`, …), the clock, or a rule `context` variable defined from
+/// them (`from_request`), as the parsed expressions say. (What a verdict read from
+/// other context variables is folded into its key per request.)
+fn verdict_key(verification: &ImageVerification, from_request: &[String]) -> Option<u64> {
     if !verification.use_cache || verification.verdict_depends_on_request() {
         return None;
+    }
+    if !from_request.is_empty() {
+        let reads = verification.variable_reads();
+        if from_request.iter().any(|name| reads.reads(name)) {
+            return None;
+        }
     }
     Some(verification_identity(verification))
 }
@@ -238,10 +279,10 @@ mod tests {
             }))
             .unwrap()
         };
-        let notary = verdict_key(&entry("Notary"));
+        let notary = verdict_key(&entry("Notary"), &[]);
         assert!(notary.is_some());
-        assert_ne!(notary, verdict_key(&entry("Cosign")));
-        assert_ne!(notary, verdict_key(&entry("SigstoreBundle")));
+        assert_ne!(notary, verdict_key(&entry("Cosign"), &[]));
+        assert_ne!(notary, verdict_key(&entry("SigstoreBundle"), &[]));
     }
 
     #[test]
@@ -259,13 +300,44 @@ mod tests {
         let two = format!("{}{}", block("AAAA"), block("BBBB"));
         // One key: `count: 1` changes nothing.
         assert_eq!(
-            verdict_key(&entry(&one, Some(1))),
-            verdict_key(&entry(&one, None))
+            verdict_key(&entry(&one, Some(1)), &[]),
+            verdict_key(&entry(&one, None), &[])
         );
         // Two keys are two entries: all of them, or any one.
         assert_ne!(
-            verdict_key(&entry(&two, Some(1))),
-            verdict_key(&entry(&two, None))
+            verdict_key(&entry(&two, Some(1)), &[]),
+            verdict_key(&entry(&two, None), &[])
         );
+    }
+
+    #[test]
+    fn a_context_variable_defined_from_the_request_makes_the_verdict_per_request() {
+        let policy: Policy = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "p"},
+            "spec": {"rules": [{
+                "name": "r",
+                "context": [
+                    {"name": "keys", "configMap": {"name": "keys", "namespace": "kyverno"}},
+                    {"name": "ns", "variable": {"jmesPath": "request.namespace"}},
+                    {"name": "nsKeys", "configMap": {"name": "{{ ns }}", "namespace": "kyverno"}},
+                ],
+                "verifyImages": [
+                    {"imageReferences": ["*"], "attestors": [{"entries": [{"keys": {"publicKeys": "{{ keys.data.pub }}"}}]}]},
+                    {"imageReferences": ["*"], "attestors": [{"entries": [{"keys": {"publicKeys": "{{ nsKeys.data.pub }}"}}]}]},
+                ],
+            }]},
+        }))
+        .unwrap();
+        let set = PolicySet::new(vec![policy]);
+        // Autogen adds no rules for a rule without kinds.
+        assert!(
+            set.verdict_keys[0][0][0].is_some(),
+            "a ConfigMap's key: cacheable"
+        );
+        assert!(
+            set.verdict_keys[0][0][1].is_none(),
+            "a ConfigMap named by the request: per request"
+        );
+        assert_eq!(set.substitutes[0][0], [true, true]);
     }
 }

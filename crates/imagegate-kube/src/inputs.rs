@@ -1,5 +1,6 @@
 //! The engine's view of the cluster ([`ClusterInputs`]) over the watches of this crate:
-//! namespace labels from [`NamespaceLabels`], Secrets from [`SecretKeys`], and
+//! namespace labels from [`NamespaceLabels`], Secrets from [`SecretKeys`], ConfigMaps
+//! from [`ConfigMaps`], `apiCall` GETs ([`crate::api_call`]), and
 //! ServiceAccounts' `imagePullSecrets` read on demand and kept for a minute (a Pod's
 //! ServiceAccount rarely changes, and a watch of every ServiceAccount would hold far
 //! more than the few admission asks about).
@@ -13,11 +14,15 @@ use futures::future::BoxFuture;
 use imagegate_engine::{ClusterError, ClusterInputs, SecretData};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
+use serde_json::Value;
 
+use crate::api_call;
 use crate::client::Cluster;
+use crate::configmaps::ConfigMaps;
 use crate::error::{KubeError, Result};
 use crate::namespaces::NamespaceLabels;
-use crate::secrets::{SecretKeys, get_within};
+use crate::secrets::SecretKeys;
+use crate::watched::get_within;
 
 /// How long a ServiceAccount's pull secret names are reused.
 const ACCOUNT_LIFETIME: Duration = Duration::from_secs(60);
@@ -35,6 +40,7 @@ pub struct KubeInputs {
     namespace: String,
     namespaces: NamespaceLabels,
     secrets: SecretKeys,
+    config_maps: ConfigMaps,
     accounts: Mutex<Accounts>,
 }
 
@@ -48,13 +54,14 @@ impl std::fmt::Debug for KubeInputs {
 }
 
 impl KubeInputs {
-    /// Starts the namespace and Secret watches of `cluster`.
+    /// Starts the namespace, Secret and ConfigMap watches of `cluster`.
     pub fn start(cluster: &Cluster) -> KubeInputs {
         KubeInputs {
             client: cluster.client.clone(),
             namespace: cluster.namespace.clone(),
             namespaces: NamespaceLabels::start(cluster.client.clone()),
             secrets: SecretKeys::start(cluster.client.clone()),
+            config_maps: ConfigMaps::start(cluster.client.clone()),
             accounts: Mutex::new(Accounts::new()),
         }
     }
@@ -130,6 +137,24 @@ impl ClusterInputs for KubeInputs {
                 .map(|names| names.as_ref().clone())
                 .map_err(cluster_error)
         }
+        .boxed()
+    }
+
+    fn config_map<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<Value>, ClusterError>> {
+        self.config_maps.get(namespace, name).boxed()
+    }
+
+    fn api_get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, ClusterError>> {
+        api_call::get_json(
+            &self.client,
+            path,
+            api_call::MAX_ANSWER_BYTES,
+            api_call::DEADLINE,
+        )
         .boxed()
     }
 }

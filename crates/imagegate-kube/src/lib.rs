@@ -9,17 +9,22 @@
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
 //! - [`reports`]: PolicyReports written with server-side apply, queued, batched and
 //!   paced (never on the admission path).
-//! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
-//!   invalidated by a metadata-only watch.
+//! - [`watched`](crate::watched): namespaced objects read on demand, cached, invalidated by a
+//!   metadata-only watch of their kind (what [`secrets`] and [`configmaps`] share).
+//! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys.
+//! - [`configmaps`]: ConfigMaps for rule `context` entries.
+//! - [`api_call`]: size- and deadline-bounded GETs for `apiCall` context entries.
 //! - [`inputs`]: the engine's view of the cluster ([`imagegate_engine::ClusterInputs`]):
-//!   namespace labels, Secrets, ServiceAccounts' pull secrets.
+//!   namespace labels, Secrets, ConfigMaps, API GETs, ServiceAccounts' pull secrets.
 //! - [`workloads`]: the Pods and pod controllers running in the cluster (for audits).
 //! - [`crds`]: CustomResourceDefinitions of the policy kinds, generated from the policy
 //!   model (`imagegate crds`).
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
+pub mod api_call;
 pub mod client;
+pub mod configmaps;
 pub mod crds;
 pub mod error;
 pub mod inputs;
@@ -28,9 +33,11 @@ pub mod policies;
 pub mod reflect;
 pub mod reports;
 pub mod secrets;
+mod watched;
 pub mod workloads;
 
 pub use client::{Cluster, own_namespace};
+pub use configmaps::ConfigMaps;
 pub use crds::policy_crds;
 pub use error::{KubeError, Result};
 pub use inputs::KubeInputs;

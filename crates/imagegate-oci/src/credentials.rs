@@ -160,7 +160,7 @@ impl DockerConfig {
     pub fn parse(path: &Path, text: &[u8]) -> Result<DockerConfig, CredentialsError> {
         let file = serde_json::from_slice(text).map_err(|e| CredentialsError::Malformed {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: shape_error(&e),
         })?;
         Ok(DockerConfig {
             path: path.to_owned(),
@@ -381,14 +381,17 @@ fn parse_limited<T: serde::de::DeserializeOwned>(
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(malformed(format!("larger than {MAX_CONFIG_BYTES} bytes")));
     }
-    // Only the position: serde_json's messages may quote a value, and values are secrets.
-    serde_json::from_slice(bytes).map_err(|e| {
-        malformed(format!(
-            "not a docker config of the expected shape (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })
+    serde_json::from_slice(bytes).map_err(|e| malformed(shape_error(&e)))
+}
+
+/// Why a docker config did not parse, by position only: serde_json's messages may
+/// quote a value (`invalid type: string "hunter2"`), and values are secrets.
+fn shape_error(error: &serde_json::Error) -> String {
+    format!(
+        "not a docker config of the expected shape (line {}, column {})",
+        error.line(),
+        error.column()
+    )
 }
 
 /// Credential helpers know Docker Hub by its legacy URL.
@@ -565,6 +568,35 @@ mod tests {
             DockerConfig::parse(Path::new("c.json"), b"{\"auths\": [}"),
             Err(CredentialsError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn a_malformed_config_never_quotes_its_secrets() {
+        let mut serde_quoted = 0;
+        for text in [
+            r#"{"auths":{"reg.example":{"password":["hunter2-secret"]}}}"#,
+            r#"{"auths":{"reg.example":{"auth":7,"password":"hunter2-secret"}}}"#,
+            r#"{"auths":{"reg.example":"hunter2-secret"}}"#,
+            r#"{"auths":"hunter2-secret"}"#,
+            r#"{"credHelpers":{"reg.example":{"hunter2-secret":1}}}"#,
+        ] {
+            let serde_says = serde_json::from_str::<ConfigFile>(text)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            let err = DockerConfig::parse(Path::new("c.json"), text.as_bytes()).unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(matches!(err, CredentialsError::Malformed { .. }), "{shown}");
+            assert!(shown.contains("c.json"), "{shown}");
+            assert!(shown.contains("line 1, column"), "{shown}");
+            assert!(
+                !shown.contains("hunter2"),
+                "{text}: {shown} (serde: {serde_says})"
+            );
+            serde_quoted += usize::from(serde_says.contains("hunter2"));
+        }
+        // The cases are the dangerous ones: serde_json's own text would have leaked.
+        assert!(serde_quoted >= 2, "{serde_quoted}");
     }
 
     #[test]

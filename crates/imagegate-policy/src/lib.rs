@@ -14,6 +14,7 @@ pub mod pattern; // the one wildcard matcher (`*`/`?`) and image patterns
 pub mod actions; // Enforce or Audit per rule and namespace (validationFailureActionOverrides)
 pub mod autogen; // rules derived for pod controllers
 pub mod conditions; // JMESPath variables and Kyverno's operators
+pub mod context; // rule `context` entries: model, variables, where ConfigMaps and API calls read
 pub mod exception; // kyverno.io/v2 PolicyException: model, what it covers, Kyverno's skip message
 pub mod images; // images of a resource and Kyverno's ImageInfo
 pub mod ivp; // ImageValidatingPolicy (policies.kyverno.io): model, CEL, plan and evaluation

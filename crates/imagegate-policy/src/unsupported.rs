@@ -35,9 +35,6 @@ pub const SECRETS_IGNORED: &str = "pull secrets named in an ImageValidatingPolic
 /// Why `webhookConfiguration.matchConditions` is not acted on.
 pub const MATCH_CONDITIONS_IGNORED: &str =
     "match conditions are not evaluated by imagegate; the policy applies as if they held";
-/// Why rule `context` entries are not acted on.
-pub const CONTEXT_IGNORED: &str =
-    "context entries are not evaluated by imagegate; variables they define do not resolve";
 
 /// The fields of `policy` (as written, before normalisation) that imagegate does not
 /// act on, in document order.
@@ -56,8 +53,10 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
     }
     for (r, rule) in policy.spec.rules.iter().enumerate() {
         let rpath = format!("spec.rules[{r}]");
-        if rule.context.as_ref().is_some_and(|c| !c.is_empty()) {
-            found.push(FieldError::new(format!("{rpath}.context"), CONTEXT_IGNORED));
+        // configMap, variable and apiCall GETs are evaluated; the other kinds are not.
+        let entries = rule.context.as_deref().unwrap_or_default();
+        for (i, why) in crate::context::unsupported_entries(entries) {
+            found.push(FieldError::new(format!("{rpath}.context[{i}]"), why));
         }
         for kind in rule.unsupported_rule_types() {
             found.push(FieldError::new(

@@ -311,6 +311,9 @@ pub fn validate(policy: &Policy) -> Vec<FieldError> {
             ));
         }
 
+        if let Some(entries) = &rule.context {
+            errs.extend(crate::context::validate_context(entries, &rpath));
+        }
         validate_match(&rule.match_, &format!("{rpath}.match"), true, &mut errs);
         if let Some(exclude) = &rule.exclude {
             validate_match(exclude, &format!("{rpath}.exclude"), false, &mut errs);

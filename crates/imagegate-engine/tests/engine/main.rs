@@ -8,6 +8,7 @@
 mod budget;
 mod bundles;
 mod certificates;
+mod context; // rule `context` entries: ConfigMap-held keys, verdicts per key
 mod deadline;
 mod exceptions;
 mod insecure;

@@ -1,9 +1,10 @@
 //! imagegate-kube against the API server fake (imagegate-testkit): policies, namespace
-//! labels, Secrets, PolicyReports, 410 recovery and steady-state request counts.
+//! labels, Secrets, ConfigMaps and API calls of context entries, PolicyReports, 410 recovery and steady-state request counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod cluster;
+mod context;
 mod namespaces;
 mod policies;
 mod reports;

@@ -113,6 +113,13 @@ pub enum VariableError {
         /// The failure.
         reason: String,
     },
+    /// A substituted value does not fit the field it was written in (a number where
+    /// a text is expected, …).
+    #[error("substituted value has the wrong type: {reason}")]
+    WrongType {
+        /// What did not fit.
+        reason: String,
+    },
     /// Nested variables kept producing new variables.
     #[error("variables in {value:?} still unresolved after {passes} nested passes")]
     TooDeep {

@@ -7,6 +7,7 @@
 mod actions;
 mod autogen;
 mod conditions;
+mod context; // rule `context` entries and the substitution of verifyImages entries
 mod exceptions; // PolicyExceptions (kyverno.io/v2)
 mod extraction;
 mod filters;

@@ -4,12 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use imagegate_policy::context::{API_CALL_UNSUPPORTED, UNSUPPORTED_ENTRY};
 use imagegate_policy::error::PolicyError;
 use imagegate_policy::load::{MAX_POLICY_BYTES, load_documents, load_policies, load_policy_files};
 use imagegate_policy::model::{
     FailureAction, FailurePolicy, Policy, PolicyKind, SelectorOperator, VerificationType, normalize,
 };
-use imagegate_policy::unsupported::{CONTEXT_IGNORED, MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED};
+use imagegate_policy::unsupported::{MATCH_CONDITIONS_IGNORED, PROVIDERS_IGNORED};
 use proptest::prelude::*;
 
 fn data_dir() -> PathBuf {
@@ -710,7 +711,11 @@ fn fields_imagegate_does_not_act_on_are_warned_about_with_their_path() {
     let prefix = "unsupported_fields.yaml: ClusterPolicy/unsupported-fields: spec.";
     let expected = [
         format!("{prefix}webhookConfiguration.matchConditions: {MATCH_CONDITIONS_IGNORED}"),
-        format!("{prefix}rules[0].context: {CONTEXT_IGNORED}"),
+        // configMap (and variable, apiCall GET) entries are evaluated: no warning.
+        format!("{prefix}rules[0].context[1]: {UNSUPPORTED_ENTRY}"),
+        format!("{prefix}rules[0].context[2]: {API_CALL_UNSUPPORTED}"),
+        format!("{prefix}rules[0].context[3]: {API_CALL_UNSUPPORTED}"),
+        format!("{prefix}rules[0].context[4]: {UNSUPPORTED_ENTRY}"),
         format!(
             "{prefix}rules[0].verifyImages[0].imageRegistryCredentials.providers: {PROVIDERS_IGNORED}"
         ),

@@ -333,3 +333,103 @@ fn merged_rule(api: &ApiServer, credentials: Value) -> Value {
     rule["verifyImages"][0]["imageRegistryCredentials"] = credentials;
     rule
 }
+
+#[test]
+fn keys_in_a_config_map_context_entry_follow_the_config_map() {
+    let images = images();
+    let other = CosignKey::generate();
+    let (api, server, _cwd) = start(json!({}));
+    api.create("namespaces", None, json!({"metadata": {"name": "kyverno"}}))
+        .unwrap();
+    api.create(
+        "configmaps",
+        Some("kyverno"),
+        json!({"metadata": {"name": "keys"}, "data": {"pubkey": images.key.public_pem()}}),
+    )
+    .unwrap();
+    // Kyverno's documented "keys in a ConfigMap" pattern.
+    let pattern = format!("{}/app/*", images.registry.host());
+    let mut object = policy_object(&policy("cm-keys", &pattern, &other, "Fail", 10, ""));
+    let rule = &mut object["spec"]["rules"][0];
+    rule["context"] =
+        json!([{"name": "keys", "configMap": {"name": "keys", "namespace": "kyverno"}}]);
+    rule["verifyImages"][0]["attestors"][0]["entries"][0]["keys"]["publicKeys"] =
+        json!("{{ keys.data.pubkey }}");
+    api.create(CPOL, None, object).unwrap();
+    let ready = poll(Duration::from_secs(5), "Ready", || {
+        ready_condition(&api, "cm-keys")
+    });
+    assert_eq!(ready["status"], "True", "no load error or warning: {ready}");
+    poll(Duration::from_secs(5), "the policy", || {
+        let (_, body) = server.get(&server.metrics, "/readyz");
+        body.contains("1 policies").then_some(())
+    });
+
+    // The ConfigMap's key: the signed image is admitted and pinned, the unsigned one
+    // denied.
+    let signed = admit(&server, "signed", &images.signed, json!({}));
+    assert_eq!(signed["allowed"], true, "{signed}");
+    assert!(
+        decoded_patch(&signed).iter().any(|op| op["value"]
+            .as_str()
+            .is_some_and(|v| v.ends_with(&images.signed_digest))),
+        "{signed}"
+    );
+    let unsigned = admit(&server, "unsigned", &images.unsigned, json!({}));
+    assert_eq!(unsigned["allowed"], false, "{unsigned}");
+    let path = "/api/v1/namespaces/kyverno/configmaps/keys";
+    let reads = || {
+        api.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path == path)
+            .count()
+    };
+    // Once the ConfigMap watch has listed, reviews read it from the cache.
+    poll(Duration::from_secs(5), "reads from the cache", || {
+        let before = reads();
+        let again = admit(&server, "again", &images.signed, json!({}));
+        assert_eq!(again["allowed"], true, "{again}");
+        (reads() == before).then_some(())
+    });
+
+    // The ConfigMap now holds another key: enforced within 2 s, and the verdict made
+    // with the previous key is not reused.
+    api.merge_patch(
+        "configmaps",
+        Some("kyverno"),
+        "keys",
+        json!({"data": {"pubkey": other.public_pem()}}),
+    )
+    .unwrap();
+    let denied = poll(Duration::from_secs(2), "the new key", || {
+        let response = admit(&server, "rotated", &images.signed, json!({}));
+        (response["allowed"] == false).then_some(response)
+    });
+    assert!(
+        message(&denied).contains(".attestors[0].entries[0].keys"),
+        "{denied}"
+    );
+    api.merge_patch(
+        "configmaps",
+        Some("kyverno"),
+        "keys",
+        json!({"data": {"pubkey": images.key.public_pem()}}),
+    )
+    .unwrap();
+    poll(Duration::from_secs(2), "the key restored", || {
+        (admit(&server, "restored", &images.signed, json!({}))["allowed"] == true).then_some(())
+    });
+
+    // The ConfigMap deleted: a rule error naming it (Kyverno's text), never a pass.
+    api.delete("configmaps", Some("kyverno"), "keys").unwrap();
+    let missing = poll(Duration::from_secs(2), "the missing ConfigMap", || {
+        let response = admit(&server, "gone", &images.signed, json!({}));
+        (response["allowed"] == false).then_some(response)
+    });
+    assert!(
+        message(&missing).contains(
+            "failed to load context: failed to retrieve config map for context entry keys: failed to get configmap kyverno/keys : configmaps \"keys\" not found"
+        ),
+        "{missing}"
+    );
+}

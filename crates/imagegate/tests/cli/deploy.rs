@@ -178,12 +178,12 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
             ),
             (
                 strings(&[""]),
-                strings(&["namespaces", "secrets"]),
+                strings(&["namespaces", "secrets", "configmaps"]),
                 strings(&["get", "list", "watch"])
             ),
             (
                 strings(&[""]),
-                strings(&["configmaps", "serviceaccounts"]),
+                strings(&["serviceaccounts"]),
                 strings(&["get"])
             ),
         ]
