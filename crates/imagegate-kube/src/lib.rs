@@ -9,6 +9,12 @@
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
 //! - [`reports`]: PolicyReports written with server-side apply, queued, batched and
 //!   paced (never on the admission path).
+//! - [`leader`]: leader election over a `coordination.k8s.io` Lease; only the leader
+//!   writes PolicyReports (and scans).
+//! - [`admission_reports`]: admission results into PolicyReports (the leader) or
+//!   EphemeralReports the leader merges (the other replicas), off the admission path.
+//! - [`events`]: Kubernetes Events for denials and Audit failures, queued, deduplicated
+//!   and rate-limited.
 //! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys, read on demand, cached,
 //!   invalidated by a metadata-only watch.
 //! - [`inputs`]: the engine's view of the cluster ([`imagegate_engine::ClusterInputs`]):
@@ -19,10 +25,13 @@
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
+pub mod admission_reports;
 pub mod client;
 pub mod crds;
 pub mod error;
+pub mod events;
 pub mod inputs;
+pub mod leader;
 pub mod namespaces;
 pub mod policies;
 pub mod reflect;
@@ -34,6 +43,7 @@ pub use client::{Cluster, own_namespace};
 pub use crds::policy_crds;
 pub use error::{KubeError, Result};
 pub use inputs::KubeInputs;
+pub use leader::{LeaderElectionOptions, LeaderElector, holder_identity};
 pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;
 pub use reflect::{PolicyKey, PolicySet};

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod cluster;
+mod governance;
+mod leader;
 mod namespaces;
 mod policies;
 mod reports;
