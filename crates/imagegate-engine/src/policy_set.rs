@@ -175,7 +175,7 @@ impl PolicySet {
             .iter()
             .enumerate()
             .filter(|(index, (policy, rules))| {
-                rules.iter().any(|rule| {
+                rules.iter().enumerate().any(|(r, rule)| {
                     if rule.verify_images.is_empty()
                         || !rule_matches(rule, policy, &input.resource, &input.match_context)
                     {
@@ -192,7 +192,15 @@ impl PolicySet {
                         .any(|verification| images.iter().any(|image| covers(verification, image)));
                     verified
                         && self
-                            .exceptions_covering(*index, &rule.name, input, &context)
+                            .exceptions_covering(
+                                RuleId {
+                                    policy: *index,
+                                    rule: r,
+                                },
+                                &rule.name,
+                                input,
+                                &context,
+                            )
                             .is_empty()
                 })
             })
