@@ -56,6 +56,23 @@ impl LeaderElectionOptions {
     }
 }
 
+impl LeaderElectionOptions {
+    /// Whether these options give a safe election.
+    pub fn validate(&self) -> Result<(), LeaderElectionError> {
+        if self.identity.trim().is_empty() {
+            return Err(LeaderElectionError::NoIdentity);
+        }
+        if !(self.retry_period < self.renew_deadline && self.renew_deadline < self.lease_duration) {
+            return Err(LeaderElectionError::Durations {
+                lease: self.lease_duration,
+                renew: self.renew_deadline,
+                retry: self.retry_period,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Why the options cannot give a safe election.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeaderElectionError {
@@ -126,18 +143,7 @@ impl LeaderElector {
         client: kube::Client,
         options: LeaderElectionOptions,
     ) -> Result<LeaderElector, LeaderElectionError> {
-        if options.identity.trim().is_empty() {
-            return Err(LeaderElectionError::NoIdentity);
-        }
-        if !(options.retry_period < options.renew_deadline
-            && options.renew_deadline < options.lease_duration)
-        {
-            return Err(LeaderElectionError::Durations {
-                lease: options.lease_duration,
-                renew: options.renew_deadline,
-                retry: options.retry_period,
-            });
-        }
+        options.validate()?;
         let api: Api<Lease> = Api::namespaced(client, &options.namespace);
         let (leading_tx, leading) = watch::channel(false);
         let (stop, stop_rx) = watch::channel(false);
