@@ -3,8 +3,8 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all, 1–14)
-//!   --iterations N    timed iterations of scenarios 2, 3, 5 (default 50)
+//!   --only 1,2,…      run these scenarios (default: all, 1–15)
+//!   --iterations N    timed iterations of scenarios 2, 3, 5, 15 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
 //!   --rss-entries M   … under M verifyImages entries (default 10): N × M verdicts
@@ -23,6 +23,8 @@
 //! as a ClusterPolicy: warm `/mutate` throughput in-process and cold registry requests.
 //! 14 `imagegate serve` in cluster mode with 10 000 namespaces, 1 000 Secrets and 500
 //! policies at the test kit's API-server fake: RSS, steady-state requests, change → enforced.
+//! 15 cold Notation verification (`type: Notary`): registry requests and latency without
+//! and with the referrers API.
 
 mod attacks;
 mod cluster;
@@ -30,6 +32,7 @@ mod cold;
 mod fixture;
 mod ivp;
 mod memory;
+mod notation;
 #[cfg(feature = "peer")]
 mod peer;
 #[cfg(feature = "peer")]
@@ -56,7 +59,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=14).collect(),
+        only: (1..=15).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -187,6 +190,10 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     if only.contains(&13) {
         eprintln!("bench: scenario 13 (ImageValidatingPolicy vs ClusterPolicy)");
         ivp::run(options, rows).await?;
+    }
+    if only.contains(&15) {
+        eprintln!("bench: scenario 15 (cold Notation verification)");
+        notation::run(options, rows).await?;
     }
     if only.iter().any(|s| (7..=11).contains(s)) {
         attacks::run(options, rows).await?;

@@ -36,6 +36,30 @@ pub struct Referrers {
     pub source: ReferrersSource,
 }
 
+/// Largest error body read from a referrers `404` (distribution error documents are
+/// a few hundred bytes).
+const MAX_ERROR_BODY: u64 = 16 * 1024;
+
+/// Whether a `404` body is a distribution error saying the repository is unknown
+/// (`NAME_UNKNOWN`). The spec lets a registry with the referrers API answer `404` only
+/// for a repository it does not know (a signature repository not created yet): that
+/// says nothing about the API, and remembering it as missing would send every later
+/// lookup on that registry to fallback tags that registries with the API never write.
+fn names_unknown_repository(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<Code>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Code {
+        #[serde(default)]
+        code: String,
+    }
+    serde_json::from_slice::<Errors>(body)
+        .is_ok_and(|e| e.errors.iter().any(|e| e.code == "NAME_UNKNOWN"))
+}
+
 /// The referrers tag of `digest`: `sha256:<hex>` → `sha256-<hex>`; `None` for a digest
 /// that is not `algorithm:hex`.
 pub fn referrers_tag(digest: &str) -> Option<String> {
@@ -98,8 +122,15 @@ impl Call<'_> {
             .await?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
-            drop(response);
-            self.client().note_no_referrers_api(repository.api_host());
+            // Read (bounded) rather than dropped: the connection stays reusable, and
+            // the body tells a missing repository from a missing API.
+            let body = self
+                .read_limited(&registry, response, MAX_ERROR_BODY, "referrers 404 answer")
+                .await
+                .unwrap_or_default();
+            if !names_unknown_repository(&body) {
+                self.client().note_no_referrers_api(repository.api_host());
+            }
             return self.fallback_referrers(repository, digest).await;
         }
         if !status.is_success() {
@@ -151,6 +182,19 @@ impl Call<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unknown_repository_404_keeps_the_referrers_api_possible() {
+        assert!(names_unknown_repository(
+            br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#
+        ));
+        // docker-registry 2.8 has no route: a plain-text 404.
+        assert!(!names_unknown_repository(b"404 page not found\n"));
+        assert!(!names_unknown_repository(b""));
+        assert!(!names_unknown_repository(
+            br#"{"errors":[{"code":"NOT_FOUND"}]}"#
+        ));
+    }
 
     #[test]
     fn referrers_tags() {

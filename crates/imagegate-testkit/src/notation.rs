@@ -6,7 +6,7 @@
 //!
 //! Times are Unix seconds; certificate validity has day granularity.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, RsaKeyPair};
@@ -20,6 +20,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::oci::{self, Descriptor, ImageIndex};
 use crate::push::Pusher;
+use crate::stub::Reply;
 
 /// `artifactType` of Notation signature manifests.
 pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
@@ -516,6 +517,76 @@ pub fn push_artifact(
     pusher.push_manifest(repo, &tag, oci::OCI_INDEX, &oci::to_go_json(&index));
     entry
 }
+
+/// A Notation-signed image as a registry with the OCI 1.1 referrers API serves it, for
+/// [`crate::stub::by_path`]: the manifest at `/v2/<repo>/manifests/<tag>`, its referrers
+/// index (the signature, COSE-enveloped by `signer`, and an unrelated referrer that is
+/// not served: a client that fetches it asks for what it did not need), the signature
+/// manifest and the envelope blob. Answers carry `Content-Type` and
+/// `Docker-Content-Digest` as registries send them. Returns the answers and the image
+/// manifest's descriptor.
+pub fn referrers_api_image(
+    repo: &str,
+    tag: &str,
+    signer: &NotationSigner,
+) -> (HashMap<String, Reply>, Descriptor) {
+    let config = oci::sha256_digest(b"{}");
+    let manifest = oci::to_go_json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": [],
+        "annotations": {"dev.imagegate.test/image": format!("{repo}:{tag}")},
+    }));
+    let subject = Descriptor::of(oci::OCI_MANIFEST, &manifest);
+    let envelope = signer.sign_cose(&subject, &SignOptions::default());
+    let layer = Descriptor::of(COSE, &envelope);
+    let signature = oci::to_go_json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_MANIFEST,
+        "artifactType": SIGNATURE_ARTIFACT_TYPE,
+        "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": config, "size": 2},
+        "layers": [layer],
+        "subject": {"mediaType": oci::OCI_MANIFEST, "digest": subject.digest, "size": subject.size},
+    }));
+    let signature_digest = oci::sha256_digest(&signature);
+    let index = oci::to_go_json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci::OCI_INDEX,
+        "manifests": [
+            {"mediaType": oci::OCI_MANIFEST, "digest": signature_digest, "size": signature.len(), "artifactType": SIGNATURE_ARTIFACT_TYPE},
+            {"mediaType": oci::OCI_MANIFEST, "digest": UNSERVED_REFERRER, "size": 100, "artifactType": "application/vnd.cyclonedx+json"},
+        ],
+    }));
+    let answer = |content_type: &str, body: &[u8], digest: &str| {
+        Reply::ok(body)
+            .content_type(content_type)
+            .header("Docker-Content-Digest", digest)
+    };
+    let answers = HashMap::from([
+        (
+            format!("/v2/{repo}/manifests/{tag}"),
+            answer(oci::OCI_MANIFEST, &manifest, &subject.digest),
+        ),
+        (
+            format!("/v2/{repo}/referrers/{}", subject.digest),
+            answer(oci::OCI_INDEX, &index, &oci::sha256_digest(&index)),
+        ),
+        (
+            format!("/v2/{repo}/manifests/{signature_digest}"),
+            answer(oci::OCI_MANIFEST, &signature, &signature_digest),
+        ),
+        (
+            format!("/v2/{repo}/blobs/{}", layer.digest),
+            answer("application/octet-stream", &envelope, &layer.digest),
+        ),
+    ]);
+    (answers, subject)
+}
+
+/// The digest of the referrer [`referrers_api_image`] lists but does not serve.
+pub const UNSERVED_REFERRER: &str =
+    "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 fn now() -> i64 {
     std::time::SystemTime::now()

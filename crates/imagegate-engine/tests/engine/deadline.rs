@@ -101,11 +101,7 @@ fn push_attack(registry: &Registry) -> (String, String) {
 /// A keyless policy trusting only `root`, with the shortest webhook timeout (1 s, so
 /// a deadline of 750 ms) and `failurePolicy: Fail`.
 fn policy(host: &str, root: &str) -> PolicySet {
-    let roots: String = root
-        .trim_end()
-        .lines()
-        .map(|l| format!("                      {l}\n"))
-        .collect();
+    let roots = format!("{}\n", crate::indent(root, 22));
     let yaml = format!(
         r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy

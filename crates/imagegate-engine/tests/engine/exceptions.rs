@@ -12,12 +12,7 @@ use crate::engine;
 /// An Enforce policy for `{host}/*` signed by `key`, and an exception for its rule (and
 /// the autogen rule) covering Pods and Deployments named `tool*` in namespace `delta`.
 fn policies(host: &str, key: &CosignKey, exception_rules: &str) -> PolicySet {
-    let key = key
-        .public_pem()
-        .lines()
-        .map(|l| format!("                      {l}"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let key = crate::indent(&key.public_pem(), 22);
     let yaml = format!(
         r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy

@@ -74,11 +74,7 @@ pub async fn plain_http_image(ip: std::net::IpAddr) -> PlainHttpImage {
 /// A policy named `name` whose one rule requires `key`'s signature on the images of
 /// `host`, with `allowInsecureRegistry: insecure`.
 pub fn key_policy(name: &str, host: &str, key: &CosignKey, insecure: bool) -> String {
-    let key_pem: String = key
-        .public_pem()
-        .lines()
-        .map(|l| format!("                      {l}\n"))
-        .collect();
+    let key_pem = format!("{}\n", crate::indent(&key.public_pem(), 22));
     format!(
         r#"apiVersion: kyverno.io/v1
 kind: ClusterPolicy

@@ -31,12 +31,7 @@ fn load(yaml: &str) -> PolicySet {
 }
 
 fn policy_yaml(key: &CosignKey, setup: &Setup) -> String {
-    let key_pem = key
-        .public_pem()
-        .lines()
-        .map(|l| format!("            {l}"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let key_pem = crate::indent(&key.public_pem(), 12);
     format!(
         r#"apiVersion: policies.kyverno.io/v1beta1
 kind: ImageValidatingPolicy
@@ -536,13 +531,7 @@ spec:
                     ctlog:
                       ignoreSCT: true
 "#,
-        key = key
-            .public_pem()
-            .trim_end()
-            .lines()
-            .map(|l| format!("                      {l}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        key = crate::indent(&key.public_pem(), 22),
     );
     let cluster_only = crate::policy_set(&cluster_policy);
     let ivp_only = load(&ivp);

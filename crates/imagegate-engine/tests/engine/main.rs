@@ -82,6 +82,14 @@ pub fn engine() -> Engine {
     Engine::builder(client()).build()
 }
 
+/// `text` (a PEM) with every line indented by `spaces`, for a YAML block scalar.
+pub fn indent(text: &str, spaces: usize) -> String {
+    text.lines()
+        .map(|l| format!("{}{l}", " ".repeat(spaces)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The ClusterPolicies, Policies, ImageValidatingPolicies and PolicyExceptions of
 /// `yaml`, prepared as the binary prepares a policy file.
 pub fn policy_set(yaml: &str) -> PolicySet {

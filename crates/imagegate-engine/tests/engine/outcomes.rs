@@ -37,11 +37,7 @@ spec:
                     rekor:
                       ignoreTlog: true
 "#,
-        key = key_pem
-            .lines()
-            .map(|l| format!("                      {l}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        key = crate::indent(key_pem, 22),
     );
     crate::policy_set(&yaml)
 }

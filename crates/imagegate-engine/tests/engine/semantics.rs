@@ -6,14 +6,7 @@ use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::json;
 
-use crate::{engine, policy_set};
-
-fn indent(text: &str, spaces: usize) -> String {
-    text.lines()
-        .map(|l| format!("{}{l}", " ".repeat(spaces)))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use crate::{engine, indent, policy_set};
 
 fn pod_in(namespace: &str, image: &str) -> AdmissionInput {
     AdmissionInput::for_resource(

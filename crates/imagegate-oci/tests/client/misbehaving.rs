@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use imagegate_oci::{
-    CallOptions, ClientOptions, Descriptor, DockerConfig, RegistryClient, RegistryError,
-    sha256_digest,
+    CallOptions, ClientOptions, Descriptor, DockerConfig, ReferrersSource, RegistryClient,
+    RegistryError, sha256_digest,
 };
 
 use crate::{anonymous_client, assert_mentions, client_with, non_loopback_ip, options, reference};
@@ -787,4 +787,62 @@ async fn requests_to_one_registry_are_bounded() {
         ));
     }
     assert_eq!(stub.requests().len(), 6);
+}
+
+/// A registry with the referrers API answers `404 NAME_UNKNOWN` for a repository it does
+/// not know (a signature repository not created yet): the client falls back to the tag
+/// for that lookup but keeps asking the API elsewhere on that registry. A plain `404`
+/// (docker-registry 2.8 has no such route) is remembered: later lookups go straight to
+/// the fallback tag.
+#[tokio::test]
+async fn only_a_routeless_404_marks_the_referrers_api_missing() {
+    let digest = sha256_digest(MANIFEST);
+    let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#;
+    let with_api = Stub::start(move |r: &Request| match r.path() {
+        p if p.starts_with("/v2/missing/referrers/") => Reply::ok(
+            br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#
+                .to_vec(),
+        )
+        .status_code(404)
+        .content_type("application/json"),
+        p if p.starts_with("/v2/repo/referrers/") => Reply::ok(index.to_vec())
+            .content_type("application/vnd.oci.image.index.v1+json"),
+        _ => Reply::status(404),
+    })
+    .await;
+    let client = anonymous_client();
+    let missing = client
+        .get_referrers(&reference(&with_api.host(), "missing:v1"), &digest, None)
+        .await
+        .unwrap();
+    assert_eq!(missing.source, ReferrersSource::FallbackTag);
+    assert!(missing.index.manifests.is_empty());
+    let found = client
+        .get_referrers(&reference(&with_api.host(), "repo:v1"), &digest, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(found.source, ReferrersSource::Api { .. }),
+        "{:?} {:#?}",
+        found.source,
+        with_api.log()
+    );
+
+    let without_api = Stub::start(|r: &Request| match r.path() {
+        p if p.contains("/referrers/") => Reply::ok(b"404 page not found\n".to_vec())
+            .status_code(404)
+            .content_type("text/plain; charset=utf-8"),
+        _ => Reply::status(404),
+    })
+    .await;
+    for repo in ["one:v1", "two:v1"] {
+        let referrers = client
+            .get_referrers(&reference(&without_api.host(), repo), &digest, None)
+            .await
+            .unwrap();
+        assert_eq!(referrers.source, ReferrersSource::FallbackTag);
+    }
+    let log = without_api.log();
+    let asked = log.iter().filter(|l| l.contains("/referrers/")).count();
+    assert_eq!(asked, 1, "{log:#?}");
 }
