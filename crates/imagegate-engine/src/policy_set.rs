@@ -199,12 +199,16 @@ impl PolicySet {
 
     /// The policies with a verifyImages rule that applies to the input and whose
     /// `imageReferences` one of its images matches, selected as [`Engine::evaluate`]
-    /// selects them (a rule whose images cannot be extracted counts: it would error).
+    /// selects them (a rule whose images cannot be extracted counts: it would error; a
+    /// rule a PolicyException covers does not: it would be skipped).
     pub fn applicable(&self, input: &AdmissionInput) -> Vec<&Policy> {
+        // The same request variables as the evaluation gives exception conditions.
+        let context = Context::new(serde_json::json!({ "request": input.request }));
         self.entries
             .iter()
-            .filter(|(policy, rules)| {
-                rules.iter().any(|rule| {
+            .enumerate()
+            .filter(|(index, (policy, rules))| {
+                rules.iter().enumerate().any(|(r, rule)| {
                     if rule.verify_images.is_empty()
                         || !rule_matches(rule, policy, &input.resource, &input.match_context)
                     {
@@ -215,12 +219,25 @@ impl PolicySet {
                     else {
                         return true;
                     };
-                    rule.verify_images
+                    let verified = rule
+                        .verify_images
                         .iter()
-                        .any(|verification| images.iter().any(|image| covers(verification, image)))
+                        .any(|verification| images.iter().any(|image| covers(verification, image)));
+                    verified
+                        && self
+                            .exceptions_covering(
+                                RuleId {
+                                    policy: *index,
+                                    rule: r,
+                                },
+                                &rule.name,
+                                input,
+                                &context,
+                            )
+                            .is_empty()
                 })
             })
-            .map(|(policy, _)| policy)
+            .map(|(_, (policy, _))| policy)
             .collect()
     }
 

@@ -9,6 +9,12 @@
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
 //! - [`reports`]: PolicyReports written with server-side apply, queued, batched and
 //!   paced (never on the admission path).
+//! - [`leader`]: leader election over a `coordination.k8s.io` Lease; only the leader
+//!   writes PolicyReports (and scans).
+//! - [`admission_reports`]: admission results into PolicyReports (the leader) or
+//!   EphemeralReports the leader merges (the other replicas), off the admission path.
+//! - [`events`]: Kubernetes Events for denials and Audit failures, queued, deduplicated
+//!   and rate-limited.
 //! - [`watched`](crate::watched): namespaced objects read on demand, cached, invalidated by a
 //!   metadata-only watch of their kind (what [`secrets`] and [`configmaps`] share).
 //! - [`secrets`]: Secrets for `k8s://NAMESPACE/NAME` keys.
@@ -22,12 +28,15 @@
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
+pub mod admission_reports;
 pub mod api_call;
 pub mod client;
 pub mod configmaps;
 pub mod crds;
 pub mod error;
+pub mod events;
 pub mod inputs;
+pub mod leader;
 pub mod namespaces;
 pub mod policies;
 pub mod reflect;
@@ -41,6 +50,7 @@ pub use configmaps::ConfigMaps;
 pub use crds::policy_crds;
 pub use error::{KubeError, Result};
 pub use inputs::KubeInputs;
+pub use leader::{LeaderElectionOptions, LeaderElector, holder_identity};
 pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;
 pub use reflect::{PolicyKey, PolicySet};

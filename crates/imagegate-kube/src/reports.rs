@@ -95,24 +95,31 @@ impl ReportKey {
         }
         Ok(ReportKey {
             cluster,
-            namespace: namespace.to_owned(),
+            // A ClusterPolicyReport has none, whatever the object says.
+            namespace: if cluster { "" } else { namespace }.to_owned(),
             name: name.to_owned(),
         })
     }
 
     fn api(&self, client: &kube::Client) -> Api<DynamicObject> {
-        let (kind, plural) = if self.cluster {
-            ("ClusterPolicyReport", "clusterpolicyreports")
-        } else {
-            ("PolicyReport", "policyreports")
-        };
-        let gvk = GroupVersionKind::gvk(GROUP, VERSION, kind);
-        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
-        if self.cluster {
-            Api::all_with(client.clone(), &resource)
-        } else {
-            Api::namespaced_with(client.clone(), &self.namespace, &resource)
-        }
+        report_api(client, &self.namespace)
+    }
+}
+
+/// The API of the PolicyReports in `namespace`, or of the ClusterPolicyReports when
+/// `namespace` is empty.
+pub(crate) fn report_api(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let (kind, plural) = if namespace.is_empty() {
+        ("ClusterPolicyReport", "clusterpolicyreports")
+    } else {
+        ("PolicyReport", "policyreports")
+    };
+    let gvk = GroupVersionKind::gvk(GROUP, VERSION, kind);
+    let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+    if namespace.is_empty() {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, &resource)
     }
 }
 

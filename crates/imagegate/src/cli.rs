@@ -380,6 +380,53 @@ pub struct ServeArgs {
     /// Registry access.
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Reports, Events and leader election (cluster mode).
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+}
+
+/// What `serve` writes back in cluster mode (Kyverno's flags, in imagegate's spelling).
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Write the results of admission reviews (Audit failures and passes, Enforce
+    /// passes) to PolicyReports, one per resource (Kyverno's --admissionReports).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub admission_reports: bool,
+    /// Events (denials, Audit failures) waiting to be written at most; more are dropped
+    /// and counted. 0: no Events (Kyverno's --maxQueuedEvents).
+    #[arg(long, value_name = "COUNT", default_value_t = 1000)]
+    pub max_queued_events: usize,
+    /// Elect one replica (a Lease in imagegate's namespace) to write PolicyReports; the
+    /// others hand their results over through EphemeralReports. false: this replica
+    /// writes them (run a single replica).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Seconds a Lease that is not renewed keeps the other replicas from taking it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0)]
+    pub leader_election_lease_duration: f64,
+    /// Seconds the leader keeps leading without renewing the Lease.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub leader_election_renew_deadline: f64,
+    /// Seconds between two renewals (leader) or attempts (the others)
+    /// (Kyverno's --leaderElectionRetryPeriod).
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub leader_election_retry_period: f64,
+}
+
+impl OutputArgs {
+    /// The outputs' configuration (durations clamped to 10 ms … 1 h).
+    pub fn config(&self) -> crate::serve::ClusterOutputs {
+        let seconds = |s: f64| std::time::Duration::from_secs_f64(s.clamp(0.01, 3600.0).max(0.01));
+        crate::serve::ClusterOutputs {
+            admission_reports: self.admission_reports,
+            max_queued_events: self.max_queued_events,
+            leader_election: self.leader_election,
+            lease_duration: seconds(self.leader_election_lease_duration),
+            renew_deadline: seconds(self.leader_election_renew_deadline),
+            retry_period: seconds(self.leader_election_retry_period),
+            ..crate::serve::ClusterOutputs::default()
+        }
+    }
 }
 
 /// Where the in-cluster service-account token is mounted.
@@ -456,6 +503,7 @@ impl ServeArgs {
                 cluster: None,
             },
             kubernetes: self.kubernetes(),
+            outputs: self.outputs.config(),
             limits: Limits {
                 max_connections: self.max_connections.max(1),
                 max_concurrent_reviews: self.max_concurrent_reviews.max(1),

@@ -196,3 +196,37 @@ async fn an_exception_skips_before_any_registry_work() {
         RuleStatus::Error
     );
 }
+
+/// `PolicySet::applicable` decides which policies' `failurePolicy` answers a review
+/// whose deadline fired: a rule an exception covers would have been skipped, so it must
+/// not make its policy applicable (and a `Fail` policy must not deny for it).
+#[test]
+fn applicable_leaves_out_rules_an_exception_covers() {
+    let key = CosignKey::generate();
+    let all_rules = policies("127.0.0.1:9", &key, "[verify-signature, autogen-*]");
+    let image = "127.0.0.1:9/app/gone:v1";
+    let names = |resource: Value| -> Vec<String> {
+        all_rules
+            .applicable(&input(resource))
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect()
+    };
+    assert!(names(pod("delta", "tool", image)).is_empty());
+    assert!(names(deployment("delta", "tool", image)).is_empty());
+    assert_eq!(names(pod("delta", "web", image)), ["check-image"]);
+    assert_eq!(names(pod("gamma", "tool", image)), ["check-image"]);
+    // Excepting only the Pod rule leaves the Deployment's autogen rule applicable.
+    let pod_rule_only = policies("127.0.0.1:9", &key, "[verify-signature]");
+    assert!(
+        pod_rule_only
+            .applicable(&input(pod("delta", "tool", image)))
+            .is_empty()
+    );
+    assert_eq!(
+        pod_rule_only
+            .applicable(&input(deployment("delta", "tool", image)))
+            .len(),
+        1
+    );
+}

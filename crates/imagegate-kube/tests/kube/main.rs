@@ -5,6 +5,8 @@
 
 mod cluster;
 mod context;
+mod governance;
+mod leader;
 mod namespaces;
 mod policies;
 mod reports;

@@ -113,6 +113,9 @@ pub(crate) fn builtin() -> Vec<ResourceKind> {
             .with_status()
             .with_short(&["po"]),
         ResourceKind::new("", "v1", "Event", "events", true).with_short(&["ev"]),
+        // Kyverno and imagegate write Events through events.k8s.io/v1 (a real API server
+        // stores both versions as one; here they are kept apart).
+        ResourceKind::new("events.k8s.io", "v1", "Event", "events", true),
         ResourceKind::new("coordination.k8s.io", "v1", "Lease", "leases", true),
         ResourceKind::new(
             "apiextensions.k8s.io",
@@ -127,7 +130,8 @@ pub(crate) fn builtin() -> Vec<ResourceKind> {
 }
 
 /// CustomResourceDefinitions for the kinds Kyverno installs that imagegate uses
-/// (`kyverno.io/v1` policies, `wgpolicyk8s.io/v1alpha2` reports,
+/// (`kyverno.io/v1` policies, `wgpolicyk8s.io/v1alpha2` reports, `reports.kyverno.io/v1`
+/// ephemeral reports,
 /// `policies.kyverno.io/v1alpha1` ImageValidatingPolicy), reduced to what the fake reads.
 pub fn kyverno_crds() -> Vec<Value> {
     let crd = |group: &str,
@@ -188,6 +192,24 @@ pub fn kyverno_crds() -> Vec<Value> {
             "clusterpolicyreports",
             "Cluster",
             &["cpolr"],
+            false,
+        ),
+        crd(
+            "reports.kyverno.io",
+            "v1",
+            "EphemeralReport",
+            "ephemeralreports",
+            "Namespaced",
+            &["ephr"],
+            false,
+        ),
+        crd(
+            "reports.kyverno.io",
+            "v1",
+            "ClusterEphemeralReport",
+            "clusterephemeralreports",
+            "Cluster",
+            &["cephr"],
             false,
         ),
         crd(

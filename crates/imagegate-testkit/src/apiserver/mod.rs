@@ -366,6 +366,22 @@ impl ApiServer {
             .map_err(|e| ApiStatus(e.status()))
     }
 
+    /// The objects of `resource` (in `namespace`, or in all namespaces when `None`),
+    /// oldest first.
+    pub fn list(&self, resource: &str, namespace: Option<&str>) -> Result<Vec<Value>, ApiStatus> {
+        let store = self.store();
+        let kind = self.kind(&store, resource)?;
+        let query = store::Query {
+            namespace: namespace.map(str::to_owned),
+            labels: selector::Selector::default(),
+            fields: selector::Selector::default(),
+        };
+        let list = store
+            .list(&kind, &query, 0, None)
+            .map_err(|e| ApiStatus(e.status()))?;
+        Ok(list["items"].as_array().cloned().unwrap_or_default())
+    }
+
     /// Replaces an object (PUT semantics: a stale `metadata.resourceVersion` conflicts).
     pub fn replace(
         &self,

@@ -32,6 +32,44 @@ pub struct Config {
     pub limits: Limits,
     /// Cluster mode.
     pub kubernetes: Kubernetes,
+    /// What cluster mode writes back (reports, Events) and the leader election.
+    pub outputs: ClusterOutputs,
+}
+
+/// What cluster mode writes back to the API, off the admission path: PolicyReports of
+/// admission results (only the elected leader writes them) and Events.
+#[derive(Debug, Clone)]
+pub struct ClusterOutputs {
+    /// Admission results into PolicyReports (Kyverno's `--admissionReports`).
+    pub admission_reports: bool,
+    /// Events waiting to be written at most (Kyverno's `--maxQueuedEvents`); 0: no
+    /// Events.
+    pub max_queued_events: usize,
+    /// Elect one replica to write the reports; off: this replica writes them (run one).
+    pub leader_election: bool,
+    /// How long a Lease that is not renewed keeps the others from taking it.
+    pub lease_duration: Duration,
+    /// How long the leader leads without a successful renewal.
+    pub renew_deadline: Duration,
+    /// How often the leader renews and the others try.
+    pub retry_period: Duration,
+    /// How often the leader merges the other replicas' EphemeralReports.
+    pub merge_interval: Duration,
+}
+
+impl Default for ClusterOutputs {
+    fn default() -> Self {
+        ClusterOutputs {
+            admission_reports: true,
+            max_queued_events: 1000,
+            leader_election: true,
+            // client-go's defaults.
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+            merge_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Whether `serve` reads policies, namespaces, keys and pull secrets from the

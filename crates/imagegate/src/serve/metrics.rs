@@ -231,7 +231,16 @@ pub struct Metrics {
     policies: Gauge,
     invalid_policies: Family<InvalidPolicyLabels, Gauge>,
     rejected: Counter,
+    queue_dropped: Family<QueueLabels, Counter>,
+    leader: Gauge,
     bounds: LabelBounds,
+}
+
+/// Labels of `imagegate_queue_dropped`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `reports` or `events`.
+    pub queue: String,
 }
 
 impl Metrics {
@@ -247,6 +256,8 @@ impl Metrics {
             policies: Gauge::default(),
             invalid_policies: Family::default(),
             rejected: Counter::default(),
+            queue_dropped: Family::default(),
+            leader: Gauge::default(),
             bounds: LabelBounds::default(),
         };
         registry.register(
@@ -294,7 +305,33 @@ impl Metrics {
             "1 for each policy object of the cluster whose current version is invalid (its previous version, if any, stays enforced)",
             metrics.invalid_policies.clone(),
         );
+        registry.register(
+            "imagegate_queue_dropped",
+            "Admission results (queue=reports) and Events (queue=events) dropped because their queue was full",
+            metrics.queue_dropped.clone(),
+        );
+        registry.register(
+            "imagegate_leader",
+            "1 while this replica holds the leader Lease (writes PolicyReports)",
+            metrics.leader.clone(),
+        );
         metrics
+    }
+
+    /// `count` items dropped from the `queue` (reports or events) because it was full.
+    pub fn queue_dropped(&self, queue: &str, count: u64) {
+        if count > 0 {
+            self.queue_dropped
+                .get_or_create(&QueueLabels {
+                    queue: queue.to_owned(),
+                })
+                .inc_by(count);
+        }
+    }
+
+    /// Whether this replica leads.
+    pub fn leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// The labels of one answered review of an object of `kind` in `namespace`.

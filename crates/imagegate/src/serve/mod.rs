@@ -13,7 +13,8 @@
 //!   `/healthz`, `/readyz`, `/metrics`), with the cap on concurrent reviews and the body deadline.
 //! - `metrics`: Prometheus metrics with Kyverno's names, with bounded labels.
 //! - `cluster`: cluster mode (policies, namespace labels, keys and pull secrets from
-//!   the Kubernetes API), when [`Config::kubernetes`] says so.
+//!   the Kubernetes API; PolicyReports, Events and leader election back to it), when
+//!   [`Config::kubernetes`] says so.
 //!
 //! [`Server::bind`] then [`Server::serve`] run it ([`run`] does both and waits for
 //! SIGTERM/SIGINT); [`webhook_router`] over a [`State`] answers requests without a
@@ -42,7 +43,7 @@ use imagegate_engine::{Engine, EngineMetrics, PolicySet};
 use tokio::sync::Semaphore;
 
 pub use cluster::ClusterMode;
-pub use config::{Config, Kubernetes, Limits, TlsConfig};
+pub use config::{ClusterOutputs, Config, Kubernetes, Limits, TlsConfig};
 pub use handlers::{MAX_REVIEW_BYTES, metrics_router, webhook_router};
 pub use metrics::Metrics;
 use policies::{PolicySource, PolicyStore};
@@ -208,6 +209,10 @@ impl Server {
             tokio::spawn(tls::watch(tls_source, rustls_config.clone(), interval)),
         ];
         if let Some(cluster) = cluster {
+            watchers.push(tokio::spawn(cluster::follow_leadership(
+                Arc::clone(&cluster),
+                Arc::clone(&state),
+            )));
             watchers.push(tokio::spawn(cluster::follow(cluster, Arc::clone(&state))));
         }
 
@@ -236,6 +241,10 @@ impl Server {
             watcher.abort();
         }
         stopper.abort();
+        if let Some(cluster) = &state.cluster {
+            // Hand the Lease over now rather than after it expires.
+            cluster.stop().await;
+        }
         webhook.context("webhook server")?;
         metrics_server.context("metrics server")?;
         tracing::info!("stopped");
@@ -254,9 +263,9 @@ pub fn load_policies(paths: &[std::path::PathBuf]) -> anyhow::Result<PolicySet> 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let cluster = match &config.kubernetes {
         Kubernetes::Off => None,
-        Kubernetes::On { kubeconfig } => {
-            Some(Arc::new(ClusterMode::start(kubeconfig.as_deref()).await?))
-        }
+        Kubernetes::On { kubeconfig } => Some(Arc::new(
+            ClusterMode::start(kubeconfig.as_deref(), &config.outputs).await?,
+        )),
     };
     Server::bind_with(config, cluster)?
         .serve(shutdown_signal())

@@ -24,6 +24,18 @@ pub async fn answer(state: &State, review: &AdmissionReview, phase: Phase) -> Ad
     if let Some(denied) = answered.deadline_exceeded {
         state.metrics.deadline_exceeded(denied);
     }
+    if let (Some(cluster), Some(request), Some(evaluated), Some(response)) = (
+        state.cluster.as_ref(),
+        review.request.as_ref(),
+        &answered.evaluated,
+        answered.review.response.as_ref(),
+    ) {
+        let dropped = cluster.observe(request, phase, evaluated, response.allowed);
+        state
+            .metrics
+            .queue_dropped("reports", u64::from(dropped.reports));
+        state.metrics.queue_dropped("events", dropped.events as u64);
+    }
     if let (Some(request), Some(response)) =
         (review.request.as_ref(), answered.review.response.as_ref())
     {

@@ -21,6 +21,11 @@ const OWN_NAMESPACE: &str = "imagegate-system";
 /// The API server fake with the namespaces the tests use, and `imagegate serve` started
 /// against it (no `--policies`: the cluster's policies only), ready.
 fn start(default_labels: Value) -> (ApiServer, Server, tempfile::TempDir) {
+    start_with(default_labels, &[])
+}
+
+/// [`start`] with more arguments for `imagegate serve`.
+fn start_with(default_labels: Value, args: &[&str]) -> (ApiServer, Server, tempfile::TempDir) {
     let api = ApiServer::start();
     // The fake has `default` already, as a cluster does.
     api.merge_patch(
@@ -37,13 +42,21 @@ fn start(default_labels: Value) -> (ApiServer, Server, tempfile::TempDir) {
     )
     .unwrap();
     let cwd = tempfile::tempdir().unwrap();
+    let server = serve(&api, cwd.path(), args);
+    (api, server, cwd)
+}
+
+/// `imagegate serve --kubeconfig` (for `api`) with `args`, in `cwd`, ready.
+fn serve(api: &ApiServer, cwd: &std::path::Path, args: &[&str]) -> Server {
     let kubeconfig = api.kubeconfig(Some(OWN_NAMESPACE));
-    let server = Server::start(cwd.path(), &["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let mut all = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let server = Server::start(cwd, &all);
     poll(Duration::from_secs(10), "readiness", || {
         let (status, body) = server.get(&server.metrics, "/readyz");
         (status == 200).then_some(body)
     });
-    (api, server, cwd)
+    server
 }
 
 /// Polls `f` every 20 ms until it answers, failing after `limit`.
@@ -431,5 +444,137 @@ fn keys_in_a_config_map_context_entry_follow_the_config_map() {
             "failed to load context: failed to retrieve config map for context entry keys: failed to get configmap kyverno/keys : configmaps \"keys\" not found"
         ),
         "{missing}"
+    );
+}
+
+/// Leader election flags short enough for a test (client-go's defaults are 15/10/2 s).
+const FAST_ELECTION: &[&str] = &[
+    "--leader-election-lease-duration",
+    "2",
+    "--leader-election-renew-deadline",
+    "1.5",
+    "--leader-election-retry-period",
+    "0.2",
+];
+
+fn leader_gauge(server: &Server) -> Option<String> {
+    let (_, text) = server.get(&server.metrics, "/metrics");
+    text.lines()
+        .find_map(|l| l.strip_prefix("imagegate_leader "))
+        .map(str::to_owned)
+}
+
+/// Issue 11: two replicas, one leader (the Lease's holder, the only one whose
+/// `imagegate_leader` is 1). An Audit failure admitted by the other replica reaches the
+/// Pod's PolicyReport within 5 s through an EphemeralReport the leader merges and
+/// deletes; an Enforce denial writes an Event on the policy in Kyverno's words.
+#[test]
+fn audit_failures_reach_the_report_through_the_leader_and_denials_write_events() {
+    let images = images();
+    let (api, first, _cwd) = start_with(json!({}), FAST_ELECTION);
+    let cwd = tempfile::tempdir().unwrap();
+    let second = serve(&api, cwd.path(), FAST_ELECTION);
+    let holder = poll(Duration::from_secs(5), "a lease holder", || {
+        let lease = api
+            .get(
+                "leases.coordination.k8s.io",
+                Some(OWN_NAMESPACE),
+                "imagegate-leader",
+            )
+            .ok()?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
+    });
+    let (leader, follower) = if holder.ends_with(&format!("-{}", first.pid())) {
+        (&first, &second)
+    } else {
+        assert!(holder.ends_with(&format!("-{}", second.pid())), "{holder}");
+        (&second, &first)
+    };
+    poll(Duration::from_secs(5), "the leader gauge", || {
+        (leader_gauge(leader).as_deref() == Some("1")).then_some(())
+    });
+    assert_eq!(leader_gauge(follower).as_deref(), Some("0"));
+
+    let pattern = format!("{}/app/unsigned*", images.registry.host());
+    let audited = policy("audited", &pattern, &images.key, "Fail", 10, "")
+        .replace("failureAction: Enforce", "failureAction: Audit")
+        // Kyverno refuses mutateDigest under Audit.
+        .replace("mutateDigest: true", "mutateDigest: false");
+    api.create(CPOL, None, policy_object(&audited)).unwrap();
+    let object = pod("audited-pod", &images.unsigned);
+    let review = review_of("admission.k8s.io/v1", "req-audit", &object);
+    let (response, admitted) = poll(Duration::from_secs(5), "the Audit policy", || {
+        let (response, _) = follower.review("/mutate", &review);
+        let admitted = Instant::now();
+        (!response["warnings"].as_array().is_none_or(Vec::is_empty)).then_some((response, admitted))
+    });
+    assert_eq!(response["allowed"], true, "{response}");
+    // The API server stores the Pod after admission; its uid names the report.
+    let stored = api.create("pods", Some("default"), object).unwrap();
+    let uid = stored["metadata"]["uid"].as_str().unwrap().to_owned();
+    let report = poll(Duration::from_secs(5), "the PolicyReport", || {
+        api.get(
+            "policyreports.wgpolicyk8s.io",
+            Some("default"),
+            &format!("imagegate-{uid}"),
+        )
+        .ok()
+    });
+    eprintln!(
+        "admitted (by the follower) → report: {:?}",
+        admitted.elapsed()
+    );
+    assert!(admitted.elapsed() < Duration::from_secs(5));
+    let result = &report["results"][0];
+    assert_eq!(result["policy"], "audited", "{report}");
+    assert_eq!(result["result"], "fail", "{report}");
+    assert_eq!(result["properties"]["images"], images.unsigned.as_str());
+    assert_eq!(report["scope"]["name"], "audited-pod");
+    assert_eq!(
+        report["metadata"]["ownerReferences"][0]["uid"],
+        uid.as_str()
+    );
+    // The follower handed it over (an EphemeralReport, created then deleted).
+    let handed_over = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/ephemeralreports"))
+        .count();
+    assert_eq!(handed_over, 1);
+    poll(
+        Duration::from_secs(5),
+        "the EphemeralReport deleted",
+        || {
+            api.list("ephemeralreports.reports.kyverno.io", None)
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        },
+    );
+
+    // Enforce: denied, and an Event on the policy says so.
+    let enforced = policy("enforced", &pattern, &images.key, "Fail", 10, "");
+    api.create(CPOL, None, policy_object(&enforced)).unwrap();
+    let denied = poll(Duration::from_secs(5), "the Enforce policy", || {
+        let response = admit(leader, "denied-pod", &images.unsigned, json!({}));
+        (response["allowed"] == false).then_some(response)
+    });
+    assert!(message(&denied).contains("enforced"), "{denied}");
+    let event = poll(Duration::from_secs(5), "the Event", || {
+        api.list("events.events.k8s.io", Some("default"))
+            .unwrap()
+            .into_iter()
+            .find(|e| e["regarding"]["name"] == "enforced")
+    });
+    assert_eq!(event["regarding"]["kind"], "ClusterPolicy");
+    assert_eq!(event["reason"], "PolicyViolation");
+    assert_eq!(event["action"], "Resource Blocked");
+    assert_eq!(event["related"]["name"], "denied-pod");
+    let note = event["note"].as_str().unwrap();
+    assert!(
+        note.starts_with(
+            "Pod default/denied-pod: [verify] fail (blocked); failed to verify image "
+        ),
+        "{note}"
     );
 }

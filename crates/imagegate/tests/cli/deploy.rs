@@ -9,7 +9,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -71,7 +71,9 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
             | "MutatingWebhookConfiguration"
             | "ValidatingWebhookConfiguration"
             | "ClusterRole"
-            | "ClusterRoleBinding" => {}
+            | "ClusterRoleBinding"
+            | "Role"
+            | "RoleBinding" => {}
             "Issuer" | "Certificate" => assert_eq!(document["apiVersion"], "cert-manager.io/v1"),
             other => panic!("unexpected kind {other}"),
         }
@@ -101,9 +103,30 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
         "--tls-cert=/etc/imagegate/tls/tls.crt",
         "--policies=/etc/imagegate/policies",
         "--docker-config=/etc/imagegate/docker/config.json",
+        "--admission-reports=true",
+        "--leader-election=true",
     ] {
         assert!(args.iter().any(|a| a == flag), "{flag} missing in {args:?}");
     }
+    // The leader Lease names the replica by its Pod name (downward API).
+    let pod_name = container
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "POD_NAME")
+        .expect("POD_NAME in the environment");
+    assert_eq!(
+        pod_name
+            .value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path,
+        "metadata.name"
+    );
     assert_eq!(
         container
             .liveness_probe
@@ -186,7 +209,59 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
                 strings(&["serviceaccounts"]),
                 strings(&["get"])
             ),
+            (
+                strings(&[""]),
+                strings(&["pods", "replicationcontrollers"]),
+                strings(&["get"])
+            ),
+            (
+                strings(&["apps"]),
+                strings(&["deployments", "replicasets", "statefulsets", "daemonsets"]),
+                strings(&["get"])
+            ),
+            (
+                strings(&["batch"]),
+                strings(&["jobs", "cronjobs"]),
+                strings(&["get"])
+            ),
+            (
+                strings(&["wgpolicyk8s.io"]),
+                strings(&["policyreports", "clusterpolicyreports"]),
+                strings(&["get", "list", "create", "patch", "update"])
+            ),
+            (
+                strings(&["reports.kyverno.io"]),
+                strings(&["ephemeralreports", "clusterephemeralreports"]),
+                strings(&["get", "list", "create", "delete"])
+            ),
+            (
+                strings(&["events.k8s.io"]),
+                strings(&["events"]),
+                strings(&["create", "patch"])
+            ),
         ]
+    );
+    // Leader election: the Lease in imagegate's own namespace only.
+    let lease_role: Role = one(&documents, "Role");
+    assert_eq!(lease_role.metadata.namespace.as_deref(), Some("imagegate"));
+    let lease_rule = &lease_role.rules.unwrap()[0];
+    assert_eq!(
+        (
+            lease_rule.api_groups.clone().unwrap_or_default(),
+            lease_rule.resources.clone().unwrap_or_default(),
+            lease_rule.verbs.clone()
+        ),
+        (
+            strings(&["coordination.k8s.io"]),
+            strings(&["leases"]),
+            strings(&["get", "create", "update"])
+        )
+    );
+    let lease_binding: RoleBinding = one(&documents, "RoleBinding");
+    assert_eq!(lease_binding.role_ref.name, "imagegate-leader-election");
+    assert_eq!(
+        lease_binding.subjects.unwrap()[0].name.as_str(),
+        "imagegate"
     );
     let binding: ClusterRoleBinding = one(&documents, "ClusterRoleBinding");
     assert_eq!(binding.role_ref.name, "imagegate");
@@ -299,6 +374,25 @@ fn chart_templates_agree_with_the_manifests() {
     assert!(webhooks.contains("path: /validate-policy"));
     assert!(webhooks.contains("{{- if include \"imagegate.validatePolicies\" . }}"));
     assert_eq!(values["kubernetes"]["enabled"], true);
+    assert_eq!(values["reports"]["admission"], true);
+    assert_eq!(values["leaderElection"]["enabled"], true);
+    let rbac = read("rbac.yaml");
+    for fact in [
+        "kind: Role\n",
+        "resources: [\"leases\"]",
+        "resources: [\"policyreports\", \"clusterpolicyreports\"]",
+        "resources: [\"ephemeralreports\", \"clusterephemeralreports\"]",
+        "apiGroups: [\"events.k8s.io\"]",
+    ] {
+        assert!(rbac.contains(fact), "rbac.yaml lacks {fact}");
+    }
+    for fact in [
+        "- --admission-reports={{ .Values.reports.admission }}",
+        "- --leader-election={{ .Values.leaderElection.enabled }}",
+        "fieldPath: metadata.name",
+    ] {
+        assert!(deployment.contains(fact), "deployment.yaml lacks {fact}");
+    }
     assert_eq!(values["validatePolicies"]["enabled"], true);
 }
 

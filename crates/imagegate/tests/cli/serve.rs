@@ -87,6 +87,11 @@ impl Server {
         server
     }
 
+    /// The process id (part of its leader-election identity, `HOST-PID`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn client_trusting(&self, ca_pem: &[u8]) -> reqwest::Client {
         let _guard = self.runtime.enter();
         let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
