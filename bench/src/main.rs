@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all, 1–13)
+//!   --only 1,2,…      run these scenarios (default: all, 1–14)
 //!   --iterations N    timed iterations of scenarios 2, 3, 5 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
@@ -21,6 +21,8 @@
 //! peak RSS. 12 a whole cold `imagegate verify` process against sigstore-rs in its own
 //! process (feature `peer`). 13 the same verification as an ImageValidatingPolicy and
 //! as a ClusterPolicy: warm `/mutate` throughput in-process and cold registry requests.
+//! 14 a background scan of 10 000 Pods over 1 000 distinct images (API-server fake):
+//! registry requests per image, duration, peak RSS of the scanning process.
 
 mod attacks;
 mod cold;
@@ -32,6 +34,7 @@ mod peer;
 #[cfg(feature = "peer")]
 mod process;
 mod report;
+mod scan;
 mod webhook;
 
 use std::collections::BTreeSet;
@@ -53,7 +56,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=13).collect(),
+        only: (1..=14).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -111,6 +114,12 @@ fn main() -> anyhow::Result<()> {
     if args.next().as_deref() == Some("--rss-child") {
         let dir = args.next().context("--rss-child needs a directory")?;
         return memory::child(std::path::Path::new(&dir));
+    }
+    if std::env::args().nth(1).as_deref() == Some("--scan-child") {
+        let dir = std::env::args()
+            .nth(2)
+            .context("--scan-child needs a directory")?;
+        return scan::child(std::path::Path::new(&dir));
     }
     #[cfg(feature = "peer")]
     if let Some(flag @ "--peer-verify") = std::env::args().nth(1).as_deref() {
@@ -184,6 +193,14 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     if only.contains(&13) {
         eprintln!("bench: scenario 13 (ImageValidatingPolicy vs ClusterPolicy)");
         ivp::run(options, rows).await?;
+    }
+    if only.contains(&14) {
+        eprintln!("bench: scenario 14 (background scan, 10 000 Pods, 1 000 images)");
+        let rows_out = tokio::task::block_in_place(|| {
+            let mut out = Vec::new();
+            scan::run(8, &mut out).map(|()| out)
+        })?;
+        rows.extend(rows_out);
     }
     if only.iter().any(|s| (7..=11).contains(s)) {
         attacks::run(options, rows).await?;

@@ -1,5 +1,6 @@
 //! imagegate-kube against the API server fake (imagegate-testkit): policies, namespace
-//! labels, Secrets, PolicyReports, 410 recovery and steady-state request counts.
+//! labels, Secrets, PolicyReports, background scans (with a real `docker-registry`), 410
+//! recovery and steady-state request counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -7,6 +8,7 @@ mod cluster;
 mod namespaces;
 mod policies;
 mod reports;
+mod scan;
 mod secrets;
 
 use std::time::{Duration, Instant};

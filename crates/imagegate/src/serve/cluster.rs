@@ -1,17 +1,26 @@
 //! Cluster mode: the Kubernetes API feeds the webhook. ClusterPolicies and Policies are
 //! watched and combined with the policy files; namespace labels, Secrets and
 //! ServiceAccounts reach the engine through [`KubeInputs`]. Status conditions are
-//! written by the policy watch's own writer task, never on the admission path.
+//! written by the policy watch's own writer task, never on the admission path; so are
+//! the PolicyReports of background scans (see [`scan`]).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context as _;
-use imagegate_kube::{Cluster, KubeInputs, PolicyWatch};
+use imagegate_kube::{
+    BackgroundScanner, Cluster, KubeInputs, PolicyWatch, ReportWriter, ReportWriterOptions,
+    ScanInputs, ScanOptions, WorkloadWatch,
+};
 use imagegate_policy::model::Policy;
+use tokio::sync::watch;
 
 use super::State;
+
+/// How often [`scan`] looks whether the cluster's policies are loaded yet.
+const SYNC_POLL: Duration = Duration::from_millis(200);
 
 /// The running watches of cluster mode; they stop when it is dropped.
 #[derive(Debug)]
@@ -20,21 +29,44 @@ pub struct ClusterMode {
     pub inputs: Arc<KubeInputs>,
     /// The ClusterPolicies and Policies.
     pub policies: PolicyWatch,
+    /// The Pods and pod controllers, when background scans are on.
+    pub workloads: Option<Arc<WorkloadWatch>>,
+    /// Where PolicyReports are written (queued, paced).
+    pub reports: Arc<ReportWriter>,
+    /// Whether this replica leads (scans and writes reports).
+    pub leader: watch::Receiver<bool>,
+    /// Holds `leader` true: one replica is assumed until leader election (a Lease,
+    /// issue 11) is wired in here; with several replicas each would scan.
+    _leader: watch::Sender<bool>,
 }
 
 impl ClusterMode {
-    /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster) and starts watching.
-    pub async fn start(kubeconfig: Option<&Path>) -> anyhow::Result<ClusterMode> {
+    /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster) and starts watching
+    /// (the workloads too when `background_scans`).
+    pub async fn start(
+        kubeconfig: Option<&Path>,
+        background_scans: bool,
+    ) -> anyhow::Result<ClusterMode> {
         let cluster = Cluster::connect(kubeconfig)
             .await
             .context("cluster mode (--no-kubernetes turns it off)")?;
         tracing::info!(
             namespace = %cluster.namespace,
+            background_scans,
             "cluster mode: watching ClusterPolicies, Policies, Namespaces and Secrets"
         );
+        let (leader_sender, leader) = watch::channel(true);
         Ok(ClusterMode {
             inputs: Arc::new(KubeInputs::start(&cluster)),
             policies: PolicyWatch::start(cluster.client.clone()),
+            workloads: background_scans
+                .then(|| Arc::new(WorkloadWatch::start(cluster.client.clone()))),
+            reports: Arc::new(ReportWriter::start(
+                cluster.client.clone(),
+                ReportWriterOptions::default(),
+            )),
+            leader,
+            _leader: leader_sender,
         })
     }
 
@@ -70,4 +102,29 @@ pub async fn follow(cluster: Arc<ClusterMode>, state: Arc<State>) {
             return;
         }
     }
+}
+
+/// Background scans with the webhook's engine (caches shared with admission) over the
+/// webhook's policies, once the cluster's policies are loaded (a first scan without them
+/// would report only the files'), while this replica leads. Runs until aborted.
+pub async fn scan(cluster: Arc<ClusterMode>, state: Arc<State>, options: ScanOptions) {
+    let Some(workloads) = cluster.workloads.clone() else {
+        return;
+    };
+    while !state.cluster_synced.load(Ordering::SeqCst) {
+        tokio::time::sleep(SYNC_POLL).await;
+    }
+    let _scanner = BackgroundScanner::start(
+        workloads,
+        ScanInputs {
+            engine: state.engine.clone(),
+            policies: state.policies.subscribe(),
+            leader: cluster.leader.clone(),
+            reports: Arc::clone(&cluster.reports),
+            observer: Arc::new(state.metrics.scan.clone()),
+        },
+        options,
+    );
+    // The scanner stops when dropped, i.e. when this task is aborted.
+    std::future::pending::<()>().await;
 }

@@ -32,6 +32,8 @@ pub struct Config {
     pub limits: Limits,
     /// Cluster mode.
     pub kubernetes: Kubernetes,
+    /// Background scans in cluster mode (`None`: off).
+    pub background_scan: Option<imagegate_kube::ScanOptions>,
 }
 
 /// Whether `serve` reads policies, namespaces, keys and pull secrets from the

@@ -208,7 +208,17 @@ impl Server {
             tokio::spawn(tls::watch(tls_source, rustls_config.clone(), interval)),
         ];
         if let Some(cluster) = cluster {
-            watchers.push(tokio::spawn(cluster::follow(cluster, Arc::clone(&state))));
+            watchers.push(tokio::spawn(cluster::follow(
+                Arc::clone(&cluster),
+                Arc::clone(&state),
+            )));
+            if let Some(options) = config.background_scan.clone() {
+                watchers.push(tokio::spawn(cluster::scan(
+                    cluster,
+                    Arc::clone(&state),
+                    options,
+                )));
+            }
         }
 
         let webhook = axum_server::from_tcp_rustls(webhook_listener, rustls_config)?;
@@ -254,9 +264,9 @@ pub fn load_policies(paths: &[std::path::PathBuf]) -> anyhow::Result<PolicySet> 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let cluster = match &config.kubernetes {
         Kubernetes::Off => None,
-        Kubernetes::On { kubeconfig } => {
-            Some(Arc::new(ClusterMode::start(kubeconfig.as_deref()).await?))
-        }
+        Kubernetes::On { kubeconfig } => Some(Arc::new(
+            ClusterMode::start(kubeconfig.as_deref(), config.background_scan.is_some()).await?,
+        )),
     };
     Server::bind_with(config, cluster)?
         .serve(shutdown_signal())

@@ -332,3 +332,52 @@ fn merged_rule(api: &ApiServer, credentials: Value) -> Value {
     rule["verifyImages"][0]["imageRegistryCredentials"] = credentials;
     rule
 }
+
+#[test]
+fn background_scans_report_the_pods_already_running() {
+    let images = images();
+    let (api, server, _cwd) = start(json!({}));
+    // Pods running before any policy exists: admission never saw them under one.
+    let signed = api
+        .create(
+            "pods",
+            Some("default"),
+            pod("running-signed", &images.signed),
+        )
+        .unwrap();
+    let unsigned = api
+        .create(
+            "pods",
+            Some("default"),
+            pod("running-unsigned", &images.unsigned),
+        )
+        .unwrap();
+    // An Audit policy is applied: the change starts a scan whose results become reports.
+    let pattern = format!("{}/app/*", images.registry.host());
+    let text = policy("audit-signed", &pattern, &images.key, "Fail", 10, "")
+        .replace("failureAction: Enforce", "failureAction: Audit");
+    api.create(CPOL, None, policy_object(&text)).unwrap();
+    for (object, expected) in [(&signed, "pass"), (&unsigned, "fail")] {
+        let name = format!("imagegate-{}", object["metadata"]["uid"].as_str().unwrap());
+        let report = poll(Duration::from_secs(10), "a background-scan report", || {
+            api.get("policyreports.wgpolicyk8s.io", Some("default"), &name)
+                .ok()
+        });
+        let result = &report["results"][0];
+        assert_eq!(result["policy"], "audit-signed", "{report}");
+        assert_eq!(result["result"], expected, "{report}");
+        assert_eq!(result["properties"]["process"], "background scan");
+        assert_eq!(report["scope"]["name"], object["metadata"]["name"]);
+    }
+    let metrics = poll(Duration::from_secs(5), "scan metrics", || {
+        let text = server.get(&server.metrics, "/metrics").1;
+        (count(&text, "imagegate_background_scan_resources_total") >= 2.0).then_some(text)
+    });
+    assert!(
+        count(
+            &metrics,
+            "imagegate_background_scan_results_total{rule_result=\"fail\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+}

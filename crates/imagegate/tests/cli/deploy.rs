@@ -186,6 +186,26 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
                 strings(&["configmaps", "serviceaccounts"]),
                 strings(&["get"])
             ),
+            (
+                strings(&[""]),
+                strings(&["pods"]),
+                strings(&["list", "watch"])
+            ),
+            (
+                strings(&["apps"]),
+                strings(&["deployments", "statefulsets", "daemonsets", "replicasets"]),
+                strings(&["list", "watch"])
+            ),
+            (
+                strings(&["batch"]),
+                strings(&["jobs", "cronjobs"]),
+                strings(&["list", "watch"])
+            ),
+            (
+                strings(&["wgpolicyk8s.io"]),
+                strings(&["policyreports", "clusterpolicyreports"]),
+                strings(&["get", "create", "patch"])
+            ),
         ]
     );
     let binding: ClusterRoleBinding = one(&documents, "ClusterRoleBinding");
