@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all, 1–14)
+//!   --only 1,2,…      run these scenarios (default: all, 1–15)
 //!   --iterations N    timed iterations of scenarios 2, 3, 5 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
@@ -21,10 +21,13 @@
 //! peak RSS. 12 a whole cold `imagegate verify` process against sigstore-rs in its own
 //! process (feature `peer`). 13 the same verification as an ImageValidatingPolicy and
 //! as a ClusterPolicy: warm `/mutate` throughput in-process and cold registry requests.
-//! 14 a background scan of 10 000 Pods over 1 000 distinct images (API-server fake):
+//! 14 `imagegate serve` in cluster mode with 10 000 namespaces, 1 000 Secrets and 500
+//! policies at the test kit's API-server fake: RSS, steady-state requests, change → enforced.
+//! 15 a background scan of 10 000 Pods over 1 000 distinct images (API-server fake):
 //! registry requests per image, duration, peak RSS of the scanning process.
 
 mod attacks;
+mod cluster;
 mod cold;
 mod fixture;
 mod ivp;
@@ -56,7 +59,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=14).collect(),
+        only: (1..=15).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -194,8 +197,8 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         eprintln!("bench: scenario 13 (ImageValidatingPolicy vs ClusterPolicy)");
         ivp::run(options, rows).await?;
     }
-    if only.contains(&14) {
-        eprintln!("bench: scenario 14 (background scan, 10 000 Pods, 1 000 images)");
+    if only.contains(&15) {
+        eprintln!("bench: scenario 15 (background scan, 10 000 Pods, 1 000 images)");
         let rows_out = tokio::task::block_in_place(|| {
             let mut out = Vec::new();
             scan::run(8, &mut out).map(|()| out)
@@ -204,6 +207,10 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     }
     if only.iter().any(|s| (7..=11).contains(s)) {
         attacks::run(options, rows).await?;
+    }
+    if only.contains(&14) {
+        eprintln!("bench: scenario 14 (cluster mode at scale)");
+        cluster::run(options, rows).await?;
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Scenario 14: a background scan of 10 000 Pods using 1 000 distinct signed images
+//! Scenario 15: a background scan of 10 000 Pods using 1 000 distinct signed images
 //! (issue 11): registry requests per distinct image (target ≤ 3), duration, and the peak
 //! RSS of the scanning process (target ≤ 128 MiB).
 //!
@@ -117,7 +117,7 @@ pub fn run(push_threads: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     let (scanned, reports) = (number("resources"), number("reports"));
     let peak = number("peak_kib");
     rows.push(Row::new(
-        "14 background scan: 10 000 Pods, 1 000 distinct signed images (scanner in a child process)",
+        "15 background scan: 10 000 Pods, 1 000 distinct signed images (scanner in a child process)",
         format!(
             "{requests} registry requests = {per_image:.2} per distinct image; {scanned} Pods scanned, {reports} reports queued in {:.1} s (first lists {:.1} s); VmHWM {:.1} MiB ({:.1} MiB before the scan)",
             result["scan_seconds"].as_f64().unwrap_or(0.0),
