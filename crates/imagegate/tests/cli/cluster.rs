@@ -354,15 +354,32 @@ fn background_scans_report_the_pods_already_running() {
         .unwrap();
     // An Audit policy is applied: the change starts a scan whose results become reports.
     let pattern = format!("{}/app/*", images.registry.host());
-    let text = policy("audit-signed", &pattern, &images.key, "Fail", 10, "")
-        .replace("failureAction: Enforce", "failureAction: Audit");
+    // Audit forbids mutateDigest; tags are then not pinned, so no digest is required.
+    let text = policy(
+        "audit-signed",
+        &pattern,
+        &images.key,
+        "Fail",
+        10,
+        "      verifyDigest: false\n",
+    )
+    .replace("failureAction: Enforce", "failureAction: Audit")
+    .replace("mutateDigest: true", "mutateDigest: false");
     api.create(CPOL, None, policy_object(&text)).unwrap();
     for (object, expected) in [(&signed, "pass"), (&unsigned, "fail")] {
         let name = format!("imagegate-{}", object["metadata"]["uid"].as_str().unwrap());
-        let report = poll(Duration::from_secs(10), "a background-scan report", || {
-            api.get("policyreports.wgpolicyk8s.io", Some("default"), &name)
-                .ok()
-        });
+        let started = Instant::now();
+        let report = loop {
+            if let Ok(report) = api.get("policyreports.wgpolicyk8s.io", Some("default"), &name) {
+                break report;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no background-scan report within 10 s; imagegate's log:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let result = &report["results"][0];
         assert_eq!(result["policy"], "audit-signed", "{report}");
         assert_eq!(result["result"], expected, "{report}");
