@@ -83,10 +83,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
             let engine = fixture::engine(client, CacheOptions::default());
             let before = fixture.requests();
             admit(&engine, &policies, &pod, 1).await?;
-            anyhow::Ok((
-                fixture.requests() - before,
-                fixture.requests_since(before),
-            ))
+            anyhow::Ok((fixture.requests() - before, fixture.requests_since(before)))
         }
     };
     // Warm the connection pool (and the registry's own caches) once.
@@ -106,7 +103,10 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     ));
 
     // Warm: /mutate throughput in-process, one engine per kind, caches filled first.
-    let review = Arc::new(serde_json::to_vec(&fixture::review_json("bench-uid", &pod))?);
+    let review = Arc::new(serde_json::to_vec(&fixture::review_json(
+        "bench-uid",
+        &pod,
+    ))?);
     let window = Duration::from_secs(options.duration.as_secs().clamp(1, 3));
     let mut rates = Vec::new();
     for policies in [cluster_policy, ivp] {

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p imagegate                      # for scenario 1
 //! cargo run --release --manifest-path bench/Cargo.toml [-- OPTIONS]
-//!   --only 1,2,…      run these scenarios (default: all, 1–15)
+//!   --only 1,2,…      run these scenarios (default: all, 1–16)
 //!   --iterations N    timed iterations of scenarios 2, 3, 5, 15 (default 50)
 //!   --duration S      seconds of load per scenario-1 run (default 10)
 //!   --rss-images N    distinct images of scenario 6 (default 1000) …
@@ -25,6 +25,8 @@
 //! policies at the test kit's API-server fake: RSS, steady-state requests, change → enforced.
 //! 15 cold Notation verification (`type: Notary`): registry requests and latency without
 //! and with the referrers API.
+//! 16 a background scan of 10 000 Pods over 1 000 distinct images (API-server fake):
+//! registry requests per image, duration, peak RSS of the scanning process.
 
 mod attacks;
 mod cluster;
@@ -38,6 +40,7 @@ mod peer;
 #[cfg(feature = "peer")]
 mod process;
 mod report;
+mod scan;
 mod webhook;
 
 use std::collections::BTreeSet;
@@ -59,7 +62,7 @@ struct Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut options = Options {
-        only: (1..=15).collect(),
+        only: (1..=16).collect(),
         iterations: 50,
         duration: Duration::from_secs(10),
         rss_images: 1_000,
@@ -117,6 +120,12 @@ fn main() -> anyhow::Result<()> {
     if args.next().as_deref() == Some("--rss-child") {
         let dir = args.next().context("--rss-child needs a directory")?;
         return memory::child(std::path::Path::new(&dir));
+    }
+    if std::env::args().nth(1).as_deref() == Some("--scan-child") {
+        let dir = std::env::args()
+            .nth(2)
+            .context("--scan-child needs a directory")?;
+        return scan::child(std::path::Path::new(&dir));
     }
     #[cfg(feature = "peer")]
     if let Some(flag @ "--peer-verify") = std::env::args().nth(1).as_deref() {
@@ -194,6 +203,14 @@ async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     if only.contains(&15) {
         eprintln!("bench: scenario 15 (cold Notation verification)");
         notation::run(options, rows).await?;
+    }
+    if only.contains(&16) {
+        eprintln!("bench: scenario 16 (background scan, 10 000 Pods, 1 000 images)");
+        let rows_out = tokio::task::block_in_place(|| {
+            let mut out = Vec::new();
+            scan::run(8, &mut out).map(|()| out)
+        })?;
+        rows.extend(rows_out);
     }
     if only.iter().any(|s| (7..=11).contains(s)) {
         attacks::run(options, rows).await?;

@@ -3,7 +3,7 @@
 //! evidence in, and the key of hashable parts; the verdict cache is `verdicts`.
 
 use std::hash::{Hash, Hasher};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moka::future::Cache;
 
@@ -49,7 +49,8 @@ impl CacheOptions {
 #[derive(Debug, Clone)]
 pub struct TtlCache<V: Clone + Send + Sync + 'static> {
     name: &'static str,
-    inner: Option<Cache<u64, V>>,
+    /// Each value with when it was stored (see [`TtlCache::get_since`]).
+    inner: Option<Cache<u64, (Instant, V)>>,
     metrics: EngineMetrics,
 }
 
@@ -76,7 +77,7 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
         let inner = ttl.filter(|t| !t.is_zero() && max_weight > 0).map(|ttl| {
             Cache::builder()
                 .max_capacity(max_weight)
-                .weigher(move |_key: &u64, value: &V| weigher(value))
+                .weigher(move |_key: &u64, (_, value): &(Instant, V)| weigher(value))
                 .time_to_live(ttl)
                 .build()
         });
@@ -89,8 +90,18 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
 
     /// The cached value for `key`.
     pub async fn get(&self, key: u64) -> Option<V> {
+        self.get_since(key, None).await
+    }
+
+    /// The cached value for `key` if it was stored at or after `since` (`None`: any
+    /// age); an older one counts as a miss and is replaced by the caller's next insert.
+    pub async fn get_since(&self, key: u64, since: Option<Instant>) -> Option<V> {
         let cache = self.inner.as_ref()?;
-        let found = cache.get(&key).await;
+        let found = cache
+            .get(&key)
+            .await
+            .filter(|(stored, _)| since.is_none_or(|since| *stored >= since))
+            .map(|(_, value)| value);
         self.metrics.cache_lookup(self.name, found.is_some());
         found
     }
@@ -112,7 +123,7 @@ impl<V: Clone + Send + Sync + 'static> TtlCache<V> {
     /// Remembers `value` for `key`.
     pub async fn insert(&self, key: u64, value: V) {
         if let Some(cache) = &self.inner {
-            cache.insert(key, value).await;
+            cache.insert(key, (Instant::now(), value)).await;
         }
     }
 }
@@ -169,5 +180,26 @@ mod tests {
         cache.insert(9, vec![0; 101]).await;
         cache.sync().await;
         assert_eq!(cache.get(9).await, None);
+    }
+
+    #[tokio::test]
+    async fn entries_older_than_a_floor_are_misses() {
+        let cache: TtlCache<u32> = TtlCache::new(
+            "evidence",
+            Some(Duration::from_secs(60)),
+            10,
+            EngineMetrics::default(),
+        );
+        cache.insert(1, 7).await;
+        let floor = Instant::now() + Duration::from_millis(1);
+        while Instant::now() < floor {
+            tokio::task::yield_now().await;
+        }
+        // Stored before the floor (a background scan's start): a miss for the scan, a
+        // hit for everyone else; a value stored again after the floor is a hit for both.
+        assert_eq!(cache.get_since(1, Some(floor)).await, None);
+        assert_eq!(cache.get(1).await, Some(7));
+        cache.insert(1, 8).await;
+        assert_eq!(cache.get_since(1, Some(floor)).await, Some(8));
     }
 }

@@ -10,9 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::future::join_all;
-use imagegate_oci::{Reference, RegistryClient};
+use imagegate_oci::{Reference, RegistryClient, RequestGate};
 use imagegate_policy::conditions::{self, Context};
 use imagegate_policy::exception::skip_message;
 use imagegate_policy::images::{ImageRef, extract_images};
@@ -193,6 +194,21 @@ impl Engine {
         EngineBuilder {
             client,
             options: EngineOptions::default(),
+        }
+    }
+
+    /// This engine (the same caches, single-flight and registry client) as a
+    /// background scan started at `since` uses it: verdicts, tag digests and evidence
+    /// cached before `since` are fetched and verified again (and replace the cached
+    /// ones), so a signature deleted or a key rotated since turns a pass into a fail at
+    /// this scan; what is reached during the scan serves the rest of it, so each digest
+    /// is verified once per scan. Its registry requests pass `gate` (the scan's
+    /// concurrency and rate) before the registry's own permits, which admission shares.
+    pub fn for_background_scan(&self, since: Instant, gate: Option<RequestGate>) -> Engine {
+        Engine {
+            verifier: self.verifier.fresh_since(since).with_gate(gate),
+            options: self.options.clone(),
+            verdicts: self.verdicts.fresh_since(since),
         }
     }
 

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use imagegate_oci::{
     Call, CallOptions, Descriptor, PullSecrets, Reference, ReferrersSource, RegistryClient,
+    RequestGate,
 };
 
 use imagegate_policy::model::ImageVerification;
@@ -129,6 +130,9 @@ pub struct Verifier {
     evidence_cache: TtlCache<Arc<Evidence>>,
     digests: Arc<SingleFlight<(String, Access, u64), Flight<String>>>,
     evidence: Arc<SingleFlight<(EvidenceKey, u64), Flight<Evidence>>>,
+    /// Cached digests and evidence stored before this instant are not used (a
+    /// background scan's start: [`Verifier::fresh_since`]).
+    since: Option<std::time::Instant>,
 }
 
 impl Verifier {
@@ -166,6 +170,7 @@ impl Verifier {
             ),
             digests: Arc::default(),
             evidence: Arc::default(),
+            since: None,
         }
     }
 
@@ -179,6 +184,24 @@ impl Verifier {
     pub fn with_pull_secrets(&self, pull_secrets: Option<Arc<PullSecrets>>) -> Verifier {
         let mut verifier = self.clone();
         verifier.call.pull_secrets = pull_secrets.filter(|s| !s.is_empty());
+        verifier
+    }
+
+    /// This verifier (sharing its caches) ignoring tag digests and evidence cached
+    /// before `since`: what it fetches anew replaces them, for everyone. A background
+    /// scan uses it so that a signature deleted, or a tag moved, since the cache learned
+    /// otherwise is noticed by the scan, while admission keeps the cache's lifetimes.
+    pub fn fresh_since(&self, since: std::time::Instant) -> Verifier {
+        let mut verifier = self.clone();
+        verifier.since = Some(since);
+        verifier
+    }
+
+    /// This verifier (sharing its caches) sending every registry request through
+    /// `gate` first (a background scan's concurrency and rate bound).
+    pub fn with_gate(&self, gate: Option<RequestGate>) -> Verifier {
+        let mut verifier = self.clone();
+        verifier.call.gate = gate;
         verifier
     }
 
@@ -198,7 +221,7 @@ impl Verifier {
         }
         let key = (image.to_string(), access, self.identity(image.registry()));
         let cache_key = key_of(&key);
-        if let Some(digest) = self.digest_cache.get(cache_key).await {
+        if let Some(digest) = self.digest_cache.get_since(cache_key, self.since).await {
             return Ok(digest);
         }
         let client = self.client.clone();
@@ -308,7 +331,7 @@ impl Verifier {
             access,
         );
         let cache_key = key_of(&key);
-        if let Some(evidence) = self.evidence_cache.get(cache_key).await {
+        if let Some(evidence) = self.evidence_cache.get_since(cache_key, self.since).await {
             return Ok(evidence);
         }
         let flight = (key, self.identity(repository.registry()));

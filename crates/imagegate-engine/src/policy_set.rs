@@ -241,6 +241,43 @@ impl PolicySet {
             .collect()
     }
 
+    /// The policies and exceptions a background scan applies: ClusterPolicies and
+    /// Policies with `background` true or unset (Kyverno's default),
+    /// ImageValidatingPolicies with `evaluation.background.enabled` true or unset, and
+    /// the PolicyExceptions with `background` true or unset.
+    pub fn for_background(&self) -> PolicySet {
+        let keep: Vec<bool> = self
+            .entries
+            .iter()
+            .map(|(policy, _)| policy.spec.background.unwrap_or(true))
+            .collect();
+        fn pick<T: Clone>(items: &[T], keep: &[bool]) -> Vec<T> {
+            items
+                .iter()
+                .zip(keep)
+                .filter(|(_, keep)| **keep)
+                .map(|(item, _)| item.clone())
+                .collect()
+        }
+        PolicySet {
+            entries: pick(&self.entries, &keep),
+            verdict_keys: pick(&self.verdict_keys, &keep),
+            policy_keys: pick(&self.policy_keys, &keep),
+            image_validating: self
+                .image_validating
+                .iter()
+                .filter(|ivp| ivp.policy.spec.background_enabled())
+                .cloned()
+                .collect(),
+            exceptions: self
+                .exceptions
+                .iter()
+                .filter(|e| e.spec.background.unwrap_or(true))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The largest `webhookTimeoutSeconds` (or `webhookConfiguration.timeoutSeconds`)
     /// of the policies, if any sets one.
     pub fn webhook_timeout_seconds(&self) -> Option<u32> {
@@ -356,5 +393,55 @@ mod tests {
             "a ConfigMap named by the request: per request"
         );
         assert_eq!(set.substitutes[0][0], [true, true]);
+    }
+
+    #[test]
+    fn background_scans_apply_only_background_policies_and_exceptions() {
+        let policy = |name: &str, background: Option<bool>| -> Policy {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy",
+                "metadata": {"name": name},
+                "spec": {"background": background, "rules": [{
+                    "name": "verify",
+                    "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                    "verifyImages": [{"imageReferences": ["*"],
+                        "attestors": [{"entries": [{"keys": {"publicKeys": "PEM"}}]}]}],
+                }]},
+            }))
+            .unwrap()
+        };
+        let exception = |name: &str, background: Option<bool>| -> PolicyException {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+                "metadata": {"name": name, "namespace": "team"},
+                "spec": {"background": background,
+                         "exceptions": [{"policyName": "on", "ruleNames": ["verify"]}],
+                         "match": {"any": [{"resources": {"kinds": ["Pod"]}}]}},
+            }))
+            .unwrap()
+        };
+        let set = PolicySet::new(vec![
+            policy("default", None),
+            policy("off", Some(false)),
+            policy("on", Some(true)),
+        ])
+        .with_exceptions([
+            exception("scanned", None),
+            exception("admission-only", Some(false)),
+        ]);
+        let background = set.for_background();
+        let names: Vec<&str> = background
+            .policies()
+            .map(|p| p.metadata.name.as_str())
+            .collect();
+        assert_eq!(names, ["default", "on"]);
+        assert_eq!(background.policy_keys, ["default", "on"]);
+        assert_eq!(background.verdict_keys.len(), 2);
+        let exceptions: Vec<&str> = background
+            .exceptions()
+            .iter()
+            .map(|e| e.metadata.name.as_str())
+            .collect();
+        assert_eq!(exceptions, ["scanned"]);
     }
 }

@@ -5,7 +5,7 @@
 //! at all; concurrent lookups of one key share one verification (single-flight).
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imagegate_policy::model::{
     CTLog, ImageRegistryCredentials, ImageVerification, Rekor, VerificationType,
@@ -42,8 +42,18 @@ impl DigestVerdict {
 /// the same key share one verification (single-flight, across policy kinds too).
 #[derive(Debug, Clone)]
 pub(crate) struct VerdictCache {
-    inner: Option<Cache<u64, DigestVerdict>>,
+    inner: Option<Cache<u64, Stamped>>,
     metrics: EngineMetrics,
+    /// Verdicts reached before this instant are not reused (see
+    /// [`VerdictCache::fresh_since`]).
+    since: Option<Instant>,
+}
+
+/// A verdict and when it was reached.
+#[derive(Debug, Clone)]
+struct Stamped {
+    at: Instant,
+    verdict: DigestVerdict,
 }
 
 /// Per-entry lifetime: verified or failed.
@@ -52,18 +62,36 @@ struct VerdictExpiry {
     failed: Duration,
 }
 
-impl moka::Expiry<u64, DigestVerdict> for VerdictExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &u64,
-        value: &DigestVerdict,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(if value.failure.is_none() {
+impl VerdictExpiry {
+    fn of(&self, value: &Stamped) -> Duration {
+        if value.verdict.failure.is_none() {
             self.verified
         } else {
             self.failed
-        })
+        }
+    }
+}
+
+impl moka::Expiry<u64, Stamped> for VerdictExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &u64,
+        value: &Stamped,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(self.of(value))
+    }
+
+    /// A verdict reached again (a background scan's re-verification) lives its full
+    /// lifetime from now, as a new one does.
+    fn expire_after_update(
+        &self,
+        _key: &u64,
+        value: &Stamped,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(self.of(value))
     }
 }
 
@@ -80,7 +108,27 @@ impl VerdictCache {
                 .expire_after(VerdictExpiry { verified, failed })
                 .build()
         });
-        VerdictCache { inner, metrics }
+        VerdictCache {
+            inner,
+            metrics,
+            since: None,
+        }
+    }
+
+    /// This cache (the same entries) not reusing verdicts reached before `since`: they
+    /// are verified again and the new verdict replaces the old one for every user.
+    ///
+    /// Why a background scan needs it: a verified verdict lives an hour by default, as
+    /// long as the default scan interval, so without it a scan could report a pass
+    /// from a verdict reached before a signature was deleted or a key rotated (Kyverno
+    /// #7525, the report that goes stale). With the scan's start as `since`, every digest
+    /// is verified at least once per scan, and exactly once: a verdict reached during the
+    /// scan (by the scan or by an admission) serves the rest of it. Admission keeps the
+    /// cache's lifetimes.
+    pub fn fresh_since(&self, since: Instant) -> VerdictCache {
+        let mut cache = self.clone();
+        cache.since = Some(since);
+        cache
     }
 
     /// The cached verdict for `key`, else the one `verify` gives (cached unless it is an
@@ -93,35 +141,110 @@ impl VerdictCache {
         let Some(cache) = &self.inner else {
             return verify.await;
         };
+        if let Some(since) = self.since {
+            return self.get_fresh_or_verify(cache, key, since, verify).await;
+        }
         let entry = cache
             .entry(key)
             .or_try_insert_with(async {
-                let started = std::time::Instant::now();
-                let verdict = verify.await;
-                self.metrics.verification_took(started.elapsed());
+                let verdict = self.timed(verify).await;
                 if verdict.is_error() {
                     Err(verdict)
                 } else {
-                    Ok(verdict)
+                    Ok(Stamped {
+                        at: Instant::now(),
+                        verdict,
+                    })
                 }
             })
             .await;
         match entry {
             Ok(entry) => {
                 let hit = !entry.is_fresh();
-                let verdict = entry.into_value();
-                let cache = if verdict.failure.is_none() {
-                    "verdict"
-                } else {
-                    "negative"
-                };
-                self.metrics.cache_lookup(cache, hit);
+                let verdict = entry.into_value().verdict;
+                self.metrics.cache_lookup(Self::kind(&verdict), hit);
                 verdict
             }
             Err(error) => {
                 self.metrics.cache_lookup("verdict", false);
                 (*error).clone()
             }
+        }
+    }
+
+    /// [`VerdictCache::get_or_verify`] not reusing a verdict reached before `since`.
+    /// Lookups of one key run one after the other (moka's per-key compute lock), so
+    /// concurrent scan workers needing the same stale verdict verify it once: the first
+    /// replaces it, the next find the fresh one.
+    async fn get_fresh_or_verify(
+        &self,
+        cache: &Cache<u64, Stamped>,
+        key: u64,
+        since: Instant,
+        verify: impl Future<Output = DigestVerdict>,
+    ) -> DigestVerdict {
+        use moka::ops::compute::{CompResult, Op};
+        let mut verified: Option<DigestVerdict> = None;
+        let outcome = cache
+            .entry(key)
+            .and_compute_with(|existing| {
+                let current = existing
+                    .map(|entry| entry.into_value())
+                    .filter(|stamped| stamped.at >= since);
+                let verified = &mut verified;
+                async move {
+                    if current.is_some() {
+                        return Op::Nop;
+                    }
+                    let verdict = self.timed(verify).await;
+                    *verified = Some(verdict.clone());
+                    if verdict.is_error() {
+                        // Not cached; a stale entry goes too (it is no longer what the
+                        // registry says) and the next lookup tries again.
+                        Op::Remove
+                    } else {
+                        Op::Put(Stamped {
+                            at: Instant::now(),
+                            verdict,
+                        })
+                    }
+                }
+            })
+            .await;
+        if let Some(verdict) = verified {
+            self.metrics.cache_lookup(Self::kind(&verdict), false);
+            return verdict;
+        }
+        match outcome {
+            CompResult::Unchanged(entry) => {
+                let verdict = entry.into_value().verdict;
+                self.metrics.cache_lookup(Self::kind(&verdict), true);
+                verdict
+            }
+            // moka always runs the closure, which either verifies or leaves a fresh entry
+            // unchanged; should that ever not hold, the rule fails rather than passes.
+            _ => DigestVerdict {
+                failure: Some(AttestorFailure::Configuration {
+                    path: "verdict cache".into(),
+                    message: "no verdict was reached (a defect of imagegate)".into(),
+                }),
+                payload: None,
+            },
+        }
+    }
+
+    async fn timed(&self, verify: impl Future<Output = DigestVerdict>) -> DigestVerdict {
+        let started = std::time::Instant::now();
+        let verdict = verify.await;
+        self.metrics.verification_took(started.elapsed());
+        verdict
+    }
+
+    fn kind(verdict: &DigestVerdict) -> &'static str {
+        if verdict.failure.is_none() {
+            "verdict"
+        } else {
+            "negative"
         }
     }
 

@@ -23,6 +23,9 @@
 //! - [`inputs`]: the engine's view of the cluster ([`imagegate_engine::ClusterInputs`]):
 //!   namespace labels, Secrets, ConfigMaps, API GETs, ServiceAccounts' pull secrets.
 //! - [`workloads`]: the Pods and pod controllers running in the cluster (for audits).
+//! - [`scan`]: background scans — workloads watched (trimmed), verified against the
+//!   background policies on start, on a policy change and every interval, by the leader,
+//!   with the results written as PolicyReports.
 //! - [`crds`]: CustomResourceDefinitions of the policy kinds, generated from the policy
 //!   model (`imagegate crds`).
 //! - [`error`]: this crate's errors.
@@ -41,6 +44,7 @@ pub mod namespaces;
 pub mod policies;
 pub mod reflect;
 pub mod reports;
+pub mod scan;
 pub mod secrets;
 mod watched;
 pub mod workloads;
@@ -55,5 +59,6 @@ pub use namespaces::NamespaceLabels;
 pub use policies::PolicyWatch;
 pub use reflect::{PolicyKey, PolicySet};
 pub use reports::{ReportWriter, ReportWriterOptions};
+pub use scan::{BackgroundScanner, ScanInputs, ScanObserver, ScanOptions, WorkloadWatch};
 pub use secrets::SecretKeys;
 pub use workloads::list_workloads;

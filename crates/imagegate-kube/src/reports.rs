@@ -177,6 +177,21 @@ impl ReportWriter {
         }
     }
 
+    /// Queues `report`, waiting at most `wait` for room: for producers that may be
+    /// slowed down (a background scan paces itself to the writer's rate instead of
+    /// having its reports dropped), never for admission. `Ok(false)` when no room came
+    /// in time (dropped and counted, as by [`ReportWriter::submit`]).
+    pub async fn submit_waiting(&self, report: Value, wait: Duration) -> Result<bool, NotAReport> {
+        let key = ReportKey::of(&report)?;
+        match tokio::time::timeout(wait, self.queue.send((key, report))).await {
+            Ok(Ok(())) => Ok(true),
+            _ => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(false)
+            }
+        }
+    }
+
     /// The writer's counters.
     pub fn counters(&self) -> &ReportCounters {
         &self.counters

@@ -27,6 +27,7 @@ use crate::bounded::LruMap;
 use crate::challenge::{Challenge, parse_challenge, parse_token_answer};
 use crate::credentials::{Credential, DockerConfig, PullSecrets};
 use crate::error::{RegistryError, Result};
+use crate::gate::RequestGate;
 use crate::manifest::{ACCEPTED_MANIFEST_TYPES, Descriptor, FetchedManifest};
 use crate::reference::Reference;
 
@@ -117,6 +118,9 @@ pub struct CallOptions {
     /// Credentials this call brings (a Pod's pull secrets), tried before the client's
     /// docker config. Tokens obtained with them are cached for them alone.
     pub pull_secrets: Option<Arc<PullSecrets>>,
+    /// A bound this call's requests pass before the registry's own (a background
+    /// scan's narrower concurrency and its rate), held like the registry's place.
+    pub gate: Option<RequestGate>,
 }
 
 /// A view of a [`RegistryClient`] with [`CallOptions`]; cheap to create and clone (the
@@ -134,6 +138,8 @@ pub struct Call<'a> {
 pub(crate) struct Answer {
     pub(crate) response: Response,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The call's [`RequestGate`] place, if it has a gate.
+    _gate: Option<tokio::sync::OwnedSemaphorePermit>,
     budget: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
@@ -577,8 +583,14 @@ impl<'a> Call<'a> {
     ) -> Result<Answer> {
         let registry = image.registry();
         let host = image.api_host();
-        // Budget first, then the registry's place, always in this order: a request
-        // holding one never waits for the other held by a request waiting for the first.
+        // The call's gate, budget, then the registry's place, always in this order: a
+        // request holding one never waits for another held by a request waiting for the
+        // first. The gate comes first so that a gated request never sits on the shared
+        // budget or a registry place while it waits for its turn.
+        let gate = match &self.options.gate {
+            Some(gate) => gate.enter().await,
+            None => None,
+        };
         let budget = self.client.reserve(registry, reserve).await?;
         let permit = self.client.permit(host).await;
         let scope = format!("repository:{}:pull", image.repository());
@@ -664,6 +676,7 @@ impl<'a> Call<'a> {
                         return Ok(Answer {
                             response,
                             _permit: permit,
+                            _gate: gate,
                             budget,
                         });
                     }
@@ -751,6 +764,7 @@ impl<'a> Call<'a> {
             return Ok(Answer {
                 response,
                 _permit: permit,
+                _gate: gate,
                 budget,
             });
         }
@@ -958,6 +972,7 @@ impl<'a> Call<'a> {
         let answer = Answer {
             response,
             _permit: None,
+            _gate: None,
             budget: None,
         };
         let bytes = self
@@ -989,6 +1004,7 @@ impl<'a> Call<'a> {
         let Answer {
             mut response,
             _permit,
+            _gate,
             mut budget,
         } = answer;
         let too_large = || RegistryError::TooLarge {

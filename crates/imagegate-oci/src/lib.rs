@@ -13,6 +13,8 @@ pub mod client;
 pub mod credentials;
 #[cfg(feature = "client")]
 pub mod error;
+#[cfg(feature = "client")]
+pub mod gate;
 pub mod manifest;
 pub mod reference;
 #[cfg(feature = "client")]
@@ -27,6 +29,8 @@ pub use client::{
 pub use credentials::{Credential, CredentialsError, DockerConfig, PullSecrets};
 #[cfg(feature = "client")]
 pub use error::{RegistryError, Result};
+#[cfg(feature = "client")]
+pub use gate::RequestGate;
 pub use manifest::{Descriptor, FetchedManifest, ImageIndex, ImageManifest};
 pub use reference::{Reference, ReferenceError};
 #[cfg(feature = "client")]

@@ -116,6 +116,23 @@ impl<'a> Pusher<'a> {
         })
     }
 
+    /// `DELETE /v2/<repo>/manifests/<digest>` (the test registry allows deletes): the
+    /// manifest and every tag naming it go, as when a signature is removed (`cosign
+    /// clean`, a retention policy) or revoked.
+    pub fn delete_manifest(&self, repo: &str, digest: &str) {
+        block_on(async {
+            let client = client();
+            let url = self.url(&format!("/v2/{repo}/manifests/{digest}"));
+            let response = self
+                .send(&client, repo, || client.delete(url.clone()))
+                .await;
+            if response.status() != StatusCode::ACCEPTED {
+                self.fail(&format!("DELETE manifest {repo}@{digest}"), response)
+                    .await
+            }
+        })
+    }
+
     /// Pushes a small unique OCI image (config + one random uncompressed tar layer) tagged
     /// `tag`; returns the manifest digest.
     pub fn push_image(&self, repo: &str, tag: &str) -> String {

@@ -383,6 +383,9 @@ pub struct ServeArgs {
     /// Reports, Events and leader election (cluster mode).
     #[command(flatten)]
     pub outputs: OutputArgs,
+    /// Background scans (cluster mode).
+    #[command(flatten)]
+    pub background: BackgroundScanArgs,
 }
 
 /// What `serve` writes back in cluster mode (Kyverno's flags, in imagegate's spelling).
@@ -426,6 +429,36 @@ impl OutputArgs {
             retry_period: seconds(self.leader_election_retry_period),
             ..crate::serve::ClusterOutputs::default()
         }
+    }
+}
+
+/// Background scans: in cluster mode, the images of the Pods and pod controllers
+/// already running are verified against the policies with `background: true` (the
+/// default) and reported as PolicyReports.
+#[derive(Debug, Args)]
+pub struct BackgroundScanArgs {
+    /// Seconds from the end of one background scan to the start of the next (scans also
+    /// run at start and when the policies change); 0 turns background scans off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub background_scan_interval: u64,
+    /// Registry requests of a background scan in flight at most; keep it below the
+    /// per-registry limit, the rest stays free for admission.
+    #[arg(long, value_name = "COUNT", default_value_t = imagegate_kube::ScanOptions::default().concurrency)]
+    pub background_scan_concurrency: usize,
+    /// Registry requests a background scan starts per second at most (0: no limit).
+    #[arg(long, value_name = "PER_SECOND", default_value_t = imagegate_kube::ScanOptions::default().rate)]
+    pub background_scan_rate: u32,
+}
+
+impl BackgroundScanArgs {
+    /// The scans' options, `None` when they are off.
+    pub fn options(&self) -> Option<imagegate_kube::ScanOptions> {
+        (self.background_scan_interval > 0).then(|| imagegate_kube::ScanOptions {
+            interval: std::time::Duration::from_secs(self.background_scan_interval),
+            concurrency: self.background_scan_concurrency.max(1),
+            rate: self.background_scan_rate,
+            ..imagegate_kube::ScanOptions::default()
+        })
     }
 }
 
@@ -504,6 +537,7 @@ impl ServeArgs {
             },
             kubernetes: self.kubernetes(),
             outputs: self.outputs.config(),
+            background_scan: self.background.options(),
             limits: Limits {
                 max_connections: self.max_connections.max(1),
                 max_concurrent_reviews: self.max_concurrent_reviews.max(1),

@@ -1,5 +1,7 @@
 //! imagegate-kube against the API server fake (imagegate-testkit): policies, namespace
-//! labels, Secrets, ConfigMaps and API calls of context entries, PolicyReports, 410 recovery and steady-state request counts.
+//! labels, Secrets, ConfigMaps and API calls of context entries, PolicyReports, leader
+//! election, Events, background scans (with a real `docker-registry`), 410 recovery and
+//! steady-state request counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
@@ -10,6 +12,7 @@ mod leader;
 mod namespaces;
 mod policies;
 mod reports;
+mod scan;
 mod secrets;
 
 use std::time::{Duration, Instant};

@@ -5,11 +5,13 @@
 //!
 //! Results flow back the same way, queued: admission results into PolicyReports (the
 //! leader of a Lease writes them; the other replicas hand theirs over through
-//! EphemeralReports) and Events for denials and Audit failures.
+//! EphemeralReports), Events for denials and Audit failures, and the PolicyReports of
+//! background scans, which only the leader runs (see [`scan`]).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use imagegate_engine::admission::AdmissionRequest;
@@ -19,7 +21,8 @@ use imagegate_kube::admission_reports::{
 };
 use imagegate_kube::events::{EventRecorder, EventRecorderOptions, admission_events};
 use imagegate_kube::{
-    Cluster, KubeInputs, LeaderElectionOptions, LeaderElector, PolicyWatch, holder_identity,
+    BackgroundScanner, Cluster, KubeInputs, LeaderElectionOptions, LeaderElector, PolicyWatch,
+    ReportWriter, ReportWriterOptions, ScanInputs, ScanOptions, WorkloadWatch, holder_identity,
 };
 use imagegate_policy::model::Policy;
 use serde_json::{Value, json};
@@ -27,6 +30,9 @@ use tokio::sync::watch;
 
 use super::State;
 use super::config::ClusterOutputs;
+
+/// How often [`scan`] looks whether the cluster's policies are loaded yet.
+const SYNC_POLL: Duration = Duration::from_millis(200);
 
 /// The running watches of cluster mode; they stop when it is dropped.
 #[derive(Debug)]
@@ -45,6 +51,10 @@ pub struct ClusterMode {
     pub reports: Option<AdmissionReports>,
     /// Events, when on.
     pub events: Option<EventRecorder>,
+    /// The Pods and pod controllers, when background scans are on.
+    pub workloads: Option<Arc<WorkloadWatch>>,
+    /// Where background scans write PolicyReports (queued, paced).
+    pub report_writer: Arc<ReportWriter>,
 }
 
 /// What one observed review left in the queues: results dropped because a queue was
@@ -59,10 +69,12 @@ pub struct Dropped {
 
 impl ClusterMode {
     /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster) and starts watching,
-    /// electing and the report and Event writers `outputs` asks for.
+    /// electing, the report and Event writers `outputs` asks for, and the workloads
+    /// watch when `background_scans`.
     pub async fn start(
         kubeconfig: Option<&Path>,
         outputs: &ClusterOutputs,
+        background_scans: bool,
     ) -> anyhow::Result<ClusterMode> {
         let cluster = Cluster::connect(kubeconfig)
             .await
@@ -71,6 +83,7 @@ impl ClusterMode {
         tracing::info!(
             namespace = %cluster.namespace,
             identity = %identity,
+            background_scans,
             "cluster mode: watching ClusterPolicies, Policies, Namespaces and Secrets"
         );
         let (elector, leading, always) = if outputs.leader_election {
@@ -114,6 +127,12 @@ impl ClusterMode {
             _always: always,
             reports,
             events,
+            workloads: background_scans
+                .then(|| Arc::new(WorkloadWatch::start(cluster.client.clone()))),
+            report_writer: Arc::new(ReportWriter::start(
+                cluster.client.clone(),
+                ReportWriterOptions::default(),
+            )),
         })
     }
 
@@ -273,4 +292,29 @@ pub async fn follow(cluster: Arc<ClusterMode>, state: Arc<State>) {
             return;
         }
     }
+}
+
+/// Background scans with the webhook's engine (caches shared with admission) over the
+/// webhook's policies, once the cluster's policies are loaded (a first scan without them
+/// would report only the files'), while this replica leads. Runs until aborted.
+pub async fn scan(cluster: Arc<ClusterMode>, state: Arc<State>, options: ScanOptions) {
+    let Some(workloads) = cluster.workloads.clone() else {
+        return;
+    };
+    while !state.cluster_synced.load(Ordering::SeqCst) {
+        tokio::time::sleep(SYNC_POLL).await;
+    }
+    let _scanner = BackgroundScanner::start(
+        workloads,
+        ScanInputs {
+            engine: state.engine.clone(),
+            policies: state.policies.subscribe(),
+            leader: cluster.leading.clone(),
+            reports: Arc::clone(&cluster.report_writer),
+            observer: Arc::new(state.metrics.scan.clone()),
+        },
+        options,
+    );
+    // The scanner stops when dropped, i.e. when this task is aborted.
+    std::future::pending::<()>().await;
 }

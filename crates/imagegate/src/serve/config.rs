@@ -34,6 +34,8 @@ pub struct Config {
     pub kubernetes: Kubernetes,
     /// What cluster mode writes back (reports, Events) and the leader election.
     pub outputs: ClusterOutputs,
+    /// Background scans in cluster mode (`None`: off).
+    pub background_scan: Option<imagegate_kube::ScanOptions>,
 }
 
 /// What cluster mode writes back to the API, off the admission path: PolicyReports of

@@ -16,6 +16,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use imagegate_engine::EngineResponse;
+use imagegate_engine::report::Summary;
+use imagegate_kube::ScanObserver;
 use imagegate_policy::model::FailureAction;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -234,6 +236,8 @@ pub struct Metrics {
     queue_dropped: Family<QueueLabels, Counter>,
     leader: Gauge,
     bounds: LabelBounds,
+    /// Background scans' progress and results.
+    pub scan: ScanMetrics,
 }
 
 /// Labels of `imagegate_queue_dropped`.
@@ -259,7 +263,9 @@ impl Metrics {
             queue_dropped: Family::default(),
             leader: Gauge::default(),
             bounds: LabelBounds::default(),
+            scan: ScanMetrics::default(),
         };
+        metrics.scan.register(registry);
         registry.register(
             "kyverno_admission_requests",
             "Admission requests answered by the webhook",
@@ -466,6 +472,124 @@ impl Metrics {
     }
 }
 
+/// Labels of `imagegate_background_scans_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScanLabels {
+    /// `completed`, or `interrupted` (leadership lost).
+    result: &'static str,
+}
+
+/// Labels of `imagegate_background_scan_results_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScanResultLabels {
+    /// `pass`, `fail`, `warn`, `error` or `skip` (Kyverno's `rule_result` values).
+    rule_result: &'static str,
+}
+
+/// Background scans' metrics (cheap to clone: shared handles), fed by the scanner
+/// through [`ScanObserver`].
+#[derive(Debug, Clone)]
+pub struct ScanMetrics {
+    scans: Family<ScanLabels, Counter>,
+    resources: Counter,
+    results: Family<ScanResultLabels, Counter>,
+    failures: Counter,
+    duration: Histogram,
+    pending: Gauge,
+}
+
+impl Default for ScanMetrics {
+    fn default() -> Self {
+        ScanMetrics {
+            scans: Family::default(),
+            resources: Counter::default(),
+            results: Family::default(),
+            failures: Counter::default(),
+            // From 1 s to about 4.5 h: a scan of a large cluster at a low rate is long.
+            duration: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                1.0, 2.0, 15,
+            )),
+            pending: Gauge::default(),
+        }
+    }
+}
+
+impl ScanMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "imagegate_background_scans",
+            "Background scans ended, completed or interrupted (leadership lost)",
+            self.scans.clone(),
+        );
+        registry.register(
+            "imagegate_background_scan_resources",
+            "Workloads (Pods and pod controllers) evaluated by background scans",
+            self.resources.clone(),
+        );
+        registry.register(
+            "imagegate_background_scan_results",
+            "Rule results of background scans",
+            self.results.clone(),
+        );
+        registry.register(
+            "imagegate_background_scan_failures",
+            "Workloads a background scan could not evaluate in time or report",
+            self.failures.clone(),
+        );
+        registry.register(
+            "imagegate_background_scan_duration_seconds",
+            "Time a background scan took",
+            self.duration.clone(),
+        );
+        registry.register(
+            "imagegate_background_scan_pending",
+            "Workloads the running background scan has yet to evaluate (0 between scans)",
+            self.pending.clone(),
+        );
+    }
+}
+
+impl ScanObserver for ScanMetrics {
+    fn scan_started(&self, resources: usize) {
+        self.pending
+            .set(i64::try_from(resources).unwrap_or(i64::MAX));
+    }
+
+    fn resource_scanned(&self, summary: &Summary) {
+        self.resources.inc();
+        self.pending.dec();
+        for (rule_result, count) in [
+            ("pass", summary.pass),
+            ("fail", summary.fail),
+            ("warn", summary.warn),
+            ("error", summary.error),
+            ("skip", summary.skip),
+        ] {
+            if count > 0 {
+                self.results
+                    .get_or_create(&ScanResultLabels { rule_result })
+                    .inc_by(count);
+            }
+        }
+    }
+
+    fn resource_failed(&self) {
+        self.failures.inc();
+        self.pending.dec();
+    }
+
+    fn scan_finished(&self, took: Duration, completed: bool) {
+        let result = if completed {
+            "completed"
+        } else {
+            "interrupted"
+        };
+        self.scans.get_or_create(&ScanLabels { result }).inc();
+        self.duration.observe(took.as_secs_f64());
+        self.pending.set(0);
+    }
+}
+
 /// The registry in the Prometheus text format (OpenMetrics 1.0).
 pub fn encode(registry: &Registry) -> String {
     let mut text = String::new();
@@ -605,5 +729,37 @@ mod tests {
             .collect();
         assert!(pairs.len() <= MAX_RESOURCE_PAIRS + 1, "{}", pairs.len());
         assert!(pairs.contains(&(OTHER.to_owned(), OTHER.to_owned())));
+    }
+
+    #[test]
+    fn background_scans_are_counted() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        metrics.scan.scan_started(3);
+        metrics.scan.resource_scanned(&Summary {
+            pass: 2,
+            fail: 1,
+            ..Summary::default()
+        });
+        metrics.scan.resource_failed();
+        let text = encode(&registry);
+        assert!(
+            text.contains("imagegate_background_scan_pending 1"),
+            "{text}"
+        );
+        metrics.scan.resource_scanned(&Summary::default());
+        metrics.scan.scan_finished(Duration::from_secs(3), true);
+        let text = encode(&registry);
+        for line in [
+            "imagegate_background_scans_total{result=\"completed\"} 1",
+            "imagegate_background_scan_resources_total 2",
+            "imagegate_background_scan_results_total{rule_result=\"pass\"} 2",
+            "imagegate_background_scan_results_total{rule_result=\"fail\"} 1",
+            "imagegate_background_scan_failures_total 1",
+            "imagegate_background_scan_duration_seconds_count 1",
+            "imagegate_background_scan_pending 0",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
     }
 }

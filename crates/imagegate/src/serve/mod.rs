@@ -213,7 +213,17 @@ impl Server {
                 Arc::clone(&cluster),
                 Arc::clone(&state),
             )));
-            watchers.push(tokio::spawn(cluster::follow(cluster, Arc::clone(&state))));
+            watchers.push(tokio::spawn(cluster::follow(
+                Arc::clone(&cluster),
+                Arc::clone(&state),
+            )));
+            if let Some(options) = config.background_scan.clone() {
+                watchers.push(tokio::spawn(cluster::scan(
+                    cluster,
+                    Arc::clone(&state),
+                    options,
+                )));
+            }
         }
 
         let webhook = axum_server::from_tcp_rustls(webhook_listener, rustls_config)?;
@@ -264,7 +274,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let cluster = match &config.kubernetes {
         Kubernetes::Off => None,
         Kubernetes::On { kubeconfig } => Some(Arc::new(
-            ClusterMode::start(kubeconfig.as_deref(), &config.outputs).await?,
+            ClusterMode::start(
+                kubeconfig.as_deref(),
+                &config.outputs,
+                config.background_scan.is_some(),
+            )
+            .await?,
         )),
     };
     Server::bind_with(config, cluster)?

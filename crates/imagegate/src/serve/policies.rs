@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 use imagegate_engine::PolicySet;
 use imagegate_policy::load::load_documents;
 use imagegate_policy::model::Policy;
+use tokio::sync::watch;
 
 use super::State;
 use super::reload::Fingerprint;
@@ -149,6 +150,8 @@ pub struct PolicyStore {
     /// What `current` combines; replaced and combined under this lock, so concurrent
     /// changes of both sides are never lost.
     sources: Mutex<Sources>,
+    /// Each new set, for what acts on a change (background scans).
+    changes: watch::Sender<Arc<PolicySet>>,
 }
 
 struct Sources {
@@ -162,6 +165,7 @@ impl PolicyStore {
         let files = Arc::new(initial);
         PolicyStore {
             current: ArcSwap::new(Arc::clone(&files)),
+            changes: watch::Sender::new(Arc::clone(&files)),
             sources: Mutex::new(Sources {
                 files,
                 cluster: Vec::new(),
@@ -172,6 +176,11 @@ impl PolicyStore {
     /// The set a request evaluates against (kept by the request to its end).
     pub fn snapshot(&self) -> Arc<PolicySet> {
         self.current.load_full()
+    }
+
+    /// The current set now and each time it changes.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<PolicySet>> {
+        self.changes.subscribe()
     }
 
     /// Replaces the files' policies; requests already running keep their snapshot.
@@ -194,7 +203,8 @@ impl PolicyStore {
             Arc::new(sources.files.with_policies(sources.cluster.clone()))
         };
         let count = combined.len();
-        self.current.store(combined);
+        self.current.store(Arc::clone(&combined));
+        self.changes.send_replace(combined);
         count
     }
 }

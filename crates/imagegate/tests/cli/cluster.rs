@@ -578,3 +578,69 @@ fn audit_failures_reach_the_report_through_the_leader_and_denials_write_events()
         "{note}"
     );
 }
+
+#[test]
+fn background_scans_report_the_pods_already_running() {
+    let images = images();
+    let (api, server, _cwd) = start(json!({}));
+    // Pods running before any policy exists: admission never saw them under one.
+    let signed = api
+        .create(
+            "pods",
+            Some("default"),
+            pod("running-signed", &images.signed),
+        )
+        .unwrap();
+    let unsigned = api
+        .create(
+            "pods",
+            Some("default"),
+            pod("running-unsigned", &images.unsigned),
+        )
+        .unwrap();
+    // An Audit policy is applied: the change starts a scan whose results become reports.
+    let pattern = format!("{}/app/*", images.registry.host());
+    // Audit forbids mutateDigest; tags are then not pinned, so no digest is required.
+    let text = policy(
+        "audit-signed",
+        &pattern,
+        &images.key,
+        "Fail",
+        10,
+        "      verifyDigest: false\n",
+    )
+    .replace("failureAction: Enforce", "failureAction: Audit")
+    .replace("mutateDigest: true", "mutateDigest: false");
+    api.create(CPOL, None, policy_object(&text)).unwrap();
+    for (object, expected) in [(&signed, "pass"), (&unsigned, "fail")] {
+        let name = format!("imagegate-{}", object["metadata"]["uid"].as_str().unwrap());
+        let started = Instant::now();
+        let report = loop {
+            if let Ok(report) = api.get("policyreports.wgpolicyk8s.io", Some("default"), &name) {
+                break report;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no background-scan report within 10 s; imagegate's log:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let result = &report["results"][0];
+        assert_eq!(result["policy"], "audit-signed", "{report}");
+        assert_eq!(result["result"], expected, "{report}");
+        assert_eq!(result["properties"]["process"], "background scan");
+        assert_eq!(report["scope"]["name"], object["metadata"]["name"]);
+    }
+    let metrics = poll(Duration::from_secs(5), "scan metrics", || {
+        let text = server.get(&server.metrics, "/metrics").1;
+        (count(&text, "imagegate_background_scan_resources_total") >= 2.0).then_some(text)
+    });
+    assert!(
+        count(
+            &metrics,
+            "imagegate_background_scan_results_total{rule_result=\"fail\"}"
+        ) >= 1.0,
+        "{metrics}"
+    );
+}

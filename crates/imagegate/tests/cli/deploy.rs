@@ -212,17 +212,17 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
             (
                 strings(&[""]),
                 strings(&["pods", "replicationcontrollers"]),
-                strings(&["get"])
+                strings(&["get", "list", "watch"])
             ),
             (
                 strings(&["apps"]),
                 strings(&["deployments", "replicasets", "statefulsets", "daemonsets"]),
-                strings(&["get"])
+                strings(&["get", "list", "watch"])
             ),
             (
                 strings(&["batch"]),
                 strings(&["jobs", "cronjobs"]),
-                strings(&["get"])
+                strings(&["get", "list", "watch"])
             ),
             (
                 strings(&["wgpolicyk8s.io"]),

@@ -60,6 +60,7 @@ impl Running {
             limits,
             kubernetes: imagegate::serve::Kubernetes::Off,
             outputs: imagegate::serve::ClusterOutputs::default(),
+            background_scan: None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
