@@ -365,11 +365,34 @@ pub async fn entry_pull_secrets(
         .as_ref()
         .map(|c| c.secrets.as_slice())
         .unwrap_or_default();
-    for reference in names {
-        let (namespace, name) = parse_credentials_secret(reference, cluster.own_namespace())?;
-        add_pull_secret(cluster, &mut secrets, &namespace, &name).await?;
+    add_named_pull_secrets(cluster, &mut secrets, names).await?;
+    Ok(secrets)
+}
+
+/// The pull secrets an ImageValidatingPolicy names (`credentials.secrets`: a name in
+/// imagegate's own namespace, as Kyverno reads them from its own, or `namespace/name`);
+/// each must exist and be a pull secret. Without a cluster there are none.
+pub async fn policy_pull_secrets(
+    cluster: Option<&dyn ClusterInputs>,
+    names: &[String],
+) -> Result<PullSecrets, ClusterError> {
+    let mut secrets = PullSecrets::default();
+    if let Some(cluster) = cluster {
+        add_named_pull_secrets(cluster, &mut secrets, names).await?;
     }
     Ok(secrets)
+}
+
+async fn add_named_pull_secrets(
+    cluster: &dyn ClusterInputs,
+    secrets: &mut PullSecrets,
+    names: &[String],
+) -> Result<(), ClusterError> {
+    for reference in names {
+        let (namespace, name) = parse_credentials_secret(reference, cluster.own_namespace())?;
+        add_pull_secret(cluster, secrets, &namespace, &name).await?;
+    }
+    Ok(())
 }
 
 async fn add_pull_secret(

@@ -939,7 +939,7 @@ impl ImageOutcome {
 
 /// The cause of a cluster read failure: an unreachable API errors (`failurePolicy`
 /// decides), a missing or unusable Secret is a policy that cannot be applied.
-fn cluster_cause(error: &ClusterError) -> Cause {
+pub(crate) fn cluster_cause(error: &ClusterError) -> Cause {
     if error.is_transient() {
         Cause::Cluster
     } else {

@@ -1,9 +1,11 @@
 //! imagegate-kube against the API server fake (imagegate-testkit): policies, namespace
-//! labels, Secrets, PolicyReports, 410 recovery and steady-state request counts.
+//! labels, Secrets, PolicyReports, ImageValidatingPolicies and PolicyExceptions, 410
+//! recovery and steady-state request counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod cluster;
+mod ivp;
 mod namespaces;
 mod policies;
 mod reports;

@@ -44,8 +44,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
             .wait_ready(API_DEADLINE)
             .await
             .context("reading the cluster's policies")?;
-        let policies = watch.current().iter().map(|(_, p)| (**p).clone()).collect();
-        PolicySet::new(policies)
+        watch
+            .current()
+            .to_engine()
             .with_exceptions(crate::resources::load_exceptions(&args.exception)?)
     } else {
         crate::resources::load_with_exceptions(&args.policy, &args.exception, &[])?

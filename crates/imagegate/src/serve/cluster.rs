@@ -1,5 +1,6 @@
-//! Cluster mode: the Kubernetes API feeds the webhook. ClusterPolicies and Policies are
-//! watched and combined with the policy files; namespace labels, Secrets and
+//! Cluster mode: the Kubernetes API feeds the webhook. ClusterPolicies, Policies,
+//! (Namespaced)ImageValidatingPolicies and PolicyExceptions are watched and combined with
+//! the policy files; namespace labels, Secrets and
 //! ServiceAccounts reach the engine through [`KubeInputs`]. Status conditions are
 //! written by the policy watch's own writer task, never on the admission path.
 
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
+use imagegate_kube::policies::WatchOptions;
 use imagegate_kube::{Cluster, KubeInputs, PolicyWatch};
-use imagegate_policy::model::Policy;
 
 use super::State;
 
@@ -18,23 +19,32 @@ use super::State;
 pub struct ClusterMode {
     /// Namespace labels, Secrets and ServiceAccounts, for the engine.
     pub inputs: Arc<KubeInputs>,
-    /// The ClusterPolicies and Policies.
+    /// The policies and exceptions of every kind.
     pub policies: PolicyWatch,
 }
 
 impl ClusterMode {
-    /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster) and starts watching.
-    pub async fn start(kubeconfig: Option<&Path>) -> anyhow::Result<ClusterMode> {
+    /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster) and starts watching
+    /// (PolicyExceptions in `exception_namespace` only, when given).
+    pub async fn start(
+        kubeconfig: Option<&Path>,
+        exception_namespace: Option<String>,
+    ) -> anyhow::Result<ClusterMode> {
         let cluster = Cluster::connect(kubeconfig)
             .await
             .context("cluster mode (--no-kubernetes turns it off)")?;
         tracing::info!(
             namespace = %cluster.namespace,
-            "cluster mode: watching ClusterPolicies, Policies, Namespaces and Secrets"
+            exception_namespace = exception_namespace.as_deref().unwrap_or("*"),
+            "cluster mode: watching ClusterPolicies, Policies, ImageValidatingPolicies, PolicyExceptions, Namespaces and Secrets"
         );
+        let options = WatchOptions {
+            exception_namespace,
+            ..WatchOptions::default()
+        };
         Ok(ClusterMode {
             inputs: Arc::new(KubeInputs::start(&cluster)),
-            policies: PolicyWatch::start(cluster.client.clone()),
+            policies: PolicyWatch::start_with(cluster.client.clone(), options),
         })
     }
 
@@ -53,8 +63,7 @@ pub async fn follow(cluster: Arc<ClusterMode>, state: Arc<State>) {
         // Read before the set: a set published with readiness is then never missed.
         let listed = cluster.policies.is_ready();
         let set = cluster.policies.current();
-        let policies: Vec<Policy> = set.iter().map(|(_, p)| p.as_ref().clone()).collect();
-        let loaded = state.policies.replace_cluster(policies);
+        let loaded = state.policies.replace_cluster(set.to_engine());
         state.metrics.policies_loaded(loaded);
         state.metrics.invalid_policies(
             set.invalid()

@@ -32,6 +32,9 @@ pub struct Config {
     pub limits: Limits,
     /// Cluster mode.
     pub kubernetes: Kubernetes,
+    /// In cluster mode, the one namespace PolicyExceptions are read from (`None`: every
+    /// namespace; Kyverno's `--exceptionNamespace`).
+    pub exception_namespace: Option<String>,
 }
 
 /// Whether `serve` reads policies, namespaces, keys and pull secrets from the

@@ -254,9 +254,9 @@ pub fn load_policies(paths: &[std::path::PathBuf]) -> anyhow::Result<PolicySet> 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let cluster = match &config.kubernetes {
         Kubernetes::Off => None,
-        Kubernetes::On { kubeconfig } => {
-            Some(Arc::new(ClusterMode::start(kubeconfig.as_deref()).await?))
-        }
+        Kubernetes::On { kubeconfig } => Some(Arc::new(
+            ClusterMode::start(kubeconfig.as_deref(), config.exception_namespace.clone()).await?,
+        )),
     };
     Server::bind_with(config, cluster)?
         .serve(shutdown_signal())

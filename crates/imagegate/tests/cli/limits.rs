@@ -59,6 +59,7 @@ impl Running {
             },
             limits,
             kubernetes: imagegate::serve::Kubernetes::Off,
+            exception_namespace: None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
