@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use imagegate_engine::{AdmissionInput, EngineResponse, PolicySet, ResourceId, RuleStatus};
+use imagegate_engine::{AdmissionInput, EngineResponse, ResourceId, RuleStatus};
 use imagegate_kube::{Cluster, NamespaceLabels, PolicyWatch, list_workloads};
 use imagegate_policy::matching::MatchContext;
 use serde::Serialize;
