@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use imagegate_engine::admission::AdmissionReview;
-use imagegate_engine::{
-    AdmissionInput, CacheOptions, Engine, EngineResponse, Phase, PolicySet,
-};
+use imagegate_engine::{AdmissionInput, CacheOptions, Engine, EngineResponse, Phase, PolicySet};
 use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
 use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::oci::{self, Descriptor, ImageManifest};

@@ -47,6 +47,18 @@ impl Server {
         policy: &Path,
         log_level: Option<&str>,
     ) -> anyhow::Result<Server> {
+        let args = [std::ffi::OsStr::new("--policies"), policy.as_os_str()];
+        Server::start_with(binary, dir, &args, log_level).await
+    }
+
+    /// [`Server::start`] with `args` instead of `--policies POLICY` (e.g.
+    /// `--kubeconfig F` for cluster mode), ready once `/readyz` answers.
+    pub async fn start_with(
+        binary: &Path,
+        dir: &Path,
+        args: &[&std::ffi::OsStr],
+        log_level: Option<&str>,
+    ) -> anyhow::Result<Server> {
         let port = free_port()?;
         let metrics_port = free_port()?;
         let ca_path = dir.join("ca.pem");
@@ -55,8 +67,7 @@ impl Server {
         let mut command = Command::new(binary);
         command
             .arg("serve")
-            .arg("--policies")
-            .arg(policy)
+            .args(args)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--metrics-listen")
