@@ -150,11 +150,12 @@ spec:
     )
 }
 
-/// Loads and prepares policies from YAML text.
+/// Loads and prepares the policies (ClusterPolicies and ImageValidatingPolicies) of
+/// YAML text.
 pub fn policy_set(yaml: &str) -> anyhow::Result<PolicySet> {
-    let policies = imagegate_policy::load::load_policies(yaml, "bench")
+    let loaded = imagegate_policy::load::load_documents(yaml, "bench")
         .map_err(|e| anyhow::anyhow!("bench policy does not load: {e}"))?;
-    Ok(PolicySet::new(policies))
+    Ok(PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating))
 }
 
 /// A pod with one container per image.

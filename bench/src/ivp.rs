@@ -59,13 +59,12 @@ spec:
 
 /// Loads an ImageValidatingPolicy from YAML text.
 fn ivp_set(yaml: &str) -> anyhow::Result<PolicySet> {
-    let loaded = imagegate_policy::load::load_documents(yaml, "bench")
-        .map_err(|e| anyhow::anyhow!("bench ImageValidatingPolicy does not load: {e}"))?;
+    let policies = fixture::policy_set(yaml)?;
     ensure!(
-        loaded.policies.is_empty() && loaded.image_validating.len() == 1,
+        policies.policies().next().is_none() && policies.image_validating().len() == 1,
         "expected one ImageValidatingPolicy"
     );
-    Ok(PolicySet::new(Vec::new()).with_image_validating(loaded.image_validating))
+    Ok(policies)
 }
 
 pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
@@ -78,7 +77,7 @@ pub async fn run(options: &Options, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     // Cold: the registry requests of one verification, each kind on a fresh engine.
     let client = fixture::client()?;
     let cold_requests = |policies: &PolicySet| {
-        let (client, policies, pod) = (Arc::clone(&client), policies.clone(), pod.clone());
+        let (client, policies, pod) = (client.clone(), policies.clone(), pod.clone());
         let fixture = &fixture;
         async move {
             let engine = fixture::engine(client, CacheOptions::default());

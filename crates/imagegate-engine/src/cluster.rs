@@ -26,7 +26,9 @@ pub type SecretData = Arc<BTreeMap<String, Vec<u8>>>;
 /// convention).
 pub const COSIGN_PUB: &str = "cosign.pub";
 
-/// Why something could not be read from the cluster.
+/// Why something could not be read from the cluster: the one vocabulary for it, which
+/// [`ClusterInputs`] implementations answer in (`imagegate-kube`'s `KubeError` is about
+/// connecting to the cluster and watching it, not about what is read).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClusterError {
     /// The Secret does not exist (or imagegate may not read it).

@@ -31,7 +31,7 @@ use crate::options::EngineOptions;
 use crate::patch::{
     apply_patches, pin_digest_patch, remove_client_annotation_patch, verified_images_patch,
 };
-use crate::policy_set::{PolicySet, covers};
+use crate::policy_set::{PolicySet, RuleId, covers};
 use crate::response::{
     CheckedImage, EngineResponse, IMAGE_VERIFY, PolicyKind, PolicyResponse, ResourceId,
     RuleResponse, RuleStatus, UNSUPPORTED,
@@ -53,9 +53,9 @@ pub struct Engine {
 struct Plan {
     /// Per policy with an applicable rule: its response, placeholders included.
     responses: Vec<PolicyResponse>,
-    /// Where the response of each rule with images to check sits in `responses`,
-    /// by (policy, rule) index.
-    rule_slots: HashMap<(usize, usize), usize>,
+    /// Where the response of each rule with images to check sits: its position in
+    /// `responses[rule.policy].rules`.
+    rule_slots: HashMap<RuleId, usize>,
     /// The images of each such rule, as extracted from the resource.
     extracted: Vec<Vec<ImageRef>>,
     /// One check per rule, verifyImages entry and covered image.
@@ -64,8 +64,8 @@ struct Plan {
 
 /// One planned check, by index into the policy set and [`Plan::extracted`].
 struct PlannedCheck {
-    /// (policy, rule) in the policy set.
-    rule: (usize, usize),
+    /// The rule in the policy set.
+    rule: RuleId,
     /// The verifyImages entry of the rule.
     entry: usize,
     /// The rule's images in [`Plan::extracted`].
@@ -77,7 +77,7 @@ struct PlannedCheck {
 /// One image to check under one verifyImages entry of one rule.
 #[derive(Clone, Copy)]
 struct ImageTask<'a> {
-    rule_key: (usize, usize),
+    rule: RuleId,
     /// Index of the verifyImages entry in the rule.
     entry: usize,
     verification: &'a ImageVerification,
@@ -86,6 +86,24 @@ struct ImageTask<'a> {
     /// The policy's `failurePolicy` is Ignore: registry errors and the deadline only
     /// warn.
     errors_ignored: bool,
+}
+
+/// A response of [`Plan::responses`] by position: `responses[policy].rules[position]`.
+/// Ordered by policy, then position, so that removing in reverse order keeps the
+/// positions still to remove valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ResponseSlot {
+    policy: usize,
+    position: usize,
+}
+
+/// What [`Engine::run`] checks once: one image (as written) under one verifyImages
+/// entry of one rule; tasks with the same key share the outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct DistinctCheck<'a> {
+    rule: RuleId,
+    entry: usize,
+    image: &'a str,
 }
 
 /// What checking one image under one verifyImages entry concluded.
@@ -249,16 +267,14 @@ impl Engine {
         let tasks: Vec<ImageTask<'_>> = plan
             .pending
             .iter()
-            .map(|check| {
-                let (p, r) = check.rule;
-                ImageTask {
-                    rule_key: check.rule,
-                    entry: check.entry,
-                    verification: &policies.entries[p].1[r].verify_images[check.entry],
-                    verdict_key: policies.verdict_keys[p][r][check.entry],
-                    image: &plan.extracted[check.images][check.image],
-                    errors_ignored: policies.entries[p].0.failure_policy() == FailurePolicy::Ignore,
-                }
+            .map(|check| ImageTask {
+                rule: check.rule,
+                entry: check.entry,
+                verification: policies.verification(check.rule, check.entry),
+                verdict_key: policies.verdict_key(check.rule, check.entry),
+                image: &plan.extracted[check.images][check.image],
+                errors_ignored: policies.policy_of(check.rule).failure_policy()
+                    == FailurePolicy::Ignore,
             })
             .collect();
         let images_variable = images_variable(&plan.extracted);
@@ -299,11 +315,11 @@ impl Engine {
             .and_then(Value::as_str)
             .unwrap_or_default();
         let mut responses: Vec<PolicyResponse> = Vec::new();
-        let mut rule_slots: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut rule_slots: HashMap<RuleId, usize> = HashMap::new();
         let mut extracted: Vec<Vec<ImageRef>> = Vec::new();
         let mut pending: Vec<PlannedCheck> = Vec::new();
 
-        for (p, (policy, rules)) in policies.entries.iter().enumerate() {
+        for (policy_index, (policy, rules)) in policies.entries.iter().enumerate() {
             let mut policy_response = PolicyResponse::new(
                 if policy.is_cluster_policy() {
                     PolicyKind::ClusterPolicy
@@ -317,7 +333,11 @@ impl Engine {
                     .filter(|_| !policy.is_cluster_policy()),
                 policy.failure_policy(),
             );
-            for (r, rule) in rules.iter().enumerate() {
+            for (rule_index, rule) in rules.iter().enumerate() {
+                let rule_id = RuleId {
+                    policy: policy_index,
+                    rule: rule_index,
+                };
                 if !rule_matches(rule, policy, resource, &input.match_context) {
                     continue;
                 }
@@ -384,14 +404,14 @@ impl Engine {
                 };
                 let image_index = extracted.len();
                 let mut checks = Vec::new();
-                for (v, verification) in rule.verify_images.iter().enumerate() {
-                    for (i, image) in images.iter().enumerate() {
-                        if covers(verification, image) {
+                for (entry, verification) in rule.verify_images.iter().enumerate() {
+                    for (image, extracted_image) in images.iter().enumerate() {
+                        if covers(verification, extracted_image) {
                             checks.push(PlannedCheck {
-                                rule: (p, r),
-                                entry: v,
+                                rule: rule_id,
+                                entry,
                                 images: image_index,
-                                image: i,
+                                image,
                             });
                         }
                     }
@@ -414,7 +434,8 @@ impl Engine {
                 }
                 // As Kyverno's image handlers: after match, images and preconditions,
                 // a covering exception turns the rule into a skip (in both phases).
-                let exceptions = policies.exceptions_covering(p, &rule.name, input, base_context);
+                let exceptions =
+                    policies.exceptions_covering(rule_id, &rule.name, input, base_context);
                 if !exceptions.is_empty() {
                     let mut skipped =
                         rule_response(RuleStatus::Skip, skip_message(exceptions.iter().copied()));
@@ -423,7 +444,7 @@ impl Engine {
                     continue;
                 }
                 pending.extend(checks);
-                rule_slots.insert((p, r), policy_response.rules.len());
+                rule_slots.insert(rule_id, policy_response.rules.len());
                 policy_response
                     .rules
                     .push(rule_response(RuleStatus::Pass, String::new()));
@@ -451,12 +472,16 @@ impl Engine {
         // Each distinct image is checked once per verifyImages entry (issue 8 item 8):
         // containers repeating an image share its outcome (the context of an image
         // depends on the image only, not on the container).
-        let mut distinct: HashMap<((usize, usize), usize, &str), usize> = HashMap::new();
+        let mut distinct: HashMap<DistinctCheck<'_>, usize> = HashMap::new();
         let mut to_check: Vec<&ImageTask<'_>> = Vec::new();
         let slots: Vec<usize> = tasks
             .iter()
             .map(|task| {
-                let key = (task.rule_key, task.entry, task.image.text.as_str());
+                let key = DistinctCheck {
+                    rule: task.rule,
+                    entry: task.entry,
+                    image: task.image.text.as_str(),
+                };
                 *distinct.entry(key).or_insert_with(|| {
                     to_check.push(task);
                     to_check.len() - 1
@@ -482,30 +507,29 @@ fn assemble(
     phase: Phase,
     resource: &Value,
     mut responses: Vec<PolicyResponse>,
-    rule_slots: &HashMap<(usize, usize), usize>,
+    rule_slots: &HashMap<RuleId, usize>,
     tasks: &[ImageTask<'_>],
     outcomes: Vec<Option<ImageOutcome>>,
     ivp: IvpResponse,
 ) -> EngineResponse {
     // Assemble per rule, in task order (containers in resource order).
-    let mut per_rule: BTreeMap<(usize, usize), Vec<(&ImageTask<'_>, ImageOutcome)>> =
-        BTreeMap::new();
+    let mut per_rule: BTreeMap<RuleId, Vec<(&ImageTask<'_>, ImageOutcome)>> = BTreeMap::new();
     for (task, outcome) in tasks.iter().zip(outcomes) {
         if let Some(outcome) = outcome {
-            per_rule
-                .entry(task.rule_key)
-                .or_default()
-                .push((task, outcome));
+            per_rule.entry(task.rule).or_default().push((task, outcome));
         }
     }
     let mut patches = Vec::new();
     let mut verified_images: BTreeMap<String, String> = BTreeMap::new();
-    let mut silent: Vec<(usize, usize)> = Vec::new();
-    for (&(p, r), slot) in rule_slots {
-        let rule_response = &mut responses[p].rules[*slot];
-        let Some(outcomes) = per_rule.get(&(p, r)) else {
+    let mut silent: Vec<ResponseSlot> = Vec::new();
+    for (rule, &position) in rule_slots {
+        let rule_response = &mut responses[rule.policy].rules[position];
+        let Some(outcomes) = per_rule.get(rule) else {
             // Nothing to check in this phase: the rule says nothing.
-            silent.push((p, *slot));
+            silent.push(ResponseSlot {
+                policy: rule.policy,
+                position,
+            });
             continue;
         };
         for (task, outcome) in outcomes {
@@ -557,8 +581,8 @@ fn assemble(
         }
     }
     silent.sort_unstable();
-    for &(p, slot) in silent.iter().rev() {
-        responses[p].rules.remove(slot);
+    for slot in silent.iter().rev() {
+        responses[slot.policy].rules.remove(slot.position);
     }
     responses.retain(|p| !p.rules.is_empty());
     responses.extend(ivp.policies);

@@ -15,6 +15,16 @@ use imagegate_policy::pattern::image_matches;
 use crate::review::AdmissionInput;
 use crate::verdicts::verification_identity;
 
+/// One rule of a [`PolicySet`] (autogen rules included), by position: the `rule`-th
+/// rule of the `policy`-th policy. Ordered by policy, then rule (load order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct RuleId {
+    /// Index into [`PolicySet::entries`].
+    pub(crate) policy: usize,
+    /// Index into the policy's rules as applied.
+    pub(crate) rule: usize,
+}
+
 /// Policies ready for evaluation: autogen rules expanded once, at load time.
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
@@ -108,19 +118,35 @@ impl PolicySet {
         &self.exceptions
     }
 
-    /// The exceptions that name rule `rule` of policy `policy` (by index) and cover the
-    /// input, in load order.
+    /// The policy of `rule`.
+    pub(crate) fn policy_of(&self, rule: RuleId) -> &Policy {
+        &self.entries[rule.policy].0
+    }
+
+    /// The verifyImages entry `entry` of `rule`.
+    pub(crate) fn verification(&self, rule: RuleId, entry: usize) -> &ImageVerification {
+        &self.entries[rule.policy].1[rule.rule].verify_images[entry]
+    }
+
+    /// The verdict-cache identity of verifyImages entry `entry` of `rule` (see
+    /// [`PolicySet::verdict_keys`]).
+    pub(crate) fn verdict_key(&self, rule: RuleId, entry: usize) -> Option<u64> {
+        self.verdict_keys[rule.policy][rule.rule][entry]
+    }
+
+    /// The exceptions that name `rule` (named `rule_name`) and cover the input, in load
+    /// order.
     pub(crate) fn exceptions_covering(
         &self,
-        policy: usize,
-        rule: &str,
+        rule: RuleId,
+        rule_name: &str,
         input: &AdmissionInput,
         context: &Context,
     ) -> Vec<&PolicyException> {
-        let key = &self.policy_keys[policy];
+        let key = &self.policy_keys[rule.policy];
         self.exceptions
             .iter()
-            .filter(|e| e.contains(key, rule))
+            .filter(|e| e.contains(key, rule_name))
             .filter(|e| e.covers(&input.resource, &input.match_context, context))
             .map(Arc::as_ref)
             .collect()

@@ -1,4 +1,7 @@
-//! Errors of cluster mode, named after their cause.
+//! Errors of cluster mode, named after their cause: connecting to the cluster and
+//! keeping its watches. What the engine reads from the cluster (Secrets, ServiceAccounts)
+//! fails in the engine's vocabulary instead, [`imagegate_engine::ClusterError`], so
+//! that a missing Secret has one variant and one text whoever reads it.
 
 /// Result of this crate's fallible functions.
 pub type Result<T, E = KubeError> = std::result::Result<T, E>;
@@ -23,30 +26,6 @@ pub enum KubeError {
     /// The client could not be built from the configuration.
     #[error("building the Kubernetes client: {0}")]
     Client(String),
-    /// A `k8s://` reference is not `k8s://NAMESPACE/NAME`.
-    #[error("invalid Kubernetes secret reference {reference:?}: expected k8s://NAMESPACE/NAME")]
-    BadSecretReference {
-        /// The reference as written.
-        reference: String,
-    },
-    /// The Secret does not exist (or imagegate may not read it).
-    #[error("secret {namespace}/{name} not found")]
-    SecretNotFound {
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-    },
-    /// The Secret exists but lacks the key.
-    #[error("secret {namespace}/{name} has no key {key:?}")]
-    SecretKeyMissing {
-        /// Its namespace.
-        namespace: String,
-        /// Its name.
-        name: String,
-        /// The missing key.
-        key: String,
-    },
     /// The API answered with an error or could not be reached in time.
     #[error("Kubernetes API: {0}")]
     Api(String),

@@ -96,23 +96,10 @@ impl KubeInputs {
     }
 }
 
-/// The engine's error for one of this crate's.
+/// The engine's error for one of this crate's: the API could not be asked, or
+/// answered with an error (a missing object is not an error here).
 fn cluster_error(error: KubeError) -> ClusterError {
-    match error {
-        KubeError::SecretNotFound { namespace, name } => {
-            ClusterError::SecretNotFound { namespace, name }
-        }
-        KubeError::SecretKeyMissing {
-            namespace,
-            name,
-            key,
-        } => ClusterError::SecretKeyMissing {
-            namespace,
-            name,
-            key,
-        },
-        other => ClusterError::Unavailable(other.to_string()),
-    }
+    ClusterError::Unavailable(error.to_string())
 }
 
 impl ClusterInputs for KubeInputs {
@@ -129,13 +116,7 @@ impl ClusterInputs for KubeInputs {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<SecretData, ClusterError>> {
-        async move {
-            self.secrets
-                .data(namespace, name)
-                .await
-                .map_err(cluster_error)
-        }
-        .boxed()
+        self.secrets.data(namespace, name).boxed()
     }
 
     fn service_account_pull_secrets<'a>(

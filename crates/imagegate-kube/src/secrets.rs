@@ -1,5 +1,5 @@
-//! Secrets for `k8s://NAMESPACE/NAME` keys (cosign's convention: the `cosign.pub` key),
-//! read on demand and cached. A metadata-only watch of Secrets records each Secret's
+//! Secrets the engine asks for (`k8s://NAMESPACE/NAME` and `keys.secret` keys, pull
+//! secrets), read on demand and cached. A metadata-only watch of Secrets records each Secret's
 //! latest `resourceVersion`; a cached Secret is used only while its version is the latest
 //! the watch has seen, so an update or delete invalidates it without holding any Secret
 //! data beyond the ones asked for.
@@ -14,9 +14,10 @@ use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::task::JoinHandle;
 
+use imagegate_engine::{ClusterError, SecretData};
+
 use crate::error::{KubeError, Result};
 
-pub use imagegate_engine::cluster::COSIGN_PUB;
 /// Deadline of one Secret read.
 const READ_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -26,7 +27,7 @@ type Key = (String, String);
 #[derive(Debug)]
 struct Cached {
     resource_version: String,
-    data: Arc<BTreeMap<String, Vec<u8>>>,
+    data: SecretData,
 }
 
 #[derive(Debug, Default)]
@@ -53,15 +54,6 @@ impl Drop for SecretKeys {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// Splits `k8s://NAMESPACE/NAME` (the engine's parser, with this crate's error).
-pub fn parse_reference(reference: &str) -> Result<(String, String)> {
-    imagegate_engine::cluster::parse_secret_url(reference).map_err(|_| {
-        KubeError::BadSecretReference {
-            reference: reference.to_owned(),
-        }
-    })
 }
 
 /// One namespaced object read within `deadline`: `None` when it does not exist; an API
@@ -103,12 +95,10 @@ impl SecretKeys {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The data of Secret `namespace/name`, from the cache while it is current.
-    pub async fn data(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Arc<BTreeMap<String, Vec<u8>>>> {
+    /// The data of Secret `namespace/name`, from the cache while it is current. What
+    /// went wrong is said in the engine's words ([`ClusterError`]: it reads Secrets
+    /// through [`imagegate_engine::ClusterInputs`] and explains the failures to users).
+    pub async fn data(&self, namespace: &str, name: &str) -> Result<SecretData, ClusterError> {
         let key = (namespace.to_owned(), name.to_owned());
         {
             let state = self.lock();
@@ -119,8 +109,11 @@ impl SecretKeys {
             }
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let Some(secret) = get_within(&api, "secret", namespace, name, READ_DEADLINE).await? else {
-            return Err(KubeError::SecretNotFound {
+        let secret = get_within(&api, "secret", namespace, name, READ_DEADLINE)
+            .await
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let Some(secret) = secret else {
+            return Err(ClusterError::SecretNotFound {
                 namespace: namespace.to_owned(),
                 name: name.to_owned(),
             });
@@ -142,19 +135,6 @@ impl SecretKeys {
             );
         }
         Ok(data)
-    }
-
-    /// The PEM public key a `k8s://NAMESPACE/NAME` reference names (its `cosign.pub`).
-    pub async fn public_key(&self, reference: &str) -> Result<String> {
-        let (namespace, name) = parse_reference(reference)?;
-        let data = self.data(&namespace, &name).await?;
-        let missing = || KubeError::SecretKeyMissing {
-            namespace: namespace.clone(),
-            name: name.clone(),
-            key: COSIGN_PUB.to_owned(),
-        };
-        let bytes = data.get(COSIGN_PUB).ok_or_else(missing)?;
-        String::from_utf8(bytes.clone()).map_err(|_| missing())
     }
 }
 
@@ -206,34 +186,5 @@ async fn run(client: kube::Client, state: Arc<Mutex<State>>) {
         // Entries whose Secret changed are dead weight.
         let State { seen, cache } = &mut *s;
         cache.retain(|k, c| seen.get(k).is_none_or(|rv| *rv == c.resource_version));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references() {
-        assert_eq!(
-            parse_reference("k8s://ns/key").unwrap(),
-            ("ns".into(), "key".into())
-        );
-        for bad in [
-            "k8s://ns",
-            "k8s:///key",
-            "k8s://ns/",
-            "k8s://a/b/c",
-            "https://x/y",
-            "",
-        ] {
-            assert!(
-                matches!(
-                    parse_reference(bad),
-                    Err(KubeError::BadSecretReference { .. })
-                ),
-                "{bad}"
-            );
-        }
     }
 }

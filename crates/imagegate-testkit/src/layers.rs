@@ -2,8 +2,10 @@
 //! files), and the cycles among them: files are meant to depend one way only (issue
 //! 14). A folder's `mod.rs` and its files may use each other (the `mod.rs` is the
 //! folder's table of contents and shared vocabulary), so edges between a module and
-//! its own submodules are not counted. Test modules (`#[cfg(test)] mod tests`) are
-//! left out: tests may reach anywhere.
+//! its own submodules are not counted. A path through a re-export of the crate root
+//! (`crate::Engine`, from `pub use evaluate::Engine` in `lib.rs`) counts as a use of the
+//! module it re-exports, so a cycle cannot hide behind the table of contents. Test
+//! modules (`#[cfg(test)] mod tests`) are left out: tests may reach anywhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,9 +16,13 @@ use std::path::Path;
 pub fn module_cycles(src: &Path) -> Vec<Vec<String>> {
     let modules = read_modules(src);
     let names: BTreeSet<String> = modules.keys().cloned().collect();
+    let exports = modules
+        .get("")
+        .map(|root| root_exports(root, &names))
+        .unwrap_or_default();
     let edges: BTreeMap<String, BTreeSet<String>> = modules
         .iter()
-        .map(|(module, text)| (module.clone(), uses(module, text, &names)))
+        .map(|(module, text)| (module.clone(), uses(module, text, &names, &exports)))
         .collect();
     strongly_connected(&edges)
         .into_iter()
@@ -71,8 +77,54 @@ fn read_modules(src: &Path) -> BTreeMap<String, String> {
     modules
 }
 
-/// The modules `module` uses, among `names`.
-fn uses(module: &str, text: &str, names: &BTreeSet<String>) -> BTreeSet<String> {
+/// The items the crate root re-exports (`pub use a::b::{C, D as E}`), by the name they
+/// have at the root → the module they come from, among `names`.
+fn root_exports(root: &str, names: &BTreeSet<String>) -> BTreeMap<String, String> {
+    let code = without_tests_and_comments(root);
+    let mut exports = BTreeMap::new();
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("pub use ") {
+        rest = &rest[at + "pub use ".len()..];
+        let statement = rest.split(';').next().unwrap_or_default();
+        let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        let (base, items) = match statement.split_once('{') {
+            Some((base, items)) => (
+                base.trim_end_matches("::").to_owned(),
+                items
+                    .trim_end_matches('}')
+                    .split(',')
+                    .map(str::trim)
+                    .collect(),
+            ),
+            None => (String::new(), vec![statement.as_str()]),
+        };
+        for item in items.into_iter().filter(|i| !i.is_empty()) {
+            let (path, name) = match item.split_once(" as ") {
+                Some((path, alias)) => (path.trim(), alias.trim()),
+                None => (item, item.rsplit("::").next().unwrap_or(item)),
+            };
+            let full = if base.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{base}::{path}")
+            };
+            let full = full.strip_prefix("crate::").unwrap_or(&full);
+            if let Some(module) = longest_module(full, names).filter(|m| !m.is_empty()) {
+                exports.insert(name.to_owned(), module);
+            }
+        }
+    }
+    exports
+}
+
+/// The modules `module` uses, among `names` (through `exports`, the crate root's
+/// re-exports, too).
+fn uses(
+    module: &str,
+    text: &str,
+    names: &BTreeSet<String>,
+    exports: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
     let code = without_tests_and_comments(text);
     let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
     let mut found = BTreeSet::new();
@@ -83,7 +135,12 @@ fn uses(module: &str, text: &str, names: &BTreeSet<String>) -> BTreeSet<String> 
             } else {
                 format!("{base}::{path}")
             };
-            if let Some(target) = longest_module(&full, names) {
+            // Not a module's path: an item of the root, maybe re-exported from one.
+            let target = longest_module(&full, names).or_else(|| {
+                let first = full.split("::").find(|s| !s.is_empty())?;
+                exports.get(first).cloned()
+            });
+            if let Some(target) = target {
                 let related = target == module
                     || target.is_empty()
                     || module.starts_with(&format!("{target}::"))
@@ -126,6 +183,8 @@ fn paths_after(code: &str, prefix: &str) -> Vec<String> {
             continue;
         }
         if let Some(group) = rest.strip_prefix('{') {
+            // An item is its first word: `Thing as Alias` is a use of `Thing`.
+            let first_word = |item: &str| item.split_whitespace().next().unwrap_or("").to_owned();
             let mut depth = 1;
             let mut item = String::new();
             for c in group.chars() {
@@ -133,12 +192,12 @@ fn paths_after(code: &str, prefix: &str) -> Vec<String> {
                     '{' => depth += 1,
                     '}' if depth == 1 => break,
                     '}' => depth -= 1,
-                    ',' if depth == 1 => paths.push(std::mem::take(&mut item)),
-                    c if depth == 1 && !c.is_whitespace() => item.push(c),
+                    ',' if depth == 1 => paths.push(first_word(&std::mem::take(&mut item))),
+                    c if depth == 1 => item.push(c),
                     _ => {}
                 }
             }
-            paths.push(item);
+            paths.push(first_word(&item));
         } else {
             let path: String = rest
                 .chars()

@@ -15,6 +15,8 @@
 //! - [`write_docker_config`], [`vectors_dir`]: docker `config.json` files and the shared
 //!   test vectors.
 //! - [`layers::module_cycles`]: which modules of a crate use each other in a cycle.
+//! - [`fixtures::World`]: the images, keys and placeholder values of the committed
+//!   fixtures of `crates/imagegate/tests/data/`; [`fixtures::decoded_patch`].
 //!
 //! Everything is synchronous and safe to call from inside a tokio runtime: async work runs
 //! on a private runtime in a separate thread. Every wait has a timeout; failures panic with
@@ -27,6 +29,7 @@ pub mod apiserver;
 mod block;
 mod cosign;
 mod docker_config;
+pub mod fixtures;
 mod http1;
 pub mod layers;
 pub mod notation;

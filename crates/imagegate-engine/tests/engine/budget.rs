@@ -2,7 +2,7 @@
 //! the registry declares: five 3.5 MiB attestation layers (each under the client's
 //! 4 MiB blob limit) are refused before any of them is fetched.
 
-use imagegate_engine::{Access, EvidenceKind, Verifier, VerifyError};
+use imagegate_engine::{Access, EvidenceKind, VerifyError};
 use imagegate_oci::Reference;
 use imagegate_testkit::Registry;
 
@@ -16,7 +16,7 @@ async fn evidence_beyond_the_per_image_budget_is_refused() {
         let envelope = vec![b'a' + i; 3 * 1024 * 1024 + 512 * 1024];
         pusher.push_attestation_layer("app/heavy", &digest, &envelope, "https://example.com/p");
     }
-    let verifier = Verifier::new(crate::client());
+    let verifier = crate::verifier();
     let repository = Reference::parse(&format!("{host}/app/heavy")).unwrap();
     let outcome = verifier
         .evidence(

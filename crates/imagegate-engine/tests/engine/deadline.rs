@@ -13,9 +13,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use imagegate_engine::admission::{AdmissionReview, review};
-use imagegate_engine::{Engine, Phase, PolicySet};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
-use imagegate_policy::load::load_policies;
+use imagegate_engine::{Phase, PolicySet};
 use imagegate_testkit::oci::{self, Descriptor};
 use imagegate_testkit::{CosignKey, Registry, simple_signing_payload};
 use rcgen::{
@@ -137,7 +135,7 @@ spec:
                       ignoreSCT: true
 "#
     );
-    PolicySet::new(load_policies(&yaml, "test").expect("policy loads"))
+    crate::policy_set(&yaml)
 }
 
 #[tokio::test]
@@ -145,9 +143,7 @@ async fn the_review_deadline_fires_during_a_cpu_heavy_verification() {
     let registry = Registry::start();
     let (image, root) = push_attack(&registry);
     let policies = policy(&registry.host(), &root);
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    let engine = Engine::builder(client).build();
+    let engine = crate::engine();
     let pod = json!({
         "apiVersion": "v1",
         "kind": "Pod",

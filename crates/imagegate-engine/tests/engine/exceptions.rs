@@ -2,18 +2,12 @@
 //! rule into `skip` with Kyverno's message, in both phases, before any registry work;
 //! anything the exception does not cover is verified as before.
 
-use imagegate_engine::{AdmissionInput, Engine, Phase, PolicySet, RuleStatus};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
-use imagegate_policy::load::load_documents;
+use imagegate_engine::{AdmissionInput, Phase, PolicySet, RuleStatus};
 use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::{Value, json};
 
-fn engine() -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).build()
-}
+use crate::engine;
 
 /// An Enforce policy for `{host}/*` signed by `key`, and an exception for its rule (and
 /// the autogen rule) covering Pods and Deployments named `tool*` in namespace `delta`.
@@ -64,9 +58,9 @@ spec:
           names: ["tool*"]
 "#
     );
-    let loaded = load_documents(&yaml, "test").expect("policy and exception load");
-    assert_eq!(loaded.exceptions.len(), 1);
-    PolicySet::new(loaded.policies).with_exceptions(loaded.exceptions)
+    let policies = crate::policy_set(&yaml);
+    assert_eq!(policies.exceptions().len(), 1);
+    policies
 }
 
 fn pod(namespace: &str, name: &str, image: &str) -> Value {

@@ -9,13 +9,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use imagegate_engine::{AdmissionInput, Engine, PolicySet, RuleStatus};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient, sha256_digest};
-use imagegate_policy::load::load_policies;
-use imagegate_policy::matching::MatchContext;
+use imagegate_engine::RuleStatus;
+use imagegate_oci::sha256_digest;
 use imagegate_testkit::stub::{Reply, Stub, by_path, non_loopback_ip};
 use imagegate_testkit::{CosignKey, Registry, oci, simple_signing_payload};
-use serde_json::json;
+
+use crate::{engine, pod, policy_set};
 
 /// A key-signed image served over plain HTTP only, at an address that is not loopback.
 pub struct PlainHttpImage {
@@ -108,29 +107,6 @@ spec:
     )
 }
 
-fn policies(yaml: &str) -> PolicySet {
-    PolicySet::new(load_policies(yaml, "test").expect("policy loads"))
-}
-
-fn pod(image: &str) -> AdmissionInput {
-    AdmissionInput::for_resource(
-        json!({
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "p", "namespace": "default"},
-            "spec": {"containers": [{"name": "c", "image": image}]},
-        }),
-        MatchContext::default(),
-    )
-}
-
-/// Default caches (digest, evidence and verdict caches on), as the webhook runs.
-fn engine() -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).build()
-}
-
 #[tokio::test]
 async fn allow_insecure_registry_allows_plain_http_for_that_rule_only() {
     let Some(ip) = non_loopback_ip() else {
@@ -139,8 +115,8 @@ async fn allow_insecure_registry_allows_plain_http_for_that_rule_only() {
     };
     let served = plain_http_image(ip).await;
     let host = served.stub.host();
-    let allowed = policies(&key_policy("insecure", &host, &served.key, true));
-    let strict = policies(&key_policy("strict", &host, &served.key, false));
+    let allowed = policy_set(&key_policy("insecure", &host, &served.key, true));
+    let strict = policy_set(&key_policy("strict", &host, &served.key, false));
     let engine = engine();
 
     // Without the flag first: HTTPS only, refused (the stub speaks plain HTTP).
@@ -171,8 +147,8 @@ async fn what_plain_http_fetched_is_not_reused_for_a_rule_that_requires_https() 
     };
     let served = plain_http_image(ip).await;
     let host = served.stub.host();
-    let allowed = policies(&key_policy("insecure", &host, &served.key, true));
-    let strict = policies(&key_policy("strict", &host, &served.key, false));
+    let allowed = policy_set(&key_policy("insecure", &host, &served.key, true));
+    let strict = policy_set(&key_policy("strict", &host, &served.key, false));
     let engine = engine();
     let pinned = format!("{}@{}", served.image, served.digest);
 
@@ -199,7 +175,7 @@ async fn what_plain_http_fetched_is_not_reused_for_a_rule_that_requires_https() 
     assert!(served.stub.tls_probes() > probes_before);
 
     // Both policies in one review: the flagged rule's digest does not serve the other.
-    let both = policies(&format!(
+    let both = policy_set(&format!(
         "{}---\n{}",
         key_policy("insecure", &host, &served.key, true),
         key_policy("strict", &host, &served.key, false)

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use imagegate_engine::{Engine, EngineResponse, Phase, PolicySet, RuleStatus};
-use imagegate_policy::load::load_documents;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::json;
 
@@ -26,9 +25,9 @@ fn policy(key: &CosignKey, setup: &Setup) -> PolicySet {
 }
 
 fn load(yaml: &str) -> PolicySet {
-    let loaded = load_documents(yaml, "test").expect("policy loads");
-    assert!(!loaded.image_validating.is_empty(), "{yaml}");
-    PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating)
+    let policies = crate::policy_set(yaml);
+    assert!(!policies.image_validating().is_empty(), "{yaml}");
+    policies
 }
 
 fn policy_yaml(key: &CosignKey, setup: &Setup) -> String {
@@ -545,8 +544,7 @@ spec:
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let loaded = load_documents(&cluster_policy, "test").expect("policy loads");
-    let cluster_only = PolicySet::new(loaded.policies);
+    let cluster_only = crate::policy_set(&cluster_policy);
     let ivp_only = load(&ivp);
     let both = load(&format!("{cluster_policy}\n---\n{ivp}"));
     assert_eq!(both.len(), 2);
@@ -655,7 +653,7 @@ async fn a_cel_policy_exception_skips_the_policy_it_names_as_kyverno_does() {
     let (_, unsigned, _) = images(&registry, &key, None);
     let yaml = policy_yaml(&key, &setup(format!("{}/*", registry.host()), SIGNATURES));
     let with = |exception| {
-        let loaded = load_documents(&yaml, "test").unwrap();
+        let loaded = imagegate_policy::load::load_documents(&yaml, "test").unwrap();
         PolicySet::new(Vec::new())
             .with_cel_exceptions([std::sync::Arc::new(exception)])
             .with_image_validating(loaded.image_validating)
@@ -693,7 +691,7 @@ async fn a_cel_policy_exception_skips_the_policy_it_names_as_kyverno_does() {
     }
     // Added after the policy, the exception applies too (the order of assembly does not
     // matter).
-    let loaded = load_documents(&yaml, "test").unwrap();
+    let loaded = imagegate_policy::load::load_documents(&yaml, "test").unwrap();
     let later = PolicySet::new(Vec::new())
         .with_image_validating(loaded.image_validating)
         .with_cel_exceptions([std::sync::Arc::new(cel_exception(

@@ -1,6 +1,8 @@
-//! The engine's attestors against a real `docker-registry` (and, for the OCI 1.1
-//! referrers API it lacks, an in-process stub): keyless `.sig` layers and cosign v3
-//! Sigstore bundles from the shared vectors.
+//! The engine against a real `docker-registry` (and, for what it lacks, such as the
+//! OCI 1.1 referrers API, the test kit's stub): attestors (keys, certificates, keyless
+//! `.sig` layers, cosign v3 Sigstore bundles, Notation), policy evaluation in both
+//! phases, ImageValidatingPolicies, exceptions, deadlines and budgets, and the binary's
+//! AdmissionReview fixtures answered by the engine alone (`reviews`).
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test set-up failures panic with their message
 
 mod budget;
@@ -13,17 +15,19 @@ mod ivp;
 mod keyless;
 mod notation;
 mod outcomes;
+mod reviews;
 mod semantics;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use imagegate_engine::{
-    Access, AdmissionInput, AttestorFailure, Engine, ImageSubject, Verifier, verify_attestations,
-    verify_attestors,
+    Access, AdmissionInput, AttestorFailure, Engine, ImageSubject, PolicySet, Verifier,
+    verify_attestations, verify_attestors,
 };
 use imagegate_oci::{ClientOptions, DockerConfig, Reference, RegistryClient};
 use imagegate_policy::conditions::Context;
+use imagegate_policy::load::load_documents;
 use imagegate_policy::matching::MatchContext;
 use imagegate_policy::model::ImageVerification;
 use imagegate_sigstore::TrustedRoot;
@@ -62,15 +66,30 @@ pub fn pod(image: &str) -> AdmissionInput {
     )
 }
 
-/// An engine with an anonymous registry client and default caches.
-pub fn engine() -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).build()
+/// An anonymous registry client with default limits.
+pub fn client() -> RegistryClient {
+    RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client")
 }
 
-pub fn client() -> Arc<RegistryClient> {
-    Arc::new(RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).unwrap())
+/// A verifier over [`client`], without the engine's caches.
+pub fn verifier() -> Verifier {
+    Verifier::new(Arc::new(client()))
+}
+
+/// An engine over [`client`] with default caches (digest, evidence and verdict caches
+/// on), as the webhook runs.
+pub fn engine() -> Engine {
+    Engine::builder(client()).build()
+}
+
+/// The ClusterPolicies, Policies, ImageValidatingPolicies and PolicyExceptions of
+/// `yaml`, prepared as the binary prepares a policy file.
+pub fn policy_set(yaml: &str) -> PolicySet {
+    let loaded = load_documents(yaml, "test").expect("policies load");
+    PolicySet::new(loaded.policies)
+        .with_image_validating(loaded.image_validating)
+        .with_exceptions(loaded.exceptions)
+        .with_cel_exceptions(loaded.cel_exceptions.into_iter().map(std::sync::Arc::new))
 }
 
 /// Runs the attestors, then the attestations, of `entry` on `image` (a digest reference).
@@ -79,7 +98,7 @@ pub async fn check(
     entry: &ImageVerification,
     trusted_root: Option<&TrustedRoot>,
 ) -> Result<(), AttestorFailure> {
-    check_with(&Verifier::new(client()), image, entry, trusted_root).await
+    check_with(&verifier(), image, entry, trusted_root).await
 }
 
 pub async fn check_with(

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use imagegate_engine::{Phase, PolicySet, RuleStatus, Verifier};
-use imagegate_policy::load::load_policies;
+use imagegate_engine::{Phase, PolicySet, RuleStatus};
 use imagegate_testkit::Registry;
 use imagegate_testkit::notation::{
     self, COSE, JWS, KeySpec, NotationCa, NotationSigner, SignOptions, Validity,
@@ -16,7 +15,7 @@ use imagegate_testkit::oci::{self, Descriptor, OCI_INDEX, OCI_MANIFEST};
 use imagegate_testkit::stub::{Reply, Stub, by_path};
 use serde_json::{Value, json};
 
-use crate::{assert_fails_with, check, check_with, client, engine, pod, verification};
+use crate::{assert_fails_with, check, check_with, engine, pod, verification};
 
 const SBOM_TYPE: &str = "application/vnd.cyclonedx+json";
 
@@ -378,7 +377,7 @@ async fn a_cold_verification_of_a_tag_costs_four_requests_once_the_registry_is_k
         );
         images.push(image);
     }
-    let verifier = Verifier::new(client());
+    let verifier = crate::verifier();
     let before = registry.requests().len();
     check_with(&verifier, &images[0], &entry, None)
         .await
@@ -530,7 +529,7 @@ spec:
 {cert}"#,
         host = registry.host(),
     );
-    let policies = PolicySet::new(load_policies(&yaml, "notation.yaml").expect("policy loads"));
+    let policies = crate::policy_set(&yaml);
     let engine = engine();
     let response = engine
         .evaluate(&policies, &pod(&signed), Phase::Mutate)
@@ -602,9 +601,9 @@ spec:
       message: sbom is not CycloneDX
 "#
     );
-    let loaded = imagegate_policy::load::load_documents(&yaml, "ivp.yaml").expect("policy loads");
-    assert_eq!(loaded.image_validating.len(), 1);
-    PolicySet::new(loaded.policies).with_image_validating(loaded.image_validating)
+    let policies = crate::policy_set(&yaml);
+    assert_eq!(policies.image_validating().len(), 1);
+    policies
 }
 
 #[tokio::test]

@@ -4,11 +4,11 @@
 //! answers for): both phases must deny, naming the unsigned image.
 
 use imagegate_engine::{AdmissionInput, Engine, EngineResponse, Phase, PolicySet, RuleStatus};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
-use imagegate_policy::load::load_policies;
 use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::json;
+
+use crate::engine;
 
 fn policy(key_pem: &str, host: &str) -> PolicySet {
     let yaml = format!(
@@ -43,7 +43,7 @@ spec:
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    PolicySet::new(load_policies(&yaml, "test").expect("policy loads"))
+    crate::policy_set(&yaml)
 }
 
 fn pod(images: &[String]) -> AdmissionInput {
@@ -61,12 +61,6 @@ fn pod(images: &[String]) -> AdmissionInput {
         }),
         MatchContext::default(),
     )
-}
-
-fn engine() -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).build()
 }
 
 #[track_caller]
@@ -147,9 +141,7 @@ async fn a_tag_is_resolved_once_per_review() {
     // Issue 8 item 4: with no digest cache, the validate phase resolved the tag again
     // and could verify (and pin) another digest than the mutate phase.
     let (registry, policies, image) = unsigned_image();
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    let engine = Engine::builder(client)
+    let engine = Engine::builder(crate::client())
         .caches(imagegate_engine::CacheOptions::disabled())
         .build();
     let response = engine.evaluate_both(&policies, &pod(&[image])).await;

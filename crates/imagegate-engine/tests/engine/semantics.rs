@@ -2,21 +2,17 @@
 //! items 2, 5, 6; issue 9 items 1–3), against a real `docker-registry`.
 
 use imagegate_engine::{AdmissionInput, Engine, Phase, PolicySet, RuleStatus};
-use imagegate_oci::{ClientOptions, DockerConfig, RegistryClient};
-use imagegate_policy::load::load_policies;
 use imagegate_policy::matching::MatchContext;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::json;
+
+use crate::{engine, policy_set};
 
 fn indent(text: &str, spaces: usize) -> String {
     text.lines()
         .map(|l| format!("{}{l}", " ".repeat(spaces)))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn policies(yaml: &str) -> PolicySet {
-    PolicySet::new(load_policies(yaml, "test").expect("policy loads"))
 }
 
 fn pod_in(namespace: &str, image: &str) -> AdmissionInput {
@@ -29,12 +25,6 @@ fn pod_in(namespace: &str, image: &str) -> AdmissionInput {
         }),
         MatchContext::default(),
     )
-}
-
-fn engine() -> Engine {
-    let client =
-        RegistryClient::new(DockerConfig::anonymous(), ClientOptions::default()).expect("client");
-    Engine::builder(client).build()
 }
 
 #[tokio::test]
@@ -74,7 +64,7 @@ spec:
 "#,
         key = indent(&key.public_pem(), 22),
     );
-    let policies = policies(&yaml);
+    let policies = policy_set(&yaml);
     let image = format!("{host}/app/unsigned:v1");
     let engine = engine();
     let enforced = engine
@@ -139,7 +129,7 @@ spec:
 "#,
         key = indent(&key.public_pem(), 26),
     );
-    policies(&yaml)
+    policy_set(&yaml)
 }
 
 #[tokio::test]
@@ -216,7 +206,7 @@ spec:
           mutateDigest: true
 "#
     );
-    let policies = policies(&yaml);
+    let policies = policy_set(&yaml);
     let image = format!("{host}/app/plain:v1");
     let response = engine()
         .evaluate_both(&policies, &pod_in("default", &image))
@@ -260,7 +250,7 @@ spec:
 "#,
         key = indent(&key.public_pem(), 22),
     );
-    policies(&yaml)
+    policy_set(&yaml)
 }
 
 #[tokio::test]
@@ -318,7 +308,7 @@ spec:
 "#,
         key = indent(&key.public_pem(), 12),
     );
-    policies(&yaml)
+    policy_set(&yaml)
 }
 
 fn workload(kind: &str, image: &str) -> AdmissionInput {

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use imagegate_testkit::apiserver::ApiServer;
+use imagegate_testkit::fixtures::decoded_patch;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::{Value, json};
 
-use crate::serve::{Server, count, decoded_patch, images, pod, policy, review_of};
+use crate::serve::{Server, count, images, pod, policy, review_of};
 
 const CPOL: &str = "clusterpolicies.kyverno.io";
 /// imagegate's own namespace in these tests (the kubeconfig context's).

@@ -8,9 +8,9 @@
 //! - `imagegate apply` output, `-o json`, `--policy-report` and exit codes.
 //!
 //! The registry address, keys and digests are random, so the committed fixtures carry
-//! placeholders (`@REGISTRY@`, `@KEY_A@`, `@DIGEST_SIGNED@`, ...) that [`World::materialize`]
-//! substitutes into a temporary copy after pushing and signing. A multi-line value (a
-//! PEM) replaces its placeholder line with every line indented like the placeholder.
+//! placeholders (`@REGISTRY@`, `@KEY_A@`, `@DIGEST_SIGNED@`, ...) that the test kit's
+//! [`World`] substitutes into a temporary copy after pushing and signing (the engine's
+//! tests read the same AdmissionReviews through it).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -18,188 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt as _;
-use base64::Engine as _;
-use imagegate_testkit::{CosignKey, Registry, vectors_dir};
+use imagegate_testkit::fixtures::{SIGNED_POD_REVIEWS, World, copy_substituted, decoded_patch};
+use imagegate_testkit::{Registry, vectors_dir};
 use serde_json::{Value, json};
 
 use crate::util::{Run, imagegate};
 
-const CODE_REVIEW: &str = "https://example.com/CodeReview/v1";
-const CYCLONEDX: &str = "https://cyclonedx.org/bom";
-
 /// The committed fixtures of this test binary.
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
-/// A registry holding the images every fixture refers to, the keys that signed them,
-/// and the placeholder values.
-///
-/// | image | evidence |
-/// | --- | --- |
-/// | `kyverno/test-verify-image:signed` | signature by key A |
-/// | `kyverno/test-verify-image:unsigned` | none |
-/// | `kyverno/test-verify-image:signed-by-someone-else` | signature by key C |
-/// | `kyverno/test-verify-image:attested` | signature and CodeReview attestation by A |
-/// | `app/dual:v1` | signatures by keys A and B |
-/// | `app/separate:v1` | signature by A stored in `signatures/separate` |
-/// | `ivpol/test-verify-image:signed` | signature and CycloneDX SBOM attestation by A |
-/// | `ivpol/test-verify-image:unsigned` | none |
-struct World {
-    /// Kept alive (dropping it stops the registry).
-    _registry: Registry,
-    vars: BTreeMap<&'static str, String>,
-}
-
-impl World {
-    fn new() -> World {
-        let registry = Registry::start();
-        let [a, b, c] = [
-            CosignKey::generate(),
-            CosignKey::generate(),
-            CosignKey::generate(),
-        ];
-        let host = registry.host();
-        let pusher = registry.pusher();
-        let none = BTreeMap::new();
-        let tvi = "kyverno/test-verify-image";
-        let tvi_name = format!("{host}/{tvi}");
-
-        let signed = pusher.push_image(tvi, "signed");
-        pusher.sign(tvi, &tvi_name, &signed, &a, &none);
-        let unsigned = pusher.push_image(tvi, "unsigned");
-        let someone_else = pusher.push_image(tvi, "signed-by-someone-else");
-        pusher.sign(tvi, &tvi_name, &someone_else, &c, &none);
-        let attested = pusher.push_image(tvi, "attested");
-        pusher.sign(tvi, &tvi_name, &attested, &a, &none);
-        pusher.attest(
-            tvi,
-            &tvi_name,
-            &attested,
-            &a,
-            CODE_REVIEW,
-            &json!({
-                "author": "mailto:alice@example.com",
-                "repo": {"branch": "main", "type": "git", "uri": "https://github.com/example/my-project"},
-                "reviewers": ["mailto:bob@example.com"],
-            }),
-        );
-        let dual = pusher.push_image("app/dual", "v1");
-        let dual_name = format!("{host}/app/dual");
-        pusher.sign("app/dual", &dual_name, &dual, &a, &none);
-        pusher.sign("app/dual", &dual_name, &dual, &b, &none);
-        let separate = pusher.push_image("app/separate", "v1");
-        pusher.sign(
-            "signatures/separate",
-            &format!("{host}/app/separate"),
-            &separate,
-            &a,
-            &none,
-        );
-        // Kyverno's `test-image-validating-policy` images: signed by A with a
-        // CycloneDX SBOM attestation by A, and unsigned.
-        let ivpol = "ivpol/test-verify-image";
-        let ivpol_name = format!("{host}/{ivpol}");
-        let sbom = pusher.push_image(ivpol, "signed");
-        pusher.sign(ivpol, &ivpol_name, &sbom, &a, &none);
-        pusher.attest(
-            ivpol,
-            &ivpol_name,
-            &sbom,
-            &a,
-            CYCLONEDX,
-            &json!({"bomFormat": "CycloneDX", "specVersion": "1.5", "components": []}),
-        );
-        pusher.push_image(ivpol, "unsigned");
-        drop(pusher);
-
-        let vars = BTreeMap::from([
-            ("REGISTRY", host),
-            ("KEY_A", a.public_pem()),
-            ("KEY_B", b.public_pem()),
-            ("KEY_C", c.public_pem()),
-            ("KEYS_AB", format!("{}{}", a.public_pem(), b.public_pem())),
-            ("DIGEST_SIGNED", signed),
-            ("DIGEST_UNSIGNED", unsigned),
-            ("DIGEST_SOMEONE_ELSE", someone_else),
-            ("DIGEST_ATTESTED", attested),
-            ("DIGEST_DUAL", dual),
-            ("DIGEST_SEPARATE", separate),
-        ]);
-        World {
-            _registry: registry,
-            vars,
-        }
-    }
-
-    /// A temporary copy of the fixture folder `tests/data/<relative>` with the
-    /// placeholders replaced.
-    fn materialize(&self, relative: &str) -> tempfile::TempDir {
-        let source = data_dir().join(relative);
-        let target = tempfile::tempdir().expect("temp dir");
-        copy_substituted(&source, target.path(), &self.vars);
-        target
-    }
-}
-
-fn copy_substituted(source: &Path, target: &Path, vars: &BTreeMap<&'static str, String>) {
-    for entry in std::fs::read_dir(source)
-        .unwrap_or_else(|e| panic!("fixture folder {}: {e}", source.display()))
-    {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap();
-        if path.is_dir() {
-            std::fs::create_dir_all(target.join(name)).unwrap();
-            copy_substituted(&path, &target.join(name), vars);
-        } else {
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(target.join(name), substitute(&text, vars)).unwrap();
-        }
-    }
-}
-
-/// Replaces `@NAME@` placeholders; a multi-line value is indented like its line.
-/// Panics on a placeholder without a value (a typo in a fixture).
-fn substitute(text: &str, vars: &BTreeMap<&'static str, String>) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let indent: String = line.chars().take_while(|c| *c == ' ').collect();
-        let mut line = line.to_owned();
-        for (name, value) in vars {
-            let placeholder = format!("@{name}@");
-            if !line.contains(&placeholder) {
-                continue;
-            }
-            let value = if value.trim_end().contains('\n') {
-                value.trim_end().replace('\n', &format!("\n{indent}"))
-            } else {
-                value.clone()
-            };
-            line = line.replace(&placeholder, &value);
-        }
-        out.push_str(&line);
-    }
-    if let Some(left) = leftover_placeholder(&out) {
-        panic!("fixture placeholder {left} has no value");
-    }
-    out
-}
-
-fn leftover_placeholder(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        if b != b'@' {
-            continue;
-        }
-        let name: String = text[i + 1..]
-            .chars()
-            .take_while(|c| c.is_ascii_uppercase() || *c == '_')
-            .collect();
-        if !name.is_empty() && text[i + 1 + name.len()..].starts_with('@') {
-            return Some(format!("@{name}@"));
-        }
-    }
-    None
 }
 
 /// Runs `imagegate test` on one materialised fixture folder and checks that all of its
@@ -233,14 +60,14 @@ fn assert_kyverno_test(world: &World, case: &str, expected: usize) -> Run {
 fn kyverno_test_image_validating_policy_sample() {
     // Kyverno's `test-image-validating-policy/sample-policy`: `isImageValidatingPolicy`
     // results matched by policy name.
-    assert_kyverno_test(&World::new(), "ivpol-sample-policy", 2);
+    assert_kyverno_test(&World::new(data_dir()), "ivpol-sample-policy", 2);
 }
 
 #[test]
 fn apply_image_validating_policy_without_messages() {
     // Kyverno's `test-image-validating-policy/empty-message` (its apply test: the bad
     // pod fails, the good one passes), with Kyverno's default message.
-    let world = World::new();
+    let world = World::new(data_dir());
     let dir = world.materialize("kyverno/ivpol-empty-message");
     let run = |pod: &str| {
         let run = imagegate(
@@ -285,47 +112,47 @@ fn apply_image_validating_policy_without_messages() {
 
 #[test]
 fn kyverno_test_verify_image_scenarios() {
-    assert_kyverno_test(&World::new(), "test-verify-image", 7);
+    assert_kyverno_test(&World::new(data_dir()), "test-verify-image", 7);
 }
 
 #[test]
 fn kyverno_test_attestor_count_one_of_two_and_two_of_two() {
-    assert_kyverno_test(&World::new(), "attestor-count", 6);
+    assert_kyverno_test(&World::new(data_dir()), "attestor-count", 6);
 }
 
 #[test]
 fn kyverno_test_nested_attestors() {
-    assert_kyverno_test(&World::new(), "nested-attestors", 4);
+    assert_kyverno_test(&World::new(data_dir()), "nested-attestors", 4);
 }
 
 #[test]
 fn kyverno_test_pem_with_two_keys_counts_as_two_entries() {
-    assert_kyverno_test(&World::new(), "multi-key-pem", 6);
+    assert_kyverno_test(&World::new(data_dir()), "multi-key-pem", 6);
 }
 
 #[test]
 fn kyverno_test_mutate_digest() {
-    assert_kyverno_test(&World::new(), "mutate-digest", 3);
+    assert_kyverno_test(&World::new(data_dir()), "mutate-digest", 3);
 }
 
 #[test]
 fn kyverno_test_verify_digest_without_mutate_digest() {
-    assert_kyverno_test(&World::new(), "verify-digest", 2);
+    assert_kyverno_test(&World::new(data_dir()), "verify-digest", 2);
 }
 
 #[test]
 fn kyverno_test_no_digest_checks_not_required() {
-    assert_kyverno_test(&World::new(), "no-digest-checks", 2);
+    assert_kyverno_test(&World::new(data_dir()), "no-digest-checks", 2);
 }
 
 #[test]
 fn kyverno_test_audit_reports_failures() {
-    assert_kyverno_test(&World::new(), "audit", 2);
+    assert_kyverno_test(&World::new(data_dir()), "audit", 2);
 }
 
 #[test]
 fn kyverno_test_autogen_deployment_and_cronjob() {
-    assert_kyverno_test(&World::new(), "autogen", 3);
+    assert_kyverno_test(&World::new(data_dir()), "autogen", 3);
 }
 
 #[test]
@@ -333,32 +160,32 @@ fn kyverno_test_policy_exceptions() {
     // Kyverno's test-exceptions/exceptions-1 with verifyImages: `exceptions:` in
     // kyverno-test.yaml; the exception covers Pods and Deployments named
     // important-tool* in delta only.
-    assert_kyverno_test(&World::new(), "exceptions", 5);
+    assert_kyverno_test(&World::new(data_dir()), "exceptions", 5);
 }
 
 #[test]
 fn kyverno_test_skip_image_references() {
-    assert_kyverno_test(&World::new(), "skip-image-references", 3);
+    assert_kyverno_test(&World::new(data_dir()), "skip-image-references", 3);
 }
 
 #[test]
 fn kyverno_test_separate_signature_repository() {
-    assert_kyverno_test(&World::new(), "signature-repository", 3);
+    assert_kyverno_test(&World::new(data_dir()), "signature-repository", 3);
 }
 
 #[test]
 fn kyverno_test_attestation_conditions() {
-    assert_kyverno_test(&World::new(), "attestation-conditions", 3);
+    assert_kyverno_test(&World::new(data_dir()), "attestation-conditions", 3);
 }
 
 #[test]
 fn kyverno_test_multi_container_pods() {
-    assert_kyverno_test(&World::new(), "multi-container", 3);
+    assert_kyverno_test(&World::new(data_dir()), "multi-container", 3);
 }
 
 #[test]
 fn kyverno_test_keys_without_ignore_tlog_need_the_transparency_log() {
-    assert_kyverno_test(&World::new(), "transparency-log", 1);
+    assert_kyverno_test(&World::new(data_dir()), "transparency-log", 1);
 }
 
 // ---------------------------------------------------------------------------------
@@ -515,38 +342,15 @@ fn review(world: &World, policy: &str, review: &str, args: &[&str]) -> (Run, Val
     (run, answer)
 }
 
-fn decoded_patch(response: &Value) -> Value {
-    assert_eq!(response["patchType"], "JSONPatch", "{response:#}");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(
-            response["patch"]
-                .as_str()
-                .expect("patch is a base64 string"),
-        )
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 #[test]
 fn review_signed_pod_is_allowed_and_pinned_v1_and_v1beta1() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let host = &world.vars["REGISTRY"];
     let pinned = format!(
         "{host}/kyverno/test-verify-image:signed@{}",
         world.vars["DIGEST_SIGNED"]
     );
-    for (file, api_version, uid) in [
-        (
-            "signed-pod-v1.json",
-            "admission.k8s.io/v1",
-            "0b4e2a8c-0d6e-4c8f-9b1f-5d1d6e2f7a01",
-        ),
-        (
-            "signed-pod-v1beta1.json",
-            "admission.k8s.io/v1beta1",
-            "0b4e2a8c-0d6e-4c8f-9b1f-5d1d6e2f7a02",
-        ),
-    ] {
+    for (file, api_version, uid) in SIGNED_POD_REVIEWS {
         let (run, answer) = review(&world, "policy-enforce.yaml", file, &[]);
         run.assert_code(0);
         assert_eq!(answer["apiVersion"], api_version, "{file}");
@@ -556,7 +360,7 @@ fn review_signed_pod_is_allowed_and_pinned_v1_and_v1beta1() {
         assert_eq!(response["allowed"], true);
         assert!(response.get("status").is_none(), "{response:#}");
         assert_eq!(
-            decoded_patch(response),
+            Value::from(decoded_patch(response)),
             json!([
                 {"op": "replace", "path": "/spec/containers/0/image", "value": pinned},
                 {"op": "add", "path": "/metadata/annotations", "value": {
@@ -570,7 +374,7 @@ fn review_signed_pod_is_allowed_and_pinned_v1_and_v1beta1() {
 
 #[test]
 fn review_validate_phase_allows_the_pinned_pod_without_a_patch() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let (run, answer) = review(
         &world,
         "policy-enforce.yaml",
@@ -586,7 +390,7 @@ fn review_validate_phase_allows_the_pinned_pod_without_a_patch() {
 
 #[test]
 fn review_unsigned_pod_is_denied_with_kyvernos_message() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let (run, answer) = review(&world, "policy-enforce.yaml", "unsigned-pod-v1.json", &[]);
     run.assert_code(1);
     let response = &answer["response"];
@@ -607,7 +411,7 @@ fn review_unsigned_pod_is_denied_with_kyvernos_message() {
 
 #[test]
 fn review_image_validating_policy_denies_with_kyvernos_text() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let (run, answer) = review(
         &world,
         "policy-ivp.yaml",
@@ -638,7 +442,7 @@ fn review_image_validating_policy_denies_with_kyvernos_text() {
 
 #[test]
 fn review_validate_phase_never_trusts_a_client_supplied_annotation() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let (run, answer) = review(
         &world,
         "policy-enforce.yaml",
@@ -661,7 +465,7 @@ fn review_validate_phase_never_trusts_a_client_supplied_annotation() {
 
 #[test]
 fn review_audit_failure_is_allowed_with_a_warning() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let (run, answer) = review(&world, "policy-audit.yaml", "unsigned-pod-v1.json", &[]);
     run.assert_code(0);
     let response = &answer["response"];
@@ -680,7 +484,7 @@ fn review_audit_failure_is_allowed_with_a_warning() {
 
 #[test]
 fn review_delete_is_allowed() {
-    let world = World::new();
+    let world = World::new(data_dir());
     for phase in ["mutate", "validate"] {
         let (run, answer) = review(
             &world,
@@ -699,7 +503,7 @@ fn review_delete_is_allowed() {
 
 #[test]
 fn review_malformed_input_is_a_usage_error() {
-    let world = World::new();
+    let world = World::new(data_dir());
     for (file, cause) in [
         ("malformed-no-request.json", "no request"),
         ("malformed-not-json.json", "EOF"),
@@ -729,7 +533,7 @@ fn apply(dir: &Path, policy: &str, resources: &[&str], extra: &[&str]) -> Run {
 
 #[test]
 fn apply_prints_results_summary_and_mutated_resources() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let host = &world.vars["REGISTRY"];
     let signed = world.vars["DIGEST_SIGNED"].as_str();
     let dir = world.materialize("kyverno/mutate-digest");
@@ -776,7 +580,7 @@ fn apply_prints_results_summary_and_mutated_resources() {
 
 #[test]
 fn apply_json_output() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let host = &world.vars["REGISTRY"];
     let dir = world.materialize("kyverno/verify-digest");
     let (run, document) = apply_json(dir.path());
@@ -813,7 +617,7 @@ fn apply_json_output() {
 
 #[test]
 fn apply_policy_report() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let dir = world.materialize("kyverno/skip-image-references");
     let run = apply(
         dir.path(),
@@ -858,7 +662,7 @@ fn apply_policy_report() {
 
 #[test]
 fn apply_audit_failure_is_reported() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let dir = world.materialize("kyverno/audit");
     let (run, document) = apply_json(dir.path());
     run.assert_code(1);
@@ -870,7 +674,7 @@ fn apply_audit_failure_is_reported() {
 
 #[test]
 fn apply_without_ignore_tlog_fails_with_the_transparency_log_message() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let dir = world.materialize("kyverno/transparency-log");
     let (run, document) = apply_json(dir.path());
     run.assert_code(1);
@@ -886,7 +690,7 @@ fn apply_without_ignore_tlog_fails_with_the_transparency_log_message() {
 
 #[test]
 fn apply_exit_codes_for_input_errors() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let dir = world.materialize("kyverno/audit");
     // A resource file that does not exist.
     apply(dir.path(), "policy.yaml", &["missing.yaml"], &[])
@@ -905,7 +709,7 @@ fn apply_exit_codes_for_input_errors() {
 
 #[test]
 fn review_registry_errors_follow_the_failure_policy() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let (run, answer) = review(
         &world,
         "policy-unreachable-fail.yaml",
@@ -1008,7 +812,7 @@ fn unsupported_rule_types_are_reported_as_skipped() {
 
 #[test]
 fn apply_policy_exception_from_flag_policy_file_or_resources() {
-    let world = World::new();
+    let world = World::new(data_dir());
     let dir = world.materialize("kyverno/exceptions");
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let skipped = "check-image/autogen-verify-signature: Deployment/delta/important-tool: skip \

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt as _;
-use base64::Engine as _;
+use imagegate_testkit::fixtures::decoded_patch;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::{Value, json};
 
@@ -270,17 +270,6 @@ pub(crate) fn pod(name: &str, image: &str) -> Value {
         "metadata": {"name": name, "namespace": "default"},
         "spec": {"containers": [{"name": "app", "image": image}]}
     })
-}
-
-pub(crate) fn decoded_patch(response: &Value) -> Vec<Value> {
-    let Some(patch) = response["patch"].as_str() else {
-        return Vec::new();
-    };
-    assert_eq!(response["patchType"], "JSONPatch");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(patch)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 /// A registry holding `app/signed:v1` (signed with the returned key) and

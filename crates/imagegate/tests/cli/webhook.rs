@@ -16,11 +16,12 @@ use imagegate::registry::RegistryConfig;
 use imagegate::serve::{Limits, State};
 use imagegate_engine::EngineMetrics;
 use imagegate_testkit::CosignKey;
+use imagegate_testkit::fixtures::decoded_patch;
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use tower::ServiceExt as _;
 
-use crate::serve::{count, decoded_patch, images, pod, policy, review_of, write};
+use crate::serve::{count, images, pod, policy, review_of, write};
 
 /// The webhook's routers over one state, with a runtime to drive them.
 pub(crate) struct Webhook {
