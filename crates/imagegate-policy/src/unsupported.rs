@@ -82,13 +82,13 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
 /// order.
 pub fn unsupported_ivp_fields(policy: &ImageValidatingPolicy) -> Vec<FieldError> {
     let mut found = Vec::new();
-    if let Some(credentials) = &policy.spec.credentials {
-        if !credentials.providers.is_empty() {
-            found.push(FieldError::new(
-                "spec.credentials.providers",
-                PROVIDERS_IGNORED,
-            ));
-        }
+    if let Some(credentials) = &policy.spec.credentials
+        && !credentials.providers.is_empty()
+    {
+        found.push(FieldError::new(
+            "spec.credentials.providers",
+            PROVIDERS_IGNORED,
+        ));
     }
     found
 }
