@@ -19,6 +19,8 @@ use imagegate_oci::PullSecrets;
 use imagegate_policy::model::{Attestor, AttestorSet, ImageVerification};
 use serde_json::Value;
 
+use crate::attestors::Cause;
+
 /// The data of a Secret (decoded bytes per key).
 pub type SecretData = Arc<BTreeMap<String, Vec<u8>>>;
 
@@ -112,6 +114,16 @@ pub trait ClusterInputs: Send + Sync + fmt::Debug {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Vec<String>, ClusterError>>;
+}
+
+/// The cause of a cluster read failure: an unreachable API errors (`failurePolicy`
+/// decides), a missing or unusable Secret is a policy that cannot be applied.
+pub(crate) fn cluster_cause(error: &ClusterError) -> Cause {
+    if error.is_transient() {
+        Cause::Cluster
+    } else {
+        Cause::Configuration
+    }
 }
 
 /// Splits `k8s://NAMESPACE/NAME`.

@@ -25,8 +25,7 @@ use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
 use crate::cache::key_of;
-use crate::cluster::{policy_pull_secrets, resolve_key_secrets};
-use crate::evaluate::cluster_cause;
+use crate::cluster::{cluster_cause, policy_pull_secrets, resolve_key_secrets};
 use crate::fetch::{Access, Verifier};
 use crate::options::EngineOptions;
 use crate::patch::apply_patches;

@@ -48,16 +48,7 @@ const IMAGE_REF_ROOTS: &[&str] = &["ref"];
 /// Most `matchConditions` Kubernetes allows.
 const MAX_MATCH_CONDITIONS: usize = 64;
 
-/// A compiled CEL expression and where it was written.
-#[derive(Debug, Clone)]
-pub(crate) struct Program {
-    /// Field path, e.g. `spec.validations[1].expression`.
-    pub path: String,
-    /// The program.
-    pub program: Arc<cel::Program>,
-    /// Variables (`variables.<name>`) it reads.
-    pub reads: BTreeSet<String>,
-}
+pub(crate) use super::program::Program;
 
 /// A compiled validation.
 #[derive(Debug, Clone)]

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::check::{Scope, check};
-use super::compile::Program;
 use super::library;
 use super::model::{Metadata, NamedExpression};
+use super::program::Program;
 use crate::error::FieldError;
 
 /// The kind of the document.

@@ -16,6 +16,7 @@ pub mod exception;
 mod library;
 pub mod matching;
 pub mod model;
+mod program;
 pub mod results;
 
 pub use compile::{CompiledIvp, compile_document, compile_policy};
