@@ -19,6 +19,8 @@ use imagegate_oci::PullSecrets;
 use imagegate_policy::model::{Attestor, AttestorSet, ImageVerification};
 use serde_json::Value;
 
+use crate::attestors::Cause;
+
 /// The data of a Secret (decoded bytes per key).
 pub type SecretData = Arc<BTreeMap<String, Vec<u8>>>;
 
@@ -141,6 +143,16 @@ pub trait ClusterInputs: Send + Sync + fmt::Debug {
 
     /// The JSON answer of a GET of `path` (an `apiCall` context entry), bounded in size.
     fn api_get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, ClusterError>>;
+}
+
+/// The cause of a cluster read failure: an unreachable API errors (`failurePolicy`
+/// decides), a missing or unusable Secret is a policy that cannot be applied.
+pub(crate) fn cluster_cause(error: &ClusterError) -> Cause {
+    if error.is_transient() {
+        Cause::Cluster
+    } else {
+        Cause::Configuration
+    }
 }
 
 /// Splits `k8s://NAMESPACE/NAME`.
@@ -396,11 +408,34 @@ pub async fn entry_pull_secrets(
         .as_ref()
         .map(|c| c.secrets.as_slice())
         .unwrap_or_default();
-    for reference in names {
-        let (namespace, name) = parse_credentials_secret(reference, cluster.own_namespace())?;
-        add_pull_secret(cluster, &mut secrets, &namespace, &name).await?;
+    add_named_pull_secrets(cluster, &mut secrets, names).await?;
+    Ok(secrets)
+}
+
+/// The pull secrets an ImageValidatingPolicy names (`credentials.secrets`: a name in
+/// imagegate's own namespace, as Kyverno reads them from its own, or `namespace/name`);
+/// each must exist and be a pull secret. Without a cluster there are none.
+pub async fn policy_pull_secrets(
+    cluster: Option<&dyn ClusterInputs>,
+    names: &[String],
+) -> Result<PullSecrets, ClusterError> {
+    let mut secrets = PullSecrets::default();
+    if let Some(cluster) = cluster {
+        add_named_pull_secrets(cluster, &mut secrets, names).await?;
     }
     Ok(secrets)
+}
+
+async fn add_named_pull_secrets(
+    cluster: &dyn ClusterInputs,
+    secrets: &mut PullSecrets,
+    names: &[String],
+) -> Result<(), ClusterError> {
+    for reference in names {
+        let (namespace, name) = parse_credentials_secret(reference, cluster.own_namespace())?;
+        add_pull_secret(cluster, secrets, &namespace, &name).await?;
+    }
+    Ok(())
 }
 
 async fn add_pull_secret(

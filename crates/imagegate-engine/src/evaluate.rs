@@ -24,7 +24,9 @@ use serde_json::{Value, json};
 
 use crate::attestors::{Cause, ImageSubject, verify_attestations, verify_attestors};
 use crate::cache::{CacheOptions, key_of};
-use crate::cluster::{ClusterError, ClusterInputs, entry_pull_secrets, resolve_key_secrets};
+use crate::cluster::{
+    ClusterError, ClusterInputs, cluster_cause, entry_pull_secrets, resolve_key_secrets,
+};
 use crate::fetch::{Access, Verifier};
 use crate::ivp::{IvpEvaluator, IvpResponse};
 use crate::metrics::EngineMetrics;
@@ -1105,16 +1107,6 @@ impl ImageOutcome {
             digest: None,
             verified: false,
         }
-    }
-}
-
-/// The cause of a cluster read failure: an unreachable API errors (`failurePolicy`
-/// decides), a missing or unusable Secret is a policy that cannot be applied.
-fn cluster_cause(error: &ClusterError) -> Cause {
-    if error.is_transient() {
-        Cause::Cluster
-    } else {
-        Cause::Configuration
     }
 }
 

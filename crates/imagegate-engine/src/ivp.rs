@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use imagegate_oci::Reference;
+use imagegate_policy::ivp::exception::skip_message;
 use imagegate_policy::ivp::model::{
     Attestation, Attestor as IvpAttestor, FailurePolicy as IvpFailurePolicy, ValidationAction,
 };
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
 use crate::cache::key_of;
+use crate::cluster::{cluster_cause, policy_pull_secrets, resolve_key_secrets};
 use crate::fetch::{Access, Verifier};
 use crate::options::EngineOptions;
 use crate::patch::apply_patches;
@@ -136,10 +138,17 @@ impl IvpEvaluator<'_> {
                 }
                 let mut resolved = HashMap::new();
                 let mut failures = Vec::new();
+                let verifier = match self.plan_verifier(&plan).await {
+                    Ok(verifier) => verifier,
+                    Err(error) => {
+                        pin_errors.insert(i, error.reason().to_owned());
+                        continue;
+                    }
+                };
                 for image in &plan.mutate_digest {
                     let outcome = match Reference::parse(image) {
                         Ok(reference) => digests
-                            .resolve(self.verifier, &reference, access_of(&plan))
+                            .resolve(&verifier, &reference, access_of(&plan))
                             .await
                             .map_err(|e| {
                                 format!(
@@ -196,10 +205,29 @@ impl IvpEvaluator<'_> {
                 }
             }
         }
-        let verdicts = join_all(
-            jobs.iter()
-                .map(|(image, plan, check)| self.verify_check(image, plan, check, digests)),
-        )
+        // One verifier per plan (by address, as `per_plan` below): with the pull secrets
+        // its `credentials.secrets` name.
+        let address = |plan: &VerificationPlan| plan as *const VerificationPlan as usize;
+        let mut verifiers: HashMap<usize, Result<Verifier, CheckVerdict>> = HashMap::new();
+        for plan in planned.iter().flatten() {
+            if !plan.images.is_empty() {
+                verifiers.insert(address(plan), self.plan_verifier(plan).await);
+            }
+        }
+        let verifiers = &verifiers;
+        let verdicts = join_all(jobs.iter().map(|&(image, plan, check)| async move {
+            match verifiers.get(&address(plan)) {
+                Some(Ok(verifier)) => {
+                    self.verify_check(verifier, image, plan, check, digests)
+                        .await
+                }
+                Some(Err(error)) => error.clone(),
+                None => {
+                    self.verify_check(self.verifier, image, plan, check, digests)
+                        .await
+                }
+            }
+        }))
         .await;
         let mut per_plan: HashMap<*const VerificationPlan, ResultsMap> = HashMap::new();
         for ((image, plan, check), verdict) in jobs.iter().zip(verdicts) {
@@ -252,6 +280,7 @@ impl IvpEvaluator<'_> {
     /// verification. Registry errors are not cached (the next request tries again).
     async fn verify_check(
         &self,
+        verifier: &Verifier,
         image: &str,
         plan: &VerificationPlan,
         check: &Check,
@@ -261,10 +290,7 @@ impl IvpEvaluator<'_> {
             Ok(reference) => reference,
             Err(e) => return CheckVerdict::error(Cause::InvalidReference, e.to_string()),
         };
-        let digest = match digests
-            .resolve(self.verifier, &reference, access_of(plan))
-            .await
-        {
+        let digest = match digests.resolve(verifier, &reference, access_of(plan)).await {
             Ok(digest) => digest,
             Err(e) => {
                 return CheckVerdict::error(
@@ -302,9 +328,26 @@ impl IvpEvaluator<'_> {
             Ok(v) => v,
             Err(message) => return CheckVerdict::failed(Cause::Configuration, message),
         };
+        // `cosign.key.kms: k8s://NS/NAME`: the Secret's key, read before the verdict
+        // cache is asked (its identity is the key itself).
+        let verification = match resolve_key_secrets(self.options.cluster.as_deref(), &verification)
+            .await
+        {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => verification,
+            Err(failure) => {
+                let message = format!(
+                    "failed to verify image {image}: attestors[{attestor_name}].cosign.key.kms: {}",
+                    failure.error
+                );
+                // An error (failurePolicy decides) naming the Secret, as cosign's
+                // failure to load the key is in Kyverno, never "not signed".
+                return CheckVerdict::error(cluster_cause(&failure.error), message);
+            }
+        };
         let identity = verification_identity(&verification);
         let key = key_of(&(identity, &digest, reference.name(), None::<&str>));
-        let verify = || self.verify_ivp_check(&reference, &digest, &verification);
+        let verify = || self.verify_ivp_check(verifier, &reference, &digest, &verification);
         let mut verdict = self.verdicts.get_or_verify(key, verify()).await;
         if attestation.is_some() && verdict.failure.is_none() && verdict.payload.is_none() {
             // Verified by a ClusterPolicy with the same attestation check, which keeps
@@ -319,6 +362,7 @@ impl IvpEvaluator<'_> {
     /// attestation (`verification.attestations`) with its predicate.
     async fn verify_ivp_check(
         &self,
+        verifier: &Verifier,
         reference: &Reference,
         digest: &str,
         verification: &ImageVerification,
@@ -335,7 +379,7 @@ impl IvpEvaluator<'_> {
             payload: None,
         };
         let Some(check) = verification.attestations.first() else {
-            return match crate::attestors::verify_attestors(self.verifier, &subject).await {
+            return match crate::attestors::verify_attestors(verifier, &subject).await {
                 Ok(()) => DigestVerdict {
                     failure: None,
                     payload: None,
@@ -353,9 +397,7 @@ impl IvpEvaluator<'_> {
         let mut failures = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             let path = format!(".attestations[0].attestors[0].entries[{i}]");
-            match attestation_statements(self.verifier, &subject, entry, &predicate_type, &path)
-                .await
-            {
+            match attestation_statements(verifier, &subject, entry, &predicate_type, &path).await {
                 Ok((_, statements)) if !statements.is_empty() => {
                     return DigestVerdict {
                         failure: None,
@@ -387,7 +429,40 @@ impl IvpEvaluator<'_> {
     }
 }
 
+impl IvpEvaluator<'_> {
+    /// The verifier for `plan`'s images: with the pull secrets its
+    /// `credentials.secrets` name (read through the cluster), else the engine's.
+    async fn plan_verifier(&self, plan: &VerificationPlan) -> Result<Verifier, CheckVerdict> {
+        let names = plan
+            .credentials
+            .as_ref()
+            .map(|c| c.secrets.as_slice())
+            .unwrap_or_default();
+        if names.is_empty() {
+            return Ok(self.verifier.clone());
+        }
+        match policy_pull_secrets(self.options.cluster.as_deref(), names).await {
+            Ok(secrets) if secrets.is_empty() => Ok(self.verifier.clone()),
+            Ok(secrets) => Ok(self.verifier.with_pull_secrets(Some(Arc::new(secrets)))),
+            // The registry cannot be asked as the policy says: an error (failurePolicy
+            // decides), never "not signed".
+            Err(e) => Err(CheckVerdict::error(
+                cluster_cause(&e),
+                format!("{}: spec.credentials.secrets: {e}", plan.policy),
+            )),
+        }
+    }
+}
+
 impl CheckVerdict {
+    /// Why the check did not verify, `""` when it did.
+    fn reason(&self) -> &str {
+        match &self.outcome {
+            CheckOutcome::Failed { reason } | CheckOutcome::Error { reason } => reason,
+            _ => "",
+        }
+    }
+
     /// The check's outcome from the verdict on its digest; `image` as extracted.
     fn of(verdict: DigestVerdict, image: &str) -> CheckVerdict {
         let Some(failure) = verdict.failure else {
@@ -472,11 +547,19 @@ pub(crate) fn verification_of(
     let repository = cosign.source.as_ref().and_then(|s| s.repository.clone());
     let mut entries = Vec::new();
     if let Some(key) = cosign.key.as_ref() {
-        if key.kms.is_some() {
-            return Err(format!("{path}.cosign.key.kms: KMS keys are not supported"));
-        }
-        let Some(data) = key.data.clone() else {
-            return Err(format!("{path}.cosign.key: no key data"));
+        // `k8s://NS/NAME` is cosign's Kubernetes Secret key reference (Kyverno hands
+        // `kms` to cosign, which reads the Secret's `cosign.pub`): resolved through the
+        // cluster like a ClusterPolicy's `publicKeys: k8s://…`. Cloud KMS keys are not.
+        let data = match (key.data.clone(), key.kms.as_deref()) {
+            (Some(data), _) => data,
+            (None, Some(kms)) if kms.trim_start().starts_with("k8s://") => kms.trim().to_owned(),
+            (None, Some(kms)) => {
+                let scheme = kms.split("://").next().unwrap_or(kms);
+                return Err(format!(
+                    "{path}.cosign.key.kms: {scheme}:// keys are not supported (k8s://NAMESPACE/NAME is)"
+                ));
+            }
+            (None, None) => return Err(format!("{path}.cosign.key: no key data")),
         };
         entries.push(json!({"keys": {
             "publicKeys": data,
@@ -610,6 +693,7 @@ fn policy_response(
     let (status, message) = match &outcome.verdict {
         Verdict::NotMatched => return None,
         Verdict::Skipped { reason } => (RuleStatus::Skip, reason.clone()),
+        Verdict::Excepted { exceptions } => (RuleStatus::Skip, skip_message(exceptions)),
         Verdict::Pass => (RuleStatus::Pass, "success".to_owned()),
         Verdict::Fail { message, .. } => (RuleStatus::Fail, message.clone()),
         Verdict::Error { message } => (
@@ -641,8 +725,17 @@ fn policy_response(
             IvpFailurePolicy::Ignore => FailurePolicy::Ignore,
         },
     );
+    let exceptions = match &outcome.verdict {
+        Verdict::Excepted { exceptions } => exceptions.clone(),
+        _ => Vec::new(),
+    };
     response.rules.push(RuleResponse {
-        name,
+        // Kyverno names the skipped result after the exception step.
+        name: if exceptions.is_empty() {
+            name
+        } else {
+            "exception".to_owned()
+        },
         rule_type: IMAGE_VALIDATING_POLICY,
         status,
         message,
@@ -653,7 +746,7 @@ fn policy_response(
             FailureAction::Audit
         },
         images: Vec::new(),
-        exceptions: Vec::new(),
+        exceptions,
     });
     response.validation_actions = outcome.actions.clone();
     response.audit_annotations = outcome.audit_annotations.clone();

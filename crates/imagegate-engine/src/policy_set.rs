@@ -8,7 +8,7 @@ use imagegate_policy::conditions::{Context, REQUEST_VARIABLES};
 use imagegate_policy::context::request_dependent_names;
 use imagegate_policy::exception::{PolicyException, policy_key};
 use imagegate_policy::images::{ImageRef, extract_images};
-use imagegate_policy::ivp::CompiledIvp;
+use imagegate_policy::ivp::{CompiledCelException, CompiledIvp};
 use imagegate_policy::matching::rule_matches;
 use imagegate_policy::model::{ImageVerification, Policy, Rule};
 use imagegate_policy::pattern::image_matches;
@@ -43,6 +43,9 @@ pub struct PolicySet {
     pub(crate) exceptions: Vec<Arc<PolicyException>>,
     /// Per policy: its key as exceptions name it (`name` or `namespace/name`).
     pub(crate) policy_keys: Vec<String>,
+    /// `policies.kyverno.io` PolicyExceptions; each ImageValidatingPolicy holds those
+    /// that name it.
+    pub(crate) cel_exceptions: Vec<Arc<CompiledCelException>>,
 }
 
 impl PolicySet {
@@ -93,18 +96,40 @@ impl PolicySet {
             image_validating: Vec::new(),
             exceptions: Vec::new(),
             policy_keys,
+            cel_exceptions: Vec::new(),
         }
     }
 
-    /// These policies and `more` (prepared here), e.g. policy files and the cluster's
-    /// policies; what is prepared already is not prepared again.
-    pub fn with_policies(&self, more: Vec<Policy>) -> PolicySet {
-        let more = PolicySet::new(more);
+    /// These policies and exceptions and those of `other` (e.g. policy files and the
+    /// cluster's objects), already prepared; every ImageValidatingPolicy then consults
+    /// the `policies.kyverno.io` exceptions of both that name it.
+    pub fn merged(&self, other: &PolicySet) -> PolicySet {
         let mut combined = self.clone();
-        combined.entries.extend(more.entries);
-        combined.verdict_keys.extend(more.verdict_keys);
-        combined.substitutes.extend(more.substitutes);
-        combined.policy_keys.extend(more.policy_keys);
+        combined.entries.extend(other.entries.iter().cloned());
+        combined
+            .verdict_keys
+            .extend(other.verdict_keys.iter().cloned());
+        combined
+            .substitutes
+            .extend(other.substitutes.iter().cloned());
+        combined
+            .policy_keys
+            .extend(other.policy_keys.iter().cloned());
+        combined.exceptions.extend(other.exceptions.iter().cloned());
+        combined
+            .image_validating
+            .extend(other.image_validating.iter().cloned());
+        combined
+            .cel_exceptions
+            .extend(other.cel_exceptions.iter().cloned());
+        if !combined.cel_exceptions.is_empty() {
+            let exceptions = &combined.cel_exceptions;
+            combined.image_validating = combined
+                .image_validating
+                .iter()
+                .map(|p| Arc::new(p.with_exceptions(exceptions)))
+                .collect();
+        }
         combined
     }
 
@@ -162,14 +187,43 @@ impl PolicySet {
             .collect()
     }
 
-    /// Adds the ImageValidatingPolicies evaluated with these policies.
+    /// Adds the ImageValidatingPolicies evaluated with these policies (each consults
+    /// the `policies.kyverno.io` PolicyExceptions of the set that name it).
     pub fn with_image_validating(
         mut self,
         policies: impl IntoIterator<Item = CompiledIvp>,
     ) -> PolicySet {
-        self.image_validating
-            .extend(policies.into_iter().map(Arc::new));
+        let exceptions = &self.cel_exceptions;
+        self.image_validating.extend(
+            policies
+                .into_iter()
+                .map(|p| Arc::new(p.with_exceptions(exceptions))),
+        );
         self
+    }
+
+    /// Adds `policies.kyverno.io` PolicyExceptions (they apply to the
+    /// ImageValidatingPolicies they name, whenever those are added).
+    pub fn with_cel_exceptions(
+        mut self,
+        exceptions: impl IntoIterator<Item = Arc<CompiledCelException>>,
+    ) -> PolicySet {
+        let before = self.cel_exceptions.len();
+        self.cel_exceptions.extend(exceptions);
+        if self.cel_exceptions.len() != before {
+            let exceptions = &self.cel_exceptions;
+            self.image_validating = self
+                .image_validating
+                .iter()
+                .map(|p| Arc::new(p.with_exceptions(exceptions)))
+                .collect();
+        }
+        self
+    }
+
+    /// The `policies.kyverno.io` PolicyExceptions.
+    pub fn cel_exceptions(&self) -> &[Arc<CompiledCelException>] {
+        &self.cel_exceptions
     }
 
     /// The ImageValidatingPolicies.

@@ -2,9 +2,11 @@
 //!
 //! - [`client`]: connecting (in-cluster, `--kubeconfig`, `KUBECONFIG`) and imagegate's own
 //!   namespace.
-//! - [`policies`]: a reflector of `kyverno.io/v1` ClusterPolicy and Policy, validated with
-//!   `imagegate-policy`, published as an atomically swapped [`PolicySet`], with
-//!   `status.conditions[type=Ready]` written back.
+//! - [`policies`]: one reflector of every policy kind imagegate reads (`kyverno.io/v1`
+//!   ClusterPolicy and Policy, `policies.kyverno.io` (Namespaced)ImageValidatingPolicy) and
+//!   of PolicyExceptions (both groups), validated and compiled with `imagegate-policy`,
+//!   published as an atomically swapped [`PolicySet`], with the policies' Ready condition
+//!   written back.
 //! - [`reflect`]: the pure part of the policy reflector (events in, set and status writes out).
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
 //! - [`reports`]: PolicyReports written with server-side apply, queued, batched and
@@ -56,8 +58,8 @@ pub use error::{KubeError, Result};
 pub use inputs::KubeInputs;
 pub use leader::{LeaderElectionOptions, LeaderElector, holder_identity};
 pub use namespaces::NamespaceLabels;
-pub use policies::PolicyWatch;
-pub use reflect::{PolicyKey, PolicySet};
+pub use policies::{PolicyWatch, WatchOptions};
+pub use reflect::{Kind, Loaded, PolicyKey, PolicySet};
 pub use reports::{ReportWriter, ReportWriterOptions};
 pub use scan::{BackgroundScanner, ScanInputs, ScanObserver, ScanOptions, WorkloadWatch};
 pub use secrets::SecretKeys;

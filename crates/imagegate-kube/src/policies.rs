@@ -1,10 +1,16 @@
-//! The policy reflector: `kyverno.io/v1` ClusterPolicy and Policy watched (one LIST, then
-//! WATCH with bookmarks; after 410 Gone or a broken stream kube-runtime re-watches or
-//! re-lists, with exponential backoff on errors), fed through [`Reflector`], published
-//! as an atomically swapped [`PolicySet`], and `status.conditions[type=Ready]` written
-//! back with server-side apply (field manager `imagegate`) by a writer task of its own:
-//! a slow API never holds up the next policy event, and only the latest condition per
-//! object is written (the queue holds one entry per object, so it is bounded by them).
+//! The policy reflector: every kind of [`Kind`] (`kyverno.io/v1` ClusterPolicy and Policy,
+//! `policies.kyverno.io` ImageValidatingPolicy and NamespacedImageValidatingPolicy, and
+//! the PolicyExceptions of both groups) watched (one LIST, then WATCH with bookmarks;
+//! after 410 Gone or a broken stream kube-runtime re-watches or re-lists, with
+//! exponential backoff on errors), fed through one [`Reflector`], published as an
+//! atomically swapped [`PolicySet`], and the policies' Ready condition written back with
+//! server-side apply (field manager `imagegate`) by a writer task of its own: a slow API
+//! never holds up the next policy event, and only the latest condition per object is
+//! written (the queue holds one entry per object, so it is bounded by them).
+//!
+//! PolicyExceptions are watched in one namespace when one is given (Kyverno's
+//! `--exceptionNamespace`), else in all. A kind whose CRD is not installed (404) holds
+//! nothing and does not hold up readiness; its watch keeps retrying.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -27,12 +33,29 @@ pub const FIELD_MANAGER: &str = "imagegate";
 const STATUS_DEADLINE: Duration = Duration::from_secs(10);
 
 fn resource(kind: Kind) -> ApiResource {
-    let gvk = GroupVersionKind::gvk("kyverno.io", "v1", kind.as_str());
-    let plural = match kind {
-        Kind::ClusterPolicy => "clusterpolicies",
-        Kind::Policy => "policies",
-    };
-    ApiResource::from_gvk_with_plural(&gvk, plural)
+    let gvk = GroupVersionKind::gvk(kind.group(), kind.version(), kind.as_str());
+    ApiResource::from_gvk_with_plural(&gvk, kind.plural())
+}
+
+/// What a [`PolicyWatch`] watches and writes.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// Write the policies' Ready conditions (`false`: read-only, for audits).
+    pub write_status: bool,
+    /// The one namespace PolicyExceptions are read from (`None`: every namespace).
+    pub exception_namespace: Option<String>,
+    /// The kinds watched.
+    pub kinds: Vec<Kind>,
+}
+
+impl Default for WatchOptions {
+    fn default() -> Self {
+        WatchOptions {
+            write_status: true,
+            exception_namespace: None,
+            kinds: Kind::ALL.to_vec(),
+        }
+    }
 }
 
 /// A running policy reflector; stops when dropped.
@@ -80,23 +103,30 @@ impl StatusQueue {
 }
 
 impl PolicyWatch {
-    /// Starts watching both kinds cluster-wide, writing their Ready conditions.
+    /// Starts watching every kind cluster-wide, writing the policies' Ready conditions.
     pub fn start(client: kube::Client) -> PolicyWatch {
-        Self::spawn(client, true)
+        Self::start_with(client, WatchOptions::default())
     }
 
-    /// Starts watching both kinds cluster-wide without writing anything (for
+    /// Starts watching every kind cluster-wide without writing anything (for
     /// `imagegate audit`, which only reads the cluster).
     pub fn start_read_only(client: kube::Client) -> PolicyWatch {
-        Self::spawn(client, false)
+        Self::start_with(
+            client,
+            WatchOptions {
+                write_status: false,
+                ..WatchOptions::default()
+            },
+        )
     }
 
-    fn spawn(client: kube::Client, write_status: bool) -> PolicyWatch {
+    /// Starts watching as `options` say.
+    pub fn start_with(client: kube::Client, options: WatchOptions) -> PolicyWatch {
         let current = Arc::new(ArcSwap::from_pointee(PolicySet::default()));
         let (ready_tx, ready) = watch::channel(false);
         let (published_tx, published) = watch::channel(0);
         // Read-only watches (audits) have no queue: nothing is ever written.
-        let (queue, writer) = if write_status {
+        let (queue, writer) = if options.write_status {
             let queue = Arc::new(StatusQueue::default());
             let writer = tokio::spawn(write_statuses(client.clone(), queue.clone()));
             (Some(queue), Some(writer))
@@ -109,7 +139,7 @@ impl PolicyWatch {
             published: published_tx,
             queue,
         };
-        let task = tokio::spawn(run(client, publish));
+        let task = tokio::spawn(run(client, options, publish));
         PolicyWatch {
             current,
             ready,
@@ -134,12 +164,12 @@ impl PolicyWatch {
         self.current.clone()
     }
 
-    /// Whether the first complete list of both kinds has arrived (readiness).
+    /// Whether the first complete list of every kind has arrived (readiness).
     pub fn is_ready(&self) -> bool {
         *self.ready.borrow()
     }
 
-    /// Waits for the first complete list of both kinds.
+    /// Waits for the first complete list of every kind.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<()> {
         let mut ready = self.ready.clone();
         let waited = tokio::time::timeout(timeout, ready.wait_for(|r| *r)).await;
@@ -162,21 +192,45 @@ struct Publish {
     queue: Option<Arc<StatusQueue>>,
 }
 
-async fn run(client: kube::Client, publish: Publish) {
+/// Whether a watch error says the API does not serve the kind (CRD not installed).
+fn not_served(error: &watcher::Error) -> bool {
+    matches!(
+        error,
+        watcher::Error::InitialListFailed(kube::Error::Api(status)) if status.code == 404
+    )
+}
+
+async fn run(client: kube::Client, options: WatchOptions, publish: Publish) {
     let stream = |kind: Kind| {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource(kind));
+        let ar = resource(kind);
+        let api: Api<DynamicObject> = match (&options.exception_namespace, kind.is_exception()) {
+            (Some(namespace), true) => Api::namespaced_with(client.clone(), namespace, &ar),
+            _ => Api::all_with(client.clone(), &ar),
+        };
         watcher(api, watcher::Config::default())
             .default_backoff()
             .map(move |e| (kind, e))
             .boxed()
     };
-    let mut events = futures::stream::select(stream(Kind::ClusterPolicy), stream(Kind::Policy));
-    let mut reflector = Reflector::default();
+    let mut events = futures::stream::select_all(options.kinds.iter().map(|k| stream(*k)));
+    let mut reflector = Reflector::new(&options.kinds);
     while let Some((kind, event)) = events.next().await {
         let event = match event {
             Ok(e) => e,
+            Err(e) if not_served(&e) => {
+                let outcome = reflector.absent(kind);
+                if outcome.changed {
+                    tracing::info!(
+                        kind = kind.as_str(),
+                        group = kind.group(),
+                        "the API does not serve this kind (CRD not installed): none loaded; retrying with backoff"
+                    );
+                }
+                publish.outcome(&reflector, outcome);
+                continue;
+            }
             Err(e) => {
-                tracing::warn!(kind = kind.as_str(), error = %e, "policy watch failed; retrying with backoff");
+                tracing::warn!(kind = kind.as_str(), group = kind.group(), error = %e, "policy watch failed; retrying with backoff");
                 continue;
             }
         };
@@ -191,22 +245,29 @@ async fn run(client: kube::Client, publish: Publish) {
             watcher::Event::Apply(o) => reflector.apply(kind, &value(&o)),
             watcher::Event::Delete(o) => reflector.delete(kind, &value(&o)),
         };
+        publish.outcome(&reflector, outcome);
+    }
+}
+
+impl Publish {
+    /// Logs, publishes and queues what one event changed.
+    fn outcome(&self, reflector: &Reflector, outcome: Outcome) {
         for (key, error) in &outcome.invalid {
             tracing::warn!(policy = %key, %error, "invalid policy: keeping its previous version, if any");
         }
         // Set, then readiness, then the change notice: whoever is told of a change and
         // sees readiness finds the listed set published.
         if outcome.changed {
-            publish.current.store(Arc::new(reflector.set().clone()));
+            self.current.store(Arc::new(reflector.set().clone()));
         }
-        let became_ready = reflector.ready() && !*publish.ready.borrow();
+        let became_ready = reflector.ready() && !*self.ready.borrow();
         if became_ready {
-            let _ = publish.ready.send(true);
+            let _ = self.ready.send(true);
         }
         if outcome.changed || became_ready {
-            publish.published.send_modify(|n| *n = n.wrapping_add(1));
+            self.published.send_modify(|n| *n = n.wrapping_add(1));
         }
-        if let Some(queue) = &publish.queue {
+        if let Some(queue) = &self.queue {
             for write in outcome.status {
                 queue.push(write);
             }
@@ -227,24 +288,37 @@ async fn write_statuses(client: kube::Client, queue: Arc<StatusQueue>) {
 /// Writes one Ready condition; a failure is logged (the next change retries).
 async fn write_ready_condition(client: &kube::Client, write: &StatusWrite) {
     let ar = resource(write.key.kind);
-    let api: Api<DynamicObject> = match write.key.kind {
-        Kind::ClusterPolicy => Api::all_with(client.clone(), &ar),
-        Kind::Policy => Api::namespaced_with(client.clone(), &write.key.namespace, &ar),
+    let api: Api<DynamicObject> = if write.key.kind.namespaced() {
+        Api::namespaced_with(client.clone(), &write.key.namespace, &ar)
+    } else {
+        Api::all_with(client.clone(), &ar)
     };
     let now = k8s_openapi::jiff::Timestamp::now();
-    let patch = json!({
-        "apiVersion": "kyverno.io/v1",
-        "kind": write.key.kind.as_str(),
-        "status": {
-            "ready": write.ready,
-            "conditions": [{
-                "type": "Ready",
-                "status": if write.ready { "True" } else { "False" },
-                "reason": write.reason,
+    let condition = json!({
+        "type": "Ready",
+        "status": if write.ready { "True" } else { "False" },
+        "reason": write.reason,
+        "message": write.message,
+        "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    });
+    let status = match write.key.kind {
+        // Kyverno's CEL policies keep `ready` and the conditions in `conditionStatus`.
+        Kind::ImageValidatingPolicy | Kind::NamespacedImageValidatingPolicy => json!({
+            "conditionStatus": {
+                "ready": write.ready,
                 "message": write.message,
-                "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            }],
-        },
+                "conditions": [condition],
+            },
+        }),
+        _ => json!({
+            "ready": write.ready,
+            "conditions": [condition],
+        }),
+    };
+    let patch = json!({
+        "apiVersion": format!("{}/{}", write.key.kind.group(), write.key.kind.version()),
+        "kind": write.key.kind.as_str(),
+        "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let result = tokio::time::timeout(

@@ -1,44 +1,134 @@
 //! The pure part of the policy reflector: watcher events in, the published policy set and
 //! the status conditions to write out. No I/O, so every transition is unit-tested.
 //!
-//! Rules: a valid object replaces the loaded version of that policy; an invalid one keeps
+//! One reflector for every kind imagegate reads from the API ([`Kind`]): `kyverno.io/v1`
+//! ClusterPolicy and Policy, `policies.kyverno.io` (Namespaced)ImageValidatingPolicy, and
+//! the PolicyExceptions of both groups. Each object is validated (CEL compiled) by the
+//! same loader as policy files.
+//!
+//! Rules: a valid object replaces the loaded version of that object; an invalid one keeps
 //! the previous version (if any) and is reported; a complete re-list (after 410 Gone)
-//! replaces all policies of that kind at once, keeping previous versions of ones that are
-//! now invalid; a delete removes. A status write is asked for only when the object's
-//! `Ready` condition does not already say the same (so our own writes do not loop).
+//! replaces all objects of that kind at once, keeping previous versions of ones that are
+//! now invalid; a delete removes; a kind the API does not serve (its CRD is not
+//! installed) counts as listed and empty. A status write is asked for only for kinds with
+//! a status and only when the object's `Ready` condition does not already say the same
+//! (so our own writes do not loop).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use imagegate_policy::load::load_policies;
+use imagegate_policy::exception::PolicyException;
+use imagegate_policy::ivp::{CompiledCelException, CompiledIvp};
+use imagegate_policy::load::load_documents;
 use imagegate_policy::model::Policy;
 use serde_json::Value;
 
-/// Which of the two watched kinds.
+/// The kinds watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     /// `kyverno.io/v1` ClusterPolicy.
     ClusterPolicy,
     /// `kyverno.io/v1` Policy (namespaced).
     Policy,
+    /// `policies.kyverno.io` ImageValidatingPolicy.
+    ImageValidatingPolicy,
+    /// `policies.kyverno.io` NamespacedImageValidatingPolicy.
+    NamespacedImageValidatingPolicy,
+    /// `kyverno.io/v2` (and `v2beta1`) PolicyException, for ClusterPolicy/Policy rules.
+    PolicyException,
+    /// `policies.kyverno.io` PolicyException, for ImageValidatingPolicies.
+    CelPolicyException,
 }
 
 impl Kind {
+    /// Every kind, in the order they are listed.
+    pub const ALL: [Kind; 6] = [
+        Kind::ClusterPolicy,
+        Kind::Policy,
+        Kind::ImageValidatingPolicy,
+        Kind::NamespacedImageValidatingPolicy,
+        Kind::PolicyException,
+        Kind::CelPolicyException,
+    ];
+
     /// The `kind` string.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::ClusterPolicy => "ClusterPolicy",
             Kind::Policy => "Policy",
+            Kind::ImageValidatingPolicy => imagegate_policy::ivp::KIND_CLUSTER,
+            Kind::NamespacedImageValidatingPolicy => imagegate_policy::ivp::KIND_NAMESPACED,
+            Kind::PolicyException | Kind::CelPolicyException => "PolicyException",
+        }
+    }
+
+    /// The API group.
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::ClusterPolicy | Kind::Policy | Kind::PolicyException => "kyverno.io",
+            Kind::ImageValidatingPolicy
+            | Kind::NamespacedImageValidatingPolicy
+            | Kind::CelPolicyException => "policies.kyverno.io",
+        }
+    }
+
+    /// The version watched: the storage version of Kyverno's CRDs (served by every
+    /// Kyverno release that has the kind, and by imagegate's own CRDs).
+    pub fn version(self) -> &'static str {
+        match self {
+            Kind::ClusterPolicy | Kind::Policy => "v1",
+            Kind::PolicyException => "v2",
+            Kind::ImageValidatingPolicy
+            | Kind::NamespacedImageValidatingPolicy
+            | Kind::CelPolicyException => "v1beta1",
+        }
+    }
+
+    /// The resource (plural).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Kind::ClusterPolicy => "clusterpolicies",
+            Kind::Policy => "policies",
+            Kind::ImageValidatingPolicy => "imagevalidatingpolicies",
+            Kind::NamespacedImageValidatingPolicy => "namespacedimagevalidatingpolicies",
+            Kind::PolicyException | Kind::CelPolicyException => "policyexceptions",
+        }
+    }
+
+    /// Whether objects of the kind live in namespaces.
+    pub fn namespaced(self) -> bool {
+        !matches!(self, Kind::ClusterPolicy | Kind::ImageValidatingPolicy)
+    }
+
+    /// Whether imagegate reports on the object's status (policies have one, exceptions
+    /// do not).
+    pub fn has_status(self) -> bool {
+        !self.is_exception()
+    }
+
+    /// Whether the kind is a PolicyException of either group.
+    pub fn is_exception(self) -> bool {
+        matches!(self, Kind::PolicyException | Kind::CelPolicyException)
+    }
+
+    /// Where the kind keeps its conditions: Kyverno's `status.conditions` for
+    /// `kyverno.io` policies, `status.conditionStatus` for `policies.kyverno.io` ones.
+    fn conditions_pointer(self) -> &'static str {
+        match self {
+            Kind::ImageValidatingPolicy | Kind::NamespacedImageValidatingPolicy => {
+                "/status/conditionStatus/conditions"
+            }
+            _ => "/status/conditions",
         }
     }
 }
 
-/// Identity of a watched policy.
+/// Identity of a watched object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PolicyKey {
-    /// ClusterPolicy or Policy.
+    /// Its kind.
     pub kind: Kind,
-    /// Namespace (empty for a ClusterPolicy).
+    /// Namespace (empty for a cluster-wide kind).
     pub namespace: String,
     /// Name.
     pub name: String,
@@ -53,6 +143,7 @@ impl PolicyKey {
             namespace: meta
                 .get("namespace")
                 .and_then(Value::as_str)
+                .filter(|_| kind.namespaced())
                 .unwrap_or("")
                 .to_owned(),
             name: meta.get("name")?.as_str()?.to_owned(),
@@ -62,41 +153,129 @@ impl PolicyKey {
 
 impl std::fmt::Display for PolicyKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.kind {
-            Kind::ClusterPolicy => write!(f, "ClusterPolicy/{}", self.name),
-            Kind::Policy => write!(f, "Policy/{}/{}", self.namespace, self.name),
+        let kind = match self.kind {
+            Kind::PolicyException => "PolicyException.kyverno.io",
+            Kind::CelPolicyException => "PolicyException.policies.kyverno.io",
+            other => other.as_str(),
+        };
+        if self.namespace.is_empty() {
+            write!(f, "{kind}/{}", self.name)
+        } else {
+            write!(f, "{kind}/{}/{}", self.namespace, self.name)
         }
     }
 }
 
-/// The loaded policies, published as one immutable value (swapped atomically).
+/// One loaded object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    /// A ClusterPolicy or Policy.
+    Policy(Arc<Policy>),
+    /// An ImageValidatingPolicy or NamespacedImageValidatingPolicy, compiled.
+    ImageValidating(Arc<CompiledIvp>),
+    /// A `kyverno.io` PolicyException.
+    Exception(Arc<PolicyException>),
+    /// A `policies.kyverno.io` PolicyException, compiled.
+    CelException(Arc<CompiledCelException>),
+}
+
+impl Loaded {
+    /// Whether both are the same object (one `Arc`) or equal.
+    fn same(&self, other: &Loaded) -> bool {
+        match (self, other) {
+            (Loaded::Policy(a), Loaded::Policy(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Loaded::ImageValidating(a), Loaded::ImageValidating(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Loaded::Exception(a), Loaded::Exception(b)) => Arc::ptr_eq(a, b) || a == b,
+            (Loaded::CelException(a), Loaded::CelException(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        }
+    }
+
+    /// A short account for the Ready condition's message.
+    fn summary(&self) -> String {
+        match self {
+            Loaded::Policy(p) => format!("loaded by imagegate ({} rules)", p.spec.rules.len()),
+            Loaded::ImageValidating(p) => format!(
+                "loaded by imagegate ({} validations, {} attestors)",
+                p.policy.spec.validations.len(),
+                p.policy.spec.attestors.len()
+            ),
+            Loaded::Exception(_) | Loaded::CelException(_) => "loaded by imagegate".to_owned(),
+        }
+    }
+}
+
+/// The loaded objects, published as one immutable value (swapped atomically).
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
-    policies: BTreeMap<PolicyKey, Arc<Policy>>,
+    loaded: BTreeMap<PolicyKey, Loaded>,
     /// Objects whose current version is invalid, with the validation error (a
-    /// previous version may still be in `policies`).
+    /// previous version may still be in `loaded`).
     invalid: BTreeMap<PolicyKey, String>,
 }
 
 impl PolicySet {
-    /// The loaded version of one policy.
+    /// The loaded version of one ClusterPolicy or Policy.
     pub fn get(&self, key: &PolicyKey) -> Option<&Arc<Policy>> {
-        self.policies.get(key)
+        match self.loaded.get(key)? {
+            Loaded::Policy(p) => Some(p),
+            _ => None,
+        }
     }
 
-    /// All loaded policies in key order.
+    /// The loaded version of any object.
+    pub fn get_loaded(&self, key: &PolicyKey) -> Option<&Loaded> {
+        self.loaded.get(key)
+    }
+
+    /// The ClusterPolicies and Policies in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&PolicyKey, &Arc<Policy>)> {
-        self.policies.iter()
+        self.loaded.iter().filter_map(|(k, l)| match l {
+            Loaded::Policy(p) => Some((k, p)),
+            _ => None,
+        })
     }
 
-    /// How many are loaded.
+    /// The ImageValidatingPolicies and NamespacedImageValidatingPolicies in key order.
+    pub fn image_validating(&self) -> impl Iterator<Item = (&PolicyKey, &Arc<CompiledIvp>)> {
+        self.loaded.iter().filter_map(|(k, l)| match l {
+            Loaded::ImageValidating(p) => Some((k, p)),
+            _ => None,
+        })
+    }
+
+    /// The `kyverno.io` PolicyExceptions in key order.
+    pub fn exceptions(&self) -> impl Iterator<Item = (&PolicyKey, &Arc<PolicyException>)> {
+        self.loaded.iter().filter_map(|(k, l)| match l {
+            Loaded::Exception(e) => Some((k, e)),
+            _ => None,
+        })
+    }
+
+    /// The `policies.kyverno.io` PolicyExceptions in key order.
+    pub fn cel_exceptions(&self) -> impl Iterator<Item = (&PolicyKey, &Arc<CompiledCelException>)> {
+        self.loaded.iter().filter_map(|(k, l)| match l {
+            Loaded::CelException(e) => Some((k, e)),
+            _ => None,
+        })
+    }
+
+    /// The set as the engine evaluates it: policies prepared, exceptions attached.
+    pub fn to_engine(&self) -> imagegate_engine::PolicySet {
+        imagegate_engine::PolicySet::new(self.iter().map(|(_, p)| p.as_ref().clone()).collect())
+            .with_exceptions(self.exceptions().map(|(_, e)| e.as_ref().clone()))
+            .with_cel_exceptions(self.cel_exceptions().map(|(_, e)| Arc::clone(e)))
+            .with_image_validating(self.image_validating().map(|(_, p)| p.as_ref().clone()))
+    }
+
+    /// How many objects (of every kind) are loaded.
     pub fn len(&self) -> usize {
-        self.policies.len()
+        self.loaded.len()
     }
 
     /// Whether none is loaded.
     pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
+        self.loaded.is_empty()
     }
 
     /// The objects whose current version is invalid, with why (for metrics).
@@ -118,20 +297,42 @@ pub struct StatusWrite {
     pub message: String,
 }
 
-/// Validates one API object with the same loader as policy files.
-pub fn load_object(key: &PolicyKey, obj: &Value) -> Result<Policy, String> {
+/// Validates one API object of `key.kind` with the same loader as policy files.
+pub fn load_object(key: &PolicyKey, obj: &Value) -> Result<Loaded, String> {
     let text = obj.to_string();
-    let mut policies = load_policies(&text, &key.to_string()).map_err(|e| e.to_string())?;
-    match (policies.pop(), policies.is_empty()) {
-        (Some(p), true) => Ok(p),
-        _ => Err(format!("{key}: expected exactly one policy")),
+    let loaded = load_documents(&text, &key.to_string()).map_err(|e| e.to_string())?;
+    let mut found: Vec<Loaded> = match key.kind {
+        Kind::ClusterPolicy | Kind::Policy => loaded
+            .policies
+            .into_iter()
+            .map(|p| Loaded::Policy(Arc::new(p)))
+            .collect(),
+        Kind::ImageValidatingPolicy | Kind::NamespacedImageValidatingPolicy => loaded
+            .image_validating
+            .into_iter()
+            .map(|p| Loaded::ImageValidating(Arc::new(p)))
+            .collect(),
+        Kind::PolicyException => loaded
+            .exceptions
+            .into_iter()
+            .map(|e| Loaded::Exception(Arc::new(e)))
+            .collect(),
+        Kind::CelPolicyException => loaded
+            .cel_exceptions
+            .into_iter()
+            .map(|e| Loaded::CelException(Arc::new(e)))
+            .collect(),
+    };
+    match (found.pop(), found.is_empty()) {
+        (Some(one), true) => Ok(one),
+        _ => Err(format!("{key}: expected exactly one {}", key.kind.as_str())),
     }
 }
 
-/// Whether the object's `status.conditions` already carry this Ready condition.
-fn already_reported(obj: &Value, ready: bool, reason: &str, message: &str) -> bool {
+/// Whether the object's conditions already carry this Ready condition.
+fn already_reported(kind: Kind, obj: &Value, ready: bool, reason: &str, message: &str) -> bool {
     let want = if ready { "True" } else { "False" };
-    obj.pointer("/status/conditions")
+    obj.pointer(kind.conditions_pointer())
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -144,15 +345,24 @@ fn already_reported(obj: &Value, ready: bool, reason: &str, message: &str) -> bo
 }
 
 /// The reflector's state between events.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reflector {
     set: PolicySet,
+    /// The kinds watched (readiness waits for each one's first list).
+    kinds: Vec<Kind>,
     /// Objects of a re-list in progress, per kind.
-    relisting: BTreeMap<Kind, BTreeMap<PolicyKey, Arc<Policy>>>,
+    relisting: BTreeMap<Kind, BTreeMap<PolicyKey, Loaded>>,
     /// Kinds whose first complete list has arrived.
     listed: Vec<Kind>,
     /// Every object seen by the re-lists in progress (valid or not).
     relisted: BTreeSet<PolicyKey>,
+}
+
+impl Default for Reflector {
+    /// A reflector of every kind.
+    fn default() -> Self {
+        Reflector::new(&Kind::ALL)
+    }
 }
 
 /// What one event changed.
@@ -162,33 +372,44 @@ pub struct Outcome {
     pub changed: bool,
     /// Status conditions to write.
     pub status: Vec<StatusWrite>,
-    /// Invalid policies seen (key, error), for logs and metrics.
+    /// Invalid objects seen (key, error), for logs and metrics.
     pub invalid: Vec<(PolicyKey, String)>,
 }
 
 impl Reflector {
+    /// A reflector of `kinds`.
+    pub fn new(kinds: &[Kind]) -> Reflector {
+        Reflector {
+            set: PolicySet::default(),
+            kinds: kinds.to_vec(),
+            relisting: BTreeMap::new(),
+            listed: Vec::new(),
+            relisted: BTreeSet::new(),
+        }
+    }
+
     /// The current set.
     pub fn set(&self) -> &PolicySet {
         &self.set
     }
 
-    /// Whether both kinds have been listed completely at least once.
+    /// Whether every watched kind has been listed completely at least once.
     pub fn ready(&self) -> bool {
-        self.listed.contains(&Kind::ClusterPolicy) && self.listed.contains(&Kind::Policy)
+        self.kinds.iter().all(|k| self.listed.contains(k))
     }
 
-    /// Validates `obj`; returns the policy to hold under its key (new or previous).
+    /// Validates `obj`; returns the object to hold under its key (new or previous).
     fn admit(
         &mut self,
         kind: Kind,
         obj: &Value,
         out: &mut Outcome,
-    ) -> Option<(PolicyKey, Option<Arc<Policy>>)> {
+    ) -> Option<(PolicyKey, Option<Loaded>)> {
         let key = PolicyKey::of(kind, obj)?;
         match load_object(&key, obj) {
-            Ok(policy) => {
-                let message = format!("loaded by imagegate ({} rules)", policy.spec.rules.len());
-                if !already_reported(obj, true, "Loaded", &message) {
+            Ok(loaded) => {
+                let message = loaded.summary();
+                if kind.has_status() && !already_reported(kind, obj, true, "Loaded", &message) {
                     out.status.push(StatusWrite {
                         key: key.clone(),
                         ready: true,
@@ -197,10 +418,10 @@ impl Reflector {
                     });
                 }
                 out.changed |= self.set.invalid.remove(&key).is_some();
-                Some((key, Some(Arc::new(policy))))
+                Some((key, Some(loaded)))
             }
             Err(error) => {
-                if !already_reported(obj, false, "Invalid", &error) {
+                if kind.has_status() && !already_reported(kind, obj, false, "Invalid", &error) {
                     out.status.push(StatusWrite {
                         key: key.clone(),
                         ready: false,
@@ -213,7 +434,7 @@ impl Reflector {
                     out.changed = true;
                 }
                 out.invalid.push((key.clone(), error));
-                let previous = self.set.policies.get(&key).cloned();
+                let previous = self.set.loaded.get(&key).cloned();
                 Some((key, previous))
             }
         }
@@ -229,9 +450,9 @@ impl Reflector {
     pub fn init_apply(&mut self, kind: Kind, obj: &Value) -> Outcome {
         let mut out = Outcome::default();
         match self.admit(kind, obj, &mut out) {
-            Some((key, Some(policy))) => {
+            Some((key, Some(loaded))) => {
                 self.relisted.insert(key.clone());
-                self.relisting.entry(kind).or_default().insert(key, policy);
+                self.relisting.entry(kind).or_default().insert(key, loaded);
             }
             Some((key, None)) => {
                 self.relisted.insert(key);
@@ -241,11 +462,11 @@ impl Reflector {
         out
     }
 
-    /// The re-list of `kind` is complete: its policies are replaced at once.
+    /// The re-list of `kind` is complete: its objects are replaced at once.
     pub fn init_done(&mut self, kind: Kind) -> Outcome {
         let listed = self.relisting.remove(&kind).unwrap_or_default();
-        self.set.policies.retain(|k, _| k.kind != kind);
-        self.set.policies.extend(listed);
+        self.set.loaded.retain(|k, _| k.kind != kind);
+        self.set.loaded.extend(listed);
         let relisted = std::mem::take(&mut self.relisted);
         let (seen, others): (BTreeSet<PolicyKey>, BTreeSet<PolicyKey>) =
             relisted.into_iter().partition(|k| k.kind == kind);
@@ -262,17 +483,37 @@ impl Reflector {
         }
     }
 
+    /// The API does not serve `kind` (its CRD is not installed): it holds nothing, and
+    /// readiness does not wait for it. The watch keeps retrying; once the CRD appears,
+    /// its list replaces this.
+    pub fn absent(&mut self, kind: Kind) -> Outcome {
+        self.relisting.remove(&kind);
+        self.relisted.retain(|k| k.kind != kind);
+        let before = self.set.loaded.len() + self.set.invalid.len();
+        self.set.loaded.retain(|k, _| k.kind != kind);
+        self.set.invalid.retain(|k, _| k.kind != kind);
+        let removed = before != self.set.loaded.len() + self.set.invalid.len();
+        let first = !self.listed.contains(&kind);
+        if first {
+            self.listed.push(kind);
+        }
+        Outcome {
+            changed: removed || first,
+            ..Outcome::default()
+        }
+    }
+
     /// An object was added or modified.
     pub fn apply(&mut self, kind: Kind, obj: &Value) -> Outcome {
         let mut out = Outcome::default();
-        if let Some((key, Some(p))) = self.admit(kind, obj, &mut out) {
+        if let Some((key, Some(loaded))) = self.admit(kind, obj, &mut out) {
             let same = self
                 .set
-                .policies
+                .loaded
                 .get(&key)
-                .is_some_and(|old| Arc::ptr_eq(old, &p) || **old == *p);
+                .is_some_and(|old| old.same(&loaded));
             if !same {
-                self.set.policies.insert(key, p);
+                self.set.loaded.insert(key, loaded);
                 out.changed = true;
             }
         }
@@ -283,7 +524,7 @@ impl Reflector {
     pub fn delete(&mut self, kind: Kind, obj: &Value) -> Outcome {
         let changed = PolicyKey::of(kind, obj).is_some_and(|k| {
             let invalid = self.set.invalid.remove(&k).is_some();
-            self.set.policies.remove(&k).is_some() || invalid
+            self.set.loaded.remove(&k).is_some() || invalid
         });
         Outcome {
             changed,
@@ -310,7 +551,7 @@ mod tests {
 
     #[test]
     fn invalid_update_keeps_previous_and_reports() {
-        let mut r = Reflector::default();
+        let mut r = Reflector::new(&[Kind::ClusterPolicy, Kind::Policy]);
         r.init(Kind::ClusterPolicy);
         let out = r.init_apply(Kind::ClusterPolicy, &policy("p", "Enforce"));
         assert!(out.status[0].ready);
@@ -374,5 +615,87 @@ mod tests {
         assert!(r.init_done(Kind::ClusterPolicy).changed);
         let names: Vec<&str> = r.set().iter().map(|(k, _)| k.name.as_str()).collect();
         assert_eq!(names, ["b"]);
+    }
+
+    fn ivp(name: &str, validation: &str) -> Value {
+        json!({
+            "apiVersion": "policies.kyverno.io/v1beta1", "kind": "ImageValidatingPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+                "attestors": [{"name": "key", "cosign": {"key": {"data": "PEM"}}}],
+                "validations": [{"expression": validation}],
+            }
+        })
+    }
+
+    #[test]
+    fn ivp_status_lives_under_condition_status_and_invalid_cel_keeps_previous() {
+        let mut r = Reflector::default();
+        let kind = Kind::ImageValidatingPolicy;
+        let out = r.apply(
+            kind,
+            &ivp(
+                "i",
+                "images.containers.all(i, verifyImageSignatures(i, [attestors.key]) > 0)",
+            ),
+        );
+        assert!(out.changed && out.status[0].ready, "{out:?}");
+        let key = PolicyKey::of(kind, &ivp("i", "")).unwrap();
+        let before = r.set().get_loaded(&key).cloned().unwrap();
+        assert_eq!(r.set().image_validating().count(), 1);
+
+        let out = r.apply(kind, &ivp("i", "images.containers.all(i, "));
+        assert!(!out.status[0].ready);
+        assert!(
+            out.status[0]
+                .message
+                .contains("spec.validations[0].expression"),
+            "{}",
+            out.status[0].message
+        );
+        assert!(r.set().get_loaded(&key).unwrap().same(&before));
+
+        // Its own write seen again: nothing more to write.
+        let mut obj = ivp("i", "images.containers.all(i, ");
+        obj["status"] = json!({"conditionStatus": {"conditions": [{"type": "Ready", "status": "False", "reason": "Invalid", "message": out.status[0].message}]}});
+        assert!(r.apply(kind, &obj).status.is_empty());
+    }
+
+    #[test]
+    fn exceptions_have_no_status_and_absent_kinds_count_as_listed() {
+        let mut r = Reflector::new(&[Kind::PolicyException, Kind::CelPolicyException]);
+        let exception = json!({
+            "apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+            "metadata": {"name": "e", "namespace": "team"},
+            "spec": {"exceptions": [{"policyName": "p", "ruleNames": ["*"]}],
+                     "match": {"any": [{"resources": {"kinds": ["Pod"]}}]}},
+        });
+        r.init(Kind::PolicyException);
+        let out = r.init_apply(Kind::PolicyException, &exception);
+        assert!(out.status.is_empty() && out.invalid.is_empty(), "{out:?}");
+        r.init_done(Kind::PolicyException);
+        assert!(!r.ready());
+        assert!(r.absent(Kind::CelPolicyException).changed);
+        assert!(r.ready());
+        assert_eq!(r.set().exceptions().count(), 1);
+        assert_eq!(r.set().to_engine().exceptions().len(), 1);
+
+        let cel = json!({
+            "apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException",
+            "metadata": {"name": "c", "namespace": "team"},
+            "spec": {"policyRefs": [{"name": "i", "kind": "ImageValidatingPolicy"}],
+                     "matchConditions": [{"name": "x", "expression": "object.metadata.name == 'x'"}]},
+        });
+        assert!(r.apply(Kind::CelPolicyException, &cel).changed);
+        let mut broken = cel.clone();
+        broken["spec"]["matchConditions"][0]["expression"] = json!("object.(");
+        let out = r.apply(Kind::CelPolicyException, &broken);
+        assert!(out.status.is_empty() && out.invalid.len() == 1, "{out:?}");
+        assert_eq!(r.set().cel_exceptions().count(), 1);
+        // The CRD removed: what it held goes.
+        assert!(r.absent(Kind::CelPolicyException).changed);
+        assert_eq!(r.set().cel_exceptions().count(), 0);
+        assert_eq!(r.set().invalid().count(), 0);
     }
 }

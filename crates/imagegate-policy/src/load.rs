@@ -37,6 +37,9 @@ pub struct LoadedPolicies {
     /// Validated `kyverno.io/v2`/`v2beta1` PolicyExceptions in source order (found
     /// beside policies too, as Kyverno's CLI finds them).
     pub exceptions: Vec<PolicyException>,
+    /// Compiled `policies.kyverno.io` PolicyExceptions (for ImageValidatingPolicies) in
+    /// source order.
+    pub cel_exceptions: Vec<crate::ivp::CompiledCelException>,
 }
 
 /// A document that was not a policy (e.g. a `Pod` or a `ConfigMap` in the same file).
@@ -173,6 +176,7 @@ pub fn load_policy_files(paths: &[PathBuf]) -> Result<LoadedPolicies> {
             loaded.warnings.extend(one.warnings);
             loaded.image_validating.extend(one.image_validating);
             loaded.exceptions.extend(one.exceptions);
+            loaded.cel_exceptions.extend(one.cel_exceptions);
         }
     }
     Ok(loaded)
@@ -288,6 +292,19 @@ fn process(
                 });
             }
             loaded.exceptions.push(exception);
+            return Ok(());
+        }
+        crate::ivp::exception::KIND
+            if crate::ivp::exception::API_VERSIONS.contains(&text("apiVersion").as_str()) =>
+        {
+            let compiled = crate::ivp::compile_exception_document(&value).map_err(|errors| {
+                PolicyError::Invalid {
+                    source_name: source.to_owned(),
+                    policy: raw_display_name(&value, &kind),
+                    errors,
+                }
+            })?;
+            loaded.cel_exceptions.push(compiled);
             return Ok(());
         }
         "List" => {

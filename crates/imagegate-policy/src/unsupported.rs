@@ -29,9 +29,6 @@ impl fmt::Display for PolicyWarning {
 
 /// Why `imageRegistryCredentials.providers` is not acted on.
 pub const PROVIDERS_IGNORED: &str = "credential providers are not used by imagegate yet; registry credentials come from its docker config (--docker-config)";
-/// Why an ImageValidatingPolicy's `credentials.secrets` is not acted on (a
-/// ClusterPolicy's `imageRegistryCredentials.secrets` are read in cluster mode).
-pub const SECRETS_IGNORED: &str = "pull secrets named in an ImageValidatingPolicy are not read by imagegate yet; registry credentials come from its docker config (--docker-config)";
 /// Why `webhookConfiguration.matchConditions` is not acted on.
 pub const MATCH_CONDITIONS_IGNORED: &str =
     "match conditions are not evaluated by imagegate; the policy applies as if they held";
@@ -84,16 +81,13 @@ pub fn unsupported_fields(policy: &Policy) -> Vec<FieldError> {
 /// order.
 pub fn unsupported_ivp_fields(policy: &ImageValidatingPolicy) -> Vec<FieldError> {
     let mut found = Vec::new();
-    if let Some(credentials) = &policy.spec.credentials {
-        if !credentials.providers.is_empty() {
-            found.push(FieldError::new(
-                "spec.credentials.providers",
-                PROVIDERS_IGNORED,
-            ));
-        }
-        if !credentials.secrets.is_empty() {
-            found.push(FieldError::new("spec.credentials.secrets", SECRETS_IGNORED));
-        }
+    if let Some(credentials) = &policy.spec.credentials
+        && !credentials.providers.is_empty()
+    {
+        found.push(FieldError::new(
+            "spec.credentials.providers",
+            PROVIDERS_IGNORED,
+        ));
     }
     found
 }

@@ -321,6 +321,15 @@ pub struct ServeArgs {
     /// reloaded with the policies). Exceptions in policy files count too.
     #[arg(long, value_name = "DIR|FILE")]
     pub exceptions: Vec<PathBuf>,
+    /// In cluster mode, the namespace PolicyExceptions are read from (Kyverno's
+    /// --exceptionNamespace); empty or `*`: every namespace.
+    #[arg(
+        long,
+        visible_alias = "exceptionNamespace",
+        value_name = "NAMESPACE",
+        default_value = ""
+    )]
+    pub exception_namespace: String,
     /// Address of the HTTPS webhook listener (use 0.0.0.0:8443 in a cluster).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     pub listen: std::net::SocketAddr,
@@ -538,6 +547,9 @@ impl ServeArgs {
             kubernetes: self.kubernetes(),
             outputs: self.outputs.config(),
             background_scan: self.background.options(),
+            exception_namespace: Some(self.exception_namespace.trim())
+                .filter(|ns| !ns.is_empty() && *ns != "*")
+                .map(str::to_owned),
             limits: Limits {
                 max_connections: self.max_connections.max(1),
                 max_concurrent_reviews: self.max_concurrent_reviews.max(1),

@@ -1,6 +1,7 @@
 //! Reading Kubernetes resources and policies from files for the offline commands.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use imagegate_engine::PolicySet;
@@ -34,7 +35,8 @@ pub fn load_policies(paths: &[PathBuf]) -> anyhow::Result<PolicySet> {
     // PolicyExceptions written beside policies count, as in Kyverno's CLI.
     Ok(PolicySet::new(loaded.policies)
         .with_image_validating(loaded.image_validating)
-        .with_exceptions(loaded.exceptions))
+        .with_exceptions(loaded.exceptions)
+        .with_cel_exceptions(loaded.cel_exceptions.into_iter().map(Arc::new)))
 }
 
 /// The policies of `policy_paths` with every PolicyException Kyverno's CLI would use:
@@ -61,6 +63,12 @@ pub fn load_exceptions(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicyException>
         .map(|p| p.display_name())
         .chain(loaded.image_validating.iter().map(|p| p.display_name()))
         .chain(loaded.skipped.iter().map(|s| s.to_string()))
+        .chain(loaded.cel_exceptions.iter().map(|e| {
+            format!(
+                "policies.kyverno.io PolicyException {} (give it with the policies)",
+                e.key()
+            )
+        }))
         .next();
     if let Some(other) = other {
         bail!("exception files hold only kyverno.io/v2 or v2beta1 PolicyExceptions, found {other}");

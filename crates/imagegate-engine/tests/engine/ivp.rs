@@ -620,3 +620,77 @@ async fn credentials_allow_insecure_registry_allows_plain_http() {
     );
     assert_eq!(served.stub.requests().len(), served_before);
 }
+
+/// A `policies.kyverno.io` PolicyException naming `ivpol-sample` for Pods named `name`.
+fn cel_exception(name: &str, expires_at: &str) -> imagegate_policy::ivp::CompiledCelException {
+    imagegate_policy::ivp::compile_exception_document(&json!({
+        "apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException",
+        "metadata": {"name": "allow-test-pod", "namespace": "exceptions"},
+        "spec": {
+            "policyRefs": [{"name": "ivpol-sample", "kind": "ImageValidatingPolicy"}],
+            "matchConditions": [{"name": "the-pod", "expression": format!("object.metadata.name == '{name}'")}],
+            "expiresAt": expires_at,
+        },
+    }))
+    .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[tokio::test]
+async fn a_cel_policy_exception_skips_the_policy_it_names_as_kyverno_does() {
+    let registry = Registry::start();
+    let key = CosignKey::generate();
+    let (_, unsigned, _) = images(&registry, &key, None);
+    let yaml = policy_yaml(&key, &setup(format!("{}/*", registry.host()), SIGNATURES));
+    let with = |exception| {
+        let loaded = imagegate_policy::load::load_documents(&yaml, "test").unwrap();
+        PolicySet::new(Vec::new())
+            .with_cel_exceptions([std::sync::Arc::new(exception)])
+            .with_image_validating(loaded.image_validating)
+    };
+    let engine = engine();
+
+    // Matching: skipped with Kyverno's message, nothing verified, nothing pinned.
+    let excepted = with(cel_exception("test-pod", "2999-01-01T00:00:00Z"));
+    let mutate = engine
+        .evaluate(&excepted, &pod(&unsigned), Phase::Mutate)
+        .await;
+    assert!(mutate.patches.is_empty(), "{:#?}", mutate.patches);
+    let both = engine.evaluate_both(&excepted, &pod(&unsigned)).await;
+    assert!(!both.blocked(), "{both:#?}");
+    let skipped = both
+        .rule("ivpol-sample", "exception")
+        .unwrap_or_else(|| panic!("{both:#?}"));
+    assert_eq!(skipped.status, RuleStatus::Skip);
+    assert_eq!(
+        skipped.message,
+        "rule is skipped due to policy exception: exceptions/allow-test-pod"
+    );
+    assert_eq!(skipped.exceptions, ["exceptions/allow-test-pod"]);
+
+    // Not matching, or expired: enforced.
+    for exception in [
+        cel_exception("another-pod", "2999-01-01T00:00:00Z"),
+        cel_exception("test-pod", "2001-01-01T00:00:00Z"),
+    ] {
+        let response = engine
+            .evaluate_both(&with(exception), &pod(&unsigned))
+            .await;
+        assert!(response.blocked(), "{response:#?}");
+        assert_eq!(rule(&response).status, RuleStatus::Fail);
+    }
+    // Added after the policy, the exception applies too (the order of assembly does not
+    // matter).
+    let loaded = imagegate_policy::load::load_documents(&yaml, "test").unwrap();
+    let later = PolicySet::new(Vec::new())
+        .with_image_validating(loaded.image_validating)
+        .with_cel_exceptions([std::sync::Arc::new(cel_exception(
+            "test-pod",
+            "2999-01-01T00:00:00Z",
+        ))]);
+    assert!(
+        !engine
+            .evaluate_both(&later, &pod(&unsigned))
+            .await
+            .blocked()
+    );
+}

@@ -98,6 +98,7 @@ pub fn policy_set(yaml: &str) -> PolicySet {
     PolicySet::new(loaded.policies)
         .with_image_validating(loaded.image_validating)
         .with_exceptions(loaded.exceptions)
+        .with_cel_exceptions(loaded.cel_exceptions.into_iter().map(std::sync::Arc::new))
 }
 
 /// Runs the attestors, then the attestations, of `entry` on `image` (a digest reference).

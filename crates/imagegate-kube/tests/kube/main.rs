@@ -1,13 +1,15 @@
 //! imagegate-kube against the API server fake (imagegate-testkit): policies, namespace
 //! labels, Secrets, ConfigMaps and API calls of context entries, PolicyReports, leader
-//! election, Events, background scans (with a real `docker-registry`), 410 recovery and
-//! steady-state request counts.
+//! election, Events, background scans (with a real `docker-registry`),
+//! ImageValidatingPolicies and PolicyExceptions, 410 recovery and steady-state request
+//! counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed unwrap is a failed test
 
 mod cluster;
 mod context;
 mod governance;
+mod ivp;
 mod leader;
 mod namespaces;
 mod policies;

@@ -221,10 +221,10 @@ async fn steady_state_makes_no_requests_beyond_the_open_watches() {
         .await
         .unwrap();
     eventually(Duration::from_secs(5), || {
-        (server.open_watches() == 4).then_some(())
+        (server.open_watches() == 8).then_some(())
     })
     .await
-    .expect("four watches open");
+    .expect("eight watches open (six policy kinds, namespaces, secrets)");
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let before = server.requests().len();
@@ -236,6 +236,6 @@ async fn steady_state_makes_no_requests_beyond_the_open_watches() {
         "new requests in steady state: {:?}",
         &after[before..]
     );
-    assert_eq!(server.open_watches(), 4);
+    assert_eq!(server.open_watches(), 8);
     drop(secrets);
 }

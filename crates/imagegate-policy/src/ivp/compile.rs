@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::autogen;
 use super::check::{Scope, Uses, check};
+use super::exception::CompiledCelException;
 use super::library;
 use super::model::{
     API_VERSIONS, Attestor, ImageValidatingPolicy, KIND_CLUSTER, KIND_NAMESPACED,
@@ -47,16 +48,7 @@ const IMAGE_REF_ROOTS: &[&str] = &["ref"];
 /// Most `matchConditions` Kubernetes allows.
 const MAX_MATCH_CONDITIONS: usize = 64;
 
-/// A compiled CEL expression and where it was written.
-#[derive(Debug, Clone)]
-pub(crate) struct Program {
-    /// Field path, e.g. `spec.validations[1].expression`.
-    pub path: String,
-    /// The program.
-    pub program: Arc<cel::Program>,
-    /// Variables (`variables.<name>`) it reads.
-    pub reads: BTreeSet<String>,
-}
+pub(crate) use super::program::Program;
 
 /// A compiled validation.
 #[derive(Debug, Clone)]
@@ -123,12 +115,14 @@ pub struct CompiledIvp {
     pub policy: ImageValidatingPolicy,
     /// The policy's spec first, then its autogen variants.
     pub(crate) specs: Vec<Arc<CompiledSpec>>,
+    /// The `policies.kyverno.io` PolicyExceptions that name this policy.
+    pub(crate) exceptions: Vec<Arc<CompiledCelException>>,
 }
 
 impl PartialEq for CompiledIvp {
     /// Programs are a function of the source: equal sources compile alike.
     fn eq(&self, other: &Self) -> bool {
-        self.policy == other.policy
+        self.policy == other.policy && self.exceptions == other.exceptions
     }
 }
 
@@ -145,6 +139,29 @@ impl CompiledIvp {
             .iter()
             .filter_map(|s| s.autogen.clone())
             .collect()
+    }
+
+    /// This policy consulting those of `exceptions` that name it (by kind and name, as
+    /// Kyverno selects them), instead of the ones it had.
+    pub fn with_exceptions<'a>(
+        &self,
+        exceptions: impl IntoIterator<Item = &'a Arc<CompiledCelException>>,
+    ) -> CompiledIvp {
+        let (kind, name) = (&self.policy.kind, &self.policy.metadata.name);
+        CompiledIvp {
+            policy: self.policy.clone(),
+            specs: self.specs.clone(),
+            exceptions: exceptions
+                .into_iter()
+                .filter(|e| e.refers_to(kind, name))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The exceptions this policy consults.
+    pub fn exceptions(&self) -> &[Arc<CompiledCelException>] {
+        &self.exceptions
     }
 
     /// The spec of an autogen variant, as Kyverno writes it into the policy status.
@@ -253,7 +270,11 @@ pub fn compile_policy(policy: ImageValidatingPolicy) -> Result<CompiledIvp, Vec<
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(CompiledIvp { policy, specs })
+    Ok(CompiledIvp {
+        policy,
+        specs,
+        exceptions: Vec::new(),
+    })
 }
 
 fn validate_spec(spec: &Spec, errors: &mut Vec<FieldError>) {
@@ -505,12 +526,21 @@ fn validate_attestor(path: &str, a: &Attestor, err: &mut impl FnMut(String, Stri
                         format!("{path}.key"),
                         "exactly one of data, kms or expression is required".into(),
                     );
-                } else if k.kms.is_some() {
-                    err(
-                        format!("{path}.key.kms"),
-                        "KMS keys are not supported by imagegate; give the public key as data"
-                            .into(),
-                    );
+                } else if let Some(kms) = &k.kms {
+                    // cosign's Kubernetes Secret reference is read through the cluster;
+                    // cloud KMS keys would need their providers' APIs.
+                    match kms.trim().strip_prefix("k8s://") {
+                        Some(rest) if is_secret_ref(rest) => {}
+                        Some(_) => err(
+                            format!("{path}.key.kms"),
+                            format!("invalid Secret reference '{kms}': expected k8s://NAMESPACE/NAME"),
+                        ),
+                        None => err(
+                            format!("{path}.key.kms"),
+                            "KMS keys are not supported by imagegate; give the public key as data or as a k8s://NAMESPACE/NAME Secret"
+                                .into(),
+                        ),
+                    }
                 }
                 if let Some(h) = &k.hash_algorithm
                     && !["sha224", "sha256", "sha384", "sha512"].contains(&h.as_str())
@@ -619,6 +649,11 @@ fn unique_names<'a>(
             err(format!("{path}[{i}]"), format!("duplicate name '{name}'"));
         }
     }
+}
+
+/// `NAMESPACE/NAME`: two non-empty names.
+fn is_secret_ref(s: &str) -> bool {
+    matches!(s.split_once('/'), Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/'))
 }
 
 fn is_identifier(s: &str) -> bool {

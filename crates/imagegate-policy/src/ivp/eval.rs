@@ -179,6 +179,12 @@ pub enum Verdict {
         /// Why.
         reason: String,
     },
+    /// A `policies.kyverno.io` PolicyException covers the request: nothing is verified
+    /// or patched.
+    Excepted {
+        /// The keys (`namespace/name`) of the exceptions that matched.
+        exceptions: Vec<String>,
+    },
     /// Every validation held.
     Pass,
     /// A validation was false (or an image lacks a digest, or `required` failed).
@@ -623,6 +629,47 @@ impl CompiledIvp {
                     };
                     return Err(Box::new(outcome));
                 }
+            }
+        }
+
+        // Exceptions are consulted once the policy matches (Kyverno: after its
+        // matchConditions, before anything is extracted or verified).
+        if !self.exceptions.is_empty() {
+            let now = jiff::Timestamp::now();
+            let mut excepted = Vec::new();
+            for exception in self.exceptions.iter().filter(|e| !e.is_expired(now)) {
+                let mut matches = true;
+                for (name, condition) in &exception.match_conditions {
+                    match run(condition, &ctx) {
+                        Ok(CelValue::Bool(true)) => {}
+                        Ok(CelValue::Bool(false)) => {
+                            matches = false;
+                            break;
+                        }
+                        result => {
+                            let why = match result {
+                                Ok(other) => format!("expected a bool, got {}", type_name(&other)),
+                                Err(e) => e,
+                            };
+                            outcome.verdict = Verdict::Error {
+                                message: format!(
+                                    "policy exception {} matchConditions '{name}': {why}",
+                                    exception.key()
+                                ),
+                            };
+                            return Err(Box::new(outcome));
+                        }
+                    }
+                }
+                if matches {
+                    excepted.push(exception.key());
+                }
+            }
+            if !excepted.is_empty() {
+                outcome.verdict = Verdict::Excepted {
+                    exceptions: excepted,
+                };
+                return Err(Box::new(outcome));
             }
         }
 

@@ -12,15 +12,18 @@ pub mod autogen;
 mod check;
 pub mod compile;
 pub mod eval;
+pub mod exception;
 mod library;
 pub mod matching;
 pub mod model;
+mod program;
 pub mod results;
 
 pub use compile::{CompiledIvp, compile_document, compile_policy};
 pub use eval::{
     AdmissionInput, PlannedImage, PolicyOutcome, Verdict, VerificationPlan, enforce_required,
 };
+pub use exception::{CelPolicyException, CompiledCelException, compile_exception_document};
 pub use library::UNSUPPORTED_FUNCTIONS;
 pub use model::{ImageValidatingPolicy, KIND_CLUSTER, KIND_NAMESPACED};
 pub use results::{Check, CheckOutcome, ResultsMap, VerificationResults, Verifications};

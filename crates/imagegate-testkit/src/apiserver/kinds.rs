@@ -130,21 +130,29 @@ pub(crate) fn builtin() -> Vec<ResourceKind> {
 }
 
 /// CustomResourceDefinitions for the kinds Kyverno installs that imagegate uses
-/// (`kyverno.io/v1` policies, `wgpolicyk8s.io/v1alpha2` reports, `reports.kyverno.io/v1`
-/// ephemeral reports,
-/// `policies.kyverno.io/v1alpha1` ImageValidatingPolicy), reduced to what the fake reads.
+/// (`kyverno.io` policies and PolicyExceptions, `wgpolicyk8s.io/v1alpha2` reports,
+/// `reports.kyverno.io/v1` ephemeral reports, `policies.kyverno.io`
+/// (Namespaced)ImageValidatingPolicy and PolicyException), with Kyverno's served versions
+/// (storage version first), reduced to what the fake reads.
 pub fn kyverno_crds() -> Vec<Value> {
     let crd = |group: &str,
-               version: &str,
+               versions: &[&str],
                kind: &str,
                plural: &str,
                scope: &str,
                short: &[&str],
                status: bool| {
-        let mut v = json!({"name": version, "served": true, "storage": true});
-        if status {
-            v["subresources"] = json!({"status": {}});
-        }
+        let versions: Vec<Value> = versions
+            .iter()
+            .enumerate()
+            .map(|(i, version)| {
+                let mut v = json!({"name": version, "served": true, "storage": i == 0});
+                if status {
+                    v["subresources"] = json!({"status": {}});
+                }
+                v
+            })
+            .collect();
         json!({
             "apiVersion": "apiextensions.k8s.io/v1",
             "kind": "CustomResourceDefinition",
@@ -153,14 +161,14 @@ pub fn kyverno_crds() -> Vec<Value> {
                 "group": group,
                 "scope": scope,
                 "names": {"kind": kind, "plural": plural, "singular": kind.to_ascii_lowercase(), "shortNames": short},
-                "versions": [v],
+                "versions": versions,
             }
         })
     };
     vec![
         crd(
             "kyverno.io",
-            "v1",
+            &["v1"],
             "ClusterPolicy",
             "clusterpolicies",
             "Cluster",
@@ -169,7 +177,7 @@ pub fn kyverno_crds() -> Vec<Value> {
         ),
         crd(
             "kyverno.io",
-            "v1",
+            &["v1"],
             "Policy",
             "policies",
             "Namespaced",
@@ -177,8 +185,17 @@ pub fn kyverno_crds() -> Vec<Value> {
             true,
         ),
         crd(
+            "kyverno.io",
+            &["v2", "v2beta1"],
+            "PolicyException",
+            "policyexceptions",
+            "Namespaced",
+            &["polex"],
+            false,
+        ),
+        crd(
             "wgpolicyk8s.io",
-            "v1alpha2",
+            &["v1alpha2"],
             "PolicyReport",
             "policyreports",
             "Namespaced",
@@ -187,7 +204,7 @@ pub fn kyverno_crds() -> Vec<Value> {
         ),
         crd(
             "wgpolicyk8s.io",
-            "v1alpha2",
+            &["v1alpha2"],
             "ClusterPolicyReport",
             "clusterpolicyreports",
             "Cluster",
@@ -196,7 +213,7 @@ pub fn kyverno_crds() -> Vec<Value> {
         ),
         crd(
             "reports.kyverno.io",
-            "v1",
+            &["v1"],
             "EphemeralReport",
             "ephemeralreports",
             "Namespaced",
@@ -205,7 +222,7 @@ pub fn kyverno_crds() -> Vec<Value> {
         ),
         crd(
             "reports.kyverno.io",
-            "v1",
+            &["v1"],
             "ClusterEphemeralReport",
             "clusterephemeralreports",
             "Cluster",
@@ -214,12 +231,30 @@ pub fn kyverno_crds() -> Vec<Value> {
         ),
         crd(
             "policies.kyverno.io",
-            "v1alpha1",
+            &["v1beta1", "v1alpha1"],
             "ImageValidatingPolicy",
             "imagevalidatingpolicies",
             "Cluster",
             &["ivpol"],
             true,
+        ),
+        crd(
+            "policies.kyverno.io",
+            &["v1beta1"],
+            "NamespacedImageValidatingPolicy",
+            "namespacedimagevalidatingpolicies",
+            "Namespaced",
+            &["nivpol"],
+            true,
+        ),
+        crd(
+            "policies.kyverno.io",
+            &["v1beta1", "v1alpha1"],
+            "PolicyException",
+            "policyexceptions",
+            "Namespaced",
+            &["polex"],
+            false,
         ),
     ]
 }

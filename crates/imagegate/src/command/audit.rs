@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::StreamExt as _;
-use imagegate_engine::{AdmissionInput, EngineResponse, PolicySet, ResourceId, RuleStatus};
+use imagegate_engine::{AdmissionInput, EngineResponse, ResourceId, RuleStatus};
 use imagegate_kube::{Cluster, NamespaceLabels, PolicyWatch, list_workloads};
 use imagegate_policy::matching::MatchContext;
 use serde::Serialize;
@@ -44,8 +44,9 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
             .wait_ready(API_DEADLINE)
             .await
             .context("reading the cluster's policies")?;
-        let policies = watch.current().iter().map(|(_, p)| (**p).clone()).collect();
-        PolicySet::new(policies)
+        watch
+            .current()
+            .to_engine()
             .with_exceptions(crate::resources::load_exceptions(&args.exception)?)
     } else {
         crate::resources::load_with_exceptions(&args.policy, &args.exception, &[])?

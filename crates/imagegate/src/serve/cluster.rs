@@ -1,5 +1,6 @@
-//! Cluster mode: the Kubernetes API feeds the webhook. ClusterPolicies and Policies are
-//! watched and combined with the policy files; namespace labels, Secrets and
+//! Cluster mode: the Kubernetes API feeds the webhook. ClusterPolicies, Policies,
+//! (Namespaced)ImageValidatingPolicies and PolicyExceptions are watched and combined with
+//! the policy files; namespace labels, Secrets and
 //! ServiceAccounts reach the engine through [`KubeInputs`]. Status conditions are
 //! written by the policy watch's own writer task, never on the admission path.
 //!
@@ -20,11 +21,11 @@ use imagegate_kube::admission_reports::{
     AdmissionReportOptions, AdmissionReports, AdmissionResult,
 };
 use imagegate_kube::events::{EventRecorder, EventRecorderOptions, admission_events};
+use imagegate_kube::policies::WatchOptions;
 use imagegate_kube::{
     BackgroundScanner, Cluster, KubeInputs, LeaderElectionOptions, LeaderElector, PolicyWatch,
     ReportWriter, ReportWriterOptions, ScanInputs, ScanOptions, WorkloadWatch, holder_identity,
 };
-use imagegate_policy::model::Policy;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -39,7 +40,7 @@ const SYNC_POLL: Duration = Duration::from_millis(200);
 pub struct ClusterMode {
     /// Namespace labels, Secrets and ServiceAccounts, for the engine.
     pub inputs: Arc<KubeInputs>,
-    /// The ClusterPolicies and Policies.
+    /// The policies and exceptions of every kind.
     pub policies: PolicyWatch,
     /// Whether this replica leads (writes PolicyReports).
     pub leading: watch::Receiver<bool>,
@@ -68,13 +69,15 @@ pub struct Dropped {
 }
 
 impl ClusterMode {
-    /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster) and starts watching,
-    /// electing, the report and Event writers `outputs` asks for, and the workloads
-    /// watch when `background_scans`.
+    /// Connects (`kubeconfig`, else `$KUBECONFIG`, else in-cluster) and starts watching
+    /// (PolicyExceptions in `exception_namespace` only, when given), electing, the report
+    /// and Event writers `outputs` asks for, and the workloads watch when
+    /// `background_scans`.
     pub async fn start(
         kubeconfig: Option<&Path>,
         outputs: &ClusterOutputs,
         background_scans: bool,
+        exception_namespace: Option<String>,
     ) -> anyhow::Result<ClusterMode> {
         let cluster = Cluster::connect(kubeconfig)
             .await
@@ -84,7 +87,8 @@ impl ClusterMode {
             namespace = %cluster.namespace,
             identity = %identity,
             background_scans,
-            "cluster mode: watching ClusterPolicies, Policies, Namespaces and Secrets"
+            exception_namespace = exception_namespace.as_deref().unwrap_or("*"),
+            "cluster mode: watching ClusterPolicies, Policies, ImageValidatingPolicies, PolicyExceptions, Namespaces and Secrets"
         );
         let (elector, leading, always) = if outputs.leader_election {
             let options = LeaderElectionOptions {
@@ -119,9 +123,13 @@ impl ClusterMode {
                 },
             )
         });
+        let options = WatchOptions {
+            exception_namespace,
+            ..WatchOptions::default()
+        };
         Ok(ClusterMode {
             inputs: Arc::new(KubeInputs::start(&cluster)),
-            policies: PolicyWatch::start(cluster.client.clone()),
+            policies: PolicyWatch::start_with(cluster.client.clone(), options),
             leading,
             elector,
             _always: always,
@@ -275,8 +283,7 @@ pub async fn follow(cluster: Arc<ClusterMode>, state: Arc<State>) {
         // Read before the set: a set published with readiness is then never missed.
         let listed = cluster.policies.is_ready();
         let set = cluster.policies.current();
-        let policies: Vec<Policy> = set.iter().map(|(_, p)| p.as_ref().clone()).collect();
-        let loaded = state.policies.replace_cluster(policies);
+        let loaded = state.policies.replace_cluster(set.to_engine());
         state.metrics.policies_loaded(loaded);
         state.metrics.invalid_policies(
             set.invalid()

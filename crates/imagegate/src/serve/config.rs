@@ -36,6 +36,9 @@ pub struct Config {
     pub outputs: ClusterOutputs,
     /// Background scans in cluster mode (`None`: off).
     pub background_scan: Option<imagegate_kube::ScanOptions>,
+    /// In cluster mode, the one namespace PolicyExceptions are read from (`None`: every
+    /// namespace; Kyverno's `--exceptionNamespace`).
+    pub exception_namespace: Option<String>,
 }
 
 /// What cluster mode writes back to the API, off the admission path: PolicyReports of

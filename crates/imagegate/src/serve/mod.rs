@@ -278,6 +278,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 kubeconfig.as_deref(),
                 &config.outputs,
                 config.background_scan.is_some(),
+                config.exception_namespace.clone(),
             )
             .await?,
         )),

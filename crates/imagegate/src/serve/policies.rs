@@ -3,7 +3,8 @@
 //! its end, so a reload never changes the rules under a request nor drops one.
 //!
 //! In cluster mode the set is the policy files' (if any) plus the cluster's
-//! ClusterPolicies and Policies; a change of either side swaps in the new combination.
+//! ClusterPolicies, Policies, (Namespaced)ImageValidatingPolicies and PolicyExceptions; a
+//! change of either side swaps in the new combination.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,6 @@ use anyhow::{Context as _, bail};
 use arc_swap::ArcSwap;
 use imagegate_engine::PolicySet;
 use imagegate_policy::load::load_documents;
-use imagegate_policy::model::Policy;
 use tokio::sync::watch;
 
 use super::State;
@@ -156,7 +156,8 @@ pub struct PolicyStore {
 
 struct Sources {
     files: Arc<PolicySet>,
-    cluster: Vec<Policy>,
+    /// The cluster's policies and exceptions (`None` outside cluster mode).
+    cluster: Option<Arc<PolicySet>>,
 }
 
 impl PolicyStore {
@@ -168,7 +169,7 @@ impl PolicyStore {
             changes: watch::Sender::new(Arc::clone(&files)),
             sources: Mutex::new(Sources {
                 files,
-                cluster: Vec::new(),
+                cluster: None,
             }),
         }
     }
@@ -189,18 +190,18 @@ impl PolicyStore {
         self.update(|sources| sources.files = Arc::new(policies))
     }
 
-    /// Replaces the cluster's policies. Returns how many policies are now loaded.
-    pub fn replace_cluster(&self, policies: Vec<Policy>) -> usize {
-        self.update(|sources| sources.cluster = policies)
+    /// Replaces the cluster's policies and exceptions. Returns how many policies are
+    /// now loaded.
+    pub fn replace_cluster(&self, policies: PolicySet) -> usize {
+        self.update(|sources| sources.cluster = Some(Arc::new(policies)))
     }
 
     fn update(&self, change: impl FnOnce(&mut Sources)) -> usize {
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         change(&mut sources);
-        let combined = if sources.cluster.is_empty() {
-            Arc::clone(&sources.files)
-        } else {
-            Arc::new(sources.files.with_policies(sources.cluster.clone()))
+        let combined = match &sources.cluster {
+            None => Arc::clone(&sources.files),
+            Some(cluster) => Arc::new(sources.files.merged(cluster)),
         };
         let count = combined.len();
         self.current.store(Arc::clone(&combined));

@@ -1,5 +1,7 @@
-//! `POST /validate-policy`: a ClusterPolicy, Policy, ImageValidatingPolicy or
-//! NamespacedImageValidatingPolicy being created or updated is checked with the loader
+//! `POST /validate-policy`: a ClusterPolicy, Policy, ImageValidatingPolicy,
+//! NamespacedImageValidatingPolicy or PolicyException (`kyverno.io/v2`, `v2beta1`;
+//! `policies.kyverno.io`, as Kyverno's exception webhook checks them) being created or
+//! updated is checked with the loader
 //! every policy goes through (files and the cluster alike), so one that imagegate would
 //! refuse to load is refused at `kubectl apply`, with the path-qualified errors. What the
 //! loader accepts is admitted, with its warnings (fields imagegate does not act on).
@@ -13,7 +15,13 @@ use imagegate_policy::matching::Operation;
 use serde_json::Value;
 
 /// The kinds this endpoint judges; any other object is admitted untouched.
-const POLICY_KINDS: [&str; 4] = ["ClusterPolicy", "Policy", KIND_CLUSTER, KIND_NAMESPACED];
+const POLICY_KINDS: [&str; 5] = [
+    "ClusterPolicy",
+    "Policy",
+    KIND_CLUSTER,
+    KIND_NAMESPACED,
+    "PolicyException",
+];
 
 /// Longest validation (CEL compilation of a large ImageValidatingPolicy included), well
 /// inside the API server's default 10 s webhook timeout.
@@ -80,7 +88,15 @@ pub async fn answer(review: &AdmissionReview) -> AdmissionReview {
 /// error text when it does not.
 fn check(object: &str) -> Result<Vec<String>, String> {
     let loaded = load_documents(object, SOURCE).map_err(|e| e.to_string())?;
-    if loaded.policies.len() + loaded.image_validating.len() != 1 {
+    let count = loaded.policies.len()
+        + loaded.image_validating.len()
+        + loaded.exceptions.len()
+        + loaded.cel_exceptions.len();
+    if count == 0 && loaded.skipped.len() == 1 {
+        // A PolicyException of a group imagegate does not read: not ours to judge.
+        return Ok(Vec::new());
+    }
+    if count != 1 {
         return Err(format!("{SOURCE}: expected exactly one policy object"));
     }
     Ok(loaded

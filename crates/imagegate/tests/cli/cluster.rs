@@ -644,3 +644,322 @@ fn background_scans_report_the_pods_already_running() {
         "{metrics}"
     );
 }
+
+const IVPOL: &str = "imagevalidatingpolicies.policies.kyverno.io";
+const NIVPOL: &str = "namespacedimagevalidatingpolicies.policies.kyverno.io";
+const POLEX: &str = "policyexceptions.kyverno.io";
+const CEL_POLEX: &str = "policyexceptions.policies.kyverno.io";
+
+/// An ImageValidatingPolicy (`kind` may be the namespaced one) requiring a signature by
+/// the key of Secret `key_secret` (`k8s://NS/NAME`, cosign's Kubernetes key reference)
+/// on images matching `glob`.
+fn ivp_object(kind: &str, name: &str, glob: &str, key_secret: &str) -> Value {
+    json!({
+        "apiVersion": "policies.kyverno.io/v1beta1", "kind": kind,
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "validationActions": ["Deny"],
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}]},
+            "matchImageReferences": [{"glob": glob}],
+            "attestors": [{"name": "key", "cosign": {
+                "key": {"kms": key_secret},
+                "ctlog": {"insecureIgnoreTlog": true, "insecureIgnoreSCT": true},
+            }}],
+            "validations": [{
+                "expression": "images.containers.map(i, verifyImageSignatures(i, [attestors.key])).all(n, n > 0)",
+                "message": "the image is not signed by the team key",
+            }],
+        }
+    })
+}
+
+/// The mutate-phase answer for a Pod `name` running `image` in `namespace`.
+fn admit_in(server: &Server, namespace: &str, name: &str, image: &str) -> Value {
+    let mut object = pod(name, image);
+    object["metadata"]["namespace"] = json!(namespace);
+    let mut review = review_of("admission.k8s.io/v1", name, &object);
+    review["request"]["namespace"] = json!(namespace);
+    server.review("/mutate", &review).0
+}
+
+/// The key Secret (`cosign.pub`) in namespace `keys`.
+fn key_secret(api: &ApiServer, key: &CosignKey) {
+    api.create("namespaces", None, json!({"metadata": {"name": "keys"}}))
+        .unwrap();
+    api.create(
+        "secrets",
+        Some("keys"),
+        json!({"metadata": {"name": "cosign"}, "stringData": {"cosign.pub": key.public_pem()}}),
+    )
+    .unwrap();
+}
+
+#[test]
+fn image_validating_policies_from_the_api_are_enforced_kept_when_broken_and_excepted() {
+    let images = images();
+    let (api, server, _cwd) = start(json!({}));
+    key_secret(&api, &images.key);
+    let glob = format!("{}/app/*", images.registry.host());
+
+    let applied = Instant::now();
+    api.create(
+        IVPOL,
+        None,
+        ivp_object(
+            "ImageValidatingPolicy",
+            "team-key",
+            &glob,
+            "k8s://keys/cosign",
+        ),
+    )
+    .unwrap();
+    let denied = poll(Duration::from_secs(2), "IVP enforcement", || {
+        let response = admit(&server, "unsigned", &images.unsigned, json!({}));
+        (response["allowed"] == false).then_some(response)
+    });
+    eprintln!("IVP applied → enforced: {:?}", applied.elapsed());
+    assert!(
+        message(&denied).contains("the image is not signed by the team key"),
+        "{denied}"
+    );
+    // Verified with the Secret's key, and pinned (mutateDigest defaults to true).
+    let signed = admit(&server, "signed", &images.signed, json!({}));
+    assert_eq!(signed["allowed"], true, "{signed}");
+    assert!(
+        decoded_patch(&signed).iter().any(|op| op["value"]
+            .as_str()
+            .is_some_and(|v| v.ends_with(&images.signed_digest))),
+        "{signed}"
+    );
+    let ready = poll(Duration::from_secs(5), "conditionStatus.ready", || {
+        api.get(IVPOL, None, "team-key")
+            .ok()?
+            .pointer("/status/conditionStatus")
+            .filter(|s| s["ready"] == true)
+            .cloned()
+    });
+    assert_eq!(ready["conditions"][0]["reason"], "Loaded", "{ready}");
+
+    // A CEL error: the previous version stays enforced; the status says why.
+    api.merge_patch(
+        IVPOL,
+        None,
+        "team-key",
+        json!({"spec": {"validations": [{"expression": "images.containers.all(i, "}]}}),
+    )
+    .unwrap();
+    let broken = poll(
+        Duration::from_secs(5),
+        "conditionStatus.ready=false",
+        || {
+            api.get(IVPOL, None, "team-key")
+                .ok()?
+                .pointer("/status/conditionStatus")
+                .filter(|s| s["ready"] == false)
+                .cloned()
+        },
+    );
+    assert!(
+        broken["conditions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("spec.validations[0].expression")),
+        "{broken}"
+    );
+    let still = admit(&server, "still-denied", &images.unsigned, json!({}));
+    assert_eq!(still["allowed"], false, "previous version kept: {still}");
+
+    // A policies.kyverno.io PolicyException from the API: the matching Pod is skipped.
+    api.create(
+        CEL_POLEX,
+        Some("default"),
+        json!({
+            "apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException",
+            "metadata": {"name": "legacy"},
+            "spec": {"policyRefs": [{"name": "team-key", "kind": "ImageValidatingPolicy"}],
+                     "matchConditions": [{"name": "legacy", "expression": "object.metadata.name.startsWith('legacy-')"}]},
+        }),
+    )
+    .unwrap();
+    poll(Duration::from_secs(2), "the exception", || {
+        (admit(&server, "legacy-app", &images.unsigned, json!({}))["allowed"] == true).then_some(())
+    });
+    let other = admit(&server, "other-app", &images.unsigned, json!({}));
+    assert_eq!(other["allowed"], false, "not excepted: {other}");
+    // Deleted: enforced again.
+    api.delete(CEL_POLEX, Some("default"), "legacy").unwrap();
+    poll(Duration::from_secs(2), "the exception's deletion", || {
+        (admit(&server, "legacy-again", &images.unsigned, json!({}))["allowed"] == false)
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_namespaced_image_validating_policy_applies_in_its_namespace_only() {
+    let images = images();
+    let (api, server, _cwd) = start(json!({}));
+    key_secret(&api, &images.key);
+    api.create("namespaces", None, json!({"metadata": {"name": "team"}}))
+        .unwrap();
+    let glob = format!("{}/app/*", images.registry.host());
+    api.create(
+        NIVPOL,
+        Some("team"),
+        ivp_object(
+            "NamespacedImageValidatingPolicy",
+            "team-only",
+            &glob,
+            "k8s://keys/cosign",
+        ),
+    )
+    .unwrap();
+    let denied = poll(Duration::from_secs(2), "NIVP enforcement", || {
+        let response = admit_in(&server, "team", "unsigned", &images.unsigned);
+        (response["allowed"] == false).then_some(response)
+    });
+    assert!(message(&denied).contains("team-only"), "{denied}");
+    let elsewhere = admit_in(&server, "default", "unsigned", &images.unsigned);
+    assert_eq!(elsewhere["allowed"], true, "{elsewhere}");
+    let signed = admit_in(&server, "team", "signed", &images.signed);
+    assert_eq!(signed["allowed"], true, "{signed}");
+}
+
+#[test]
+fn kyverno_exceptions_from_the_exception_namespace_skip_cluster_policy_rules() {
+    let images = images();
+    let api = ApiServer::start();
+    for ns in [OWN_NAMESPACE, "exceptions"] {
+        api.create("namespaces", None, json!({"metadata": {"name": ns}}))
+            .unwrap();
+    }
+    let cwd = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(Some(OWN_NAMESPACE));
+    let server = Server::start(
+        cwd.path(),
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--exception-namespace",
+            "exceptions",
+        ],
+    );
+    poll(Duration::from_secs(10), "readiness", || {
+        let (status, body) = server.get(&server.metrics, "/readyz");
+        (status == 200).then_some(body)
+    });
+    let pattern = format!("{}/app/*", images.registry.host());
+    api.create(
+        CPOL,
+        None,
+        policy_object(&policy("signed", &pattern, &images.key, "Fail", 10, "")),
+    )
+    .unwrap();
+    poll(Duration::from_secs(2), "enforcement", || {
+        (admit(&server, "unsigned", &images.unsigned, json!({}))["allowed"] == false).then_some(())
+    });
+    let exception = |name: &str, pods: &str| {
+        json!({
+            "apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+            "metadata": {"name": name},
+            "spec": {"exceptions": [{"policyName": "signed", "ruleNames": ["verify"]}],
+                     "match": {"any": [{"resources": {"kinds": ["Pod"], "names": [pods]}}]}},
+        })
+    };
+    // Outside the exception namespace: ignored, as Kyverno ignores it.
+    api.create(POLEX, Some("default"), exception("ignored", "other-*"))
+        .unwrap();
+    api.create(POLEX, Some("exceptions"), exception("legacy", "legacy-*"))
+        .unwrap();
+    poll(Duration::from_secs(2), "the exception", || {
+        (admit(&server, "legacy-app", &images.unsigned, json!({}))["allowed"] == true).then_some(())
+    });
+    let other = admit(&server, "other-app", &images.unsigned, json!({}));
+    assert_eq!(other["allowed"], false, "{other}");
+    api.delete(POLEX, Some("exceptions"), "legacy").unwrap();
+    poll(Duration::from_secs(2), "the exception's deletion", || {
+        (admit(&server, "legacy-again", &images.unsigned, json!({}))["allowed"] == false)
+            .then_some(())
+    });
+}
+
+#[test]
+fn an_image_validating_policy_reads_its_pull_secrets_from_the_cluster() {
+    const USER: &str = "ivp-puller";
+    const PASSWORD: &str = "ivp-Secret-7";
+    let registry = Registry::start_with_basic_auth(USER, PASSWORD);
+    let host = registry.host();
+    let key = CosignKey::generate();
+    let pusher = registry.pusher();
+    let digest = pusher.push_image("private/app", "v1");
+    pusher.sign(
+        "private/app",
+        &format!("{host}/private/app"),
+        &digest,
+        &key,
+        &BTreeMap::new(),
+    );
+    let image = format!("{host}/private/app:v1");
+    let (api, server, _cwd) = start(json!({}));
+    key_secret(&api, &key);
+    api.create(
+        IVPOL,
+        None,
+        ivp_object(
+            "ImageValidatingPolicy",
+            "private",
+            &format!("{host}/private/*"),
+            "k8s://keys/cosign",
+        ),
+    )
+    .unwrap();
+    // Without credentials the registry refuses: failurePolicy Fail denies.
+    let refused = poll(Duration::from_secs(2), "the policy", || {
+        let response = admit(&server, "no-creds", &image, json!({}));
+        (response["allowed"] == false).then_some(response)
+    });
+    assert!(message(&refused).contains("unauthorized"), "{refused}");
+
+    // `credentials.secrets` names a pull secret in imagegate's own namespace.
+    api.create(
+        "secrets",
+        Some(OWN_NAMESPACE),
+        pull_secret("ivp-cred", &host, USER, PASSWORD),
+    )
+    .unwrap();
+    api.merge_patch(
+        IVPOL,
+        None,
+        "private",
+        json!({"spec": {"credentials": {"secrets": ["ivp-cred"]}}}),
+    )
+    .unwrap();
+    let admitted = poll(Duration::from_secs(2), "the policy's pull secret", || {
+        let response = admit(&server, "with-creds", &image, json!({}));
+        (response["allowed"] == true).then_some(response)
+    });
+    assert!(
+        decoded_patch(&admitted)
+            .iter()
+            .any(|op| op["value"].as_str().is_some_and(|v| v.ends_with(&digest))),
+        "{admitted}"
+    );
+    // A pull secret that does not exist: a clear error naming it, never a pass.
+    api.merge_patch(
+        IVPOL,
+        None,
+        "private",
+        json!({"spec": {"credentials": {"secrets": ["missing-cred"]}}}),
+    )
+    .unwrap();
+    let missing = poll(Duration::from_secs(2), "the missing pull secret", || {
+        let response = admit(&server, "missing-creds", &image, json!({}));
+        (response["allowed"] == false).then_some(response)
+    });
+    assert!(
+        message(&missing).contains(&format!("secret {OWN_NAMESPACE}/missing-cred not found")),
+        "{missing}"
+    );
+    for text in [message(&missing), server.log_text()] {
+        assert!(!text.contains(PASSWORD), "a pull secret leaked: {text}");
+    }
+}

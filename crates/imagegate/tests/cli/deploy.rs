@@ -191,12 +191,29 @@ fn manifests_parse_as_kubernetes_objects_and_keep_the_charts_promises() {
         [
             (
                 strings(&["kyverno.io"]),
-                strings(&["clusterpolicies", "policies"]),
+                strings(&["clusterpolicies", "policies", "policyexceptions"]),
                 strings(&["get", "list", "watch"])
             ),
             (
                 strings(&["kyverno.io"]),
                 strings(&["clusterpolicies/status", "policies/status"]),
+                strings(&["update", "patch"])
+            ),
+            (
+                strings(&["policies.kyverno.io"]),
+                strings(&[
+                    "imagevalidatingpolicies",
+                    "namespacedimagevalidatingpolicies",
+                    "policyexceptions"
+                ]),
+                strings(&["get", "list", "watch"])
+            ),
+            (
+                strings(&["policies.kyverno.io"]),
+                strings(&[
+                    "imagevalidatingpolicies/status",
+                    "namespacedimagevalidatingpolicies/status"
+                ]),
                 strings(&["update", "patch"])
             ),
             (

@@ -61,6 +61,7 @@ impl Running {
             kubernetes: imagegate::serve::Kubernetes::Off,
             outputs: imagegate::serve::ClusterOutputs::default(),
             background_scan: None,
+            exception_namespace: None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -119,6 +119,49 @@ fn valid_policies_are_admitted_invalid_ones_denied_with_the_path() {
 }
 
 #[test]
+fn policy_exceptions_of_both_groups_are_checked_and_foreign_ones_admitted() {
+    let server = Webhook::start(&[&repo().join("policies/verify-signature.yaml")]);
+    let kyverno = json!({
+        "apiVersion": "kyverno.io/v2", "kind": "PolicyException",
+        "metadata": {"name": "legacy", "namespace": "exceptions"},
+        "spec": {"exceptions": [{"policyName": "verify-signature", "ruleNames": ["*"]}],
+                 "match": {"any": [{"resources": {"kinds": ["Pod"]}}]}},
+    });
+    let (response, _) = server.review("/validate-policy", &review("e1", "CREATE", &kyverno));
+    assert_eq!(response["allowed"], true, "{response}");
+    let cel = |expression: &str| {
+        json!({
+            "apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException",
+            "metadata": {"name": "legacy", "namespace": "exceptions"},
+            "spec": {"policyRefs": [{"name": "check-images", "kind": "ImageValidatingPolicy"}],
+                     "matchConditions": [{"name": "legacy", "expression": expression}]},
+        })
+    };
+    let (response, _) = server.review(
+        "/validate-policy",
+        &review("e2", "CREATE", &cel("object.metadata.name == 'legacy'")),
+    );
+    assert_eq!(response["allowed"], true, "{response}");
+    let (response, _) = server.review(
+        "/validate-policy",
+        &review("e3", "UPDATE", &cel("object.metadata.(")),
+    );
+    assert_eq!(response["allowed"], false, "{response}");
+    let message = response["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.matchConditions[0].expression"),
+        "{message}"
+    );
+    // A PolicyException of a group imagegate does not read is not its to judge.
+    let foreign = json!({
+        "apiVersion": "example.com/v1", "kind": "PolicyException",
+        "metadata": {"name": "x"}, "spec": {},
+    });
+    let (response, _) = server.review("/validate-policy", &review("e4", "CREATE", &foreign));
+    assert_eq!(response["allowed"], true, "{response}");
+}
+
+#[test]
 fn hostile_policy_reviews_get_clear_answers() {
     let server = Webhook::start(&[&repo().join("policies/verify-signature.yaml")]);
 

@@ -50,7 +50,7 @@ fn verdict_word(v: &Verdict) -> &'static str {
         Verdict::Pass => "pass",
         Verdict::Fail { .. } => "fail",
         Verdict::Error { .. } => "error",
-        Verdict::NotMatched | Verdict::Skipped { .. } => "skip",
+        Verdict::NotMatched | Verdict::Skipped { .. } | Verdict::Excepted { .. } => "skip",
     }
 }
 

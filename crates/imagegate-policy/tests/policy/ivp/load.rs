@@ -1,7 +1,7 @@
 //! Loading and validation: mixed files, and errors with field paths.
 
 use imagegate_policy::load::load_documents;
-use imagegate_policy::unsupported::{PROVIDERS_IGNORED, SECRETS_IGNORED};
+use imagegate_policy::unsupported::PROVIDERS_IGNORED;
 
 use super::support::{BASE, VERIFY_COSIGN, load, load_error, policy_text};
 
@@ -212,19 +212,14 @@ fn comprehension_variables_and_namespaces_are_not_undeclared() {
 #[test]
 fn credentials_imagegate_does_not_act_on_are_warned_about_with_their_path() {
     // Issue 9 item 4 for ImageValidatingPolicies: `allowInsecureRegistry` is acted on
-    // (no warning); providers and secrets are not yet.
+    // (no warning), and so are `secrets` (read in cluster mode, as a ClusterPolicy's
+    // `imageRegistryCredentials.secrets`); providers are not yet.
     let extra = "  credentials:\n    allowInsecureRegistry: true\n    providers: [amazon]\n    secrets: [regcred]";
     let loaded = load_documents(&policy_text(VERIFY_COSIGN, extra), "creds.yaml")
         .unwrap_or_else(|e| panic!("{e}"));
     let got: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
     let prefix = "creds.yaml: ImageValidatingPolicy/check-images: spec.credentials";
-    assert_eq!(
-        got,
-        [
-            format!("{prefix}.providers: {PROVIDERS_IGNORED}"),
-            format!("{prefix}.secrets: {SECRETS_IGNORED}"),
-        ]
-    );
+    assert_eq!(got, [format!("{prefix}.providers: {PROVIDERS_IGNORED}")]);
     let only_insecure = "  credentials:\n    allowInsecureRegistry: true";
     let loaded = load_documents(&policy_text(VERIFY_COSIGN, only_insecure), "creds.yaml")
         .unwrap_or_else(|e| panic!("{e}"));
