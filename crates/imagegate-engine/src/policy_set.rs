@@ -316,7 +316,10 @@ impl PolicySet {
         PolicySet {
             entries: pick(&self.entries, &keep),
             verdict_keys: pick(&self.verdict_keys, &keep),
+            substitutes: pick(&self.substitutes, &keep),
             policy_keys: pick(&self.policy_keys, &keep),
+            // The ImageValidatingPolicies kept carry theirs already.
+            cel_exceptions: self.cel_exceptions.clone(),
             image_validating: self
                 .image_validating
                 .iter()
