@@ -51,37 +51,8 @@ pub fn run(
     std::fs::write(dir.path().join("images"), images.join("\n"))?;
 
     let before = fixture.requests();
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--rss-child")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting the --rss-child process")?;
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the --rss-child process took over {CHILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        std::io::Read::read_to_string(&mut out, &mut stdout)?;
-    }
-    ensure!(
-        status.success(),
-        "the --rss-child process failed ({status})"
-    );
+    let result = run_child("--rss-child", dir.path(), CHILD_TIMEOUT)?;
     let requests = fixture.requests() - before;
-    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .with_context(|| format!("--rss-child printed {stdout:?}"))?;
     let kib = |name: &str| result[name].as_u64().unwrap_or(0);
     let mib = |k: u64| k as f64 / 1024.0;
     let peak = kib("peak_kib");
@@ -142,4 +113,37 @@ pub fn child(dir: &Path) -> anyhow::Result<()> {
         );
         Ok(())
     })
+}
+
+/// Runs this bench binary again as `FLAG DIR` (a child whose peak RSS is its own),
+/// waits for it at most `timeout` (then kills it), and parses the JSON object it printed
+/// on its last line.
+pub fn run_child(flag: &str, dir: &Path, timeout: Duration) -> anyhow::Result<Value> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg(flag)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting the {flag} process"))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the {flag} process took over {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut out, &mut stdout)?;
+    }
+    ensure!(status.success(), "the {flag} process failed ({status})");
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .with_context(|| format!("{flag} printed {stdout:?}"))
 }

@@ -11,18 +11,17 @@
 //! second would make it last at least 150 s). The child prints its figures as JSON.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use imagegate_kube::scan::NoObserver;
 use imagegate_kube::{
     BackgroundScanner, Cluster, ReportWriter, ReportWriterOptions, ScanInputs, ScanOptions,
     WorkloadWatch,
 };
 use imagegate_testkit::apiserver::ApiServer;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::fixture::{self, Fixture};
@@ -80,37 +79,8 @@ pub fn run(push_threads: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
     )?;
 
     let before = fixture.requests();
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--scan-child")
-        .arg(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting the --scan-child process")?;
-    let deadline = Instant::now() + CHILD_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("the --scan-child process took over {CHILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        std::io::Read::read_to_string(&mut out, &mut stdout)?;
-    }
-    ensure!(
-        status.success(),
-        "the --scan-child process failed ({status})"
-    );
+    let result = crate::memory::run_child("--scan-child", dir.path(), CHILD_TIMEOUT)?;
     let requests = fixture.requests() - before;
-    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .with_context(|| format!("--scan-child printed {stdout:?}"))?;
     let number = |name: &str| result[name].as_u64().unwrap_or(0);
     let mib = |k: u64| k as f64 / 1024.0;
     let per_image = requests as f64 / IMAGES as f64;

@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::reports::ReportWriter;
-use crate::workloads::WORKLOAD_KINDS;
+use crate::workloads::{WORKLOAD_KINDS, has_controller_of_kind};
 
 /// The annotation `kubectl apply` writes: a whole copy of the object, never read by
 /// policies' image checks, and the largest thing in most objects' metadata.
@@ -388,18 +388,7 @@ fn pod_spec(spec: &Value) -> Value {
 pub fn top_level(objects: Vec<Arc<Value>>, served: &HashSet<&str>) -> Vec<Arc<Value>> {
     objects
         .into_iter()
-        .filter(|object| {
-            let owners = object
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array);
-            !owners.into_iter().flatten().any(|owner| {
-                owner.get("controller").and_then(Value::as_bool) == Some(true)
-                    && owner
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .is_some_and(|kind| served.contains(kind))
-            })
-        })
+        .filter(|object| !has_controller_of_kind(object, |kind| served.contains(kind)))
         .collect()
 }
 

@@ -71,18 +71,29 @@ pub fn top_level(objects: Vec<Value>) -> Vec<Value> {
     objects
         .into_iter()
         .filter(|object| {
-            let owners = object
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array);
-            !owners.into_iter().flatten().any(|owner| {
-                owner.get("controller").and_then(Value::as_bool) == Some(true)
-                    && owner
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .is_some_and(|kind| WORKLOAD_KINDS.iter().any(|(_, _, k, _)| *k == kind))
+            !has_controller_of_kind(object, |kind| {
+                WORKLOAD_KINDS.iter().any(|(_, _, k, _)| *k == kind)
             })
         })
         .collect()
+}
+
+/// Whether `object`'s controller (its owner reference with `controller: true`) is of a
+/// kind `is_reported` accepts: then the object is reported on its controller, as Kyverno
+/// reports a ReplicaSet's Pods on the ReplicaSet.
+pub fn has_controller_of_kind(object: &Value, is_reported: impl Fn(&str) -> bool) -> bool {
+    object
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|owner| {
+            owner.get("controller").and_then(Value::as_bool) == Some(true)
+                && owner
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(&is_reported)
+        })
 }
 
 #[cfg(test)]
