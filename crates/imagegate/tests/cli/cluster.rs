@@ -217,23 +217,48 @@ fn pull_secret(name: &str, host: &str, user: &str, password: &str) -> Value {
     })
 }
 
+/// `private/app:v1` signed by a new key in a docker-registry that asks for a password.
+struct PrivateImage {
+    registry: Registry,
+    key: CosignKey,
+    digest: String,
+    image: String,
+}
+
+impl PrivateImage {
+    fn push(user: &str, password: &str) -> PrivateImage {
+        let registry = Registry::start_with_basic_auth(user, password);
+        let host = registry.host();
+        let key = CosignKey::generate();
+        let pusher = registry.pusher();
+        let digest = pusher.push_image("private/app", "v1");
+        pusher.sign(
+            "private/app",
+            &format!("{host}/private/app"),
+            &digest,
+            &key,
+            &BTreeMap::new(),
+        );
+        PrivateImage {
+            image: format!("{host}/private/app:v1"),
+            registry,
+            key,
+            digest,
+        }
+    }
+}
+
 #[test]
 fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
     const USER: &str = "puller";
     const PASSWORD: &str = "pull-Secret-42";
-    let registry = Registry::start_with_basic_auth(USER, PASSWORD);
-    let host = registry.host();
-    let key = CosignKey::generate();
-    let pusher = registry.pusher();
-    let digest = pusher.push_image("private/app", "v1");
-    pusher.sign(
-        "private/app",
-        &format!("{host}/private/app"),
-        &digest,
-        &key,
-        &BTreeMap::new(),
+    let private = PrivateImage::push(USER, PASSWORD);
+    let (host, key, digest, image) = (
+        private.registry.host(),
+        &private.key,
+        private.digest.as_str(),
+        private.image.as_str(),
     );
-    let image = format!("{host}/private/app:v1");
 
     let (api, server, _cwd) = start(json!({}));
     api.create("namespaces", None, json!({"metadata": {"name": "keys"}}))
@@ -259,7 +284,7 @@ fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
     let mut object = policy_object(&policy(
         "from-secrets",
         &format!("{host}/private/*"),
-        &key,
+        key,
         "Fail",
         10,
         "",
@@ -276,7 +301,7 @@ fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
     let with_secret = admit(
         &server,
         "with-secret",
-        &image,
+        image,
         json!({"imagePullSecrets": [{"name": "regcred"}]}),
     );
     assert_eq!(with_secret["allowed"], true, "{with_secret}");
@@ -288,14 +313,14 @@ fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
     );
     // Without credentials the Pod could not resolve the tag itself: no cached
     // resolution helps it (failurePolicy Fail denies the registry error).
-    let without = admit(&server, "without", &image, json!({}));
+    let without = admit(&server, "without", image, json!({}));
     assert_eq!(without["allowed"], false, "{without}");
     assert!(message(&without).contains("unauthorized"), "{without}");
     // Its ServiceAccount's pull secrets count as its own.
     let via_account = admit(
         &server,
         "via-account",
-        &image,
+        image,
         json!({"serviceAccountName": "builder"}),
     );
     assert_eq!(via_account["allowed"], true, "{via_account}");
@@ -315,7 +340,7 @@ fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
     )
     .unwrap();
     poll(Duration::from_secs(2), "the policy's pull secret", || {
-        (admit(&server, "by-policy", &image, json!({}))["allowed"] == true).then_some(())
+        (admit(&server, "by-policy", image, json!({}))["allowed"] == true).then_some(())
     });
 
     // The key's Secret deleted: a rule error naming it, never a pass.
@@ -324,7 +349,7 @@ fn keys_from_secrets_and_pull_secrets_of_pods_service_accounts_and_policies() {
         let response = admit(
             &server,
             "key-gone",
-            &image,
+            image,
             json!({"imagePullSecrets": [{"name": "regcred"}]}),
         );
         (response["allowed"] == false).then_some(response)
@@ -886,21 +911,15 @@ fn kyverno_exceptions_from_the_exception_namespace_skip_cluster_policy_rules() {
 fn an_image_validating_policy_reads_its_pull_secrets_from_the_cluster() {
     const USER: &str = "ivp-puller";
     const PASSWORD: &str = "ivp-Secret-7";
-    let registry = Registry::start_with_basic_auth(USER, PASSWORD);
-    let host = registry.host();
-    let key = CosignKey::generate();
-    let pusher = registry.pusher();
-    let digest = pusher.push_image("private/app", "v1");
-    pusher.sign(
-        "private/app",
-        &format!("{host}/private/app"),
-        &digest,
-        &key,
-        &BTreeMap::new(),
+    let private = PrivateImage::push(USER, PASSWORD);
+    let (host, key, digest, image) = (
+        private.registry.host(),
+        &private.key,
+        private.digest.as_str(),
+        private.image.as_str(),
     );
-    let image = format!("{host}/private/app:v1");
     let (api, server, _cwd) = start(json!({}));
-    key_secret(&api, &key);
+    key_secret(&api, key);
     api.create(
         IVPOL,
         None,
@@ -914,7 +933,7 @@ fn an_image_validating_policy_reads_its_pull_secrets_from_the_cluster() {
     .unwrap();
     // Without credentials the registry refuses: failurePolicy Fail denies.
     let refused = poll(Duration::from_secs(2), "the policy", || {
-        let response = admit(&server, "no-creds", &image, json!({}));
+        let response = admit(&server, "no-creds", image, json!({}));
         (response["allowed"] == false).then_some(response)
     });
     assert!(message(&refused).contains("unauthorized"), "{refused}");
@@ -934,7 +953,7 @@ fn an_image_validating_policy_reads_its_pull_secrets_from_the_cluster() {
     )
     .unwrap();
     let admitted = poll(Duration::from_secs(2), "the policy's pull secret", || {
-        let response = admit(&server, "with-creds", &image, json!({}));
+        let response = admit(&server, "with-creds", image, json!({}));
         (response["allowed"] == true).then_some(response)
     });
     assert!(
@@ -952,7 +971,7 @@ fn an_image_validating_policy_reads_its_pull_secrets_from_the_cluster() {
     )
     .unwrap();
     let missing = poll(Duration::from_secs(2), "the missing pull secret", || {
-        let response = admit(&server, "missing-creds", &image, json!({}));
+        let response = admit(&server, "missing-creds", image, json!({}));
         (response["allowed"] == false).then_some(response)
     });
     assert!(
