@@ -12,7 +12,7 @@ use imagegate_testkit::fixtures::decoded_patch;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::{Value, json};
 
-use crate::serve::{Server, count, images, pod, policy, review_of};
+use crate::serve::{Images, Server, count, images, pod, policy, review_of};
 
 const CPOL: &str = "clusterpolicies.kyverno.io";
 /// imagegate's own namespace in these tests (the kubeconfig context's).
@@ -806,17 +806,7 @@ fn image_validating_policies_from_the_api_are_enforced_kept_when_broken_and_exce
         }),
     )
     .unwrap();
-    poll(Duration::from_secs(2), "the exception", || {
-        (admit(&server, "legacy-app", &images.unsigned, json!({}))["allowed"] == true).then_some(())
-    });
-    let other = admit(&server, "other-app", &images.unsigned, json!({}));
-    assert_eq!(other["allowed"], false, "not excepted: {other}");
-    // Deleted: enforced again.
-    api.delete(CEL_POLEX, Some("default"), "legacy").unwrap();
-    poll(Duration::from_secs(2), "the exception's deletion", || {
-        (admit(&server, "legacy-again", &images.unsigned, json!({}))["allowed"] == false)
-            .then_some(())
-    });
+    skips_legacy_pods_until_deleted(&api, &server, &images, (CEL_POLEX, "default"));
 }
 
 #[test]
@@ -895,14 +885,26 @@ fn kyverno_exceptions_from_the_exception_namespace_skip_cluster_policy_rules() {
         .unwrap();
     api.create(POLEX, Some("exceptions"), exception("legacy", "legacy-*"))
         .unwrap();
+    skips_legacy_pods_until_deleted(&api, &server, &images, (POLEX, "exceptions"));
+}
+
+/// An exception `legacy` (of `resource` in `namespace`) for Pods named `legacy-*` just
+/// applied: within 2 s an unsigned `legacy-` Pod is admitted and another still denied;
+/// once the exception is deleted, enforced again within 2 s.
+fn skips_legacy_pods_until_deleted(
+    api: &ApiServer,
+    server: &Server,
+    images: &Images,
+    (resource, namespace): (&str, &str),
+) {
     poll(Duration::from_secs(2), "the exception", || {
-        (admit(&server, "legacy-app", &images.unsigned, json!({}))["allowed"] == true).then_some(())
+        (admit(server, "legacy-app", &images.unsigned, json!({}))["allowed"] == true).then_some(())
     });
-    let other = admit(&server, "other-app", &images.unsigned, json!({}));
-    assert_eq!(other["allowed"], false, "{other}");
-    api.delete(POLEX, Some("exceptions"), "legacy").unwrap();
+    let other = admit(server, "other-app", &images.unsigned, json!({}));
+    assert_eq!(other["allowed"], false, "not excepted: {other}");
+    api.delete(resource, Some(namespace), "legacy").unwrap();
     poll(Duration::from_secs(2), "the exception's deletion", || {
-        (admit(&server, "legacy-again", &images.unsigned, json!({}))["allowed"] == false)
+        (admit(server, "legacy-again", &images.unsigned, json!({}))["allowed"] == false)
             .then_some(())
     });
 }
