@@ -6,15 +6,16 @@
 //!   after admission): it reads the object's metadata a few times over some seconds, at
 //!   most `pending` resources at once (more are dropped and counted; memory stays bounded);
 //!   a resource that never appears (another webhook denied it) is dropped;
-//! - on the leader: merges the results into the resource's report (`imagegate-<uid>`,
-//!   results keyed by policy and rule, the newer of two kept) and queues it on the
-//!   [`ReportWriter`] (server-side apply, batched, paced);
+//! - on the leader: queues the results as the resource's report (`imagegate-<uid>`) on
+//!   the process's one [`ReportWriter`], shared with background scans, which merges them
+//!   into the stored report (results keyed by policy and rule, the newer of two kept)
+//!   and writes it (server-side apply, batched, paced);
 //! - on the other replicas: writes a `reports.kyverno.io/v1` EphemeralReport (or
 //!   ClusterEphemeralReport) `imagegate-<request uid>` holding the same results, labelled
 //!   `app.kubernetes.io/managed-by: imagegate` (so Kyverno's own aggregation leaves it
 //!   alone) and owned by the resource (so it goes with it);
-//! - on the leader, every `merge_interval`: lists those EphemeralReports, merges each
-//!   into its resource's report and deletes it. A replica's results thus reach the
+//! - on the leader, every `merge_interval`: lists those EphemeralReports, queues each
+//!   on the writer (merged into its resource's report alike) and deletes it. A replica's results thus reach the
 //!   reports within about `merge_interval` plus the writer's window.
 //!
 //! Unlike Kyverno, whose admission ephemeral reports of a CREATE carry no uid and are
@@ -22,7 +23,6 @@
 //! every intermediate object then names its resource and owner, and nothing waits in the
 //! cluster for a resource that never comes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -35,9 +35,8 @@ use kube::api::{
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-use crate::reports::{ReportWriter, ReportWriterOptions, report_api};
+use crate::reports::{ReportWriter, summary_of, text};
 
 /// Group and version of the ephemeral reports (Kyverno's).
 const EPHEMERAL_GROUP: &str = "reports.kyverno.io";
@@ -60,14 +59,8 @@ pub struct AdmissionReportOptions {
     pub merge_interval: Duration,
     /// EphemeralReports merged per round at most.
     pub merge_batch: u32,
-    /// How long a merged report is trusted without reading it back.
-    pub remember_for: Duration,
-    /// Merged reports remembered at most.
-    pub remembered: usize,
     /// Deadline of one API call.
     pub deadline: Duration,
-    /// The writer of the leader's reports.
-    pub writer: ReportWriterOptions,
 }
 
 impl Default for AdmissionReportOptions {
@@ -81,12 +74,7 @@ impl Default for AdmissionReportOptions {
                 .collect(),
             merge_interval: Duration::from_secs(1),
             merge_batch: 500,
-            // Longer than the writer's window and pacing: a report merged twice in a row
-            // builds on the first merge even before it is written.
-            remember_for: Duration::from_secs(30),
-            remembered: 4096,
             deadline: Duration::from_secs(10),
-            writer: ReportWriterOptions::default(),
         }
     }
 }
@@ -120,7 +108,8 @@ pub struct AdmissionReportCounters {
     /// Results dropped because too many resources waited for their uid, or the resource
     /// never appeared.
     pub unresolved: AtomicU64,
-    /// Results merged into a report by this replica as leader (its own and others').
+    /// Results queued on the writer (merged into their report) by this replica as
+    /// leader (its own and others').
     pub merged: AtomicU64,
     /// EphemeralReports written by this replica as follower.
     pub ephemeral_written: AtomicU64,
@@ -146,22 +135,22 @@ impl Drop for AdmissionReports {
 }
 
 impl AdmissionReports {
-    /// Starts the feed; `leading` says whether this replica writes the reports.
+    /// Starts the feed; `leading` says whether this replica writes the reports, through
+    /// `writer` (the process's one writer, which background scans share).
     pub fn start(
         client: kube::Client,
         leading: watch::Receiver<bool>,
+        writer: Arc<ReportWriter>,
         options: AdmissionReportOptions,
     ) -> AdmissionReports {
         let (queue, receiver) = mpsc::channel(options.queue.max(1));
         let counters = Arc::new(AdmissionReportCounters::default());
-        let writer = Arc::new(ReportWriter::start(client.clone(), options.writer.clone()));
         let feed = Feed {
             client,
             leading,
             counters: counters.clone(),
             writer: writer.clone(),
             pending: Arc::new(Semaphore::new(options.pending.max(1))),
-            merged: HashMap::new(),
             warned_missing_crd: false,
             options,
         };
@@ -189,7 +178,7 @@ impl AdmissionReports {
         &self.counters
     }
 
-    /// The leader's report writer (its counters).
+    /// The report writer (its counters).
     pub fn writer(&self) -> &ReportWriter {
         &self.writer
     }
@@ -201,9 +190,6 @@ struct Feed {
     counters: Arc<AdmissionReportCounters>,
     writer: Arc<ReportWriter>,
     pending: Arc<Semaphore>,
-    /// Reports this replica merged lately, by (namespace, name): the base of the next
-    /// merge until the writer has surely written them.
-    merged: HashMap<(String, String), (Instant, Value)>,
     warned_missing_crd: bool,
     options: AdmissionReportOptions,
 }
@@ -284,54 +270,28 @@ impl Feed {
             return;
         };
         if *self.leading.borrow() {
-            self.merge(report).await;
+            self.merge(report);
         } else {
             self.write_ephemeral(&report, &result.request_uid).await;
         }
     }
 
-    /// Merges `incoming` into its resource's report and queues the result for writing.
-    async fn merge(&mut self, incoming: Value) -> bool {
-        // Another replica may have led meanwhile: what this one merged before is stale.
+    /// Queues `incoming` on the writer, which merges it into its resource's report;
+    /// `false` when the writer's queue was full.
+    fn merge(&mut self, incoming: Value) -> bool {
+        // Another replica may have led meanwhile: what the writer wrote before is stale.
         if self.leading.has_changed().unwrap_or(true) {
             let _ = self.leading.borrow_and_update();
-            self.merged.clear();
+            self.writer.forget();
         }
-        let namespace = text(&incoming, "/metadata/namespace").to_owned();
-        let name = text(&incoming, "/metadata/name").to_owned();
-        let key = (namespace.clone(), name.clone());
-        let remembered = self
-            .merged
-            .get(&key)
-            .filter(|(at, _)| at.elapsed() < self.options.remember_for)
-            .map(|(_, report)| report.clone());
-        let base = match remembered {
-            Some(report) => Some(report),
-            None => {
-                let api = report_api(&self.client, &namespace);
-                match tokio::time::timeout(self.options.deadline, api.get_opt(&name)).await {
-                    Ok(Ok(found)) => found.and_then(|o| serde_json::to_value(o).ok()),
-                    Ok(Err(e)) => return self.failed("reading a PolicyReport", &e.to_string()),
-                    Err(_) => return self.failed("reading a PolicyReport", "no answer in time"),
-                }
+        match self.writer.submit(incoming) {
+            Ok(true) => {
+                self.counters.merged.fetch_add(1, Ordering::Relaxed);
+                true
             }
-        };
-        let merged = merge_reports(base.as_ref(), incoming);
-        match self.writer.submit(merged.clone()) {
-            Ok(true) => {}
-            Ok(false) => return false,
-            Err(e) => return self.failed("queueing a PolicyReport", &e.to_string()),
+            Ok(false) => false,
+            Err(e) => self.failed("queueing a PolicyReport", &e.to_string()),
         }
-        self.counters.merged.fetch_add(1, Ordering::Relaxed);
-        if self.merged.len() >= self.options.remembered.max(1) {
-            let ttl = self.options.remember_for;
-            self.merged.retain(|_, (at, _)| at.elapsed() < ttl);
-            if self.merged.len() >= self.options.remembered.max(1) {
-                self.merged.clear();
-            }
-        }
-        self.merged.insert(key, (Instant::now(), merged));
-        true
     }
 
     async fn write_ephemeral(&mut self, report: &Value, request_uid: &str) {
@@ -403,7 +363,7 @@ impl Feed {
                 };
                 // One that names no resource is not imagegate's to keep: delete it.
                 if let Some(report) = from_ephemeral(&value)
-                    && !self.merge(report).await
+                    && !self.merge(report)
                 {
                     // Not queued: keep it for the next round.
                     continue;
@@ -446,10 +406,6 @@ impl Feed {
             );
         }
     }
-}
-
-fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
 }
 
 fn uid_of(resource: &Value) -> &str {
@@ -573,51 +529,6 @@ pub fn from_ephemeral(ephemeral: &Value) -> Option<Value> {
     Some(report)
 }
 
-/// `incoming` with the results of `base` it does not replace: one result per policy and
-/// rule, the newer (by timestamp) of two; sorted by policy then rule; summary recounted.
-pub fn merge_reports(base: Option<&Value>, mut incoming: Value) -> Value {
-    let key = |r: &Value| (text(r, "/policy").to_owned(), text(r, "/rule").to_owned());
-    let seconds = |r: &Value| r.pointer("/timestamp/seconds").and_then(Value::as_i64);
-    let mut results: Vec<Value> = Vec::new();
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let old = base
-        .and_then(|b| b.get("results"))
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
-    let new = incoming
-        .get("results")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
-    // Base first, then incoming: on a tie the incoming result wins.
-    for result in old.chain(new) {
-        match index.get(&key(result)) {
-            Some(&at) if seconds(&results[at]) > seconds(result) => {}
-            Some(&at) => results[at] = result.clone(),
-            None => {
-                index.insert(key(result), results.len());
-                results.push(result.clone());
-            }
-        }
-    }
-    results.sort_by_key(key);
-    incoming["results"] = Value::Array(results);
-    incoming["summary"] = summary_of(&incoming["results"]);
-    incoming
-}
-
-fn summary_of(results: &Value) -> Value {
-    let mut summary = json!({"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0});
-    for result in results.as_array().into_iter().flatten() {
-        if let Some(count) = summary.get_mut(text(result, "/result")) {
-            let before = count.as_u64().unwrap_or(0);
-            *count = json!(before + 1);
-        }
-    }
-    summary
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,34 +553,6 @@ mod tests {
         });
         report["summary"] = summary_of(&report["results"]);
         report
-    }
-
-    #[test]
-    fn merging_keeps_one_newest_result_per_policy_and_rule() {
-        let base = report(vec![
-            result("b", "r", "pass", 10),
-            result("a", "r", "fail", 10),
-            result("c", "r", "pass", 30),
-        ]);
-        let incoming = report(vec![
-            result("a", "r", "pass", 20),
-            result("c", "r", "fail", 20),
-        ]);
-        let merged = merge_reports(Some(&base), incoming);
-        let results: Vec<(&str, &str)> = merged["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| (text(r, "/policy"), text(r, "/result")))
-            .collect();
-        // `a` newer in the incoming, `c` newer in the base, `b` kept.
-        assert_eq!(results, [("a", "pass"), ("b", "pass"), ("c", "pass")]);
-        assert_eq!(
-            merged["summary"],
-            json!({"pass": 3, "fail": 0, "warn": 0, "error": 0, "skip": 0})
-        );
-        let alone = merge_reports(None, report(vec![result("a", "r", "fail", 1)]));
-        assert_eq!(alone["summary"]["fail"], 1);
     }
 
     #[test]

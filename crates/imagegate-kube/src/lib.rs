@@ -10,11 +10,13 @@
 //! - [`reflect`]: the pure part of the policy reflector (events in, set and status writes out).
 //! - [`namespaces`]: namespace labels from a metadata-only watch (for `namespaceSelector`).
 //! - [`reports`]: PolicyReports written with server-side apply, queued, batched and
-//!   paced (never on the admission path).
+//!   paced (never on the admission path); one writer per process for admissions and
+//!   scans, merging the results of one resource per policy and rule.
 //! - [`leader`]: leader election over a `coordination.k8s.io` Lease; only the leader
 //!   writes PolicyReports (and scans).
-//! - [`admission_reports`]: admission results into PolicyReports (the leader) or
-//!   EphemeralReports the leader merges (the other replicas), off the admission path.
+//! - [`admission_reports`]: admission results into PolicyReports (the leader, through
+//!   the [`reports`] writer) or EphemeralReports the leader merges (the other replicas),
+//!   off the admission path.
 //! - [`events`]: Kubernetes Events for denials and Audit failures, queued, deduplicated
 //!   and rate-limited.
 //! - [`watched`](crate::watched): namespaced objects read on demand, cached, invalidated by a

@@ -3,6 +3,7 @@
 //! follower writes only an EphemeralReport that the leader merges and deletes, and an
 //! Event repeated is one object with a series count.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use imagegate_kube::admission_reports::{
     AdmissionReportOptions, AdmissionReports, AdmissionResult,
 };
 use imagegate_kube::events::{EventRecorder, EventRecorderOptions, admission_events};
-use imagegate_kube::reports::ReportWriterOptions;
+use imagegate_kube::reports::{ReportWriter, ReportWriterOptions};
 use imagegate_policy::model::{FailureAction, FailurePolicy};
 use imagegate_testkit::apiserver::ApiServer;
 use serde_json::{Value, json};
@@ -21,7 +22,7 @@ use crate::{connect, eventually};
 
 const MESSAGE: &str = "failed to verify image registry.example/app:v1: .attestors[0].entries[0].keys: no signatures found";
 
-fn audit_failure(policy: &str) -> EngineResponse {
+pub fn audit_failure(policy: &str) -> EngineResponse {
     let mut response = PolicyResponse::new(
         PolicyKind::ClusterPolicy,
         policy.into(),
@@ -53,7 +54,7 @@ fn pod(name: &str) -> Value {
 }
 
 /// The result of admitting `object` (its head: with a uid only if it has one).
-fn result(object: &Value, policy: &str, request_uid: &str) -> AdmissionResult {
+pub fn result(object: &Value, policy: &str, request_uid: &str) -> AdmissionResult {
     let mut metadata = json!({"name": object["metadata"]["name"], "namespace": "default"});
     if let Some(uid) = object["metadata"].get("uid") {
         metadata["uid"] = uid.clone();
@@ -69,16 +70,23 @@ fn result(object: &Value, policy: &str, request_uid: &str) -> AdmissionResult {
     }
 }
 
-fn options() -> AdmissionReportOptions {
+pub fn options() -> AdmissionReportOptions {
     AdmissionReportOptions {
         uid_lookups: vec![Duration::from_millis(100); 20],
         merge_interval: Duration::from_millis(200),
-        writer: ReportWriterOptions {
+        ..AdmissionReportOptions::default()
+    }
+}
+
+/// A replica's one report writer.
+fn writer(client: &kube::Client) -> Arc<ReportWriter> {
+    Arc::new(ReportWriter::start(
+        client.clone(),
+        ReportWriterOptions {
             window: Duration::from_millis(100),
             ..ReportWriterOptions::default()
         },
-        ..AdmissionReportOptions::default()
-    }
+    ))
 }
 
 fn report_of(server: &ApiServer, uid: &str) -> Option<Value> {
@@ -110,7 +118,12 @@ async fn the_leader_writes_the_report_of_an_existing_and_of_a_created_resource()
     let server = ApiServer::start();
     let cluster = connect(&server).await;
     let (_leading_tx, leading) = watch::channel(true);
-    let feed = AdmissionReports::start(cluster.client.clone(), leading, options());
+    let feed = AdmissionReports::start(
+        cluster.client.clone(),
+        leading,
+        writer(&cluster.client),
+        options(),
+    );
 
     // UPDATE: the object has its uid.
     let existing = server
@@ -177,7 +190,12 @@ async fn a_followers_results_reach_the_report_through_the_leader_only() {
     let cluster = connect(&server).await;
     let (_follower_tx, follower_leading) = watch::channel(false);
     let (_leader_tx, leader_leading) = watch::channel(true);
-    let follower = AdmissionReports::start(cluster.client.clone(), follower_leading, options());
+    let follower = AdmissionReports::start(
+        cluster.client.clone(),
+        follower_leading,
+        writer(&cluster.client),
+        options(),
+    );
 
     let existing = server.create("pods", Some("default"), pod("web")).unwrap();
     let uid = existing["metadata"]["uid"].as_str().unwrap().to_owned();
@@ -204,7 +222,12 @@ async fn a_followers_results_reach_the_report_through_the_leader_only() {
         "a follower writes no report"
     );
 
-    let leader = AdmissionReports::start(cluster.client.clone(), leader_leading, options());
+    let leader = AdmissionReports::start(
+        cluster.client.clone(),
+        leader_leading,
+        writer(&cluster.client),
+        options(),
+    );
     let report = eventually(Duration::from_secs(5), || report_of(&server, &uid))
         .await
         .expect("merged by the leader within 5 s");

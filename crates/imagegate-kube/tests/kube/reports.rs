@@ -1,5 +1,6 @@
 //! PolicyReports written through the queue: server-side apply, one object per resource,
-//! newest wins within a batch, paced, and a full queue drops instead of waiting.
+//! newest wins within a batch, paced, and a full queue drops instead of waiting. (Results
+//! of scans and admissions merged in one report: `scan.rs`.)
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -104,7 +105,8 @@ async fn reports_are_applied_and_the_newest_of_a_batch_wins() {
     assert_eq!(counters.superseded.load(Ordering::Relaxed), 9);
     assert_eq!(report_patches(&server), 1);
 
-    // A later evaluation replaces the results (server-side apply by the same manager).
+    // A later evaluation of the same policy and rule replaces its result (merged with
+    // the report this writer wrote: as new or newer wins).
     writer
         .submit(pod_report(&pod, "pass", "verified again"))
         .unwrap();
@@ -190,4 +192,84 @@ async fn submitting_never_waits_and_bad_reports_are_refused() {
         let refused = writer.submit(report).unwrap_err();
         assert_eq!(refused.reason, reason);
     }
+}
+
+#[tokio::test]
+async fn a_stored_report_is_read_back_and_its_other_results_kept() {
+    let server = ApiServer::start();
+    let cluster = connect(&server).await;
+    let pod = create_pod(&server, "kept");
+    // Written before this writer started (another leader, or this one before a restart):
+    // a result of another policy, and an older one of the policy about to be reported.
+    let mut stored = pod_report(&pod, "fail", "another policy");
+    stored["results"][0]["policy"] = json!("another-policy");
+    let mut older = stored["results"][0].clone();
+    older["policy"] = json!("check-image");
+    older["message"] = json!("older");
+    stored["results"].as_array_mut().unwrap().push(older);
+    server
+        .create("policyreports.wgpolicyk8s.io", Some("default"), stored)
+        .unwrap();
+    let writer = ReportWriter::start(
+        cluster.client.clone(),
+        ReportWriterOptions {
+            window: Duration::from_millis(50),
+            ..ReportWriterOptions::default()
+        },
+    );
+    let mut newer = pod_report(&pod, "pass", "verified");
+    newer["results"][0]["timestamp"]["seconds"] = json!(2);
+    writer.submit(newer).unwrap();
+    let name = format!("imagegate-{}", pod["metadata"]["uid"].as_str().unwrap());
+    let merged = eventually(Duration::from_secs(5), || {
+        server
+            .get("policyreports.wgpolicyk8s.io", Some("default"), &name)
+            .ok()
+            .filter(|r| {
+                r["results"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|r| r["message"] == "verified"))
+            })
+    })
+    .await
+    .expect("report written within 5 s");
+    let results: Vec<(&str, &str)> = merged["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["policy"].as_str().unwrap(),
+                r["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("another-policy", "another policy"),
+            ("check-image", "verified")
+        ]
+    );
+    assert_eq!(merged["summary"]["pass"], 1);
+    assert_eq!(merged["summary"]["fail"], 1);
+    let counters = writer.counters();
+    assert_eq!(counters.read_back.load(Ordering::Relaxed), 1);
+
+    // Written lately by this writer: not read again; and an older result (second 1)
+    // does not replace the newer one (second 2).
+    writer
+        .submit(pod_report(&pod, "pass", "older again"))
+        .unwrap();
+    eventually(Duration::from_secs(5), || {
+        (counters.written.load(Ordering::Relaxed) == 2).then_some(())
+    })
+    .await
+    .expect("the second write");
+    assert_eq!(counters.read_back.load(Ordering::Relaxed), 1);
+    let stored = server
+        .get("policyreports.wgpolicyk8s.io", Some("default"), &name)
+        .unwrap();
+    assert_eq!(stored["results"][1]["message"], "verified");
+    assert_eq!(counters.failed.load(Ordering::Relaxed), 0);
 }

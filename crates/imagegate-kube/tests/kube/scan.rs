@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use imagegate_engine::{Engine, PolicySet};
+use imagegate_engine::{Engine, PolicySet, RuleStatus};
+use imagegate_kube::admission_reports::AdmissionReports;
 use imagegate_kube::scan::NoObserver;
 use imagegate_kube::{
     BackgroundScanner, ReportWriter, ReportWriterOptions, ScanInputs, ScanOptions, WorkloadWatch,
@@ -248,4 +249,167 @@ async fn only_the_leader_scans_and_only_background_policies() {
             .unwrap_or_else(|| panic!("no report for {}", pod["metadata"]["name"]));
         assert_eq!(result, "fail");
     }
+}
+
+/// The stored report of `pod`: its (policy, result, message) triples, sorted by policy.
+fn all_results(server: &ApiServer, pod: &Value) -> Option<Vec<(String, String, String)>> {
+    let name = format!("imagegate-{}", pod["metadata"]["uid"].as_str()?);
+    let report = server
+        .get("policyreports.wgpolicyk8s.io", Some("default"), &name)
+        .ok()?;
+    report["results"]
+        .as_array()?
+        .iter()
+        .map(|r| {
+            Some((
+                r["policy"].as_str()?.to_owned(),
+                r["result"].as_str()?.to_owned(),
+                r["message"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn seconds_now() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(now.as_secs()).unwrap()
+}
+
+/// A scan and the admission feed write through one writer: the results of one Pod from
+/// both end in its one report, neither erasing the other's, and per policy and rule the
+/// newer result wins whatever its source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_and_admission_results_share_one_report() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let digest = pusher.push_image("app/signed", "v1");
+    let key = CosignKey::generate();
+    let signature = pusher.sign(
+        "app/signed",
+        &format!("{host}/app/signed"),
+        &digest,
+        &key,
+        &BTreeMap::new(),
+    );
+    let server = ApiServer::start();
+    let cluster = connect(&server).await;
+    let pod = create_pod(&server, "web", &format!("{host}/app/signed:v1"));
+
+    let writer = writer(cluster.client.clone());
+    let (_policies_tx, policies) = watch::channel(Arc::new(policy(&key.public_pem(), &host, true)));
+    let (_leader_tx, leader) = watch::channel(true);
+    let feed = AdmissionReports::start(
+        cluster.client.clone(),
+        leader.clone(),
+        Arc::clone(&writer),
+        crate::governance::options(),
+    );
+    let scanner = BackgroundScanner::start(
+        Arc::new(WorkloadWatch::start(cluster.client.clone())),
+        ScanInputs {
+            engine: engine(),
+            policies,
+            leader,
+            reports: Arc::clone(&writer),
+            observer: Arc::new(NoObserver),
+        },
+        ScanOptions {
+            interval: Duration::from_secs(1),
+            ..ScanOptions::default()
+        },
+    );
+    let policies_of = |results: &[(String, String, String)]| -> Vec<(String, String)> {
+        results
+            .iter()
+            .map(|(policy, result, _)| (policy.clone(), result.clone()))
+            .collect()
+    };
+    let pair = |policy: &str, result: &str| (policy.to_owned(), result.to_owned());
+
+    // The scan's result first.
+    eventually(Duration::from_secs(30), || reported(&server, &pod))
+        .await
+        .expect("the scan's report");
+
+    // An admission's result of a policy the scan does not run joins it.
+    let mut admitted = crate::governance::result(&pod, "admission-only", "req-1");
+    admitted.timestamp = seconds_now();
+    assert!(feed.submit(admitted));
+    let both = eventually(Duration::from_secs(5), || {
+        all_results(&server, &pod).filter(|r| r.len() == 2)
+    })
+    .await
+    .expect("the admission's result merged into the scan's report");
+    assert_eq!(
+        policies_of(&both),
+        [
+            pair("admission-only", "fail"),
+            pair("signed-images", "pass")
+        ]
+    );
+
+    // The signature is deleted: a later scan writes its fail, the admission's result stays.
+    pusher.delete_manifest("app/signed", &signature);
+    let after_scan = eventually(Duration::from_secs(20), || {
+        all_results(&server, &pod).filter(|r| {
+            r.iter()
+                .any(|(p, result, _)| p == "signed-images" && result == "fail")
+        })
+    })
+    .await
+    .expect("the later scan's fail");
+    assert_eq!(
+        policies_of(&after_scan),
+        [
+            pair("admission-only", "fail"),
+            pair("signed-images", "fail")
+        ],
+        "the scan's report erased the admission's result"
+    );
+    let scan_message = after_scan[1].2.clone();
+    assert!(
+        scan_message.contains("no signatures found"),
+        "{scan_message}"
+    );
+
+    // An older admission result for the scan's policy and rule does not replace it; a
+    // newer one does.
+    let mut older = crate::governance::result(&pod, "signed-images", "req-2");
+    older.timestamp = 1;
+    older.response.policies[0].rules[0].message = "older".into();
+    older.response.policies[0].rules[0].status = RuleStatus::Pass;
+    let mut newer = older.clone();
+    newer.request_uid = "req-3".into();
+    newer.timestamp = seconds_now() + 3600;
+    newer.response.policies[0].rules[0].message = "newer".into();
+    let written = || writer.counters().written.load(Ordering::Relaxed);
+    let before = written();
+    assert!(feed.submit(older));
+    eventually(Duration::from_secs(5), || {
+        (written() > before).then_some(())
+    })
+    .await
+    .expect("the older result's write");
+    assert_eq!(all_results(&server, &pod), Some(after_scan.clone()));
+    assert!(feed.submit(newer));
+    let replaced = eventually(Duration::from_secs(5), || {
+        all_results(&server, &pod).filter(|r| r.iter().any(|(_, _, m)| m == "newer"))
+    })
+    .await
+    .expect("the newer result written");
+    assert_eq!(
+        policies_of(&replaced),
+        [
+            pair("admission-only", "fail"),
+            pair("signed-images", "pass")
+        ]
+    );
+    assert!(replaced.iter().all(|(_, _, m)| m != "older"));
+    drop(scanner);
+    assert_eq!(writer.counters().failed.load(Ordering::Relaxed), 0);
+    // Both writes of the admission and the scans' went through the one writer.
+    assert!(writer.counters().written.load(Ordering::Relaxed) >= 3);
 }

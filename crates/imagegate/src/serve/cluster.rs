@@ -54,7 +54,8 @@ pub struct ClusterMode {
     pub events: Option<EventRecorder>,
     /// The Pods and pod controllers, when background scans are on.
     pub workloads: Option<Arc<WorkloadWatch>>,
-    /// Where background scans write PolicyReports (queued, paced).
+    /// Where background scans and admission results write PolicyReports (queued,
+    /// merged per resource, paced): the process's one writer.
     pub report_writer: Arc<ReportWriter>,
 }
 
@@ -104,10 +105,17 @@ impl ClusterMode {
             let (always, leading) = watch::channel(true);
             (None, leading, Some(always))
         };
+        // One writer for admissions and scans: it merges the results of one resource
+        // whatever their source, which two writers applying in turn would not.
+        let report_writer = Arc::new(ReportWriter::start(
+            cluster.client.clone(),
+            ReportWriterOptions::default(),
+        ));
         let reports = outputs.admission_reports.then(|| {
             AdmissionReports::start(
                 cluster.client.clone(),
                 leading.clone(),
+                Arc::clone(&report_writer),
                 AdmissionReportOptions {
                     merge_interval: outputs.merge_interval,
                     ..AdmissionReportOptions::default()
@@ -137,10 +145,7 @@ impl ClusterMode {
             events,
             workloads: background_scans
                 .then(|| Arc::new(WorkloadWatch::start(cluster.client.clone()))),
-            report_writer: Arc::new(ReportWriter::start(
-                cluster.client.clone(),
-                ReportWriterOptions::default(),
-            )),
+            report_writer,
         })
     }
 
@@ -263,12 +268,14 @@ fn resource_head(request: &AdmissionRequest) -> Value {
     json!({"apiVersion": api_version, "kind": kind, "metadata": metadata})
 }
 
-/// Keeps the leader gauge current.
+/// Keeps the leader gauge current, and has the report writer forget what it wrote on
+/// a change of leader (another replica may have written the same reports since).
 pub async fn follow_leadership(cluster: Arc<ClusterMode>, state: Arc<State>) {
     let mut leading = cluster.leading.clone();
     loop {
         let now = *leading.borrow_and_update();
         state.metrics.leader(now);
+        cluster.report_writer.forget();
         if leading.changed().await.is_err() {
             return;
         }
