@@ -249,6 +249,17 @@ pub fn check_admitted(response: &EngineResponse, images: usize) -> anyhow::Resul
 /// like cosign (payload blob, config blob, `.sig` manifest). `threads` push in
 /// parallel; repositories `bench/many-{i % 100}`, tag `t{i}`. Returns the references.
 pub fn push_many(fixture: &Fixture, count: usize, threads: usize) -> anyhow::Result<Vec<String>> {
+    push_many_in(fixture, "bench/many", count, threads)
+}
+
+/// [`push_many`] into repositories `{prefix}-{i % 100}` (images told apart from other
+/// scenarios' in the registry's log by their repository).
+pub fn push_many_in(
+    fixture: &Fixture,
+    prefix: &str,
+    count: usize,
+    threads: usize,
+) -> anyhow::Result<Vec<String>> {
     let pusher = fixture.registry.pusher();
     let repos = 100.min(count.max(1));
     let layer = b"imagegate bench layer\n".repeat(64);
@@ -260,7 +271,7 @@ pub fn push_many(fixture: &Fixture, count: usize, threads: usize) -> anyhow::Res
         "config": {},
     }));
     for r in 0..repos {
-        let repo = format!("bench/many-{r}");
+        let repo = format!("{prefix}-{r}");
         pusher.push_blob(&repo, &layer);
         pusher.push_blob(&repo, &config);
     }
@@ -281,7 +292,7 @@ pub fn push_many(fixture: &Fixture, count: usize, threads: usize) -> anyhow::Res
                             std::time::Instant::now() < deadline,
                             "pushing {count} images took over 10 minutes"
                         );
-                        let repo = format!("bench/many-{}", i % repos);
+                        let repo = format!("{prefix}-{}", i % repos);
                         let manifest = oci::to_go_json(&ImageManifest {
                             schema_version: 2,
                             media_type: Some(oci::OCI_MANIFEST.to_owned()),
@@ -319,7 +330,7 @@ pub fn push_many(fixture: &Fixture, count: usize, threads: usize) -> anyhow::Res
         Ok(())
     })?;
     Ok((0..count)
-        .map(|i| format!("{host}/bench/many-{}:t{i}", i % repos))
+        .map(|i| format!("{host}/{prefix}-{}:t{i}", i % repos))
         .collect())
 }
 

@@ -23,6 +23,11 @@ impl Samples {
         sorted[rank - 1]
     }
 
+    /// How many runs were recorded.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
     /// The median.
     pub fn median(&self) -> Duration {
         self.quantile(0.5)
