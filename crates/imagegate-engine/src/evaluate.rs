@@ -1005,7 +1005,7 @@ impl Engine {
             verification: resolved.as_ref().unwrap_or(task.verification),
             ..*task
         };
-        let verify = self.verify_digest(task, verifier, &reference, &digest, base, images);
+        let verify = || self.verify_digest(task, verifier, &reference, &digest, base, images);
         let verdict = match task.verdict_key {
             // Conditions on attestations may name the image (`ConditionsFailed`): such
             // a verdict is the image's as written, not the digest's alone.
@@ -1020,7 +1020,7 @@ impl Engine {
                 let key = key_of(&(identity, &digest, reference.name(), written));
                 self.verdicts.get_or_verify(key, verify).await
             }
-            None => verify.await,
+            None => Box::pin(verify()).await,
         };
         match verdict.failure {
             Some(failure) => ImageOutcome::failed(

@@ -348,12 +348,12 @@ impl IvpEvaluator<'_> {
         let identity = verification_identity(&verification);
         let key = key_of(&(identity, &digest, reference.name(), None::<&str>));
         let verify = || self.verify_ivp_check(verifier, &reference, &digest, &verification);
-        let mut verdict = self.verdicts.get_or_verify(key, verify()).await;
+        let mut verdict = self.verdicts.get_or_verify(key, verify).await;
         if attestation.is_some() && verdict.failure.is_none() && verdict.payload.is_none() {
             // Verified by a ClusterPolicy with the same attestation check, which keeps
             // no predicate: verify again for CEL to read it (and keep that verdict).
             self.verdicts.forget(key).await;
-            verdict = self.verdicts.get_or_verify(key, verify()).await;
+            verdict = self.verdicts.get_or_verify(key, verify).await;
         }
         CheckVerdict::of(verdict, image)
     }
