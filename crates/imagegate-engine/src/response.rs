@@ -13,6 +13,7 @@ use serde_json::json;
 /// across phases): a failed check ranks above an error, so that a registry error on one
 /// image never hides another image's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RuleStatus {
     /// The rule did not apply (no matching image, preconditions not met).

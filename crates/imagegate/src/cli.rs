@@ -32,8 +32,29 @@ pub enum Command {
     /// Verify the images of the workloads running in a cluster against its (or given)
     /// policies, writing nothing.
     Audit(AuditArgs),
-    /// Print the CustomResourceDefinitions of the policy kinds imagegate reads (YAML).
-    Crds,
+    /// Print the CustomResourceDefinitions of the kinds imagegate reads and writes (YAML):
+    /// policies, PolicyExceptions, reports.
+    Crds(CrdsArgs),
+}
+
+/// A set of CRDs of `crds --only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrdSetArg {
+    /// kyverno.io ClusterPolicy, Policy; policies.kyverno.io (Namespaced)ImageValidatingPolicy.
+    Policies,
+    /// PolicyException of kyverno.io (v2) and of policies.kyverno.io (v1beta1).
+    Exceptions,
+    /// wgpolicyk8s.io (Cluster)PolicyReport; reports.kyverno.io (Cluster)EphemeralReport.
+    Reports,
+}
+
+/// `imagegate crds`.
+#[derive(Debug, Args)]
+pub struct CrdsArgs {
+    /// Print only these sets (repeatable or comma-separated). Default: all of them, the
+    /// chart's crds/.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SET")]
+    pub only: Vec<CrdSetArg>,
 }
 
 /// Output format of `audit`.
