@@ -77,7 +77,8 @@ pub struct AuditArgs {
     /// and Policies.
     #[arg(long, short = 'p', value_name = "FILE")]
     pub policy: Vec<PathBuf>,
-    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1, policies.kyverno.io;
+    /// repeatable).
     #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
     pub exception: Vec<PathBuf>,
     /// Output format.
@@ -111,10 +112,20 @@ pub struct ApplyArgs {
     #[arg(long, short = 'p', required = true, value_name = "FILE")]
     pub policy: Vec<PathBuf>,
     /// Resource files (repeatable; multi-document YAML or JSON).
-    #[arg(long, short = 'r', required = true, value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'r',
+        required_unless_present = "json",
+        conflicts_with = "json",
+        value_name = "FILE"
+    )]
     pub resource: Vec<PathBuf>,
-    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
-    /// Exceptions written among the policies or resources count too.
+    /// JSON payload files (repeatable), evaluated by ImageValidatingPolicies with
+    /// `evaluation.mode: JSON` (Kyverno's `--json`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Vec<PathBuf>,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1, policies.kyverno.io;
+    /// repeatable). Exceptions written among the policies or resources count too.
     #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
     pub exception: Vec<PathBuf>,
     /// Output format.
@@ -338,8 +349,8 @@ pub struct ServeArgs {
     /// Never use the Kubernetes API (policy files only), even in a Pod.
     #[arg(long)]
     pub no_kubernetes: bool,
-    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable;
-    /// reloaded with the policies). Exceptions in policy files count too.
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1, policies.kyverno.io;
+    /// repeatable; reloaded with the policies). Exceptions in policy files count too.
     #[arg(long, value_name = "DIR|FILE")]
     pub exceptions: Vec<PathBuf>,
     /// In cluster mode, the namespace PolicyExceptions are read from (Kyverno's

@@ -20,8 +20,19 @@ pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
         &args.registry.engine_config(&args.trust),
         Default::default(),
     )?;
-    let responses = futures::future::join_all(resources.into_iter().map(|resource| {
-        let input = AdmissionInput::for_resource(resource, MatchContext::default());
+    // JSON payloads after the resources (each document of a file is one payload).
+    let mut inputs: Vec<AdmissionInput> = resources
+        .into_iter()
+        .map(|resource| AdmissionInput::for_resource(resource, MatchContext::default()))
+        .collect();
+    for path in &args.json {
+        inputs.extend(
+            crate::resources::read_documents(path)?
+                .into_iter()
+                .map(AdmissionInput::for_json_payload),
+        );
+    }
+    let responses = futures::future::join_all(inputs.into_iter().map(|input| {
         let engine = &engine;
         let policies = &policies;
         async move { engine.evaluate_both(policies, &input).await }

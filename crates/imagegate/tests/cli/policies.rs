@@ -111,6 +111,161 @@ fn apply_image_validating_policy_without_messages() {
 }
 
 #[test]
+fn kyverno_test_image_validating_policy_with_cel_exceptions() {
+    // Kyverno's `test-image-validating-policy/with-cel-exceptions`: a
+    // `policies.kyverno.io` PolicyException from the test's `exceptions:` skips the Pod
+    // its CEL condition names.
+    assert_kyverno_test(&World::new(data_dir()), "ivpol-with-cel-exceptions", 3);
+}
+
+#[test]
+fn apply_cel_policy_exception_from_the_exception_flag() {
+    // Kyverno's apply test of the same folder (`--exception`, `--policy-report`): pass 1,
+    // fail 1, skip 1.
+    let world = World::new(data_dir());
+    let dir = world.materialize("kyverno/ivpol-with-cel-exceptions");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let run = imagegate(
+        &[
+            "apply",
+            "--policy",
+            &path("policy.yaml"),
+            "--resource",
+            &path("resources.yaml"),
+            "--exception",
+            &path("exception.yaml"),
+            "--policy-report",
+        ],
+        &[],
+    );
+    run.assert_code(1);
+    let report: Value = serde_saphyr::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+    assert_eq!(
+        report["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 1}),
+        "{report:#}"
+    );
+    let skipped: Vec<&Value> = report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["result"] == "skip")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{report:#}");
+    assert_eq!(skipped[0]["resources"][0]["name"], "skipped-pod");
+    assert_eq!(
+        skipped[0]["message"],
+        "rule is skipped due to policy exception: check-name"
+    );
+
+    // Without the exception the skipped Pod fails like the bad one.
+    let run = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["-o", "json"],
+    );
+    run.assert_code(1);
+    let document: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        document["summary"],
+        json!({"pass": 1, "fail": 2, "warn": 0, "error": 0, "skip": 0}),
+        "{document:#}"
+    );
+
+    // The exception among the resources, as Kyverno's CLI takes it, gives the same skip.
+    let resources = std::fs::read_to_string(path("resources.yaml")).unwrap();
+    let exception = std::fs::read_to_string(path("exception.yaml")).unwrap();
+    std::fs::write(
+        path("resources-and-exception.yaml"),
+        format!("{resources}---\n{exception}"),
+    )
+    .unwrap();
+    let run = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources-and-exception.yaml"],
+        &[],
+    );
+    run.assert_code(1);
+    assert!(
+        run.stdout
+            .contains("pass: 1, fail: 1, warn: 0, error: 0, skip: 1"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn apply_json_payloads_to_a_json_mode_policy() {
+    // Kyverno's `test-image-validating-policy/check-json` apply test (`--json` twice,
+    // `--policy-report`): pass 1, fail 1.
+    let world = World::new(data_dir());
+    let dir = world.materialize("kyverno/ivpol-check-json");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let args = |output: &'static [&'static str]| -> Run {
+        let (policy, pass, fail) = (
+            path("ivpol-json.yaml"),
+            path("ivpol-payload-pass.json"),
+            path("ivpol-payload-fail.json"),
+        );
+        let mut args = vec![
+            "apply", "--policy", &policy, "--json", &pass, "--json", &fail,
+        ];
+        args.extend(output);
+        imagegate(&args, &[])
+    };
+    let run = args(&["--policy-report"]);
+    run.assert_code(1);
+    let report: Value = serde_saphyr::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+    assert_eq!(
+        report["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0}),
+        "{report:#}"
+    );
+    let run = args(&["-o", "json"]);
+    let document: Value = serde_json::from_str(&run.stdout).unwrap();
+    let results: Vec<(&Value, &Value)> = document["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| (&r["result"], &r["message"]))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (&json!("pass"), &json!("success")),
+            (
+                &json!("fail"),
+                &json!("failed to verify image with notary cert")
+            )
+        ],
+        "{document:#}"
+    );
+    // The same payload given as a resource is no JSON payload: the JSON-mode policy
+    // skips it (nothing verified).
+    let run = imagegate(
+        &[
+            "apply",
+            "--policy",
+            &path("ivpol-json.yaml"),
+            "--resource",
+            &path("ivpol-payload-fail.json"),
+        ],
+        &[],
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("pass: 0, fail: 0, warn: 0, error: 0, skip: 1"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn kyverno_test_verify_image_scenarios() {
     assert_kyverno_test(&World::new(data_dir()), "test-verify-image", 7);
 }
@@ -888,7 +1043,10 @@ fn apply_policy_exception_from_flag_policy_file_or_resources() {
     );
     wrong.assert_code(2);
     assert!(
-        wrong.stderr.contains("exception files hold only kyverno.io/v2 or v2beta1 PolicyExceptions, found ClusterPolicy/check-image"),
+        wrong.stderr.contains(
+            "exception files hold only PolicyExceptions (kyverno.io/v2, v2beta1 or \
+             policies.kyverno.io), found ClusterPolicy/check-image"
+        ),
         "{}",
         wrong.stderr
     );
