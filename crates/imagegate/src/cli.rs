@@ -134,6 +134,12 @@ pub struct ApplyArgs {
     /// Print a wgpolicyk8s ClusterPolicyReport instead.
     #[arg(long)]
     pub policy_report: bool,
+    /// Kyverno CLI values file (cli.kyverno.io/v1alpha1 Values): values of rule
+    /// context variables (globalValues, policies[].rules[].values,
+    /// policies[].resources[].values, request.operation) and namespace labels
+    /// (namespaceSelector), given in place of a cluster.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub values_file: Option<PathBuf>,
     /// Sigstore trust.
     #[command(flatten)]
     pub trust: TrustArgs,
