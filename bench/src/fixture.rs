@@ -100,8 +100,10 @@ impl Fixture {
 }
 
 /// The policy text for images under `host/` signed by `public_pem`, with `entries`
-/// verifyImages entries that differ only by an extra image pattern matching nothing:
-/// each is a distinct verdict-cache identity for the same images.
+/// verifyImages entries that differ only by an extra image pattern matching nothing and
+/// by a transparency-log URL that `ignoreTlog` leaves unused: the pattern makes each a
+/// distinct rule check and the URL a distinct verdict-cache identity (the cache key is
+/// what is verified, not which images an entry names) for the same images.
 pub fn policy_yaml(host: &str, public_pem: &str, entries: usize) -> String {
     let key: String = public_pem
         .trim_end()
@@ -109,10 +111,13 @@ pub fn policy_yaml(host: &str, public_pem: &str, entries: usize) -> String {
         .map(|line| format!("                      {line}\n"))
         .collect();
     let entry = |i: usize| {
-        let extra = if i == 0 {
-            String::new()
+        let (extra, rekor_url) = if i == 0 {
+            (String::new(), String::new())
         } else {
-            format!("            - \"bench.invalid/entry-{i}/*\"\n")
+            (
+                format!("            - \"bench.invalid/entry-{i}/*\"\n"),
+                format!("                      url: \"https://rekor-{i}.invalid\"\n"),
+            )
         };
         format!(
             r#"        - imageReferences:
@@ -123,7 +128,7 @@ pub fn policy_yaml(host: &str, public_pem: &str, entries: usize) -> String {
                     publicKeys: |-
 {key}                    rekor:
                       ignoreTlog: true
-"#
+{rekor_url}"#
         )
     };
     let entries: String = (0..entries.max(1)).map(entry).collect();

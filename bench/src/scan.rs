@@ -89,17 +89,17 @@ pub fn run(push_threads: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {
         .tempdir()?;
     let mut policy = fixture::policy_yaml(&fixture.host(), &fixture.key.public_pem(), 1);
     // Audit and background: what a scan applies (the fixture's policy is Enforce-only
-    // at admission).
+    // at admission). An Audit rule must not mutate digests (Kyverno's rule, enforced by
+    // the loader).
     policy = policy
         .replace("background: false", "background: true")
         .replace(
             "validationFailureAction: Enforce",
             "validationFailureAction: Audit",
         )
-        // Audit rules may not patch digests (Kyverno's validation).
         .replace(
-            "          attestors:\n",
-            "          mutateDigest: false\n          attestors:\n",
+            "          attestors:",
+            "          mutateDigest: false\n          attestors:",
         );
     std::fs::write(dir.path().join("policy.yaml"), policy)?;
     std::fs::write(

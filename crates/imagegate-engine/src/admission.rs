@@ -236,6 +236,7 @@ impl AdmissionRequest {
             resource: object,
             match_context,
             request,
+            json_payload: false,
         }))
     }
 
@@ -317,10 +318,13 @@ fn parse_raw(raw: Option<&RawValue>) -> Result<Option<Value>, ReviewError> {
 
 /// The response to an evaluated request.
 pub fn respond(uid: &str, response: &EngineResponse, phase: Phase) -> AdmissionResponse {
-    let warnings = response.warnings();
     if let Some(message) = response.denial_message() {
-        return deny(uid, message, warnings);
+        return deny(uid, message, response.warnings());
     }
+    let warnings = match phase {
+        Phase::Mutate => response.warnings_without_image_validating(),
+        Phase::Validate => response.warnings(),
+    };
     // Audit annotations once per request: from the validating webhook, where Kyverno
     // evaluates ImageValidatingPolicies.
     let audit_annotations = if phase == Phase::Validate {

@@ -2,7 +2,10 @@
 //! `namespaceSelector`), Secrets (`k8s://NAMESPACE/NAME` and `keys.secret` public keys,
 //! pull secrets) and ServiceAccounts' `imagePullSecrets`. The engine knows only the
 //! [`ClusterInputs`] trait; `imagegate-kube` implements it over the Kubernetes API
-//! (watched and cached), so nothing here does I/O of its own.
+//! (watched and cached), so nothing here does I/O of its own. The offline commands
+//! implement it over a Kyverno CLI values file (namespace labels and values given for
+//! rule `context` entries, no Secrets), as Kyverno's CLI stands such a file in for the
+//! cluster.
 //!
 //! Registry credentials are gathered as Kyverno 1.18 does: the verifyImages entry's
 //! `imageRegistryCredentials.secrets` (a name in imagegate's own namespace, or
@@ -143,6 +146,17 @@ pub trait ClusterInputs: Send + Sync + fmt::Debug {
 
     /// The JSON answer of a GET of `path` (an `apiCall` context entry), bounded in size.
     fn api_get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Value, ClusterError>>;
+
+    /// Values given in place of what rule `context` entries load, as Kyverno's CLI
+    /// takes them from a values file (`globalValues`, then the resource's values, then
+    /// the rule's): variable name (`a.b` nests) → value, in the order they apply, for
+    /// rule `rule` of policy `policy` evaluated on the resource named `resource`. A
+    /// `configMap` or `apiCall` entry with a value given is not read. A cluster gives
+    /// none: it loads the entries.
+    fn given_values(&self, policy: &str, rule: &str, resource: &str) -> Vec<(String, Value)> {
+        let _ = (policy, rule, resource);
+        Vec::new()
+    }
 }
 
 /// The cause of a cluster read failure: an unreachable API errors (`failurePolicy`
@@ -433,7 +447,12 @@ async fn add_named_pull_secrets(
 ) -> Result<(), ClusterError> {
     for reference in names {
         let (namespace, name) = parse_credentials_secret(reference, cluster.own_namespace())?;
-        add_pull_secret(cluster, secrets, &namespace, &name).await?;
+        match add_pull_secret(cluster, secrets, &namespace, &name).await {
+            // Inputs that stand in for a cluster (a CLI's values file) hold no Secrets:
+            // as without a cluster, there are none (the loader warned).
+            Err(ClusterError::NoCluster { .. }) => return Ok(()),
+            other => other?,
+        }
     }
     Ok(())
 }

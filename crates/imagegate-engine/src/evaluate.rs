@@ -343,20 +343,32 @@ impl Engine {
     }
 
     /// The `context` of every rule that applies and has images to check, loaded
-    /// concurrently (before preconditions, which may use it, as in Kyverno). Rules
-    /// whose images are all outside their `imageReferences` read nothing.
+    /// concurrently (before preconditions, which may use it, as in Kyverno), with the
+    /// values given for the rule in place of a cluster (a CLI's values file: they count
+    /// for rules without entries too). Rules whose images are all outside their
+    /// `imageReferences` read nothing.
     async fn rule_contexts(
         &self,
         policies: &PolicySet,
         input: &AdmissionInput,
         base: &Context,
     ) -> RuleContexts {
+        let resource_name = input
+            .resource
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let mut wanted = Vec::new();
         for (p, (policy, rules)) in policies.entries.iter().enumerate() {
             for (r, rule) in rules.iter().enumerate() {
-                let Some(entries) = rule.context.as_deref().filter(|c| !c.is_empty()) else {
+                let entries = rule.context.as_deref().unwrap_or_default();
+                let given = self
+                    .cluster()
+                    .map(|c| c.given_values(policy.name(), &rule.name, resource_name))
+                    .unwrap_or_default();
+                if entries.is_empty() && given.is_empty() {
                     continue;
-                };
+                }
                 if rule.verify_images.is_empty()
                     || !rule_matches(rule, policy, &input.resource, &input.match_context)
                 {
@@ -370,20 +382,20 @@ impl Engine {
                     });
                 if covered {
                     let namespace = policy.namespace().filter(|_| !policy.is_cluster_policy());
-                    wanted.push((RuleId { policy: p, rule: r }, entries, namespace));
+                    wanted.push((RuleId { policy: p, rule: r }, entries, namespace, given));
                 }
             }
         }
         if wanted.is_empty() {
             return RuleContexts::new();
         }
-        let loaded = join_all(wanted.iter().map(|(_, entries, namespace)| {
-            rule_context::load(self.cluster(), entries, base, *namespace)
+        let loaded = join_all(wanted.iter().map(|(_, entries, namespace, given)| {
+            rule_context::load(self.cluster(), entries, base, *namespace, given)
         }))
         .await;
         wanted
             .into_iter()
-            .map(|(key, _, _)| key)
+            .map(|(key, ..)| key)
             .zip(loaded)
             .collect()
     }
@@ -1005,7 +1017,7 @@ impl Engine {
             verification: resolved.as_ref().unwrap_or(task.verification),
             ..*task
         };
-        let verify = self.verify_digest(task, verifier, &reference, &digest, base, images);
+        let verify = || self.verify_digest(task, verifier, &reference, &digest, base, images);
         let verdict = match task.verdict_key {
             // Conditions on attestations may name the image (`ConditionsFailed`): such
             // a verdict is the image's as written, not the digest's alone.
@@ -1020,7 +1032,7 @@ impl Engine {
                 let key = key_of(&(identity, &digest, reference.name(), written));
                 self.verdicts.get_or_verify(key, verify).await
             }
-            None => verify.await,
+            None => Box::pin(verify()).await,
         };
         match verdict.failure {
             Some(failure) => ImageOutcome::failed(

@@ -20,7 +20,7 @@ use imagegate_policy::ivp::{
     AdmissionInput as IvpInput, Check, CheckOutcome, CompiledIvp, PolicyOutcome, ResultsMap,
     Verdict, VerificationPlan, enforce_required,
 };
-use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification};
+use imagegate_policy::model::{FailureAction, FailurePolicy, ImageVerification, VerificationType};
 use serde_json::{Value, json};
 
 use crate::attestors::{AttestorFailure, Cause, ImageSubject, attestation_statements};
@@ -55,8 +55,11 @@ pub(crate) struct IvpResponse {
 
 /// The IVP view of the engine's input: a request as Kubernetes sends it (the object's
 /// group/version/resource derived from the object when the caller gave none), and the
-/// Namespace object from what is known of it.
+/// Namespace object from what is known of it; a JSON payload as it is.
 pub(crate) fn ivp_input(input: &AdmissionInput) -> IvpInput {
+    if input.json_payload {
+        return IvpInput::json(input.resource.clone());
+    }
     let namespace = input
         .resource
         .pointer("/metadata/namespace")
@@ -348,12 +351,12 @@ impl IvpEvaluator<'_> {
         let identity = verification_identity(&verification);
         let key = key_of(&(identity, &digest, reference.name(), None::<&str>));
         let verify = || self.verify_ivp_check(verifier, &reference, &digest, &verification);
-        let mut verdict = self.verdicts.get_or_verify(key, verify()).await;
+        let mut verdict = self.verdicts.get_or_verify(key, verify).await;
         if attestation.is_some() && verdict.failure.is_none() && verdict.payload.is_none() {
             // Verified by a ClusterPolicy with the same attestation check, which keeps
             // no predicate: verify again for CEL to read it (and keep that verdict).
             self.verdicts.forget(key).await;
-            verdict = self.verdicts.get_or_verify(key, verify()).await;
+            verdict = self.verdicts.get_or_verify(key, verify).await;
         }
         CheckVerdict::of(verdict, image)
     }
@@ -401,11 +404,21 @@ impl IvpEvaluator<'_> {
                 Ok((_, statements)) if !statements.is_empty() => {
                     return DigestVerdict {
                         failure: None,
-                        // Kyverno's extractPayload reads the first statement.
+                        // Kyverno's extractPayload reads the first one: of an in-toto
+                        // attestation the whole statement (cosign's
+                        // AttestationToPayloadJSON; policies read `.predicate…`), of a
+                        // Notation-signed referrer its content (the SBOM itself).
                         payload: Some(
                             statements
                                 .first()
-                                .map(|s| s.predicate.clone())
+                                .map(|s| {
+                                    if verification.verification_type() == VerificationType::Notary
+                                    {
+                                        s.predicate.clone()
+                                    } else {
+                                        s.statement.clone()
+                                    }
+                                })
                                 .unwrap_or_default(),
                         ),
                     };

@@ -69,6 +69,7 @@ impl Process {
 
 /// A `PolicyReport` or `ClusterPolicyReport` (serialises to the Kubernetes object).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyReport {
     /// `wgpolicyk8s.io/v1alpha2`.
@@ -87,6 +88,7 @@ pub struct PolicyReport {
 
 /// `metadata` of a report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReportMetadata {
     /// `imagegate-<resource uid>`.
@@ -102,6 +104,7 @@ pub struct ReportMetadata {
 
 /// A Kubernetes `ObjectReference` (the report's `scope`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectReference {
     /// `apiVersion` of the resource.
@@ -119,6 +122,7 @@ pub struct ObjectReference {
 
 /// A Kubernetes `OwnerReference` (as Kyverno's `SetOwner`: no controller flag).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OwnerReference {
     /// `apiVersion` of the owner.
@@ -133,6 +137,7 @@ pub struct OwnerReference {
 
 /// `summary` of a report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Summary {
     /// Results `pass`.
     pub pass: u64,
@@ -148,6 +153,7 @@ pub struct Summary {
 
 /// One `results[]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReportResult {
     /// `imagegate`.
@@ -172,6 +178,7 @@ pub struct ReportResult {
 
 /// A `metav1.Timestamp`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Timestamp {
     /// Seconds since the Unix epoch.
     pub seconds: i64,

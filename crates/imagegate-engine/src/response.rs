@@ -13,6 +13,7 @@ use serde_json::json;
 /// across phases): a failed check ranks above an error, so that a registry error on one
 /// image never hides another image's failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RuleStatus {
     /// The rule did not apply (no matching image, preconditions not met).
@@ -327,10 +328,25 @@ impl EngineResponse {
     /// annotations). In addition, imagegate admits an error under `failurePolicy:
     /// Ignore` with a warning for every kind (Kyverno's IVP webhook denies it).
     pub fn warnings(&self) -> Vec<String> {
+        self.warnings_of(true)
+    }
+
+    /// [`Self::warnings`] without those of ImageValidatingPolicies: what an admitted
+    /// mutating phase answers. Both phases evaluate those policies in full, so their
+    /// warnings come once, from the validating phase (Kyverno's mutating webhook warns
+    /// of nothing but pinning failures, which the validating phase reports too).
+    pub fn warnings_without_image_validating(&self) -> Vec<String> {
+        self.warnings_of(false)
+    }
+
+    fn warnings_of(&self, image_validating: bool) -> Vec<String> {
         let mut warnings = Vec::new();
         for policy in &self.policies {
             for rule in &policy.rules {
                 if policy.kind.is_image_validating() {
+                    if !image_validating {
+                        continue;
+                    }
                     let warn = policy.has_action(ValidationAction::Warn)
                         || (rule.status == RuleStatus::Error && !blocks(policy, rule));
                     if let (true, Some(text)) = (warn, ivp_text(policy, rule)) {

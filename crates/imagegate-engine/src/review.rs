@@ -31,6 +31,9 @@ pub struct AdmissionInput {
     pub match_context: MatchContext,
     /// The `request` variable (`request.object`, `request.operation`, …).
     pub request: Value,
+    /// `resource` is a JSON payload (`imagegate apply --json`), not a Kubernetes object:
+    /// only ImageValidatingPolicies with `evaluation.mode: JSON` evaluate it.
+    pub json_payload: bool,
 }
 
 impl AdmissionInput {
@@ -49,6 +52,18 @@ impl AdmissionInput {
             resource,
             match_context,
             request,
+            json_payload: false,
+        }
+    }
+
+    /// A JSON payload for `evaluation.mode: JSON` ImageValidatingPolicies (Kyverno's
+    /// `kyverno apply --json`): the policies read it as `object`; there is no request.
+    pub fn for_json_payload(payload: Value) -> AdmissionInput {
+        AdmissionInput {
+            request: json!({ "object": payload.clone() }),
+            resource: payload,
+            match_context: MatchContext::default(),
+            json_payload: true,
         }
     }
 }

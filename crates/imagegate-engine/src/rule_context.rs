@@ -3,6 +3,11 @@
 //! the cluster ([`ClusterInputs`]: cached and watched there). Entries load in order,
 //! each seeing the ones before it. Without a cluster an entry that reads one is a
 //! clear error, never an empty variable.
+//!
+//! Values given in place of a cluster ([`ClusterInputs::given_values`], a CLI's values
+//! file) are added first, as Kyverno's CLI adds them before the entries: a `configMap`
+//! or `apiCall` entry whose variable is given is not read; a `variable` entry is
+//! evaluated as always (in Kyverno it replaces a value given under its name).
 
 use imagegate_policy::conditions::Context;
 use imagegate_policy::context::{
@@ -40,21 +45,29 @@ impl ContextFailure {
     }
 }
 
-/// Loads `entries` (a rule's `context`, as written) over `base`. `policy_namespace` is
-/// the namespace of a namespaced Policy (its reads are kept to it), `None` for a
-/// ClusterPolicy.
+/// Loads `entries` (a rule's `context`, as written) over `base`, after the values
+/// `given` for the rule (name → value, in order). `policy_namespace` is the namespace of
+/// a namespaced Policy (its reads are kept to it), `None` for a ClusterPolicy.
 pub(crate) async fn load(
     cluster: Option<&dyn ClusterInputs>,
     entries: &[Value],
     base: &Context,
     policy_namespace: Option<&str>,
+    given: &[(String, Value)],
 ) -> Result<LoadedContext, ContextFailure> {
     let parsed = ContextEntry::parse_all(entries).map_err(ContextFailure::of)?;
     let mut context = base.clone();
     let mut values = Map::new();
+    for (name, value) in given {
+        context = add_entry(&context, name, value.clone());
+        // A verdict made with them depends on them, as on the entries' values.
+        values.insert(name.clone(), value.clone());
+    }
     for entry in parsed {
         let name = entry.name.as_str();
+        let is_given = given.iter().any(|(key, _)| same_variable(key, name));
         let value = match &entry.source {
+            Source::ConfigMap(_) | Source::ApiCall(_) if is_given => continue,
             Source::Variable(variable) => evaluate_variable(name, variable, &context)
                 .map_err(|e| ContextFailure::of(e.message))?,
             Source::ConfigMap(config_map) => {
@@ -110,6 +123,16 @@ pub(crate) async fn load(
         context,
         values: Value::Object(values),
     })
+}
+
+/// Whether a value given as `key` defines (part of) the variable `name`, or the other
+/// way round: `keys.data.pubkey` is part of `keys`, `keys` holds `keys.data`.
+fn same_variable(key: &str, name: &str) -> bool {
+    let within = |long: &str, short: &str| {
+        long.strip_prefix(short)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    within(key, name) || within(name, key)
 }
 
 #[cfg(test)]
@@ -169,6 +192,7 @@ mod tests {
             ),
             &base(),
             None,
+            &[],
         )
         .await
         .unwrap();
@@ -189,7 +213,7 @@ mod tests {
         let failure = |yaml: &'static str, namespace: Option<&'static str>| {
             let fake = &fake;
             async move {
-                load(Some(fake), &entries(yaml), &base(), namespace)
+                load(Some(fake), &entries(yaml), &base(), namespace, &[])
                     .await
                     .unwrap_err()
             }
@@ -245,6 +269,7 @@ mod tests {
             &entries("- name: keys\n  configMap: {name: keys, namespace: kyverno}"),
             &base(),
             None,
+            &[],
         )
         .await
         .unwrap_err();
@@ -258,9 +283,88 @@ mod tests {
             &entries("- name: x\n  apiCall: {urlPath: /api/v1/nope, default: fallback}"),
             &base(),
             None,
+            &[],
         )
         .await
         .unwrap();
         assert_eq!(defaulted.context.root()["x"], "fallback");
+    }
+
+    #[tokio::test]
+    async fn given_values_stand_in_for_what_entries_would_read() {
+        let given = vec![
+            ("request.operation".to_owned(), json!("UPDATE")),
+            ("keys.data.pubkey".to_owned(), json!("PEM-GIVEN")),
+            ("env".to_owned(), json!("prod")),
+        ];
+        let yaml = r#"
+- name: keys
+  configMap: {name: keys, namespace: kyverno}
+- name: env
+  apiCall: {urlPath: "/api/v1/namespaces/{{ request.namespace }}", jmesPath: metadata.labels.env}
+- name: pick
+  variable: {value: "{{ keys.data.pubkey }}-{{ env }}"}
+"#;
+        // No cluster at all: nothing given is read, nothing else is needed.
+        let loaded = load(None, &entries(yaml), &base(), None, &given)
+            .await
+            .unwrap();
+        let root = loaded.context.root();
+        assert_eq!(root["keys"]["data"]["pubkey"], "PEM-GIVEN");
+        assert_eq!(root["pick"], "PEM-GIVEN-prod");
+        assert_eq!(root["request"]["operation"], "UPDATE");
+        assert_eq!(
+            root["request"]["namespace"], "team",
+            "a given request.* value is merged into the request"
+        );
+        assert_eq!(loaded.values["keys.data.pubkey"], "PEM-GIVEN");
+        assert_eq!(loaded.values["pick"], "PEM-GIVEN-prod");
+
+        // A given value does not read the cluster even when there is one.
+        let fake = fake();
+        let loaded = load(Some(&fake), &entries(yaml), &base(), None, &given)
+            .await
+            .unwrap();
+        assert_eq!(loaded.context.root()["keys"]["data"]["pubkey"], "PEM-GIVEN");
+
+        // As in Kyverno, a variable entry is evaluated and replaces a value given.
+        let replaced = load(
+            None,
+            &entries("- name: env\n  variable: {value: staging}"),
+            &base(),
+            None,
+            &given,
+        )
+        .await
+        .unwrap();
+        assert_eq!(replaced.context.root()["env"], "staging");
+
+        // An entry without a value given is today's clear error.
+        let missing = load(
+            None,
+            &entries("- name: other\n  configMap: {name: other, namespace: kyverno}"),
+            &base(),
+            None,
+            &given,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            missing
+                .message
+                .ends_with("configmap kyverno/other cannot be resolved without a cluster (imagegate serve in cluster mode)"),
+            "{}",
+            missing.message
+        );
+    }
+
+    #[test]
+    fn given_keys_cover_their_variable() {
+        assert!(same_variable("keys", "keys"));
+        assert!(same_variable("keys.data.pubkey", "keys"));
+        assert!(same_variable("keys", "keys.data"));
+        assert!(!same_variable("keysets", "keys"));
+        assert!(!same_variable("keys", "keysets.a"));
+        assert!(!same_variable("other.keys", "keys"));
     }
 }

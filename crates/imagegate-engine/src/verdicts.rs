@@ -5,6 +5,7 @@
 //! at all; concurrent lookups of one key share one verification (single-flight).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use imagegate_policy::model::{
@@ -131,15 +132,20 @@ impl VerdictCache {
         cache
     }
 
-    /// The cached verdict for `key`, else the one `verify` gives (cached unless it is an
+    /// The cached verdict for `key`, else the one `verify()` gives (cached unless it is an
     /// error). Callers arriving while a verification for `key` is under way await it.
-    pub async fn get_or_verify(
-        &self,
-        key: u64,
-        verify: impl Future<Output = DigestVerdict>,
-    ) -> DigestVerdict {
+    ///
+    /// `verify` builds the verification only on a miss, on the heap: a verification's
+    /// future is tens of KiB (the registry client's futures inline), and a review holds
+    /// one lookup per image and verifyImages entry at once, most of them hits or waiting
+    /// on another's flight, so keeping it out of the lookup keeps them small.
+    pub async fn get_or_verify<F>(&self, key: u64, verify: impl FnOnce() -> F) -> DigestVerdict
+    where
+        F: Future<Output = DigestVerdict>,
+    {
+        let verify = move || Box::pin(verify());
         let Some(cache) = &self.inner else {
-            return verify.await;
+            return verify().await;
         };
         if let Some(since) = self.since {
             return self.get_fresh_or_verify(cache, key, since, verify).await;
@@ -147,7 +153,7 @@ impl VerdictCache {
         let entry = cache
             .entry(key)
             .or_try_insert_with(async {
-                let verdict = self.timed(verify).await;
+                let verdict = self.timed(verify()).await;
                 if verdict.is_error() {
                     Err(verdict)
                 } else {
@@ -176,13 +182,16 @@ impl VerdictCache {
     /// Lookups of one key run one after the other (moka's per-key compute lock), so
     /// concurrent scan workers needing the same stale verdict verify it once: the first
     /// replaces it, the next find the fresh one.
-    async fn get_fresh_or_verify(
+    async fn get_fresh_or_verify<F>(
         &self,
         cache: &Cache<u64, Stamped>,
         key: u64,
         since: Instant,
-        verify: impl Future<Output = DigestVerdict>,
-    ) -> DigestVerdict {
+        verify: impl FnOnce() -> Pin<Box<F>>,
+    ) -> DigestVerdict
+    where
+        F: Future<Output = DigestVerdict>,
+    {
         use moka::ops::compute::{CompResult, Op};
         let mut verified: Option<DigestVerdict> = None;
         let outcome = cache
@@ -196,7 +205,7 @@ impl VerdictCache {
                     if current.is_some() {
                         return Op::Nop;
                     }
-                    let verdict = self.timed(verify).await;
+                    let verdict = self.timed(verify()).await;
                     *verified = Some(verdict.clone());
                     if verdict.is_error() {
                         // Not cached; a stale entry goes too (it is no longer what the

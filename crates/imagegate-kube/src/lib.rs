@@ -30,8 +30,8 @@
 //! - [`scan`]: background scans — workloads watched (trimmed), verified against the
 //!   background policies on start, on a policy change and every interval, by the leader,
 //!   with the results written as PolicyReports.
-//! - [`crds`]: CustomResourceDefinitions of the policy kinds, generated from the policy
-//!   model (`imagegate crds`).
+//! - [`crds`]: CustomResourceDefinitions of the policy, exception and report kinds,
+//!   generated from imagegate's own types (`imagegate crds`).
 //! - [`error`]: this crate's errors.
 #![deny(missing_docs)]
 
@@ -55,7 +55,7 @@ pub mod workloads;
 
 pub use client::{Cluster, own_namespace};
 pub use configmaps::ConfigMaps;
-pub use crds::policy_crds;
+pub use crds::{CrdSet, crds, policy_crds};
 pub use error::{KubeError, Result};
 pub use inputs::KubeInputs;
 pub use leader::{LeaderElectionOptions, LeaderElector, holder_identity};

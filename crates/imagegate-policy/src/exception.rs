@@ -49,6 +49,7 @@ pub struct PolicyException {
 
 /// `spec` of a PolicyException.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ExceptionSpec {
     /// Whether the exception also applies in background scans (default true).
@@ -71,6 +72,7 @@ pub struct ExceptionSpec {
 
 /// One `spec.exceptions[]` entry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Exception {
     /// `name` of a ClusterPolicy, `namespace/name` of a Policy (exact).

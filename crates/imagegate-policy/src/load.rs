@@ -182,7 +182,10 @@ pub fn load_policy_files(paths: &[PathBuf]) -> Result<LoadedPolicies> {
     Ok(loaded)
 }
 
-fn read_limited(path: &Path) -> Result<String> {
+/// The text of the file `path`, refused when larger than [`MAX_POLICY_BYTES`] (read at
+/// most that far, whatever its metadata says) or not UTF-8. For policy files and the
+/// files that come with them (Kyverno CLI test and values files).
+pub fn read_limited(path: &Path) -> Result<String> {
     let file = fs::File::open(path).map_err(|e| io_error(path, &e))?;
     let size = file.metadata().map_err(|e| io_error(path, &e))?.len();
     if size > MAX_POLICY_BYTES {

@@ -32,8 +32,29 @@ pub enum Command {
     /// Verify the images of the workloads running in a cluster against its (or given)
     /// policies, writing nothing.
     Audit(AuditArgs),
-    /// Print the CustomResourceDefinitions of the policy kinds imagegate reads (YAML).
-    Crds,
+    /// Print the CustomResourceDefinitions of the kinds imagegate reads and writes (YAML):
+    /// policies, PolicyExceptions, reports.
+    Crds(CrdsArgs),
+}
+
+/// A set of CRDs of `crds --only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrdSetArg {
+    /// kyverno.io ClusterPolicy, Policy; policies.kyverno.io (Namespaced)ImageValidatingPolicy.
+    Policies,
+    /// PolicyException of kyverno.io (v2) and of policies.kyverno.io (v1beta1).
+    Exceptions,
+    /// wgpolicyk8s.io (Cluster)PolicyReport; reports.kyverno.io (Cluster)EphemeralReport.
+    Reports,
+}
+
+/// `imagegate crds`.
+#[derive(Debug, Args)]
+pub struct CrdsArgs {
+    /// Print only these sets (repeatable or comma-separated). Default: all of them, the
+    /// chart's crds/.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SET")]
+    pub only: Vec<CrdSetArg>,
 }
 
 /// Output format of `audit`.
@@ -56,7 +77,8 @@ pub struct AuditArgs {
     /// and Policies.
     #[arg(long, short = 'p', value_name = "FILE")]
     pub policy: Vec<PathBuf>,
-    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1, policies.kyverno.io;
+    /// repeatable).
     #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
     pub exception: Vec<PathBuf>,
     /// Output format.
@@ -90,10 +112,20 @@ pub struct ApplyArgs {
     #[arg(long, short = 'p', required = true, value_name = "FILE")]
     pub policy: Vec<PathBuf>,
     /// Resource files (repeatable; multi-document YAML or JSON).
-    #[arg(long, short = 'r', required = true, value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'r',
+        required_unless_present = "json",
+        conflicts_with = "json",
+        value_name = "FILE"
+    )]
     pub resource: Vec<PathBuf>,
-    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable).
-    /// Exceptions written among the policies or resources count too.
+    /// JSON payload files (repeatable), evaluated by ImageValidatingPolicies with
+    /// `evaluation.mode: JSON` (Kyverno's `--json`).
+    #[arg(long, value_name = "FILE")]
+    pub json: Vec<PathBuf>,
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1, policies.kyverno.io;
+    /// repeatable). Exceptions written among the policies or resources count too.
     #[arg(long, short = 'e', visible_alias = "exceptions", value_name = "FILE")]
     pub exception: Vec<PathBuf>,
     /// Output format.
@@ -102,6 +134,12 @@ pub struct ApplyArgs {
     /// Print a wgpolicyk8s ClusterPolicyReport instead.
     #[arg(long)]
     pub policy_report: bool,
+    /// Kyverno CLI values file (cli.kyverno.io/v1alpha1 Values): values of rule
+    /// context variables (globalValues, policies[].rules[].values,
+    /// policies[].resources[].values, request.operation) and namespace labels
+    /// (namespaceSelector), given in place of a cluster.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub values_file: Option<PathBuf>,
     /// Sigstore trust.
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -317,8 +355,8 @@ pub struct ServeArgs {
     /// Never use the Kubernetes API (policy files only), even in a Pod.
     #[arg(long)]
     pub no_kubernetes: bool,
-    /// PolicyException files or directories (kyverno.io/v2, v2beta1; repeatable;
-    /// reloaded with the policies). Exceptions in policy files count too.
+    /// PolicyException files or directories (kyverno.io/v2, v2beta1, policies.kyverno.io;
+    /// repeatable; reloaded with the policies). Exceptions in policy files count too.
     #[arg(long, value_name = "DIR|FILE")]
     pub exceptions: Vec<PathBuf>,
     /// In cluster mode, the namespace PolicyExceptions are read from (Kyverno's

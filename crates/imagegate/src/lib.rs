@@ -9,6 +9,8 @@
 //! - [`serve`]: the webhook (TLS, routes, limits, metrics, hot reload), configured by
 //!   [`serve::Config`].
 //! - [`logging`]: the tracing subscriber of every command.
+//! - `values`: Kyverno CLI values files, given to the engine in place of a cluster
+//!   (`apply --values-file`, `variables:` of a kyverno-test.yaml).
 
 pub mod cli;
 pub mod command;
@@ -17,3 +19,4 @@ pub mod logging;
 pub mod registry;
 mod resources;
 pub mod serve;
+mod values;

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use imagegate_engine::PolicySet;
 use imagegate_policy::exception::{self, PolicyException};
+use imagegate_policy::ivp::CompiledCelException;
+use imagegate_policy::ivp::exception as cel_exception;
 use imagegate_policy::load::{load_documents, load_policy_files};
 use serde_json::Value;
 
@@ -48,14 +50,31 @@ pub fn load_with_exceptions(
 ) -> anyhow::Result<PolicySet> {
     let exceptions = load_exceptions(exception_paths)?;
     let among_resources = exceptions_among(resources)?;
-    Ok(load_policies(policy_paths)?
-        .with_exceptions(exceptions)
-        .with_exceptions(among_resources))
+    Ok(among_resources.add_to(exceptions.add_to(load_policies(policy_paths)?)))
+}
+
+/// PolicyExceptions of both groups, as read from files or resources: `kyverno.io`
+/// (ClusterPolicy and Policy rules) and `policies.kyverno.io` (ImageValidatingPolicies).
+#[derive(Debug, Default)]
+pub struct Exceptions {
+    /// `kyverno.io/v2`, `v2beta1`.
+    pub kyverno: Vec<PolicyException>,
+    /// `policies.kyverno.io` (CEL), compiled.
+    pub cel: Vec<CompiledCelException>,
+}
+
+impl Exceptions {
+    /// `set` with these exceptions added (each group to the policies it applies to).
+    pub fn add_to(self, set: PolicySet) -> PolicySet {
+        set.with_exceptions(self.kyverno)
+            .with_cel_exceptions(self.cel.into_iter().map(Arc::new))
+    }
 }
 
 /// Loads and validates the PolicyExceptions of `paths` (files or directories, as
-/// `--exception`); any other document in them is an error, as in Kyverno's CLI.
-pub fn load_exceptions(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicyException>> {
+/// `--exception`) through the policy loader, so both groups are read as the cluster
+/// reads them; any other document in them is an error, as in Kyverno's CLI.
+pub fn load_exceptions(paths: &[PathBuf]) -> anyhow::Result<Exceptions> {
     let loaded = load_policy_files(paths)?;
     let other = loaded
         .policies
@@ -63,34 +82,44 @@ pub fn load_exceptions(paths: &[PathBuf]) -> anyhow::Result<Vec<PolicyException>
         .map(|p| p.display_name())
         .chain(loaded.image_validating.iter().map(|p| p.display_name()))
         .chain(loaded.skipped.iter().map(|s| s.to_string()))
-        .chain(loaded.cel_exceptions.iter().map(|e| {
-            format!(
-                "policies.kyverno.io PolicyException {} (give it with the policies)",
-                e.key()
-            )
-        }))
         .next();
     if let Some(other) = other {
-        bail!("exception files hold only kyverno.io/v2 or v2beta1 PolicyExceptions, found {other}");
+        bail!(
+            "exception files hold only PolicyExceptions (kyverno.io/v2, v2beta1 or \
+             policies.kyverno.io), found {other}"
+        );
     }
-    Ok(loaded.exceptions)
+    Ok(Exceptions {
+        kyverno: loaded.exceptions,
+        cel: loaded.cel_exceptions,
+    })
 }
 
-/// The PolicyExceptions among resources (Kyverno's CLI takes exceptions given with the
-/// resources too), validated like those of exception files.
-pub fn exceptions_among(resources: &[Value]) -> anyhow::Result<Vec<PolicyException>> {
-    let mut exceptions = Vec::new();
-    for resource in resources.iter().filter(|r| {
-        r.get("kind").and_then(Value::as_str) == Some(exception::KIND)
-            && r.get("apiVersion")
-                .and_then(Value::as_str)
-                .is_some_and(|v| exception::API_VERSIONS.contains(&v))
-    }) {
+/// The PolicyExceptions of either group among resources (Kyverno's CLI takes exceptions
+/// given with the resources too), validated like those of exception files.
+pub fn exceptions_among(resources: &[Value]) -> anyhow::Result<Exceptions> {
+    let mut exceptions = Exceptions::default();
+    for resource in resources.iter().filter(|r| is_exception(r)) {
         let id = imagegate_engine::ResourceId::of(resource);
         let text = serde_json::to_string(resource)?;
-        exceptions.extend(load_documents(&text, &format!("resource {}", id.display()))?.exceptions);
+        let loaded = load_documents(&text, &format!("resource {}", id.display()))?;
+        exceptions.kyverno.extend(loaded.exceptions);
+        exceptions.cel.extend(loaded.cel_exceptions);
     }
     Ok(exceptions)
+}
+
+/// Whether `resource` is a PolicyException of either group.
+fn is_exception(resource: &Value) -> bool {
+    let api_version = resource
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match resource.get("kind").and_then(Value::as_str) {
+        Some(exception::KIND) if exception::API_VERSIONS.contains(&api_version) => true,
+        Some(cel_exception::KIND) => cel_exception::API_VERSIONS.contains(&api_version),
+        _ => false,
+    }
 }
 
 /// Every Kubernetes object of the YAML/JSON files `paths`; `kind: List` items are

@@ -15,13 +15,22 @@ use imagegate_testkit::{CosignKey, Registry};
 use crate::{pod, policy_set};
 use serde_json::{Value, json};
 
-/// ConfigMaps in memory, changed by the test.
+/// ConfigMaps in memory, and values given in place of them (as a CLI's values file
+/// gives them), changed by the test.
 #[derive(Debug, Default)]
 struct ConfigMapsOnly {
     config_maps: Mutex<BTreeMap<(String, String), Arc<Value>>>,
+    given: Mutex<Vec<(String, Value)>>,
 }
 
 impl ConfigMapsOnly {
+    fn give(&self, values: &[(&str, Value)]) {
+        *self.given.lock().unwrap() = values
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+    }
+
     fn put(&self, namespace: &str, name: &str, data: Value) {
         self.config_maps.lock().unwrap().insert(
             (namespace.into(), name.into()),
@@ -79,6 +88,9 @@ impl ClusterInputs for ConfigMapsOnly {
                 "no API in this test: {path}"
             )))
         })
+    }
+    fn given_values(&self, _: &str, _: &str, _: &str) -> Vec<(String, Value)> {
+        self.given.lock().unwrap().clone()
     }
 }
 
@@ -240,4 +252,82 @@ spec:
         message,
         "failed to substitute variables: variable substitution failed for \"keys.pubky\": Unknown key in path"
     );
+}
+
+#[tokio::test]
+async fn values_given_in_place_of_a_cluster_are_read_and_change_the_verdict() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let pusher = registry.pusher();
+    let key = CosignKey::generate();
+    let other = CosignKey::generate();
+    let digest = pusher.push_image("app/signed", "v1");
+    pusher.sign(
+        "app/signed",
+        &format!("{host}/app/signed"),
+        &digest,
+        &key,
+        &BTreeMap::new(),
+    );
+    // No ConfigMap at all: the value given stands in for it.
+    let cluster = Arc::new(ConfigMapsOnly::default());
+    let engine = engine_with(Some(cluster.clone()));
+    let policies = policy(&host);
+    let signed = pod(&format!("{host}/app/signed:v1"));
+    cluster.give(&[("keys.data.pubkey", json!(key.public_pem()))]);
+    let passed = engine.evaluate(&policies, &signed, Phase::Mutate).await;
+    assert_eq!(rule(&passed).0, RuleStatus::Pass, "{:?}", rule(&passed));
+    cluster.give(&[("keys", json!({"data": {"pubkey": other.public_pem()}}))]);
+    let other_key = engine.evaluate(&policies, &signed, Phase::Mutate).await;
+    assert_eq!(
+        rule(&other_key).0,
+        RuleStatus::Fail,
+        "{:?}",
+        rule(&other_key)
+    );
+
+    // A rule without context entries sees the values too (its preconditions here).
+    let yaml = format!(
+        r#"apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: tiers
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: verify
+      match:
+        any:
+          - resources:
+              kinds: [Pod]
+      preconditions:
+        all:
+          - key: "{{{{ tier }}}}"
+            operator: Equals
+            value: prod
+      verifyImages:
+        - imageReferences: ["{host}/*"]
+          mutateDigest: false
+          attestors:
+            - entries:
+                - keys:
+                    publicKeys: |-
+                      {}
+                    rekor:
+                      ignoreTlog: true
+"#,
+        key.public_pem()
+            .trim()
+            .replace('\n', "\n                      ")
+    );
+    let tiers = policy_set(&yaml);
+    cluster.give(&[("tier", json!("dev"))]);
+    let skipped = engine.evaluate(&tiers, &signed, Phase::Mutate).await;
+    assert_eq!(
+        rule(&skipped),
+        (RuleStatus::Skip, "preconditions not met".to_owned())
+    );
+    cluster.give(&[("tier", json!("prod"))]);
+    let verified = engine.evaluate(&tiers, &signed, Phase::Mutate).await;
+    assert_eq!(rule(&verified).0, RuleStatus::Pass, "{:?}", rule(&verified));
 }

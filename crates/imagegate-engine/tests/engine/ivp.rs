@@ -84,7 +84,7 @@ const ATTESTATION: &str = r#"    - expression: >-
         images.containers.map(image, verifyAttestationSignatures(image, attestations["cosign-attest"], [attestors.cosign])).all(e, e > 0)
       message: failed to verify attestation with subject 'a'
     - expression: >-
-        images.containers.map(image, extractPayload(image, attestations["cosign-attest"]).data).all(d, d == "approved")
+        images.containers.map(image, extractPayload(image, attestations["cosign-attest"]).predicate.data).all(d, d == "approved")
       message: the attestation predicate is not approved"#;
 
 fn setup(glob: String, validation: &'static str) -> Setup {

@@ -54,6 +54,7 @@ pub struct CelPolicyException {
 
 /// `spec` of a `policies.kyverno.io` PolicyException.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CelExceptionSpec {
     /// The policies excepted.
@@ -74,13 +75,16 @@ pub struct CelExceptionSpec {
     /// `skip` (default) or `pass` in reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_result: Option<String>,
-    /// Everything else Kyverno's type has (`evaluationMode`, `properties`): kept.
+    /// Everything else Kyverno's type has (`evaluationMode`, `properties`): kept. Not in
+    /// the generated schema: its object keeps unknown fields anyway.
     #[serde(flatten)]
+    #[cfg_attr(feature = "schema", schemars(skip))]
     pub other: serde_json::Map<String, Value>,
 }
 
 /// One `policyRefs[]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyRef {
     /// The policy's name.

@@ -1,32 +1,60 @@
-//! `imagegate apply`: policies applied to resource files, offline (no cluster).
+//! `imagegate apply`: policies applied to resource files, offline (no cluster; a
+//! `--values-file` stands in for one).
 
 use std::io::Write as _;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use imagegate_engine::{AdmissionInput, EngineResponse, RuleStatus};
-use imagegate_policy::matching::MatchContext;
 use serde_json::{Value, json};
 
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::cli::{ApplyArgs, OutputFormat};
+use crate::values::Values;
 
 /// Evaluates every resource (both admission phases) and prints results and the
 /// mutated resources.
 pub async fn run(args: ApplyArgs) -> anyhow::Result<u8> {
+    let values = args
+        .values_file
+        .as_deref()
+        .map(Values::load)
+        .transpose()?
+        .map(Arc::new);
+    for warning in values.iter().flat_map(|v| &v.warnings) {
+        tracing::warn!("values file: {warning}");
+    }
     let resources = crate::resources::load_resources(&args.resource)?;
     let policies =
         crate::resources::load_with_exceptions(&args.policy, &args.exception, &resources)?;
-    let engine = crate::engine::build(
-        &args.registry.engine_config(&args.trust),
-        Default::default(),
-    )?;
-    let responses = futures::future::join_all(resources.into_iter().map(|resource| {
-        let input = AdmissionInput::for_resource(resource, MatchContext::default());
-        let engine = &engine;
-        let policies = &policies;
-        async move { engine.evaluate_both(policies, &input).await }
-    }))
-    .await;
+    let mut config = args.registry.engine_config(&args.trust);
+    // The values stand in for the cluster, through the engine's cluster inputs.
+    config.cluster = values
+        .clone()
+        .map(|v| v as Arc<dyn imagegate_engine::ClusterInputs>);
+    let engine = crate::engine::build(&config, Default::default())?;
+    // JSON payloads after the resources (each document of a file is one payload).
+    let mut payloads = Vec::new();
+    for path in &args.json {
+        payloads.extend(
+            crate::resources::read_documents(path)?
+                .into_iter()
+                .map(AdmissionInput::for_json_payload),
+        );
+    }
+    let mut responses =
+        futures::future::join_all(resources.into_iter().map(|resource| {
+            crate::values::evaluate(&engine, &policies, values.as_deref(), resource)
+        }))
+        .await;
+    responses.extend(
+        futures::future::join_all(
+            payloads
+                .iter()
+                .map(|input| engine.evaluate_both(&policies, input)),
+        )
+        .await,
+    );
 
     let mut out = std::io::stdout().lock();
     let failed = responses.iter().any(|r| {

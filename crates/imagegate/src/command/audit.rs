@@ -44,10 +44,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<u8> {
             .wait_ready(API_DEADLINE)
             .await
             .context("reading the cluster's policies")?;
-        watch
-            .current()
-            .to_engine()
-            .with_exceptions(crate::resources::load_exceptions(&args.exception)?)
+        crate::resources::load_exceptions(&args.exception)?.add_to(watch.current().to_engine())
     } else {
         crate::resources::load_with_exceptions(&args.policy, &args.exception, &[])?
     };

@@ -30,7 +30,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => test::run(args).await,
         Command::Review(args) => review::run(args).await,
         Command::VerifyBundle(args) => verify_bundle::run(args).await,
-        Command::Crds => crds::run(),
+        Command::Crds(args) => crds::run(args),
     };
     match code {
         Ok(code) => ExitCode::from(code),

@@ -1,18 +1,20 @@
 //! `imagegate test`: runs Kyverno CLI test folders (`kyverno-test.yaml`,
-//! `cli.kyverno.io/v1alpha1` `Test`) and compares every expected result.
+//! `cli.kyverno.io/v1alpha1` `Test`) and compares every expected result. A test's
+//! values (`variables:` file or `values:`) are its cluster inputs.
 
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use imagegate_engine::{AdmissionInput, EngineResponse, RuleStatus};
-use imagegate_policy::matching::MatchContext;
+use imagegate_engine::{EngineResponse, RuleStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{EXIT_FAILED, EXIT_OK};
 use crate::cli::TestArgs;
+use crate::values::Values;
 
 /// The test file name Kyverno looks for.
 const TEST_FILE: &str = "kyverno-test.yaml";
@@ -31,9 +33,14 @@ struct TestFile {
     exceptions: Vec<String>,
     #[serde(default)]
     results: Vec<ExpectedResult>,
-    /// `values.yaml`-style variables (namespace labels, context values): not supported.
+    /// A Kyverno CLI values file (context values, namespace labels), relative to the
+    /// test file.
     #[serde(default)]
     variables: Option<String>,
+    /// The same values written in the test file (Kyverno reads the file only without
+    /// them).
+    #[serde(default)]
+    values: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,15 +96,13 @@ pub async fn run(args: TestArgs) -> anyhow::Result<u8> {
         );
     }
     files.sort();
-    let engine = crate::engine::build(
-        &args.registry.engine_config(&args.trust),
-        Default::default(),
-    )?;
+    let config = args.registry.engine_config(&args.trust);
+    let engine = crate::engine::build(&config, Default::default())?;
     let mut out = std::io::stdout().lock();
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
         writeln!(out, "\nLoading test {}", file.display())?;
-        let rows = match run_file(&engine, file).await {
+        let rows = match run_file(&engine, &config, file).await {
             Ok(rows) => rows,
             Err(e) => {
                 writeln!(out, "  error: {e:#}")?;
@@ -161,19 +166,43 @@ fn find_test_files(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) -> anyhow
     Ok(())
 }
 
-async fn run_file(engine: &imagegate_engine::Engine, file: &Path) -> anyhow::Result<Vec<Row>> {
+/// The test's values: `values:` written in it, else its `variables:` file.
+fn test_values(test: &TestFile, file: &Path, base: &Path) -> anyhow::Result<Option<Values>> {
+    let values = if let Some(document) = &test.values {
+        Values::from_document(document)
+            .map_err(|e| anyhow::anyhow!("{}: values: {e}", file.display()))?
+    } else if let Some(variables) = &test.variables {
+        Values::load(&base.join(variables))?
+    } else {
+        return Ok(None);
+    };
+    for warning in &values.warnings {
+        tracing::warn!("{}: values: {warning}", file.display());
+    }
+    Ok(Some(values))
+}
+
+/// Runs one test file, with `engine`, or with an engine built from `config` and the
+/// test's values when it has some (they are its cluster inputs).
+async fn run_file(
+    engine: &imagegate_engine::Engine,
+    config: &crate::engine::EngineConfig,
+    file: &Path,
+) -> anyhow::Result<Vec<Row>> {
     let base = file.parent().unwrap_or(Path::new("."));
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text = imagegate_policy::load::read_limited(file)?;
     let test: TestFile =
         serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    if let Some(variables) = &test.variables {
-        // Said, not silently ignored: results that depend on them may differ.
-        eprintln!(
-            "warning: {}: variables file {variables} is not supported by imagegate test and is ignored",
-            file.display()
-        );
-    }
+    let values = test_values(&test, file, base)?.map(Arc::new);
+    let with_values = match &values {
+        Some(values) => {
+            let mut config = config.clone();
+            config.cluster = Some(values.clone() as Arc<dyn imagegate_engine::ClusterInputs>);
+            Some(crate::engine::build(&config, Default::default())?)
+        }
+        None => None,
+    };
+    let engine = with_values.as_ref().unwrap_or(engine);
     let policy_paths: Vec<PathBuf> = test.policies.iter().map(|p| base.join(p)).collect();
     let resource_paths: Vec<PathBuf> = test.resources.iter().map(|p| base.join(p)).collect();
     let exception_paths: Vec<PathBuf> = test.exceptions.iter().map(|p| base.join(p)).collect();
@@ -183,9 +212,7 @@ async fn run_file(engine: &imagegate_engine::Engine, file: &Path) -> anyhow::Res
 
     let responses: Vec<EngineResponse> =
         futures::future::join_all(resources.iter().map(|resource| {
-            let input = AdmissionInput::for_resource(resource.clone(), MatchContext::default());
-            let policies = &policies;
-            async move { engine.evaluate_both(policies, &input).await }
+            crate::values::evaluate(engine, &policies, values.as_deref(), resource.clone())
         }))
         .await;
     let index: HashMap<(String, String, String), usize> = resources

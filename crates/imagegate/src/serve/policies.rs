@@ -109,7 +109,7 @@ impl PolicySource {
             }
             PolicyFiles::None => PolicySet::default(),
         };
-        Ok(policies.with_exceptions(exceptions))
+        Ok(exceptions.add_to(policies))
     }
 
     /// What the source currently holds on disk (`None` when nothing can change).

@@ -5,6 +5,7 @@ mod util;
 
 mod audit;
 mod bundles;
+mod chainsaw;
 mod cluster;
 mod crds;
 mod deploy;

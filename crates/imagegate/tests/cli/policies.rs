@@ -22,7 +22,7 @@ use imagegate_testkit::fixtures::{SIGNED_POD_REVIEWS, World, copy_substituted, d
 use imagegate_testkit::{Registry, vectors_dir};
 use serde_json::{Value, json};
 
-use crate::util::{Run, imagegate};
+use crate::util::{Run, imagegate, write};
 
 /// The committed fixtures of this test binary.
 fn data_dir() -> PathBuf {
@@ -111,6 +111,161 @@ fn apply_image_validating_policy_without_messages() {
 }
 
 #[test]
+fn kyverno_test_image_validating_policy_with_cel_exceptions() {
+    // Kyverno's `test-image-validating-policy/with-cel-exceptions`: a
+    // `policies.kyverno.io` PolicyException from the test's `exceptions:` skips the Pod
+    // its CEL condition names.
+    assert_kyverno_test(&World::new(data_dir()), "ivpol-with-cel-exceptions", 3);
+}
+
+#[test]
+fn apply_cel_policy_exception_from_the_exception_flag() {
+    // Kyverno's apply test of the same folder (`--exception`, `--policy-report`): pass 1,
+    // fail 1, skip 1.
+    let world = World::new(data_dir());
+    let dir = world.materialize("kyverno/ivpol-with-cel-exceptions");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let run = imagegate(
+        &[
+            "apply",
+            "--policy",
+            &path("policy.yaml"),
+            "--resource",
+            &path("resources.yaml"),
+            "--exception",
+            &path("exception.yaml"),
+            "--policy-report",
+        ],
+        &[],
+    );
+    run.assert_code(1);
+    let report: Value = serde_saphyr::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+    assert_eq!(
+        report["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 1}),
+        "{report:#}"
+    );
+    let skipped: Vec<&Value> = report["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["result"] == "skip")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{report:#}");
+    assert_eq!(skipped[0]["resources"][0]["name"], "skipped-pod");
+    assert_eq!(
+        skipped[0]["message"],
+        "rule is skipped due to policy exception: check-name"
+    );
+
+    // Without the exception the skipped Pod fails like the bad one.
+    let run = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources.yaml"],
+        &["-o", "json"],
+    );
+    run.assert_code(1);
+    let document: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        document["summary"],
+        json!({"pass": 1, "fail": 2, "warn": 0, "error": 0, "skip": 0}),
+        "{document:#}"
+    );
+
+    // The exception among the resources, as Kyverno's CLI takes it, gives the same skip.
+    let resources = std::fs::read_to_string(path("resources.yaml")).unwrap();
+    let exception = std::fs::read_to_string(path("exception.yaml")).unwrap();
+    std::fs::write(
+        path("resources-and-exception.yaml"),
+        format!("{resources}---\n{exception}"),
+    )
+    .unwrap();
+    let run = apply(
+        dir.path(),
+        "policy.yaml",
+        &["resources-and-exception.yaml"],
+        &[],
+    );
+    run.assert_code(1);
+    assert!(
+        run.stdout
+            .contains("pass: 1, fail: 1, warn: 0, error: 0, skip: 1"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn apply_json_payloads_to_a_json_mode_policy() {
+    // Kyverno's `test-image-validating-policy/check-json` apply test (`--json` twice,
+    // `--policy-report`): pass 1, fail 1.
+    let world = World::new(data_dir());
+    let dir = world.materialize("kyverno/ivpol-check-json");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let args = |output: &'static [&'static str]| -> Run {
+        let (policy, pass, fail) = (
+            path("ivpol-json.yaml"),
+            path("ivpol-payload-pass.json"),
+            path("ivpol-payload-fail.json"),
+        );
+        let mut args = vec![
+            "apply", "--policy", &policy, "--json", &pass, "--json", &fail,
+        ];
+        args.extend(output);
+        imagegate(&args, &[])
+    };
+    let run = args(&["--policy-report"]);
+    run.assert_code(1);
+    let report: Value = serde_saphyr::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+    assert_eq!(
+        report["summary"],
+        json!({"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 0}),
+        "{report:#}"
+    );
+    let run = args(&["-o", "json"]);
+    let document: Value = serde_json::from_str(&run.stdout).unwrap();
+    let results: Vec<(&Value, &Value)> = document["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| (&r["result"], &r["message"]))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            (&json!("pass"), &json!("success")),
+            (
+                &json!("fail"),
+                &json!("failed to verify image with notary cert")
+            )
+        ],
+        "{document:#}"
+    );
+    // The same payload given as a resource is no JSON payload: the JSON-mode policy
+    // skips it (nothing verified).
+    let run = imagegate(
+        &[
+            "apply",
+            "--policy",
+            &path("ivpol-json.yaml"),
+            "--resource",
+            &path("ivpol-payload-fail.json"),
+        ],
+        &[],
+    );
+    run.assert_code(0);
+    assert!(
+        run.stdout
+            .contains("pass: 0, fail: 0, warn: 0, error: 0, skip: 1"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn kyverno_test_verify_image_scenarios() {
     assert_kyverno_test(&World::new(data_dir()), "test-verify-image", 7);
 }
@@ -186,6 +341,206 @@ fn kyverno_test_multi_container_pods() {
 #[test]
 fn kyverno_test_keys_without_ignore_tlog_need_the_transparency_log() {
     assert_kyverno_test(&World::new(data_dir()), "transparency-log", 1);
+}
+
+#[test]
+fn kyverno_test_context_values_keys_in_a_config_map() {
+    // Kyverno's "keys in a ConfigMap" pattern without a cluster: `variables:
+    // values.yaml` gives the ConfigMap's key per rule (the signed image passes with
+    // key A, fails with key B) and per resource, and the namespaces' labels for a
+    // namespaceSelector (a namespace it does not describe fails closed).
+    assert_kyverno_test(&World::new(data_dir()), "context-values", 9);
+}
+
+#[test]
+fn kyverno_test_values_written_in_the_test_file() {
+    // Kyverno's `values:` of a kyverno-test.yaml: the same values inline.
+    let world = World::new(data_dir());
+    let dir = world.materialize("kyverno/context-values");
+    let read = |name: &str| -> Value {
+        serde_saphyr::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+    };
+    let mut test = read("kyverno-test.yaml");
+    let test_fields = test.as_object_mut().unwrap();
+    test_fields.remove("variables");
+    test_fields.insert("values".into(), read("values.yaml"));
+    std::fs::remove_file(dir.path().join("values.yaml")).unwrap();
+    // JSON is YAML.
+    std::fs::write(
+        dir.path().join("kyverno-test.yaml"),
+        serde_json::to_string_pretty(&test).unwrap(),
+    )
+    .unwrap();
+    let run = imagegate(&["test", dir.path().to_str().unwrap()], &[]);
+    run.assert_code(0);
+    assert!(
+        run.stdout.ends_with("\n9 passed, 0 failed\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// The `apply -o json` result of `policy` on `resource` (`Kind/ns/name`), null when
+/// the policy gave none.
+fn result_of<'a>(document: &'a Value, policy: &str, resource: &str) -> &'a Value {
+    document["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["policy"] == policy && r["resource"] == resource)
+        .unwrap_or(&Value::Null)
+}
+
+#[test]
+fn apply_values_file_stands_in_for_the_cluster() {
+    let world = World::new(data_dir());
+    let dir = world.materialize("kyverno/context-values");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (policy, resources, values) = (
+        path("policy.yaml"),
+        path("resources.yaml"),
+        path("values.yaml"),
+    );
+    let apply = |extra: &[&str]| {
+        let mut args = vec![
+            "apply",
+            "--policy",
+            &policy,
+            "--resource",
+            &resources,
+            "-o",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let run = imagegate(&args, &[]);
+        let document: Value = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("{e}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr));
+        (run, document)
+    };
+    let no_cluster = "failed to load context: failed to retrieve config map for context entry keys: failed to get configmap kyverno/keys : configmap kyverno/keys cannot be resolved without a cluster (imagegate serve in cluster mode)";
+
+    let (run, given) = apply(&["--values-file", &values]);
+    run.assert_code(1);
+    let signed = result_of(&given, "keys-in-configmap", "Pod/default/signed");
+    assert_eq!(signed["result"], "pass", "{given:#}");
+    assert!(
+        signed["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("verified image signatures for ")),
+        "{signed}"
+    );
+    assert_eq!(
+        result_of(&given, "other-key", "Pod/default/signed")["result"],
+        "fail",
+        "another key given: {given:#}"
+    );
+    assert_eq!(
+        result_of(&given, "keys-in-configmap", "Pod/sandbox/unsigned-sandbox"),
+        &Value::Null,
+        "the namespace's labels (from the values) do not select it: {given:#}"
+    );
+    // A resource given no value reads the ConfigMap: the usual error without a cluster.
+    let unsigned = result_of(&given, "per-resource", "Pod/team/unsigned-team");
+    assert_eq!(
+        (&unsigned["result"], &unsigned["message"]),
+        (&json!("fail"), &json!(no_cluster))
+    );
+
+    // Without the values (`-f` is Kyverno's short flag for them): every ConfigMap read
+    // is that error, and unknown namespace labels fail closed.
+    let (run, without) = apply(&[]);
+    run.assert_code(1);
+    let signed = result_of(&without, "keys-in-configmap", "Pod/default/signed");
+    assert_eq!(signed["message"], no_cluster, "{without:#}");
+    assert_eq!(
+        result_of(
+            &without,
+            "keys-in-configmap",
+            "Pod/sandbox/unsigned-sandbox"
+        )["result"],
+        "fail",
+        "{without:#}"
+    );
+    let (run, short) = apply(&["-f", &values]);
+    run.assert_code(1);
+    assert_eq!(short["results"], given["results"]);
+}
+
+#[test]
+fn malformed_values_files_are_errors_naming_file_and_field() {
+    let world = World::new(data_dir());
+    let dir = world.materialize("kyverno/context-values");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (policy, resources) = (path("policy.yaml"), path("resources.yaml"));
+    let apply = |values: &str| {
+        imagegate(
+            &[
+                "apply",
+                "--policy",
+                &policy,
+                "--resource",
+                &resources,
+                "--values-file",
+                values,
+            ],
+            &[],
+        )
+    };
+    let cases = [
+        // Kyverno's own _testdata/values/bad-format.yaml.
+        (
+            "bad-format.yaml",
+            "foo: bar\n\nnamespaceSelector:\n  - name: test1\n    labels:\n      foo.com/managed-state: managed\n",
+            "foo: unknown field",
+        ),
+        (
+            "list-values.yaml",
+            "policies:\n  - name: p\n    rules:\n      - name: r\n        values: [1]\n",
+            "policies[0].rules[0].values: expected a map, found a list",
+        ),
+        (
+            "operation.yaml",
+            "globalValues:\n  request.operation: PATCH\n",
+            "globalValues.request.operation: invalid request.operation value \"PATCH\", must be one of CREATE, UPDATE, DELETE, CONNECT",
+        ),
+        ("broken.yaml", "policies: [\n", ""),
+    ];
+    for (name, text, field) in cases {
+        let file = write(dir.path(), name, text);
+        let run = apply(&file);
+        run.assert_code(2);
+        run.assert_stderr_contains(&format!("values file {file}: {field}"));
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+    // Hostile input: no larger than a policy file (8 MiB), refused before parsing.
+    let huge = write(
+        dir.path(),
+        "huge.yaml",
+        &format!("globalValues:\n  a: \"{}\"\n", "x".repeat(9 << 20)),
+    );
+    apply(&huge)
+        .assert_code(2)
+        .assert_stderr_contains(&format!("{huge}: file is"))
+        .assert_stderr_contains("larger than the limit of 8388608 bytes");
+    apply(&path("missing.yaml"))
+        .assert_code(2)
+        .assert_stderr_contains("missing.yaml");
+
+    // The same through a kyverno-test.yaml: that test errors, naming the values file.
+    let bad = write(dir.path(), "bad.yaml", "globalValues: [a]\n");
+    let test = std::fs::read_to_string(dir.path().join("kyverno-test.yaml"))
+        .unwrap()
+        .replace("variables: values.yaml", "variables: bad.yaml");
+    write(dir.path(), "kyverno-test.yaml", &test);
+    let run = imagegate(&["test", dir.path().to_str().unwrap()], &[]);
+    run.assert_code(1);
+    assert!(
+        run.stdout.contains(&format!(
+            "error: values file {bad}: globalValues: expected a map, found a list"
+        )),
+        "{}",
+        run.stdout
+    );
 }
 
 // ---------------------------------------------------------------------------------
@@ -888,7 +1243,10 @@ fn apply_policy_exception_from_flag_policy_file_or_resources() {
     );
     wrong.assert_code(2);
     assert!(
-        wrong.stderr.contains("exception files hold only kyverno.io/v2 or v2beta1 PolicyExceptions, found ClusterPolicy/check-image"),
+        wrong.stderr.contains(
+            "exception files hold only PolicyExceptions (kyverno.io/v2, v2beta1 or \
+             policies.kyverno.io), found ClusterPolicy/check-image"
+        ),
         "{}",
         wrong.stderr
     );
