@@ -629,7 +629,8 @@ fn written_reports() -> Vec<Value> {
         CheckedImage, EngineResponse, PolicyKind, PolicyReport, PolicyResponse, Process,
         ResourceId, RuleResponse, RuleStatus,
     };
-    use imagegate_kube::admission_reports::{merge_reports, to_ephemeral};
+    use imagegate_kube::admission_reports::to_ephemeral;
+    use imagegate_kube::reports::merge_reports;
     use imagegate_policy::model::{FailureAction, FailurePolicy};
 
     let rule = |name: &str, status: RuleStatus, message: &str| RuleResponse {
