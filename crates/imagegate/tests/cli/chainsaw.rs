@@ -14,18 +14,16 @@
 //! is signed keyless.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use assert_cmd::cargo::CommandCargoExt as _;
 use imagegate_testkit::fixtures::{copy_substituted, decoded_patch};
 use imagegate_testkit::notation::{self, JWS, KeySpec, NotationCa, SignOptions, Validity};
 use imagegate_testkit::oci::Descriptor;
 use imagegate_testkit::{CosignKey, Registry};
 use serde_json::{Value, json};
 
-use crate::util::Run;
+use crate::util::{Run, imagegate_with_input};
 
 /// The artifact type of Kyverno's SBOM referrers (`referrer.type` in its policies).
 const SBOM_ARTIFACT_TYPE: &str = "sbom/cyclone-dx";
@@ -144,34 +142,11 @@ fn objects(path: &Path) -> Vec<Value> {
 
 /// `imagegate review --phase PHASE --policy P... < review`.
 fn review(policies: &[PathBuf], phase: &str, review: &Value) -> (Run, Value) {
-    let home = tempfile::tempdir().unwrap();
-    let mut command = Command::cargo_bin("imagegate").unwrap();
-    command.args(["review", "--phase", phase]);
+    let mut args: Vec<&OsStr> = vec!["review".as_ref(), "--phase".as_ref(), phase.as_ref()];
     for policy in policies {
-        command.arg("--policy").arg(policy);
+        args.extend([OsStr::new("--policy"), policy.as_os_str()]);
     }
-    command
-        .env("HOME", home.path())
-        .env_remove("DOCKER_CONFIG")
-        .env("IMAGEGATE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = std::time::Instant::now();
-    let mut child = command.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(review.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
+    let run = imagegate_with_input(&args, review.to_string().as_bytes());
     let answer: Value = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
     (run, answer["response"].clone())
 }

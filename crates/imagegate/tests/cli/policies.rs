@@ -13,16 +13,14 @@
 //! tests read the same AdmissionReviews through it).
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use assert_cmd::cargo::CommandCargoExt as _;
 use imagegate_testkit::fixtures::{SIGNED_POD_REVIEWS, World, copy_substituted, decoded_patch};
 use imagegate_testkit::{Registry, vectors_dir};
 use serde_json::{Value, json};
 
-use crate::util::{Run, imagegate, write};
+use crate::util::{Run, imagegate, imagegate_with_input, write};
 
 /// The committed fixtures of this test binary.
 fn data_dir() -> PathBuf {
@@ -669,30 +667,11 @@ fn apply_json(dir: &Path) -> (Run, Value) {
 /// `tests/data/reviews/` materialised for `world`.
 fn review(world: &World, policy: &str, review: &str, args: &[&str]) -> (Run, Value) {
     let dir = world.materialize("reviews");
-    let home = tempfile::tempdir().unwrap();
-    let mut command = Command::cargo_bin("imagegate").unwrap();
-    command
-        .arg("review")
-        .arg("--policy")
-        .arg(dir.path().join(policy))
-        .args(args)
-        .env("HOME", home.path())
-        .env_remove("DOCKER_CONFIG")
-        .env("IMAGEGATE_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let started = std::time::Instant::now();
-    let mut child = command.spawn().unwrap();
+    let policy = dir.path().join(policy);
+    let mut all: Vec<&OsStr> = vec!["review".as_ref(), "--policy".as_ref(), policy.as_os_str()];
+    all.extend(args.iter().map(OsStr::new));
     let input = std::fs::read(dir.path().join(review)).unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    };
+    let run = imagegate_with_input(&all, &input);
     let answer = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
     (run, answer)
 }
